@@ -21,3 +21,8 @@ export function isProximationError(err: unknown, code?: string): err is Proximat
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** True if `err` is a Node system error with the given `code` (ENOENT, EEXIST, ...). */
+export function isErrnoCode(err: unknown, code: string): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
+}

@@ -1,1 +1,31 @@
-export * from './errors.js';
+export { ProximationError, isProximationError, errorMessage, isErrnoCode } from './errors.js';
+export { normalizeHostname, inspectHostname, hostnameMatchesPattern } from './hostname.js';
+export type { NormalizeHostnameOptions } from './hostname.js';
+export { parseDuration, formatDuration } from './duration.js';
+export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
+export type { WriteFileAtomicOptions } from './file-storage.js';
+export { acquireLock, withLock } from './lock.js';
+export type { Lock, LockOptions } from './lock.js';
+export { parseJsonText } from './json-text.js';
+export {
+  ROUTING_TABLE_SCHEMA_VERSION,
+  MAX_HISTORY,
+  parseRoutingTable,
+  validateRoutingTable,
+  serializeRoutingTable,
+  emptyRoutingTable,
+  normalizeUpstreamUrl,
+  defaultTagPrefix,
+  findSite,
+  siteForTag,
+  addSite,
+  removeSite,
+  registerVersion,
+  activateVersion,
+  rollback,
+  removeVersion,
+  pruneVersions,
+} from './routing-table.js';
+export type { RoutingTable, Site, SiteVersion, AddSiteRequest, RegisterVersionRequest } from './routing-table.js';
+export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
+export type { RoutingTableUpdate } from './routes-file.js';

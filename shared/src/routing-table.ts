@@ -1,0 +1,528 @@
+/**
+ * The routing table (routes.json, schema version 1; see notes/routing-table-format.md): its schema,
+ * validation, serialisation and the pure operations that change it.
+ *
+ * Validation (`parseRoutingTable`, `validateRoutingTable`) runs on every read. It throws ProximationError
+ * `ERR_ROUTES_NEWER_SCHEMA` for a schemaVersion above 1, and `ERR_ROUTES_INVALID` for anything else
+ * wrong (malformed JSON with line and column; otherwise the JSON path such as
+ * `sites[0].versions[1].upstreams[0]` and the value found), always naming `source`. A table that passes
+ * is in normal form: hostnames and upstream URLs normalised and distinct, names well-formed and unique,
+ * every referenced version present.
+ *
+ * Operations never mutate their input. Each returns a new table with generation + 1, or the very same
+ * table object (===) when the request changes nothing, so callers can skip the write. Invalid requests
+ * throw ProximationError with a code and a message that says what to do:
+ * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
+ * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
+ * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
+ * ERR_INVALID_UPSTREAM, ERR_INVALID_ARGUMENT.
+ */
+import * as z from 'zod';
+import { ProximationError } from './errors.js';
+import { inspectHostname, normalizeHostname } from './hostname.js';
+import { parseJsonText } from './json-text.js';
+
+export interface SiteVersion {
+  readonly name: string;
+  /** Normalised origins such as `http://10.0.1.7:8080`. */
+  readonly upstreams: readonly string[];
+  /** ISO-8601 UTC timestamp. */
+  readonly registeredAt: string;
+}
+
+export interface Site {
+  readonly name: string;
+  readonly hosts: readonly string[];
+  readonly tagPrefix?: string;
+  readonly activeVersion: string | null;
+  /** Previously active versions, most recent last. */
+  readonly history: readonly string[];
+  /** In registration order, newest last. */
+  readonly versions: readonly SiteVersion[];
+}
+
+export interface RoutingTable {
+  readonly schemaVersion: 1;
+  readonly generation: number;
+  readonly sites: readonly Site[];
+}
+
+export const ROUTING_TABLE_SCHEMA_VERSION = 1;
+export const MAX_HISTORY = 20;
+
+interface NameRule {
+  readonly what: string;
+  readonly code: string;
+  readonly pattern: RegExp;
+  readonly maxLength: number;
+  readonly description: string;
+}
+
+const SITE_NAME: NameRule = {
+  what: 'site name',
+  code: 'ERR_INVALID_SITE_NAME',
+  pattern: /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+  maxLength: 63,
+  description: 'use 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
+};
+const VERSION_NAME: NameRule = {
+  what: 'version name',
+  code: 'ERR_INVALID_VERSION_NAME',
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+  maxLength: 128,
+  description: 'use 1-128 characters of A-Z, a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
+};
+const TAG_PREFIX: NameRule = {
+  what: 'tag prefix',
+  code: 'ERR_INVALID_TAG_PREFIX',
+  pattern: /^[A-Za-z0-9._-]+$/,
+  maxLength: Number.MAX_SAFE_INTEGER,
+  description: 'use one or more characters of A-Z, a-z, 0-9, ".", "_" and "-"',
+};
+const UPSTREAM_EXAMPLE = 'give an origin such as http://10.0.1.7:8080';
+
+// ---------------------------------------------------------------------------------------------------
+// Schema and validation
+
+const nameSchema = (rule: NameRule) => z.string().max(rule.maxLength, rule.description).regex(rule.pattern, rule.description);
+
+/** A string that must already be in the normal form `inspect` returns; otherwise the issue says why or what to write. */
+const normalFormSchema = (inspect: (value: string) => { value: string } | { problem: string }) =>
+  z.string().superRefine((value, ctx) => {
+    const result = inspect(value);
+    if ('problem' in result) {
+      ctx.addIssue({ code: 'custom', message: result.problem, input: value });
+    } else if (result.value !== value) {
+      ctx.addIssue({ code: 'custom', message: `not in normal form; write ${JSON.stringify(result.value)}`, input: value });
+    }
+  });
+
+const hostSchema = normalFormSchema((value) => {
+  const result = inspectHostname(value, false);
+  return 'hostname' in result ? { value: result.hostname } : { problem: `${result.problem}; use a plain DNS name such as app.example.com` };
+});
+const upstreamSchema = normalFormSchema((value) => {
+  const result = inspectUpstream(value);
+  return 'origin' in result ? { value: result.origin } : { problem: `${result.problem}; ${UPSTREAM_EXAMPLE}` };
+});
+
+const siteVersionSchema = z.strictObject({
+  name: nameSchema(VERSION_NAME),
+  upstreams: z.array(upstreamSchema).min(1, `a version needs at least one upstream; ${UPSTREAM_EXAMPLE}`),
+  registeredAt: z.iso.datetime({ error: 'must be an ISO-8601 UTC timestamp such as 2026-11-25T10:00:00.000Z' }),
+});
+
+const siteSchema = z.strictObject({
+  name: nameSchema(SITE_NAME),
+  hosts: z.array(hostSchema).min(1, 'a site needs at least one host'),
+  tagPrefix: nameSchema(TAG_PREFIX).optional(),
+  activeVersion: z.string().nullable(),
+  history: z.array(z.string()).max(MAX_HISTORY, `at most ${MAX_HISTORY} entries are kept`),
+  versions: z.array(siteVersionSchema),
+});
+
+const routingTableSchema = z
+  .strictObject({
+    schemaVersion: z.literal(ROUTING_TABLE_SCHEMA_VERSION, { error: `must be ${ROUTING_TABLE_SCHEMA_VERSION}` }),
+    generation: z.int().min(0, 'must be a non-negative integer'),
+    sites: z.array(siteSchema),
+  })
+  .superRefine((table, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message, input: valueAt(table, path) });
+    const firstSeen = (seen: Map<string, string>, key: string, where: string): string | undefined => {
+      const earlier = seen.get(key);
+      if (earlier === undefined) seen.set(key, where);
+      return earlier;
+    };
+    const siteNames = new Map<string, string>();
+    const hosts = new Map<string, string>();
+    const prefixes = new Map<string, string>();
+    table.sites.forEach((site, s) => {
+      const at = `sites[${s}]`;
+      const sameName = firstSeen(siteNames, site.name, `${at}.name`);
+      if (sameName !== undefined) issue(['sites', s, 'name'], `site name already used at ${sameName}; site names must be unique`);
+      site.hosts.forEach((host, h) => {
+        const owner = firstSeen(hosts, host, `${at}.hosts[${h}]`);
+        if (owner !== undefined) issue(['sites', s, 'hosts', h], `host already listed at ${owner}; a host belongs to one site only`);
+      });
+      if (site.tagPrefix !== undefined) {
+        const owner = firstSeen(prefixes, site.tagPrefix, `${at}.tagPrefix`);
+        if (owner !== undefined) issue(['sites', s, 'tagPrefix'], `tag prefix already used at ${owner}; tag prefixes must be unique`);
+      }
+      const versions = new Map<string, string>();
+      site.versions.forEach((version, v) => {
+        const same = firstSeen(versions, version.name, `${at}.versions[${v}].name`);
+        if (same !== undefined) issue(['sites', s, 'versions', v, 'name'], `version name already used at ${same}; version names must be unique within a site`);
+        const upstreams = new Map<string, string>();
+        version.upstreams.forEach((upstream, u) => {
+          const earlier = firstSeen(upstreams, upstream, `${at}.versions[${v}].upstreams[${u}]`);
+          if (earlier !== undefined) issue(['sites', s, 'versions', v, 'upstreams', u], `upstream already listed at ${earlier}`);
+        });
+      });
+      if (site.activeVersion !== null && !versions.has(site.activeVersion)) {
+        issue(['sites', s, 'activeVersion'], 'not one of the site\'s versions; use null or the name of a version in "versions"');
+      }
+      site.history.forEach((name, i) => {
+        if (!versions.has(name)) issue(['sites', s, 'history', i], 'not one of the site\'s versions; history may only name versions in "versions"');
+      });
+    });
+  });
+
+export function parseRoutingTable(text: string, source: string): RoutingTable {
+  return validateRoutingTable(parseJsonText(text, source, 'ERR_ROUTES_INVALID'), source);
+}
+
+export function validateRoutingTable(value: unknown, source: string): RoutingTable {
+  if (typeof value === 'object' && value !== null && 'schemaVersion' in value) {
+    const version = value.schemaVersion;
+    if (Number.isInteger(version) && (version as number) > ROUTING_TABLE_SCHEMA_VERSION) {
+      throw new ProximationError(
+        'ERR_ROUTES_NEWER_SCHEMA',
+        `${source} has schemaVersion ${version as number}: it was written by a newer proximation; upgrade proximation/deploy ` +
+          `(this version understands schemaVersion ${ROUTING_TABLE_SCHEMA_VERSION}).`,
+      );
+    }
+  }
+  const result = routingTableSchema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  throw new ProximationError('ERR_ROUTES_INVALID', describeIssues(result.error.issues, value, source));
+}
+
+const MAX_REPORTED_ISSUES = 3;
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, source: string): string {
+  const described = issues.flatMap((issue) => describeIssue(issue, root));
+  const shown = described.slice(0, MAX_REPORTED_ISSUES).join('; ');
+  const hidden = described.length - MAX_REPORTED_ISSUES;
+  const more = hidden > 0 ? ` (and ${hidden} more ${hidden === 1 ? 'problem' : 'problems'})` : '';
+  return `Invalid routing table ${source}: ${shown}${more}. Fix the file by hand or restore it from a backup.`;
+}
+
+const EXPECTED_TYPE: Partial<Record<string, string>> = {
+  int: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  array: 'an array',
+  object: 'an object',
+};
+
+function describeIssue(issue: z.core.$ZodIssue, root: unknown): string[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown field (misspelt? unknown fields are not allowed)`);
+  }
+  const found = valueAt(root, issue.path);
+  const message =
+    issue.code === 'invalid_type'
+      ? found === undefined
+        ? 'required field is missing'
+        : `expected ${EXPECTED_TYPE[issue.expected] ?? issue.expected}`
+      : issue.message;
+  const shown = found === undefined ? '' : ` (found ${preview(found)})`;
+  return [`${formatPath(issue.path) || 'top level'}: ${message}${shown}`];
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function preview(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Pretty-printed JSON (2-space indent, trailing newline), fields in the documented order. */
+export function serializeRoutingTable(table: RoutingTable): string {
+  const canonical = {
+    schemaVersion: table.schemaVersion,
+    generation: table.generation,
+    sites: table.sites.map((site) => ({
+      name: site.name,
+      hosts: site.hosts,
+      ...(site.tagPrefix === undefined ? {} : { tagPrefix: site.tagPrefix }),
+      activeVersion: site.activeVersion,
+      history: site.history,
+      versions: site.versions.map((v) => ({ name: v.name, upstreams: v.upstreams, registeredAt: v.registeredAt })),
+    })),
+  };
+  return `${JSON.stringify(canonical, null, 2)}\n`;
+}
+
+export function emptyRoutingTable(): RoutingTable {
+  return { schemaVersion: ROUTING_TABLE_SCHEMA_VERSION, generation: 0, sites: [] };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Input normalisation shared by operations and validation
+
+/** `http:`/`https:` URL with host and optional port, no credentials/path/query/fragment → its origin. */
+export function normalizeUpstreamUrl(input: string, field: string): string {
+  const result = inspectUpstream(input);
+  if ('origin' in result) return result.origin;
+  throw new ProximationError('ERR_INVALID_UPSTREAM', `Invalid upstream ${JSON.stringify(input)} for ${field}: ${result.problem}; ${UPSTREAM_EXAMPLE}.`);
+}
+
+function inspectUpstream(input: string): { origin: string } | { problem: string } {
+  // The URL parser silently drops tabs and newlines anywhere and trims spaces: reject them instead.
+  if (/[\s\u0000-\u001f\u007f]/.test(input)) return { problem: 'it contains whitespace or control characters' };
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(input)) return { problem: 'it needs a scheme: http:// or https:// in front of the host' };
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    return { problem: 'it is not an absolute URL' };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `the scheme must be http or https, not ${url.protocol.slice(0, -1)}` };
+  if (url.username !== '' || url.password !== '') return { problem: 'it must not contain credentials' };
+  if (url.pathname !== '/') return { problem: `it must not have a path (${url.pathname})` };
+  if (url.search !== '' || url.hash !== '') return { problem: 'it must not have a query or fragment' };
+  return { origin: url.origin };
+}
+
+export function defaultTagPrefix(siteName: string): string | undefined {
+  switch (siteName) {
+    case 'dev':
+      return 'devbuild-';
+    case 'prod':
+      return 'release-';
+    default:
+      return undefined;
+  }
+}
+
+function checkName(rule: NameRule, value: string): void {
+  if (value.length > rule.maxLength || !rule.pattern.test(value)) {
+    throw new ProximationError(rule.code, `Invalid ${rule.what} ${JSON.stringify(value)}: ${rule.description}.`);
+  }
+}
+
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((value) => set.has(value));
+}
+
+function list(values: readonly string[]): string {
+  return values.join(', ');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Lookups
+
+export function findSite(table: RoutingTable, name: string): Site {
+  const site = table.sites.find((s) => s.name === name);
+  if (site !== undefined) return site;
+  const known =
+    table.sites.length === 0
+      ? 'the routing table has no sites yet; add one first (deploy site add)'
+      : `known sites: ${list(table.sites.map((s) => s.name))}`;
+  throw new ProximationError('ERR_UNKNOWN_SITE', `Unknown site ${JSON.stringify(name)}: ${known}.`);
+}
+
+function findVersion(site: Site, name: string): SiteVersion {
+  const version = site.versions.find((v) => v.name === name);
+  if (version !== undefined) return version;
+  const names = site.versions.map((v) => v.name);
+  const known =
+    names.length === 0
+      ? 'it has no versions yet; register one first (deploy register)'
+      : `its versions (newest last): ${names.length > 10 ? `..., ${list(names.slice(-10))}` : list(names)}`;
+  throw new ProximationError('ERR_UNKNOWN_VERSION', `Site "${site.name}" has no version ${JSON.stringify(name)}: ${known}.`);
+}
+
+/** The site whose tagPrefix is the longest prefix of `tag` (the tag must be longer than the prefix). */
+export function siteForTag(table: RoutingTable, tag: string): Site {
+  let best: { site: Site; prefix: string } | undefined;
+  for (const site of table.sites) {
+    const prefix = site.tagPrefix;
+    if (prefix !== undefined && tag.length > prefix.length && tag.startsWith(prefix) && prefix.length > (best?.prefix.length ?? 0)) {
+      best = { site, prefix };
+    }
+  }
+  if (best !== undefined) return best.site;
+  const prefixes = table.sites.flatMap((s) => (s.tagPrefix === undefined ? [] : [`${s.tagPrefix} (site ${s.name})`]));
+  const known = prefixes.length === 0 ? 'no site has a tag prefix' : `known tag prefixes: ${list(prefixes)}`;
+  throw new ProximationError(
+    'ERR_NO_SITE_FOR_TAG',
+    `No site's tag prefix matches tag ${JSON.stringify(tag)} (${known}). Name the site and version explicitly, or give the site a matching tag prefix.`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Operations
+
+function nextGeneration(table: RoutingTable, sites: readonly Site[]): RoutingTable {
+  return { schemaVersion: ROUTING_TABLE_SCHEMA_VERSION, generation: table.generation + 1, sites };
+}
+
+/** Applies `change` to the named site; the same table when `change` returns the same site. */
+function updateSite(table: RoutingTable, name: string, change: (site: Site) => Site): RoutingTable {
+  const site = findSite(table, name);
+  const updated = change(site);
+  return updated === site ? table : nextGeneration(table, table.sites.map((s) => (s === site ? updated : s)));
+}
+
+function withActive(site: Site, version: string): Site {
+  if (site.activeVersion === version) return site;
+  const history = site.activeVersion === null ? site.history : [...site.history, site.activeVersion].slice(-MAX_HISTORY);
+  return { ...site, activeVersion: version, history };
+}
+
+export interface AddSiteRequest {
+  name: string;
+  hosts: readonly string[];
+  /** Default: `defaultTagPrefix(name)`. */
+  tagPrefix?: string;
+}
+
+/** Adds a site without versions; a no-op if it exists with the same hosts and tag prefix. */
+export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTable {
+  const { name } = request;
+  checkName(SITE_NAME, name);
+  if (request.hosts.length === 0) {
+    throw new ProximationError('ERR_NO_HOSTS', `Site "${name}" needs at least one host (the names it is served under, such as app.example.com).`);
+  }
+  const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { field: `the hosts of site "${name}"` })));
+  const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
+  if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
+
+  const existing = table.sites.find((s) => s.name === name);
+  if (existing !== undefined) {
+    if (sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix) return table;
+    const prefix = existing.tagPrefix === undefined ? 'no tag prefix' : `tag prefix "${existing.tagPrefix}"`;
+    throw new ProximationError(
+      'ERR_SITE_EXISTS',
+      `Site "${name}" already exists with hosts ${list(existing.hosts)} and ${prefix}. Choose another name, or remove the site before adding it again differently.`,
+    );
+  }
+  for (const host of hosts) {
+    const owner = table.sites.find((s) => s.hosts.includes(host));
+    if (owner !== undefined) {
+      throw new ProximationError(
+        'ERR_HOST_TAKEN',
+        `Host "${host}" already belongs to site "${owner.name}"; a host routes to one site only. Use another host, or remove site "${owner.name}" first.`,
+      );
+    }
+  }
+  const prefixOwner = tagPrefix === undefined ? undefined : table.sites.find((s) => s.tagPrefix === tagPrefix);
+  if (prefixOwner !== undefined) {
+    throw new ProximationError(
+      'ERR_TAG_PREFIX_TAKEN',
+      `Tag prefix "${tagPrefix}" is already used by site "${prefixOwner.name}"; tags must identify one site. Give site "${name}" another tag prefix.`,
+    );
+  }
+  const site: Site = { name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }), activeVersion: null, history: [], versions: [] };
+  return nextGeneration(table, [...table.sites, site]);
+}
+
+export function removeSite(table: RoutingTable, name: string): RoutingTable {
+  const site = findSite(table, name);
+  return nextGeneration(table, table.sites.filter((s) => s !== site));
+}
+
+export interface RegisterVersionRequest {
+  site: string;
+  version: string;
+  upstreams: readonly string[];
+  registeredAt: Date;
+  /** Make it the active version (the previous one goes onto the history). */
+  activate: boolean;
+  /** Allow re-registering an existing version with other upstreams. */
+  replace?: boolean;
+}
+
+/**
+ * Registers (or with `replace`, re-registers) a version. The same version with the same upstreams is a
+ * no-op, apart from activating it when asked to and not yet active.
+ */
+export function registerVersion(table: RoutingTable, request: RegisterVersionRequest): RoutingTable {
+  const { version } = request;
+  return updateSite(table, request.site, (site) => {
+    checkName(VERSION_NAME, version);
+    const field = `version ${site.name}/${version}`;
+    if (request.upstreams.length === 0) {
+      throw new ProximationError('ERR_INVALID_UPSTREAM', `No upstream given for ${field}; ${UPSTREAM_EXAMPLE}.`);
+    }
+    const upstreams = distinct(request.upstreams.map((url) => normalizeUpstreamUrl(url, field)));
+    const existing = site.versions.find((v) => v.name === version);
+    if (existing !== undefined && sameSet(existing.upstreams, upstreams)) {
+      return request.activate ? withActive(site, version) : site;
+    }
+    if (existing !== undefined && request.replace !== true) {
+      throw new ProximationError(
+        'ERR_VERSION_EXISTS',
+        `Version ${site.name}/${version} is already registered with upstreams ${list(existing.upstreams)}. ` +
+          'Register the new upstreams under a new version name, or replace the version explicitly (deploy register --replace).',
+      );
+    }
+    const registered: SiteVersion = { name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) };
+    const updated: Site = { ...site, versions: [...site.versions.filter((v) => v !== existing), registered] };
+    return request.activate ? withActive(updated, version) : updated;
+  });
+}
+
+function isoTimestamp(date: Date): string {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
+    throw new ProximationError('ERR_INVALID_ARGUMENT', `registeredAt must be a valid Date, got ${String(date)}.`);
+  }
+  return date.toISOString();
+}
+
+export function activateVersion(table: RoutingTable, site: string, version: string): RoutingTable {
+  return updateSite(table, site, (s) => withActive(s, findVersion(s, version).name));
+}
+
+/** Re-activates the most recent earlier active version and drops it from the history. */
+export function rollback(table: RoutingTable, site: string): RoutingTable {
+  return updateSite(table, site, (s) => {
+    const history = [...s.history];
+    // Entries equal to the active version (possible after versions were removed) are no rollback target.
+    while (history.length > 0 && history[history.length - 1] === s.activeVersion) history.pop();
+    const target = history.pop();
+    if (target === undefined) {
+      throw new ProximationError(
+        'ERR_NO_ROLLBACK',
+        `Site "${s.name}" has no earlier active version to roll back to (its history is empty). Activate a specific version instead.`,
+      );
+    }
+    return { ...s, activeVersion: target, history };
+  });
+}
+
+/** Removes a version that is not active, and its history entries. */
+export function removeVersion(table: RoutingTable, site: string, version: string): RoutingTable {
+  return updateSite(table, site, (s) => {
+    const removed = findVersion(s, version);
+    if (s.activeVersion === version) {
+      throw new ProximationError(
+        'ERR_VERSION_ACTIVE',
+        `Version ${s.name}/${version} is active; activate another version (or roll back) before removing it.`,
+      );
+    }
+    return { ...s, versions: s.versions.filter((v) => v !== removed), history: s.history.filter((h) => h !== version) };
+  });
+}
+
+/** Keeps the `keep` most recently registered versions plus the active one; drops the rest from versions and history. */
+export function pruneVersions(table: RoutingTable, site: string, keep: number): RoutingTable {
+  if (!Number.isSafeInteger(keep) || keep < 0) {
+    throw new ProximationError('ERR_INVALID_ARGUMENT', `The number of versions to keep must be a non-negative integer, got ${keep}.`);
+  }
+  return updateSite(table, site, (s) => {
+    const kept = new Set(s.versions.slice(Math.max(0, s.versions.length - keep)).map((v) => v.name));
+    if (s.activeVersion !== null) kept.add(s.activeVersion);
+    if (kept.size === s.versions.length) return s;
+    return { ...s, versions: s.versions.filter((v) => kept.has(v.name)), history: s.history.filter((h) => kept.has(h)) };
+  });
+}

@@ -1,0 +1,449 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_HISTORY,
+  activateVersion,
+  addSite,
+  defaultTagPrefix,
+  emptyRoutingTable,
+  findSite,
+  normalizeUpstreamUrl,
+  parseRoutingTable,
+  pruneVersions,
+  registerVersion,
+  removeSite,
+  removeVersion,
+  rollback,
+  serializeRoutingTable,
+  siteForTag,
+  validateRoutingTable,
+} from '../src/routing-table.js';
+import type { RoutingTable } from '../src/routing-table.js';
+
+const EXAMPLE = `{
+  "schemaVersion": 1,
+  "generation": 7,
+  "sites": [
+    {
+      "name": "dev",
+      "hosts": [
+        "dev.nomsbook.com"
+      ],
+      "tagPrefix": "devbuild-",
+      "activeVersion": "devbuild-42",
+      "history": [
+        "devbuild-41"
+      ],
+      "versions": [
+        {
+          "name": "devbuild-41",
+          "upstreams": [
+            "http://10.0.1.7:8080"
+          ],
+          "registeredAt": "2026-11-25T10:00:00.000Z"
+        },
+        {
+          "name": "devbuild-42",
+          "upstreams": [
+            "http://10.0.1.9:8080",
+            "http://10.0.1.10:8080"
+          ],
+          "registeredAt": "2026-11-25T11:00:00.000Z"
+        }
+      ]
+    }
+  ]
+}
+`;
+
+const AT = new Date('2026-11-25T12:00:00.000Z');
+
+/** Parses EXAMPLE with `edit` applied to the parsed JSON. */
+function exampleWith(edit: (json: any) => void): string {
+  const json = JSON.parse(EXAMPLE);
+  edit(json);
+  return JSON.stringify(json);
+}
+
+function expectError(action: () => unknown, code: string, ...fragments: string[]): void {
+  let caught: unknown;
+  try {
+    action();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toMatchObject({ name: 'ProximationError', code });
+  for (const fragment of fragments) expect((caught as Error).message).toContain(fragment);
+}
+
+/** A table with sites dev (devbuild-) and prod (release-), dev having versions a (old) and b (active). */
+function sample(): RoutingTable {
+  let table = emptyRoutingTable();
+  table = addSite(table, { name: 'dev', hosts: ['dev.example.com'] });
+  table = addSite(table, { name: 'prod', hosts: ['example.com', 'www.example.com'] });
+  table = registerVersion(table, { site: 'dev', version: 'a', upstreams: ['http://10.0.0.1:8080'], registeredAt: AT, activate: true });
+  table = registerVersion(table, { site: 'dev', version: 'b', upstreams: ['http://10.0.0.2:8080'], registeredAt: AT, activate: true });
+  return table;
+}
+
+/** Every table an operation returns is valid, serialises and parses back to the same thing. */
+function checked(table: RoutingTable): RoutingTable {
+  expect(parseRoutingTable(serializeRoutingTable(table), 'round trip')).toEqual(validateRoutingTable(table, 'check'));
+  return table;
+}
+
+describe('parseRoutingTable', () => {
+  it('accepts the documented example and serialises it back byte for byte', () => {
+    const table = parseRoutingTable(EXAMPLE, 'routes.json');
+    expect(table.generation).toBe(7);
+    expect(findSite(table, 'dev').versions[1]!.upstreams).toEqual(['http://10.0.1.9:8080', 'http://10.0.1.10:8080']);
+    expect(serializeRoutingTable(table)).toBe(EXAMPLE);
+  });
+
+  it('accepts a site without tagPrefix and timestamps without milliseconds', () => {
+    const table = parseRoutingTable(
+      exampleWith((j) => {
+        delete j.sites[0].tagPrefix;
+        j.sites[0].versions[0].registeredAt = '2026-11-25T10:00:00Z';
+      }),
+      'routes.json',
+    );
+    expect(findSite(table, 'dev').tagPrefix).toBeUndefined();
+    expect(serializeRoutingTable(table)).not.toContain('tagPrefix');
+  });
+
+  it('reports malformed JSON with the source, line and column', () => {
+    expectError(() => parseRoutingTable('{\n  "schemaVersion": 1,\n}', '/le/proximation/routes.json'), 'ERR_ROUTES_INVALID',
+      '/le/proximation/routes.json is not valid JSON: trailing comma before "}" at line 3, column 1');
+  });
+
+  it('rejects a newer schema version with ERR_ROUTES_NEWER_SCHEMA', () => {
+    expectError(() => parseRoutingTable(exampleWith((j) => { j.schemaVersion = 2; j.extra = true; }), 'routes.json'),
+      'ERR_ROUTES_NEWER_SCHEMA', 'routes.json has schemaVersion 2', 'upgrade proximation/deploy');
+  });
+
+  it.each<[string, (json: any) => void, string]>([
+    ['a wrong schema version', (j) => (j.schemaVersion = 0), 'schemaVersion: must be 1 (found 0)'],
+    ['a negative generation', (j) => (j.generation = -1), 'generation: must be a non-negative integer (found -1)'],
+    ['a fractional generation', (j) => (j.generation = 1.5), 'generation: expected an integer (found 1.5)'],
+    ['a missing field', (j) => delete j.sites[0].history, 'sites[0].history: required field is missing'],
+    ['a wrongly typed field', (j) => (j.sites[0].hosts = 'dev.nomsbook.com'), 'sites[0].hosts: expected an array (found "dev.nomsbook.com")'],
+    ['an unknown field', (j) => (j.sites[0].versions[1].upstream = []), 'sites[0].versions[1].upstream: unknown field'],
+    ['an unknown top-level field', (j) => (j.comment = 'x'), 'comment: unknown field'],
+    ['a bad site name', (j) => (j.sites[0].name = 'Dev'), 'sites[0].name: use 1-63 characters of a-z, 0-9 and "-"'],
+    ['a site name of 64 characters', (j) => (j.sites[0].name = 'a'.repeat(64)), 'sites[0].name: use 1-63 characters'],
+    ['no hosts', (j) => (j.sites[0].hosts = []), 'sites[0].hosts: a site needs at least one host (found [])'],
+    ['an invalid host', (j) => (j.sites[0].hosts = ['dev..com']), 'sites[0].hosts[0]: it contains ".." (an empty label); use a plain DNS name'],
+    ['a wildcard host', (j) => (j.sites[0].hosts = ['*.nomsbook.com']), 'sites[0].hosts[0]: wildcards ("*") are not allowed here'],
+    ['a host not in normal form', (j) => (j.sites[0].hosts = ['Dev.Nomsbook.com.']), 'sites[0].hosts[0]: not in normal form; write "dev.nomsbook.com" (found "Dev.Nomsbook.com.")'],
+    ['a bad tag prefix', (j) => (j.sites[0].tagPrefix = 'dev build'), 'sites[0].tagPrefix: use one or more characters'],
+    ['a bad version name', (j) => (j.sites[0].versions[0].name = '-41'), 'sites[0].versions[0].name: use 1-128 characters'],
+    ['no upstreams', (j) => (j.sites[0].versions[0].upstreams = []), 'sites[0].versions[0].upstreams: a version needs at least one upstream'],
+    ['a non-http upstream', (j) => (j.sites[0].versions[1].upstreams[0] = 'ftp://10.0.1.9'), 'sites[0].versions[1].upstreams[0]: the scheme must be http or https, not ftp; give an origin such as http://10.0.1.7:8080 (found "ftp://10.0.1.9")'],
+    ['an upstream with a path', (j) => (j.sites[0].versions[1].upstreams[1] = 'http://10.0.1.10:8080/app'), 'sites[0].versions[1].upstreams[1]: it must not have a path (/app)'],
+    ['an upstream not in normal form', (j) => (j.sites[0].versions[0].upstreams[0] = 'http://10.0.1.7:8080/'), 'sites[0].versions[0].upstreams[0]: not in normal form; write "http://10.0.1.7:8080"'],
+    ['a duplicate upstream', (j) => (j.sites[0].versions[1].upstreams[1] = 'http://10.0.1.9:8080'), 'sites[0].versions[1].upstreams[1]: upstream already listed at sites[0].versions[1].upstreams[0]'],
+    ['a bad timestamp', (j) => (j.sites[0].versions[0].registeredAt = '2026-11-25 10:00'), 'sites[0].versions[0].registeredAt: must be an ISO-8601 UTC timestamp'],
+    ['a non-UTC timestamp', (j) => (j.sites[0].versions[0].registeredAt = '2026-11-25T10:00:00+01:00'), 'sites[0].versions[0].registeredAt: must be an ISO-8601 UTC timestamp'],
+    ['an unknown active version', (j) => (j.sites[0].activeVersion = 'devbuild-43'), 'sites[0].activeVersion: not one of the site\'s versions; use null or the name of a version in "versions" (found "devbuild-43")'],
+    ['an unknown history entry', (j) => (j.sites[0].history = ['devbuild-40']), 'sites[0].history[0]: not one of the site\'s versions'],
+    ['a history that is too long', (j) => (j.sites[0].history = Array(MAX_HISTORY + 1).fill('devbuild-41')), 'sites[0].history: at most 20 entries are kept'],
+    ['a duplicate version', (j) => (j.sites[0].versions[1].name = 'devbuild-41'), 'sites[0].versions[1].name: version name already used at sites[0].versions[0].name'],
+    ['a duplicate site', (j) => j.sites.push({ ...j.sites[0], hosts: ['other.com'], tagPrefix: 'x-' }), 'sites[1].name: site name already used at sites[0].name'],
+    ['a host in two sites', (j) => j.sites.push({ ...j.sites[0], name: 'dev2', tagPrefix: 'x-' }), 'sites[1].hosts[0]: host already listed at sites[0].hosts[0]; a host belongs to one site only (found "dev.nomsbook.com")'],
+    ['a shared tag prefix', (j) => j.sites.push({ ...j.sites[0], name: 'dev2', hosts: ['other.com'] }), 'sites[1].tagPrefix: tag prefix already used at sites[0].tagPrefix'],
+    ['a non-object', (j) => (j.sites = {}), 'sites: expected an array (found {})'],
+  ])('rejects %s, naming the file, the JSON path and the value', (_, edit, expected) => {
+    expectError(() => parseRoutingTable(exampleWith(edit), '/le/routes.json'), 'ERR_ROUTES_INVALID', `Invalid routing table /le/routes.json: ${expected}`);
+  });
+
+  it('reports several problems at once, up to three', () => {
+    const text = exampleWith((j) => {
+      j.a = 1;
+      j.b = 2;
+      j.c = 3;
+      j.d = 4;
+    });
+    expectError(() => parseRoutingTable(text, 'r.json'), 'ERR_ROUTES_INVALID', 'a: unknown field', 'c: unknown field (misspelt? unknown fields are not allowed) (and 1 more problem).');
+  });
+});
+
+describe('validateRoutingTable', () => {
+  it('validates values that did not come from text', () => {
+    expect(validateRoutingTable(emptyRoutingTable(), 'x')).toEqual({ schemaVersion: 1, generation: 0, sites: [] });
+    expectError(() => validateRoutingTable(null, 'the API request'), 'ERR_ROUTES_INVALID', 'Invalid routing table the API request: top level: expected an object (found null)');
+  });
+});
+
+describe('addSite', () => {
+  it('adds a site with the default tag prefix, normalised and distinct hosts, and generation + 1', () => {
+    const before = emptyRoutingTable();
+    const after = checked(addSite(before, { name: 'dev', hosts: ['Bücher.example.', 'xn--bcher-kva.example', 'dev.example.com'] }));
+    expect(after.generation).toBe(1);
+    expect(after.sites).toEqual([
+      { name: 'dev', hosts: ['xn--bcher-kva.example', 'dev.example.com'], tagPrefix: 'devbuild-', activeVersion: null, history: [], versions: [] },
+    ]);
+    expect(before).toEqual(emptyRoutingTable());
+  });
+
+  it('uses the given tag prefix, release- for prod, and none for other sites', () => {
+    let table = addSite(emptyRoutingTable(), { name: 'prod', hosts: ['example.com'] });
+    table = addSite(table, { name: 'blog', hosts: ['blog.example.com'] });
+    table = checked(addSite(table, { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'nightly-' }));
+    expect(table.sites.map((s) => s.tagPrefix)).toEqual(['release-', undefined, 'nightly-']);
+    expect(table.generation).toBe(3);
+  });
+
+  it('returns the same table when the site exists with the same hosts (in any order) and prefix', () => {
+    const table = sample();
+    expect(addSite(table, { name: 'prod', hosts: ['WWW.example.com', 'example.com'] })).toBe(table);
+    expect(addSite(table, { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-' })).toBe(table);
+  });
+
+  it('refuses to redefine an existing site', () => {
+    expectError(() => addSite(sample(), { name: 'prod', hosts: ['example.com'] }), 'ERR_SITE_EXISTS',
+      'Site "prod" already exists with hosts example.com, www.example.com and tag prefix "release-"');
+    expectError(() => addSite(sample(), { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'other-' }), 'ERR_SITE_EXISTS');
+  });
+
+  it('refuses a host that belongs to another site', () => {
+    expectError(() => addSite(sample(), { name: 'shop', hosts: ['shop.example.com', 'WWW.example.com'] }), 'ERR_HOST_TAKEN',
+      'Host "www.example.com" already belongs to site "prod"');
+  });
+
+  it('refuses a tag prefix another site uses', () => {
+    expectError(() => addSite(sample(), { name: 'shop', hosts: ['shop.example.com'], tagPrefix: 'release-' }), 'ERR_TAG_PREFIX_TAKEN',
+      'Tag prefix "release-" is already used by site "prod"');
+  });
+
+  it.each<[string, Parameters<typeof addSite>[1], string, string]>([
+    ['an invalid name', { name: 'My_Site', hosts: ['a.com'] }, 'ERR_INVALID_SITE_NAME', 'Invalid site name "My_Site": use 1-63 characters'],
+    ['no hosts', { name: 'shop', hosts: [] }, 'ERR_NO_HOSTS', 'Site "shop" needs at least one host'],
+    ['an invalid host', { name: 'shop', hosts: ['shop.example.com:443'] }, 'ERR_INVALID_HOSTNAME', 'Invalid hostname "shop.example.com:443" in the hosts of site "shop"'],
+    ['an invalid tag prefix', { name: 'shop', hosts: ['a.com'], tagPrefix: 'shop/' }, 'ERR_INVALID_TAG_PREFIX', 'Invalid tag prefix "shop/"'],
+  ])('rejects %s', (_, request, code, message) => {
+    expectError(() => addSite(sample(), request), code, message);
+  });
+});
+
+describe('removeSite', () => {
+  it('removes a site', () => {
+    const table = sample();
+    const after = checked(removeSite(table, 'dev'));
+    expect(after.sites.map((s) => s.name)).toEqual(['prod']);
+    expect(after.generation).toBe(table.generation + 1);
+  });
+
+  it('names the known sites when the site is unknown', () => {
+    expectError(() => removeSite(sample(), 'stage'), 'ERR_UNKNOWN_SITE', 'Unknown site "stage": known sites: dev, prod.');
+    expectError(() => removeSite(emptyRoutingTable(), 'stage'), 'ERR_UNKNOWN_SITE', 'the routing table has no sites yet');
+  });
+});
+
+describe('registerVersion', () => {
+  it('registers without activating', () => {
+    const table = sample();
+    const after = checked(registerVersion(table, { site: 'dev', version: 'c', upstreams: ['http://10.0.0.3:8080/'], registeredAt: AT, activate: false }));
+    const dev = findSite(after, 'dev');
+    expect(dev.versions.at(-1)).toEqual({ name: 'c', upstreams: ['http://10.0.0.3:8080'], registeredAt: '2026-11-25T12:00:00.000Z' });
+    expect(dev.activeVersion).toBe('b');
+    expect(after.generation).toBe(table.generation + 1);
+  });
+
+  it('registers and activates, pushing the previous active version onto the history', () => {
+    const table = sample();
+    expect(findSite(table, 'dev')).toMatchObject({ activeVersion: 'b', history: ['a'] });
+    const after = checked(registerVersion(table, { site: 'dev', version: 'c', upstreams: ['http://10.0.0.3:8080'], registeredAt: AT, activate: true }));
+    expect(findSite(after, 'dev')).toMatchObject({ activeVersion: 'c', history: ['a', 'b'] });
+    expect(findSite(after, 'prod')).toBe(findSite(table, 'prod'));
+  });
+
+  it('normalises and de-duplicates upstreams', () => {
+    const after = registerVersion(sample(), { site: 'prod', version: 'release-1', upstreams: ['HTTP://App:80/', 'http://app', 'https://app:443'], registeredAt: AT, activate: false });
+    expect(findSite(after, 'prod').versions[0]!.upstreams).toEqual(['http://app', 'https://app']);
+  });
+
+  it('is a no-op for the same version with the same upstreams', () => {
+    const table = sample();
+    expect(registerVersion(table, { site: 'dev', version: 'b', upstreams: ['http://10.0.0.2:8080/'], registeredAt: new Date(), activate: true })).toBe(table);
+    expect(registerVersion(table, { site: 'dev', version: 'a', upstreams: ['http://10.0.0.1:8080'], registeredAt: new Date(), activate: false })).toBe(table);
+  });
+
+  it('activates an already registered version when asked to', () => {
+    const table = sample();
+    const after = checked(registerVersion(table, { site: 'dev', version: 'a', upstreams: ['http://10.0.0.1:8080'], registeredAt: new Date(), activate: true }));
+    expect(findSite(after, 'dev')).toMatchObject({ activeVersion: 'a', history: ['a', 'b'] });
+    expect(findSite(after, 'dev').versions).toBe(findSite(table, 'dev').versions);
+  });
+
+  it('refuses other upstreams for an existing version unless replace is set', () => {
+    const request = { site: 'dev', version: 'a', upstreams: ['http://10.0.0.9:8080'], registeredAt: AT, activate: false };
+    expectError(() => registerVersion(sample(), request), 'ERR_VERSION_EXISTS', 'Version dev/a is already registered with upstreams http://10.0.0.1:8080', '--replace');
+    const later = new Date('2026-11-26T00:00:00.000Z');
+    const after = checked(registerVersion(sample(), { ...request, registeredAt: later, replace: true }));
+    expect(findSite(after, 'dev').versions.map((v) => [v.name, v.upstreams[0], v.registeredAt])).toEqual([
+      ['b', 'http://10.0.0.2:8080', AT.toISOString()],
+      ['a', 'http://10.0.0.9:8080', later.toISOString()],
+    ]);
+    expect(findSite(after, 'dev').activeVersion).toBe('b');
+  });
+
+  it('keeps at most 20 history entries, dropping the oldest', () => {
+    let table = addSite(emptyRoutingTable(), { name: 'dev', hosts: ['dev.example.com'] });
+    for (let i = 0; i < MAX_HISTORY + 3; i++) {
+      table = registerVersion(table, { site: 'dev', version: `v${i}`, upstreams: ['http://app'], registeredAt: AT, activate: true });
+    }
+    const dev = findSite(checked(table), 'dev');
+    expect(dev.history).toHaveLength(MAX_HISTORY);
+    expect(dev.history[0]).toBe('v2');
+    expect(dev.history.at(-1)).toBe(`v${MAX_HISTORY + 1}`);
+  });
+
+  it.each<[string, Partial<Parameters<typeof registerVersion>[1]>, string, string]>([
+    ['an unknown site', { site: 'stage' }, 'ERR_UNKNOWN_SITE', 'Unknown site "stage": known sites: dev, prod.'],
+    ['an invalid version name', { version: 'v 1' }, 'ERR_INVALID_VERSION_NAME', 'Invalid version name "v 1"'],
+    ['a version name that is too long', { version: 'v'.repeat(129) }, 'ERR_INVALID_VERSION_NAME', 'use 1-128 characters'],
+    ['no upstreams', { upstreams: [] }, 'ERR_INVALID_UPSTREAM', 'No upstream given for version dev/c'],
+    ['an invalid upstream', { upstreams: ['http://ok', '10.0.0.1:8080'] }, 'ERR_INVALID_UPSTREAM', 'Invalid upstream "10.0.0.1:8080" for version dev/c: it needs a scheme'],
+    ['an invalid date', { registeredAt: new Date('nope') }, 'ERR_INVALID_ARGUMENT', 'registeredAt must be a valid Date'],
+  ])('rejects %s', (_, override, code, message) => {
+    const request = { site: 'dev', version: 'c', upstreams: ['http://10.0.0.3:8080'], registeredAt: AT, activate: true, ...override };
+    expectError(() => registerVersion(sample(), request), code, message);
+  });
+});
+
+describe('activateVersion', () => {
+  it('activates a version and records the previous one', () => {
+    const after = checked(activateVersion(sample(), 'dev', 'a'));
+    expect(findSite(after, 'dev')).toMatchObject({ activeVersion: 'a', history: ['a', 'b'] });
+  });
+
+  it('returns the same table when the version is already active', () => {
+    const table = sample();
+    expect(activateVersion(table, 'dev', 'b')).toBe(table);
+  });
+
+  it('lists the site\'s versions when the version is unknown', () => {
+    expectError(() => activateVersion(sample(), 'dev', 'z'), 'ERR_UNKNOWN_VERSION', 'Site "dev" has no version "z": its versions (newest last): a, b.');
+    expectError(() => activateVersion(sample(), 'prod', 'z'), 'ERR_UNKNOWN_VERSION', 'it has no versions yet');
+    expectError(() => activateVersion(sample(), 'nope', 'a'), 'ERR_UNKNOWN_SITE');
+  });
+});
+
+describe('rollback', () => {
+  it('re-activates the previous version without pushing the current one, so repeated rollbacks walk back', () => {
+    let table = registerVersion(sample(), { site: 'dev', version: 'c', upstreams: ['http://c'], registeredAt: AT, activate: true });
+    table = checked(rollback(table, 'dev'));
+    expect(findSite(table, 'dev')).toMatchObject({ activeVersion: 'b', history: ['a'] });
+    table = checked(rollback(table, 'dev'));
+    expect(findSite(table, 'dev')).toMatchObject({ activeVersion: 'a', history: [] });
+    expect(table.generation).toBe(sample().generation + 3);
+    expectError(() => rollback(table, 'dev'), 'ERR_NO_ROLLBACK', 'Site "dev" has no earlier active version to roll back to');
+  });
+
+  it('skips history entries equal to the active version', () => {
+    // a, b, a, b active → history [a, b, a]; removing a leaves [b] with b active.
+    let table = activateVersion(activateVersion(sample(), 'dev', 'a'), 'dev', 'b');
+    table = registerVersion(table, { site: 'dev', version: 'c', upstreams: ['http://c'], registeredAt: AT, activate: false });
+    table = removeVersion(table, 'dev', 'a');
+    expect(findSite(table, 'dev')).toMatchObject({ activeVersion: 'b', history: ['b'] });
+    expectError(() => rollback(table, 'dev'), 'ERR_NO_ROLLBACK');
+  });
+
+  it('fails for a site that never had an active version', () => {
+    expectError(() => rollback(sample(), 'prod'), 'ERR_NO_ROLLBACK');
+  });
+});
+
+describe('removeVersion', () => {
+  it('removes an inactive version and its history entries', () => {
+    const table = sample();
+    const after = checked(removeVersion(table, 'dev', 'a'));
+    expect(findSite(after, 'dev')).toMatchObject({ activeVersion: 'b', history: [] });
+    expect(findSite(after, 'dev').versions.map((v) => v.name)).toEqual(['b']);
+    expect(after.generation).toBe(table.generation + 1);
+  });
+
+  it('refuses to remove the active version, and unknown versions', () => {
+    expectError(() => removeVersion(sample(), 'dev', 'b'), 'ERR_VERSION_ACTIVE', 'Version dev/b is active; activate another version (or roll back) before removing it.');
+    expectError(() => removeVersion(sample(), 'dev', 'x'), 'ERR_UNKNOWN_VERSION');
+  });
+});
+
+describe('pruneVersions', () => {
+  function withVersions(count: number, active: string): RoutingTable {
+    let table = addSite(emptyRoutingTable(), { name: 'dev', hosts: ['dev.example.com'] });
+    for (let i = 1; i <= count; i++) {
+      table = registerVersion(table, { site: 'dev', version: `v${i}`, upstreams: ['http://app'], registeredAt: AT, activate: true });
+    }
+    return activateVersion(table, 'dev', active);
+  }
+
+  it('keeps the newest versions plus the active one, and prunes the history with them', () => {
+    const table = withVersions(6, 'v2');
+    const after = checked(pruneVersions(table, 'dev', 2));
+    const dev = findSite(after, 'dev');
+    expect(dev.versions.map((v) => v.name)).toEqual(['v2', 'v5', 'v6']);
+    expect(dev.history).toEqual(['v2', 'v5', 'v6']);
+    expect(after.generation).toBe(table.generation + 1);
+    expect(findSite(checked(pruneVersions(table, 'dev', 0)), 'dev').versions.map((v) => v.name)).toEqual(['v2']);
+  });
+
+  it('returns the same table when nothing is pruned', () => {
+    const table = withVersions(3, 'v1');
+    expect(pruneVersions(table, 'dev', 3)).toBe(table);
+    expect(pruneVersions(table, 'dev', 2)).toBe(table); // v1 is active, v2 and v3 are the newest
+  });
+
+  it('rejects a negative or fractional count', () => {
+    expectError(() => pruneVersions(sample(), 'dev', -1), 'ERR_INVALID_ARGUMENT');
+    expectError(() => pruneVersions(sample(), 'dev', 1.5), 'ERR_INVALID_ARGUMENT');
+  });
+});
+
+describe('siteForTag', () => {
+  it('picks the site with the longest matching prefix', () => {
+    const table = addSite(sample(), { name: 'devx', hosts: ['x.dev.example.com'], tagPrefix: 'devbuild-x-' });
+    expect(siteForTag(table, 'devbuild-42').name).toBe('dev');
+    expect(siteForTag(table, 'devbuild-x-42').name).toBe('devx');
+    expect(siteForTag(table, 'release-1.2').name).toBe('prod');
+  });
+
+  it('lists the known prefixes when no site matches', () => {
+    expectError(() => siteForTag(sample(), 'nightly-7'), 'ERR_NO_SITE_FOR_TAG',
+      'No site\'s tag prefix matches tag "nightly-7" (known tag prefixes: devbuild- (site dev), release- (site prod))');
+    expectError(() => siteForTag(sample(), 'devbuild-'), 'ERR_NO_SITE_FOR_TAG');
+    expectError(() => siteForTag(emptyRoutingTable(), 'x'), 'ERR_NO_SITE_FOR_TAG', 'no site has a tag prefix');
+  });
+});
+
+describe('helpers', () => {
+  it('defaultTagPrefix', () => {
+    expect(defaultTagPrefix('dev')).toBe('devbuild-');
+    expect(defaultTagPrefix('prod')).toBe('release-');
+    expect(defaultTagPrefix('constructor')).toBeUndefined();
+  });
+
+  it.each([
+    ['http://10.0.1.7:8080/', 'http://10.0.1.7:8080'],
+    ['HTTPS://App.Internal:443', 'https://app.internal'],
+    ['http://[::1]:9000', 'http://[::1]:9000'],
+    ['http://my_app_1:3000', 'http://my_app_1:3000'],
+    ['http://bücher.example', 'http://xn--bcher-kva.example'],
+  ])('normalizeUpstreamUrl(%j) → %j', (input, expected) => {
+    expect(normalizeUpstreamUrl(input, '--upstream')).toBe(expected);
+  });
+
+  it.each([
+    ['ftp://x', 'the scheme must be http or https, not ftp'],
+    ['10.0.0.1:80', 'it needs a scheme: http:// or https:// in front of the host'],
+    ['http://user:pw@x', 'it must not contain credentials'],
+    ['http://x/app', 'it must not have a path (/app)'],
+    ['http://x/?a=1', 'it must not have a query or fragment'],
+    ['http://x#top', 'it must not have a query or fragment'],
+    ['http://x:80\t80', 'it contains whitespace or control characters'],
+    [' http://x', 'it contains whitespace or control characters'],
+    ['http://x:99999', 'it is not an absolute URL'],
+  ])('normalizeUpstreamUrl rejects %j', (input, problem) => {
+    expectError(() => normalizeUpstreamUrl(input, '--upstream'), 'ERR_INVALID_UPSTREAM', `Invalid upstream ${JSON.stringify(input)} for --upstream: ${problem}; give an origin such as http://10.0.1.7:8080.`);
+  });
+});
