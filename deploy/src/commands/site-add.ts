@@ -1,0 +1,60 @@
+/**
+ * `deploy site add <site> --host <name>... [--tag-prefix <prefix>]`: adds a site to the routing table.
+ * Adding a site that exists with the same hosts and tag prefix changes nothing and succeeds, so
+ * provisioning scripts can run it every time.
+ */
+import { parseArgs } from 'node:util';
+import { addSite, findSite, updateRoutingTableFile } from '@proximation/shared';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, parseCommandLine, routesFile, usageError } from '../command-line.js';
+import type { Command } from '../command-line.js';
+
+const NAME = 'site add';
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  host: { type: 'string', multiple: true },
+  'tag-prefix': { type: 'string' },
+} as const;
+
+const HELP = `Usage: deploy site add <site> --host <name> [--host <name>...] [--tag-prefix <prefix>]
+
+Adds a site to the routing table: the proxy will serve it under the given hostnames once a version
+is registered and active. If the site already exists with the same hosts and tag prefix, nothing
+changes.
+
+<site> is 1-63 characters of a-z, 0-9 and "-".
+
+Options:
+  --host <name>        a hostname of the site, such as dev.example.com; repeat for several
+  --tag-prefix <p>     versions tagged <p>... belong to this site (deploy register --tag);
+                       default: devbuild- for site dev, release- for site prod, none otherwise
+${COMMON_OPTIONS_HELP}`;
+
+export const siteAddCommand: Command = {
+  name: NAME,
+  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>]',
+  summary: 'Add a site served under the given hostnames.',
+  async run(args, env) {
+    const { values, positionals } = parseCommandLine(
+      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
+      NAME,
+    );
+    if (values.help === true) return HELP;
+    const [name, ...extra] = positionals;
+    if (name === undefined) throw usageError('Missing the site name: deploy site add <site> --host <name>.', NAME);
+    if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: give one site name, and each host with its own --host.`, NAME);
+    const hosts = values.host ?? [];
+    if (hosts.length === 0) throw usageError(`Missing --host: give each hostname of site "${name}" with its own --host, such as --host ${name}.example.com.`, NAME);
+    const path = routesFile(values.routes, env, NAME);
+
+    const tagPrefix = values['tag-prefix'];
+    const { table, changed } = await updateRoutingTableFile(path, (current) =>
+      addSite(current, { name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) }),
+    );
+    const site = findSite(table, name);
+    const prefix = site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`;
+    return changed
+      ? `added site ${name} (hosts ${site.hosts.join(', ')}; ${prefix}); routing table generation ${table.generation}`
+      : `site ${name} already exists with these hosts and ${prefix}; nothing changed (routing table generation ${table.generation})`;
+  },
+};

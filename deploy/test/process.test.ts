@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { findSite, readRoutingTableFile } from '@proximation/shared';
+import { tempDir } from '../../shared/test/helpers.js';
+
+const BIN = fileURLToPath(new URL('../dist/bin/deploy.js', import.meta.url));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run "npx tsc -b" before these tests`);
+  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('deploy as a process', () => {
+  it('keeps its shebang', async () => {
+    expect((await readFile(BIN, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+
+  it('adds a site and registers a version, exiting 0, 1 and 2 as documented', async () => {
+    const routes = join(await tempDir(), 'routes.json');
+    expect(await run(['site', 'add', 'dev', '--host', 'dev.example.com'], { PROXIMATION_ROUTES: routes })).toEqual({
+      code: 0,
+      stdout: 'added site dev (hosts dev.example.com; tag prefix devbuild-); routing table generation 1\n',
+      stderr: '',
+    });
+    expect(await run(['register', '--tag', 'devbuild-42', '--upstream', 'http://10.0.1.9:8080', '--upstream', 'http://10.0.1.10:8080', '--routes', routes])).toEqual({
+      code: 0,
+      stdout: 'registered dev/devbuild-42 (2 upstreams), active; routing table generation 2\n',
+      stderr: '',
+    });
+    const failed = await run(['register', '--tag', 'devbuild-43', '--upstream', 'ftp://x', '--routes', routes]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^deploy: Invalid upstream "ftp:\/\/x"/);
+    const usage = await run(['register', '--tag', 'devbuild-43']);
+    expect(usage.code).toBe(2);
+    expect((await run(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('loses none of 10 versions registered by 10 processes at once', async () => {
+    const routes = join(await tempDir(), 'routes.json');
+    expect((await run(['site', 'add', 'dev', '--host', 'dev.example.com', '--routes', routes])).code).toBe(0);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => run(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--routes', routes])),
+    );
+    for (const result of results) {
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+    }
+    const table = await readRoutingTableFile(routes);
+    expect(table.generation).toBe(11);
+    const dev = findSite(table, 'dev');
+    expect(dev.versions.map((v) => v.name).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `devbuild-${i}`).sort());
+    // Each registration activated its version in turn: the last one is active, the other nine are history.
+    expect(dev.history).toHaveLength(9);
+    expect(new Set([...dev.history, dev.activeVersion])).toEqual(new Set(dev.versions.map((v) => v.name)));
+    // The generations the processes reported are 2..11, each exactly once.
+    const generations = results.map((r) => Number(/generation (\d+)$/.exec(r.stdout.trim())?.[1])).sort((a, b) => a - b);
+    expect(generations).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  });
+});
