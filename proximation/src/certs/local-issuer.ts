@@ -1,0 +1,24 @@
+/**
+ * The local CA as a CertificateIssuer: what `PROXIMATION_ISSUER=local` (the embedded default) uses.
+ * The CA lives under `<letsencrypt dir>/proximation/local-ca`, shared by every instance on the volume.
+ */
+import { X509Certificate } from 'node:crypto';
+import path from 'node:path';
+import type { LoadedCertificate } from './cert-store.js';
+import type { CertificateIssuer } from './certificate-manager.js';
+import { LocalCa } from './local-ca.js';
+
+export function localCaDir(letsencryptDir: string): string {
+  return path.join(letsencryptDir, 'proximation', 'local-ca');
+}
+
+export async function openLocalIssuer(letsencryptDir: string): Promise<CertificateIssuer & { ca: LocalCa }> {
+  const ca = await LocalCa.open(localCaDir(letsencryptDir));
+  const root = new X509Certificate(ca.rootPem);
+  return {
+    ca,
+    name: 'local',
+    issued: (cert: LoadedCertificate) => new X509Certificate(cert.certPem).verify(root.publicKey),
+    issue: (names: string[]) => ca.issue(names),
+  };
+}

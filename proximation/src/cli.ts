@@ -1,0 +1,162 @@
+/**
+ * `proximation <command>`: parse, run, return an exit code. The bin entry only calls `main` and sets the
+ * exit code, so every command is tested in-process as well as as a real process.
+ *
+ *   serve     run the proxy until SIGTERM/SIGINT (or `signal`), then drain
+ *   demo      serve on the embedded default: local CA, state in ./.proximation-demo, high ports, an
+ *             example site routed to a small example upstream
+ *   ca-cert   print the local CA's root certificate (PEM), for `curl --cacert`
+ *
+ * Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import {
+  addSite,
+  errorMessage,
+  isProximationError,
+  registerVersion,
+  updateRoutingTableFile,
+} from '@proximation/shared';
+import { localCaDir } from './certs/local-issuer.js';
+import { LocalCa } from './certs/local-ca.js';
+import { loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
+import { startExampleUpstream } from './demo/example-upstream.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  /** Stops `serve`/`demo` like SIGTERM does; the real process uses the signals themselves. */
+  signal?: AbortSignal;
+}
+
+const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const USAGE = `Usage: proximation <command> [options]
+
+Commands:
+  serve      run the proxy (default settings come from PROXIMATION_* variables)
+  demo       run on an embedded default: local CA, state in ./.proximation-demo,
+             ports 8080/8443/8081, and an example site at https://localhost:8443/
+  ca-cert    print the local CA's root certificate in PEM (for curl --cacert)
+
+Options (each also read from its environment variable):
+${settingsHelp()}
+  --help, --version
+`;
+
+class UsageError extends Error {}
+
+const DEMO_DEFAULTS: Partial<Record<keyof Config, string>> = {
+  httpPort: '8080',
+  httpsPort: '8443',
+  adminPort: '8081',
+  letsencryptDir: '.proximation-demo',
+  issuer: 'local',
+};
+
+function parse(argv: string[]): { command: string | undefined; values: Record<string, string | boolean | undefined> } {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...settingsArgOptions(), help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+    return { command: positionals[0], values };
+  } catch (err) {
+    throw err instanceof UsageError ? err : new UsageError(errorMessage(err));
+  }
+}
+
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  try {
+    const { command, values } = parse(argv);
+    if (values.version === true) {
+      io.stdout.write(`proximation ${VERSION}\n`);
+      return 0;
+    }
+    if (values.help === true || command === 'help') {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    switch (command) {
+      case 'serve':
+        return await serve(loadConfig(values, io.env), io);
+      case 'demo':
+        return await demo(loadConfig(values, io.env, DEMO_DEFAULTS), io);
+      case 'ca-cert':
+        io.stdout.write((await LocalCa.open(localCaDir(loadConfig(values, io.env).letsencryptDir))).rootPem);
+        return 0;
+      case undefined:
+        throw new UsageError('no command given');
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`proximation: ${err.message}. Run "proximation --help" for usage.\n`);
+      return 2;
+    }
+    io.stderr.write(`proximation: ${isProximationError(err) ? err.message : errorMessage(err)}\n`);
+    return 1;
+  }
+}
+
+/** Resolves on SIGTERM, SIGINT or the abort of `signal`, whichever comes first. */
+function stopRequested(signal: AbortSignal | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (why: string): void => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      resolve(why);
+    };
+    const onTerm = (): void => done('SIGTERM');
+    const onInt = (): void => done('SIGINT');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+    if (signal?.aborted) done('abort');
+    signal?.addEventListener('abort', () => done('abort'), { once: true });
+  });
+}
+
+async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<ReturnType<typeof startServer>>) => void): Promise<number> {
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stdout === process.stdout ? undefined : io.stdout });
+  try {
+    const server = await startServer(config, log);
+    onStarted?.(server);
+    const why = await stopRequested(io.signal);
+    log.info({ signal: why }, 'shutdown requested');
+    await server.close();
+    return 0;
+  } finally {
+    log.flush();
+  }
+}
+
+async function demo(config: Config, io: CliIo): Promise<number> {
+  const upstream = await startExampleUpstream();
+  try {
+    await updateRoutingTableFile(config.routesPath, (table) => {
+      const withSite = addSite(table, { name: 'example', hosts: ['localhost'] });
+      return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
+    });
+    return await serve(config, io, (server) => {
+      const ca = path.relative(process.cwd(), path.join(localCaDir(config.letsencryptDir), 'root.pem')) || '.';
+      io.stderr.write(
+        `\nproximation demo is running: site "example" at localhost, routed to ${upstream.origin}.\n` +
+          `Try:\n  curl --cacert ${ca} https://localhost:${server.https.port}/\n` +
+          `  curl -i http://localhost:${server.http.port}/          (redirects to HTTPS)\n` +
+          `  curl http://127.0.0.1:${server.admin.port}/healthz\nStop with Ctrl-C.\n\n`,
+      );
+    });
+  } finally {
+    await upstream.close();
+  }
+}

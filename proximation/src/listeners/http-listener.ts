@@ -1,0 +1,84 @@
+/**
+ * The plain-HTTP listener. It answers ACME HTTP-01 challenges (`/.well-known/acme-challenge/<token>`)
+ * from whatever responder the certificate side provides, and sends every other request for a routed
+ * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
+ * only lead to a failed TLS handshake.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sendError, MESSAGES } from '../proxy/error-responses.js';
+import { hostOf } from '../proxy/router.js';
+import { checkingInterval } from './https-listener.js';
+import { listen } from './listen.js';
+
+const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+
+/** Returns the key authorization for a token, or undefined when this proxy knows no such token. */
+export type ChallengeLookup = (token: string) => string | undefined;
+
+export interface HttpListenerOptions {
+  port: number;
+  host: string | undefined;
+  publicHttpsPort: number;
+  isRouted: (host: string) => boolean;
+  challenges: ChallengeLookup;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderSize: number;
+  maxConnections: number;
+}
+
+export class HttpListener {
+  readonly server: http.Server;
+
+  constructor(private readonly options: HttpListenerOptions) {
+    this.server = http.createServer(
+      {
+        maxHeaderSize: options.maxHeaderSize,
+        headersTimeout: options.headersTimeoutMs,
+        requestTimeout: options.requestTimeoutMs,
+        keepAliveTimeout: options.idleTimeoutMs,
+        connectionsCheckingInterval: checkingInterval(options.headersTimeoutMs),
+      },
+      this.onRequest,
+    );
+    this.server.maxConnections = options.maxConnections;
+    this.server.setTimeout(options.idleTimeoutMs);
+  }
+
+  private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? '/';
+    if (url.startsWith(CHALLENGE_PREFIX)) {
+      const keyAuthorization = this.options.challenges(url.slice(CHALLENGE_PREFIX.length));
+      if (keyAuthorization === undefined) {
+        sendError(res, 404, 'no ACME challenge is pending for this token on this proxy.');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(keyAuthorization) });
+      res.end(keyAuthorization);
+      return;
+    }
+    const host = hostOf(req.headers.host ?? '');
+    if (!this.options.isRouted(host)) {
+      sendError(res, 404, MESSAGES[404](host));
+      return;
+    }
+    const port = this.options.publicHttpsPort === 443 ? '' : `:${this.options.publicHttpsPort}`;
+    const bracketed = host.includes(':') ? `[${host}]` : host;
+    // An absolute-form target (`GET http://x/y`) is not a path to append.
+    const path = url.startsWith('/') ? url : '/';
+    res.writeHead(308, { location: `https://${bracketed}${port}${path}`, 'content-length': 0 });
+    res.end();
+  };
+
+  listen(): Promise<AddressInfo> {
+    return listen(this.server, this.options.port, this.options.host);
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await closed;
+  }
+}

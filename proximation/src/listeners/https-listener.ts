@@ -1,0 +1,141 @@
+/**
+ * The HTTPS listener: TLS chosen per SNI name, HTTP/2 and HTTP/1.1 by ALPN on one port, limits against
+ * slow or abusive clients, and a graceful drain.
+ *
+ * It uses Node's HTTP/2 server with HTTP/1.1 fallback. That server ignores the HTTP/1.1 limits passed as
+ * options (maxHeaderSize, keepAliveTimeout), but its fallback reads them from the server object, so they
+ * are set as properties below (the listener tests prove each one).
+ *
+ * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
+ * one as soon as its response is done; at the deadline destroys what is left.
+ */
+import http2 from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
+import { listen } from './listen.js';
+
+export interface HttpsListenerOptions {
+  port: number;
+  host: string | undefined;
+  SNICallback: (servername: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) => void;
+  onRequest: (req: ProxyRequest, res: ProxyResponse) => void;
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderSize: number;
+  maxConnections: number;
+}
+
+/** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all fine and left to Node. */
+const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/**
+ * Node enforces the headers and request timeouts only when it sweeps its connections, every 30 s by
+ * default, which would give a slow client up to 30 s more than configured.
+ */
+export function checkingInterval(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 2)));
+}
+
+export class HttpsListener {
+  readonly server: http2.Http2SecureServer;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** HTTP/1.1 connections and how many requests each has in progress. */
+  private readonly http1 = new Map<Socket, number>();
+  private draining = false;
+
+  constructor(private readonly options: HttpsListenerOptions) {
+    const server = http2.createSecureServer({
+      allowHTTP1: true,
+      SNICallback: options.SNICallback,
+      minVersion: 'TLSv1.2',
+      ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${TLS12_CIPHERS}`,
+      ecdhCurve: 'X25519:P-256:P-384',
+      honorCipherOrder: true,
+      maxSessionMemory: 32,
+      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize },
+      maxHeaderListPairs: 256,
+    });
+    Object.assign(server, {
+      maxHeaderSize: options.maxHeaderSize,
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: options.idleTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(options.headersTimeoutMs),
+    });
+    server.setTimeout(options.idleTimeoutMs);
+    server.maxConnections = options.maxConnections;
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    // Node's HTTP/2 server leaves Nagle's algorithm on, which holds small responses back for the
+    // client's delayed ACK (tens of ms per request on keep-alive connections).
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') return;
+      this.http1.set(socket, 0);
+      socket.once('close', () => this.http1.delete(socket));
+    });
+    server.on('request', (req: ProxyRequest, res: ProxyResponse) => {
+      if (req.httpVersionMajor === 1) this.trackHttp1(req.socket as Socket, res);
+      options.onRequest(req, res);
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // From here on the socket belongs to the WebSocket tunnel, which drains it itself.
+      this.http1.delete(socket as Socket);
+      (socket as Socket).setTimeout(0);
+      options.onUpgrade(req, socket, head);
+    });
+    // A failed handshake (unknown name, port scan, plain HTTP on 443) is the client's problem, not ours.
+    server.on('tlsClientError', () => {});
+    this.server = server;
+  }
+
+  private trackHttp1(socket: Socket, res: ProxyResponse): void {
+    const active = this.http1.get(socket);
+    if (active === undefined) return;
+    this.http1.set(socket, active + 1);
+    if (this.draining) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      const now = this.http1.get(socket);
+      if (now === undefined) return;
+      this.http1.set(socket, now - 1);
+      if (now === 1 && this.draining) socket.end();
+    });
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listen(this.server, this.options.port, this.options.host);
+  }
+
+  get connections(): number {
+    return this.sessions.size + this.http1.size;
+  }
+
+  /** Resolves once every connection is gone: by itself before `deadline`, destroyed at it. */
+  async drain(deadline: number): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    for (const [socket, active] of this.http1) if (active === 0) socket.end();
+    const timer = setTimeout(() => {
+      for (const session of this.sessions) session.destroy();
+      for (const socket of this.http1.keys()) socket.destroy();
+    }, Math.max(0, deadline - Date.now()));
+    await closed;
+    clearTimeout(timer);
+  }
+}

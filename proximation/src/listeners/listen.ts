@@ -1,0 +1,21 @@
+import type { AddressInfo, Server } from 'node:net';
+import { ProximationError } from '@proximation/shared';
+
+/** Starts listening; a port already taken or not allowed fails with a message that says which and why. */
+export function listen(server: Server, port: number, host: string | undefined): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const where = `${host ?? '*'}:${port}`;
+      const hint =
+        err.code === 'EADDRINUSE' ? 'another process listens there; stop it or choose another port'
+        : err.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port or grant the capability'
+        : err.message;
+      reject(new ProximationError('ERR_LISTEN', `cannot listen on ${where}: ${hint}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,28 @@
+/**
+ * The process's one pino logger. Parts log through child loggers (`logger.child({ part: 'routes' })`).
+ * JSON lines go to stdout through an asynchronous destination (sonic-boom), so an access line costs the
+ * request path a serialisation and a buffer append; writes are batched while one is in progress, and
+ * nothing waits for a buffer to fill, so a quiet proxy's lines still appear at once. On a terminal
+ * (or with format `pretty`) lines are made readable by pino-pretty instead.
+ */
+import { pino, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
+import type { LogFormat } from './config.js';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level: string;
+  format: LogFormat | undefined;
+  /** Where lines go; stdout by default. Tests pass a stream to read them. */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const format = options.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const base = { level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
+  if (format === 'pretty') {
+    return pino(base, pinoPretty({ colorize: process.stdout.isTTY === true, destination: options.destination ?? 1, sync: true }));
+  }
+  return pino(base, options.destination ?? pino.destination({ dest: 1, sync: false }));
+}

@@ -1,0 +1,39 @@
+/**
+ * The proxy's own answers, when it cannot or must not forward: short plain-text bodies that say what
+ * happened and, where it helps, what to do. Works for HTTP/1.1 and HTTP/2 responses alike.
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ResponseSink } from './types.js';
+
+export const MESSAGES = {
+  404: (host: string) => `No site is configured for host "${host}" on this proxy. Add it with: deploy site add <site> --host ${host}`,
+  502: (upstream: string) => `The upstream ${upstream} could not be reached or closed the connection.`,
+  503: (site: string) => `Site "${site}" has no active version yet. Register one with: deploy register --site ${site} ...`,
+  504: (upstream: string) => `The upstream ${upstream} did not answer in time.`,
+} as const;
+
+function body(message: string): string {
+  return `proximation: ${message}\n`;
+}
+
+/** Ends `res` with a proxy-generated status and message, unless its headers are already out. */
+export function sendError(res: ResponseSink, status: number, message: string): void {
+  if (res.headersSent) return;
+  const text = body(message);
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+/** The same answer on a raw socket (an upgrade request that will not be tunnelled), then closes it. */
+export function sendErrorToSocket(socket: Duplex, status: number, message: string): void {
+  const text = body(message);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${text}`,
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * What crosses the proxy in headers, both ways.
+ *
+ * Towards the upstream: hop-by-hop headers (RFC 9110 7.6.1, plus every name listed in `Connection`) and
+ * HTTP/2 pseudo-headers are dropped, `Host` is kept as the client sent it (`:authority` on HTTP/2), and
+ * `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
+ * values (and `Forwarded`) are kept only when the peer is a trusted proxy (e.g. the load balancer's
+ * subnet); then the peer is appended to X-Forwarded-For and the client address is the rightmost
+ * untrusted one in the chain.
+ *
+ * Towards the client: hop-by-hop headers of the upstream's response are dropped; the server writing the
+ * response adds its own framing.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { TrustedProxies } from '../config.js';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  // Node answers `Expect: 100-continue` itself; undici refuses to send it.
+  'expect',
+]);
+
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (value === undefined || value === '') return undefined;
+  const tokens = new Set<string>();
+  for (const t of value.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name);
+  }
+  return tokens.size === 0 ? undefined : tokens;
+}
+
+export interface ForwardedRequest {
+  /** Flat [name, value, name, value...] list for the upstream request. */
+  headers: string[];
+  /** The client's address as far as it can be trusted, for logs. */
+  client: string;
+}
+
+/**
+ * @param rawHeaders the request's raw header list (Node's `req.rawHeaders`, pseudo-headers included on HTTP/2)
+ * @param authority the Host (HTTP/1.1) or :authority (HTTP/2) the client asked for
+ * @param peer the address of the TCP peer
+ */
+export function upstreamRequestHeaders(
+  rawHeaders: readonly string[],
+  authority: string,
+  peer: string,
+  scheme: 'http' | 'https',
+  trusted: TrustedProxies,
+): ForwardedRequest {
+  const keepForwarding = trusted.has(peer);
+  let connection: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') {
+      connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1]}`;
+    }
+  }
+  const listed = connectionTokens(connection);
+  const out: string[] = [];
+  let hasHost = false;
+  let xff: string | undefined;
+  let proto: string | undefined;
+  let forwardedHost: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) continue;
+    const lower = name.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) continue;
+    if (FORWARDING.has(lower)) {
+      if (!keepForwarding) continue;
+      if (lower === 'x-forwarded-for') {
+        xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      }
+      if (lower === 'x-forwarded-proto') proto ??= value;
+      else if (lower === 'x-forwarded-host') forwardedHost ??= value;
+      if (lower !== 'forwarded') continue;
+    }
+    if (lower === 'host') hasHost = true;
+    out.push(name, value);
+  }
+  if (!hasHost) out.push('host', authority);
+  const peerAddress = plainAddress(peer);
+  out.push(
+    'x-forwarded-for', xff === undefined ? peerAddress : `${xff}, ${peerAddress}`,
+    'x-forwarded-proto', proto ?? scheme,
+    'x-forwarded-host', forwardedHost ?? authority,
+  );
+  return { headers: out, client: xff === undefined ? peerAddress : clientFromChain(xff, trusted) ?? peerAddress };
+}
+
+/** The rightmost address in an X-Forwarded-For chain that is not a trusted proxy. */
+function clientFromChain(chain: string, trusted: TrustedProxies): string | undefined {
+  const hops = chain.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (hop !== '' && !trusted.has(hop)) return hop;
+  }
+  return hops[0]?.trim();
+}
+
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** The upstream's response headers minus hop-by-hop ones, ready for writeHead on HTTP/1.1 or HTTP/2. */
+export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = connectionTokens(typeof headers.connection === 'string' ? headers.connection : undefined);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}

@@ -1,0 +1,120 @@
+/**
+ * The HTTPS request path: route by Host/:authority, rewrite headers, forward (or tunnel a WebSocket),
+ * and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
+ * on the disk.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../logger.js';
+import type { TrustedProxies } from '../config.js';
+import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
+import { upstreamRequestHeaders } from './forwarded-headers.js';
+import { forward, requestHasBody, type ForwardResult } from './forward.js';
+import { hostOf, type Route, type Router } from './router.js';
+import type { ProxyRequest, ProxyResponse } from './types.js';
+import type { WebSocketTunnels } from './websocket.js';
+
+export interface ProxyHandlerOptions {
+  router: Router;
+  tunnels: WebSocketTunnels;
+  trustedProxies: TrustedProxies;
+  /** Access lines go here; undefined turns them off. */
+  accessLog: Logger | undefined;
+}
+
+interface Exchange {
+  req: ProxyRequest | IncomingMessage;
+  authority: string;
+  client: string;
+  route: Route | undefined;
+  upstream: string | undefined;
+  start: number;
+}
+
+function authorityOf(req: ProxyRequest | IncomingMessage): string {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+}
+
+export class ProxyHandler {
+  constructor(private readonly options: ProxyHandlerOptions) {}
+
+  readonly onRequest = (req: ProxyRequest, res: ProxyResponse): void => {
+    const start = performance.now();
+    const authority = authorityOf(req);
+    const route = this.options.router.route(authority);
+    const peer = req.socket.remoteAddress ?? '';
+    if (route?.upstreams === undefined) {
+      const [status, message] = unroutable(route, authority);
+      sendError(res, status, message);
+      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      return;
+    }
+    const upstream = route.upstreams.pick(Date.now());
+    const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
+    const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    forward(req, res, upstream, headers, requestHasBody(req), (result) => this.log(exchange, result));
+  };
+
+  readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const start = performance.now();
+    const authority = authorityOf(req);
+    const route = this.options.router.route(authority);
+    const peer = req.socket.remoteAddress ?? '';
+    if (route?.upstreams === undefined || route.version === undefined) {
+      const [status, message] = unroutable(route, authority);
+      sendErrorToSocket(socket, status, message);
+      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      return;
+    }
+    const upstream = route.upstreams.pick(Date.now());
+    const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
+    const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    this.options.tunnels.open(
+      req,
+      socket,
+      head,
+      {
+        origin: upstream.origin,
+        path: req.url ?? '/',
+        headers: pairsToRecord(headers),
+        labels: { site: route.site, version: route.version, upstream: upstream.origin },
+      },
+      (result) => this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }),
+    );
+  };
+
+  private log(exchange: Exchange, result: ForwardResult): void {
+    const log = this.options.accessLog;
+    if (log === undefined) return;
+    const { req, route } = exchange;
+    log.info({
+      method: req.method,
+      host: exchange.authority,
+      path: req.url,
+      status: result.status,
+      bytes: result.bytes,
+      durationMs: Math.round((performance.now() - exchange.start) * 10) / 10,
+      site: route?.site,
+      version: route?.version,
+      upstream: exchange.upstream,
+      client: exchange.client,
+      protocol: req.httpVersion,
+      error: result.error?.message,
+    });
+  }
+}
+
+function unroutable(route: Route | undefined, authority: string): [number, string] {
+  return route === undefined ? [404, MESSAGES[404](hostOf(authority))] : [503, MESSAGES[503](route.site)];
+}
+
+function pairsToRecord(pairs: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i]!.toLowerCase();
+    const value = pairs[i + 1]!;
+    const prev = out[name];
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}

@@ -1,0 +1,66 @@
+/**
+ * Host → site → active version → upstreams, answered from memory. A new routing table is compiled off
+ * the request path into a fresh map and swapped in with one assignment, so a request sees either the
+ * old table or the new one, never a mix.
+ */
+import type { RoutingTable } from '@proximation/shared';
+import { RoundRobin } from './upstream-selection.js';
+import type { Upstreams } from './upstreams.js';
+
+export interface Route {
+  site: string;
+  /** Undefined when the site has no active version yet. */
+  version: string | undefined;
+  upstreams: RoundRobin | undefined;
+}
+
+export class Router {
+  private routes = new Map<string, Route>();
+  private currentGeneration = -1;
+
+  constructor(private readonly upstreams: Upstreams) {}
+
+  get generation(): number {
+    return this.currentGeneration;
+  }
+
+  /** Every host the table routes; certificates are only ever obtained for these. */
+  get hosts(): string[] {
+    return [...this.routes.keys()];
+  }
+
+  update(table: RoutingTable): void {
+    const routes = new Map<string, Route>();
+    const origins = new Set<string>();
+    for (const site of table.sites) {
+      const active = site.versions.find((v) => v.name === site.activeVersion);
+      const selection = active && new RoundRobin(active.upstreams.map((origin) => this.upstreams.get(origin)));
+      for (const origin of active?.upstreams ?? []) origins.add(origin);
+      const route: Route = { site: site.name, version: active?.name, upstreams: selection };
+      for (const host of site.hosts) routes.set(host, route);
+    }
+    this.routes = routes;
+    this.currentGeneration = table.generation;
+    this.upstreams.retain(origins);
+  }
+
+  /** @param authority a Host header or :authority value, port and letter case as the client sent them */
+  route(authority: string | undefined): Route | undefined {
+    if (authority === undefined) return undefined;
+    return this.routes.get(hostOf(authority));
+  }
+}
+
+/** The host part of an authority: lower case, without port or trailing dot. */
+export function hostOf(authority: string): string {
+  let end = authority.length;
+  if (authority.charCodeAt(0) !== 91 /* '[' */) {
+    const colon = authority.lastIndexOf(':');
+    if (colon !== -1) end = colon;
+  } else {
+    end = authority.indexOf(']') + 1;
+  }
+  if (authority.charCodeAt(end - 1) === 46 /* '.' */) end--;
+  const host = end === authority.length ? authority : authority.slice(0, end);
+  return host.toLowerCase();
+}

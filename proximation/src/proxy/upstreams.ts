@@ -1,0 +1,100 @@
+/**
+ * The upstream servers the proxy knows, one per origin, each with its keep-alive connection pool and its
+ * passive-health state. An origin keeps one Upstream (and so one pool and one health record) for as long
+ * as some routing-table generation refers to it; `retain` makes that set current, and pools that fell out
+ * of it are closed gracefully: requests already on them finish (that is what makes a version switch drop
+ * nothing), new ones never reach them.
+ *
+ * Passive ejection: a failure to connect (or a connect timeout) takes the upstream out of rotation for a
+ * while, doubling per consecutive failure from `ejectBaseMs` up to `ejectMaxMs`; one success resets it.
+ */
+import { Pool } from 'undici';
+
+export interface UpstreamOptions {
+  connectTimeoutMs: number;
+  /** Time to response headers and between body chunks. */
+  timeoutMs: number;
+  ejectBaseMs?: number;
+  ejectMaxMs?: number;
+}
+
+export class Upstream {
+  readonly origin: string;
+  readonly pool: Pool;
+  private consecutiveFailures = 0;
+  private ejectedUntil = 0;
+
+  constructor(origin: string, private readonly options: UpstreamOptions) {
+    this.origin = origin;
+    this.pool = new Pool(origin, {
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 120_000,
+      pipelining: 1,
+    });
+  }
+
+  available(now: number): boolean {
+    return now >= this.ejectedUntil;
+  }
+
+  /** When the upstream comes back into rotation (epoch ms; 0 when it never left). */
+  get ejectedUntilMs(): number {
+    return this.ejectedUntil;
+  }
+
+  reportConnectFailure(now: number): void {
+    this.consecutiveFailures++;
+    const base = this.options.ejectBaseMs ?? 2_000;
+    const max = this.options.ejectMaxMs ?? 60_000;
+    this.ejectedUntil = now + Math.min(max, base * 2 ** Math.min(this.consecutiveFailures - 1, 16));
+  }
+
+  reportSuccess(): void {
+    if (this.consecutiveFailures !== 0) {
+      this.consecutiveFailures = 0;
+      this.ejectedUntil = 0;
+    }
+  }
+}
+
+export class Upstreams {
+  private readonly byOrigin = new Map<string, Upstream>();
+
+  constructor(private readonly options: UpstreamOptions) {}
+
+  get(origin: string): Upstream {
+    let upstream = this.byOrigin.get(origin);
+    if (upstream === undefined) {
+      upstream = new Upstream(origin, this.options);
+      this.byOrigin.set(origin, upstream);
+    }
+    return upstream;
+  }
+
+  /** Keeps exactly these origins; the others' pools close once their requests are done. */
+  retain(origins: ReadonlySet<string>): void {
+    for (const [origin, upstream] of this.byOrigin) {
+      if (!origins.has(origin)) {
+        this.byOrigin.delete(origin);
+        void upstream.pool.close().catch(() => {});
+      }
+    }
+  }
+
+  /** Closes every pool: waits for requests in flight, then drops the connections. */
+  async close(): Promise<void> {
+    const pools = [...this.byOrigin.values()].map((u) => u.pool);
+    this.byOrigin.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => {})));
+  }
+
+  /** Stops every pool at once, failing what is still in flight. */
+  async destroy(): Promise<void> {
+    const pools = [...this.byOrigin.values()].map((u) => u.pool);
+    this.byOrigin.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Wires one proximation process together: routing table → router and certificates; certificates → SNI;
+ * listeners → proxy handler. This is the only module that knows both the proxy side and the certificate
+ * side. `close()` drains: health turns 503, listeners stop accepting, in-flight requests and WebSockets
+ * get until the drain deadline, then everything left is cut.
+ */
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { ProximationError } from '@proximation/shared';
+import { AdminServer } from './admin/admin-server.js';
+import { CertStore } from './certs/cert-store.js';
+import { CertificateManager, type CertificateIssuer } from './certs/certificate-manager.js';
+import { openLocalIssuer } from './certs/local-issuer.js';
+import type { Config } from './config.js';
+import { HttpListener } from './listeners/http-listener.js';
+import { HttpsListener } from './listeners/https-listener.js';
+import type { Logger } from './logger.js';
+import { ProxyHandler } from './proxy/proxy-handler.js';
+import { Router } from './proxy/router.js';
+import { Upstreams } from './proxy/upstreams.js';
+import { WebSocketTunnels } from './proxy/websocket.js';
+import { RoutesWatcher } from './routes-watcher.js';
+import { SniContexts } from './tls/sni.js';
+
+export interface RunningServer {
+  http: AddressInfo;
+  https: AddressInfo;
+  admin: AddressInfo;
+  /** Drains and stops; resolves when everything is closed. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+async function openIssuer(config: Config): Promise<CertificateIssuer> {
+  if (config.issuer === 'acme') {
+    throw new ProximationError('ERR_CONFIG_INVALID', 'PROXIMATION_ISSUER=acme is not available in this build yet; use local.');
+  }
+  return openLocalIssuer(config.letsencryptDir);
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const stateDir = path.join(config.letsencryptDir, 'proximation');
+  const issuer = await openIssuer(config);
+
+  const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
+  const router = new Router(upstreams);
+  const tunnels = new WebSocketTunnels({ connectTimeoutMs: config.upstreamConnectTimeoutMs });
+
+  let certificates: CertificateManager | undefined;
+  const sni = new SniContexts(async (host) => certificates?.certificateFor(host));
+  certificates = new CertificateManager({
+    store: new CertStore(config.letsencryptDir),
+    issuer,
+    locksDir: path.join(stateDir, 'locks'),
+    pollMs: config.certPollMs,
+    log: log.child({ part: 'certs' }),
+    onCertificate: (host, cert) => sni.set(host, cert),
+    onRemoved: (host) => sni.delete(host),
+  });
+  const certs = certificates;
+
+  const watcher = new RoutesWatcher(config.routesPath, config.routesPollMs, log.child({ part: 'routes' }), (table) => {
+    router.update(table);
+    certs.setHosts(router.hosts);
+  });
+  await watcher.start();
+
+  const proxy = new ProxyHandler({
+    router,
+    tunnels,
+    trustedProxies: config.trustedProxies,
+    accessLog: config.accessLog ? log.child({ part: 'access' }) : undefined,
+  });
+  const limits = {
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxHeaderSize: config.maxHeaderSize,
+    maxConnections: config.maxConnections,
+  };
+  const https = new HttpsListener({
+    ...limits,
+    port: config.httpsPort,
+    host: config.listenAddress,
+    SNICallback: sni.SNICallback,
+    onRequest: proxy.onRequest,
+    onUpgrade: proxy.onUpgrade,
+  });
+  const http = new HttpListener({
+    ...limits,
+    port: config.httpPort,
+    host: config.listenAddress,
+    publicHttpsPort: config.publicHttpsPort,
+    isRouted: (host) => router.route(host) !== undefined,
+    // The ACME issuer fills this in; the local CA needs no challenges.
+    challenges: () => undefined,
+  });
+  let draining = false;
+  const admin = new AdminServer({
+    port: config.adminPort,
+    host: config.adminAddress,
+    health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
+  });
+
+  const serverLog = log.child({ part: 'server' });
+  const opened: (() => Promise<void>)[] = [];
+  let addresses: Omit<RunningServer, 'close'>;
+  try {
+    const adminAddress = await admin.listen();
+    opened.push(() => admin.close());
+    const httpsAddress = await https.listen();
+    opened.push(() => https.drain(Date.now()));
+    const httpAddress = await http.listen();
+    addresses = { admin: adminAddress, https: httpsAddress, http: httpAddress };
+  } catch (err) {
+    await watcher.stop();
+    await Promise.all(opened.map((close) => close()));
+    await upstreams.destroy();
+    throw err;
+  }
+  certs.start();
+  serverLog.info(
+    { https: addresses.https.port, http: addresses.http.port, admin: addresses.admin.port, routes: config.routesPath, issuer: issuer.name },
+    'proximation is serving',
+  );
+
+  const close = async (): Promise<void> => {
+    draining = true;
+    const deadline = Date.now() + config.drainTimeoutMs;
+    serverLog.info({ drainTimeoutMs: config.drainTimeoutMs, connections: https.connections, websockets: tunnels.size }, 'draining');
+    await watcher.stop();
+    await Promise.all([
+      https.drain(deadline),
+      http.close(),
+      tunnels.close({ code: 1001, reason: 'proxy shutting down', timeoutMs: Math.max(0, deadline - Date.now()) }),
+    ]);
+    await certs.stop();
+    await upstreams.destroy();
+    await admin.close();
+    serverLog.info('stopped');
+  };
+  let closing: Promise<void> | undefined;
+  return { ...addresses, close: () => (closing ??= close()) };
+}

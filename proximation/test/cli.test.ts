@@ -1,0 +1,155 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli.js';
+import { SETTINGS } from '../src/config.js';
+import { httpRequest, tempDir, managed } from './support/fixtures.js';
+import { spawnCli } from './support/process.js';
+
+const resources = managed();
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+interface Io {
+  stdout: PassThrough;
+  stderr: PassThrough;
+  out(): string;
+  err(): string;
+}
+
+function io(): Io {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  return { stdout, stderr, out: () => out, err: () => err };
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  const streams = io();
+  const code = await main(argv, { stdout: streams.stdout, stderr: streams.stderr, env });
+  return { code, out: streams.out(), err: streams.err() };
+}
+
+async function stateDir(): Promise<string> {
+  const dir = await tempDir();
+  resources.defer(() => dir.close());
+  return path.join(dir.path, 'le');
+}
+
+describe('proximation CLI, in-process', () => {
+  it('--version prints the package version', async () => {
+    const res = await run(['--version']);
+    expect(res).toEqual({ code: 0, out: `proximation ${VERSION}\n`, err: '' });
+  });
+
+  it('--help lists every command and every setting with its flag and PROXIMATION_* variable', async () => {
+    const res = await run(['--help']);
+    expect(res.code).toBe(0);
+    for (const command of ['serve', 'demo', 'ca-cert']) expect(res.out).toContain(command);
+    expect(SETTINGS.length).toBeGreaterThan(0);
+    for (const s of SETTINGS) {
+      expect(s.env).toMatch(/^PROXIMATION_[A-Z0-9_]+$/);
+      expect(res.out).toContain(`--${s.flag} <value>`);
+      expect(res.out).toContain(`${s.env}: `);
+    }
+  });
+
+  it('exits 2 with a usage message for an unknown command, a missing command and an unknown flag', async () => {
+    const unknown = await run(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('unknown command "frobnicate"');
+    expect(unknown.err).toContain('proximation --help');
+
+    const none = await run([]);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('no command given');
+
+    const flag = await run(['serve', '--no-such-flag']);
+    expect(flag.code).toBe(2);
+    expect(flag.err).toContain('--no-such-flag');
+    expect(flag.err).toContain('proximation --help');
+    expect(flag.out).toBe('');
+  });
+
+  it('exits 1 naming the variable and the value when an environment setting is invalid', async () => {
+    const res = await run(['serve'], { PROXIMATION_HTTP_PORT: 'abc', PROXIMATION_LETSENCRYPT_DIR: await stateDir() });
+    expect(res.code).toBe(1);
+    expect(res.err).toContain('PROXIMATION_HTTP_PORT="abc"');
+    expect(res.err).toContain('a port number');
+    // A flag wins over the variable, and its error names the flag.
+    const flag = await run(['serve', '--http-port', '70000'], { PROXIMATION_HTTP_PORT: '80' });
+    expect(flag.code).toBe(1);
+    expect(flag.err).toContain('--http-port="70000"');
+  });
+
+  it('ca-cert prints the local CA root as a PEM certificate that is a CA, the same one each time', async () => {
+    const env = { PROXIMATION_LETSENCRYPT_DIR: await stateDir() };
+    const first = await run(['ca-cert'], env);
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n?$/);
+    const cert = new X509Certificate(first.out);
+    expect(cert.ca).toBe(true);
+    expect(cert.verify(cert.publicKey)).toBe(true);
+    const second = await run(['ca-cert'], env);
+    expect(second.out).toBe(first.out);
+  });
+
+  it('serve runs until its signal is aborted, then drains and returns 0', async () => {
+    const streams = io();
+    const abort = new AbortController();
+    const letsencryptDir = await stateDir();
+    const env = {
+      PROXIMATION_HTTP_PORT: '0',
+      PROXIMATION_HTTPS_PORT: '0',
+      PROXIMATION_ADMIN_PORT: '0',
+      PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+      PROXIMATION_LETSENCRYPT_DIR: letsencryptDir,
+      PROXIMATION_LOG_FORMAT: 'json',
+    };
+    const serving = new Promise<Record<string, unknown>>((resolve) => {
+      let pending = '';
+      streams.stdout.on('data', (c: Buffer) => {
+        pending += c.toString();
+        for (const line of pending.split('\n').slice(0, -1)) {
+          const parsed = JSON.parse(line) as Record<string, unknown>;
+          if (parsed.msg === 'proximation is serving') resolve(parsed);
+        }
+        pending = pending.slice(pending.lastIndexOf('\n') + 1);
+      });
+    });
+    const exit = main(['serve'], { stdout: streams.stdout, stderr: streams.stderr, env, signal: abort.signal });
+    resources.defer(async () => {
+      abort.abort();
+      await exit;
+    });
+    const started = await Promise.race([serving, exit.then((code) => Promise.reject(new Error(`serve returned ${code} early: ${streams.err()}`)))]);
+    const health = await httpRequest(started.admin as number, 'localhost', '/healthz');
+    expect(health.status).toBe(200);
+
+    abort.abort();
+    expect(await exit).toBe(0);
+    expect(streams.err()).toBe('');
+    expect(streams.out()).toContain('"msg":"stopped"');
+  });
+});
+
+describe('proximation CLI, as a real process', () => {
+  it('--version exits 0 and prints the version', async () => {
+    const cli = spawnCli(['--version']);
+    expect(await cli.exited).toEqual({ code: 0, signal: null });
+    expect(cli.stdout()).toBe(`proximation ${VERSION}\n`);
+  });
+
+  it('serve with PROXIMATION_ISSUER=bogus exits 1 naming the variable and the value', async () => {
+    const cli = spawnCli(['serve'], { PROXIMATION_ISSUER: 'bogus', PROXIMATION_LETSENCRYPT_DIR: await stateDir() });
+    expect(await cli.exited).toEqual({ code: 1, signal: null });
+    expect(cli.stderr()).toContain('PROXIMATION_ISSUER="bogus"');
+    expect(cli.stderr()).toContain('one of local, acme');
+    expect(cli.stdout()).toBe('');
+  });
+});
