@@ -13,6 +13,9 @@ export interface ResponseSink {
   end(): unknown;
   end(chunk: string): unknown;
   destroy(error?: Error): unknown;
+  /** HTTP/1.1 only: batch writes until uncork. */
+  cork?(): void;
+  uncork?(): void;
   once(event: 'close' | 'drain', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
