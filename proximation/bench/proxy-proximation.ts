@@ -1,0 +1,104 @@
+/**
+ * proximation as the proxy under test, started through its CLI (`proximation serve`) the way an operator
+ * would, with state in the run's directory: a routes file with one site `bench` (host `localhost`) whose
+ * active version points at the upstream, and the embedded local CA as issuer (ECDSA P-256). Ready when
+ * `/healthz` on the admin port answers 200 and HTTPS through the proxy verifies against the local root
+ * (printed by `proximation ca-cert`). Two rows: access log off (the comparison) and on (its cost).
+ * Throws as `ProxyUnderTest.start` documents; `ERR_BENCH_COMMAND` when the CLI has not been built.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProximationError } from '@proximation/shared';
+import { freePorts } from './ports.js';
+import { waitUntilProxying, READY_TIMEOUT_MS, type ProxyContext, type ProxyUnderTest, type RunningProxy } from './proxy.js';
+import { fetchLocal, pollUntilReady } from './readiness.js';
+
+const cli = fileURLToPath(new URL('../dist/bin/proximation.js', import.meta.url));
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/;
+
+function routesFile(upstreamOrigin: string): string {
+  const version = 'bench-1';
+  const table = {
+    schemaVersion: 1,
+    generation: 1,
+    sites: [
+      {
+        name: 'bench',
+        hosts: ['localhost'],
+        activeVersion: version,
+        history: [],
+        versions: [{ name: version, upstreams: [upstreamOrigin], registeredAt: new Date().toISOString() }],
+      },
+    ],
+  };
+  return `${JSON.stringify(table, null, 2)}\n`;
+}
+
+/** The parent's environment without PROXIMATION_* settings, which would otherwise leak into the run. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PROXIMATION_')));
+}
+
+function proximation(accessLog: boolean): ProxyUnderTest {
+  const key = accessLog ? 'proximation-access-log' : 'proximation';
+  const label = accessLog ? 'proximation (access log on)' : 'proximation';
+  return {
+    key,
+    label,
+    supportsHttp2: true,
+    async start(ctx: ProxyContext): Promise<RunningProxy> {
+      if (!existsSync(cli)) {
+        throw new ProximationError(
+          'ERR_BENCH_COMMAND',
+          `${cli} does not exist; build proximation first (npx tsc -b) or leave it out with BENCH_PROXIES.`,
+        );
+      }
+      const [httpPort, httpsPort, adminPort] = (await freePorts(3)) as [number, number, number];
+      const leDir = join(ctx.dir, 'le');
+      const routes = join(leDir, 'proximation', 'routes.json');
+      await mkdir(join(leDir, 'proximation'), { recursive: true, mode: 0o755 });
+      await writeFile(routes, routesFile(ctx.upstream.origin));
+      const env: NodeJS.ProcessEnv = {
+        ...cleanEnv(),
+        NODE_ENV: 'production',
+        PROXIMATION_HTTP_PORT: String(httpPort),
+        PROXIMATION_HTTPS_PORT: String(httpsPort),
+        PROXIMATION_ADMIN_PORT: String(adminPort),
+        PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+        PROXIMATION_LETSENCRYPT_DIR: leDir,
+        PROXIMATION_ROUTES: routes,
+        PROXIMATION_ISSUER: 'local',
+        PROXIMATION_ACCESS_LOG: accessLog ? 'on' : 'off',
+        PROXIMATION_LOG_LEVEL: 'warn',
+      };
+      const service = await ctx.children.start({
+        name: `proxy-${key}`,
+        command: process.execPath,
+        args: [cli, 'serve'],
+        core: ctx.core,
+        env,
+        cwd: ctx.dir,
+      });
+      await pollUntilReady(`${label} /healthz`, READY_TIMEOUT_MS, [service], async () => {
+        const { status } = await fetchLocal(adminPort, '/healthz');
+        if (status !== 200) throw new Error(`/healthz answered ${status}`);
+      });
+      const caPem = await pollUntilReady(`${label} ca-cert`, READY_TIMEOUT_MS, [service], async () => {
+        const { stdout } = await ctx.children.run(
+          { name: 'proximation-ca-cert', command: process.execPath, args: [cli, 'ca-cert'], env, cwd: ctx.dir },
+          10_000,
+        );
+        const pem = PEM_CERT.exec(stdout)?.[0];
+        if (pem === undefined) throw new Error(`proximation ca-cert printed no PEM certificate: ${stdout.slice(0, 200)}`);
+        return pem;
+      });
+      await waitUntilProxying(label, [service], httpsPort, caPem);
+      return { service, httpsPort, caPem };
+    },
+  };
+}
+
+export const proximationProxy = proximation(false);
+export const proximationWithAccessLog = proximation(true);

@@ -1,0 +1,145 @@
+/**
+ * `npm run bench`: measures proximation against nginx, Caddy and an http-proxy reference as HTTPS reverse
+ * proxies in front of one nginx upstream, all on 127.0.0.1. The proxy under test runs alone on core 0;
+ * the load generators, the upstream and this process run on core 1 (see rounds.ts for the schedule).
+ * Prints progress to stderr, then a Markdown table and the target check to stdout, and writes
+ * `bench/results/latest.json`.
+ * Guarantees: bounded in count and time (every run has a timeout, the schedule a time budget); every
+ * process it started is killed on success, error, SIGINT and SIGTERM; its temporary directory is removed.
+ * Exit code 1 when the run failed, a proxy or scenario failed, or the time budget ran out.
+ */
+import { rmSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProximationError, errorMessage } from '@proximation/shared';
+import { ChildSupervisor } from './children.js';
+import { readBenchConfig, type BenchConfig } from './config.js';
+import { checkLocalhost } from './load-generators.js';
+import { describeMachine } from './machine-info.js';
+import { freePorts } from './ports.js';
+import type { ProxyUnderTest } from './proxy.js';
+import { caddyProxy } from './proxy-caddy.js';
+import { httpProxyReference } from './proxy-http-proxy.js';
+import { nginxProxy } from './proxy-nginx.js';
+import { proximationProxy, proximationWithAccessLog } from './proxy-proximation.js';
+import { renderTable, renderTargets } from './report-markdown.js';
+import { LATEST_RESULTS, writeResults } from './results-file.js';
+import { runSchedule, timeBudgetMs } from './rounds.js';
+import { SCENARIOS } from './scenarios.js';
+import { checkTargets, summarizeProxy } from './summary.js';
+import { makeLocalhostCertificate } from './tls-material.js';
+import { startUpstream } from './upstream.js';
+
+const PROXIES: readonly ProxyUnderTest[] = [
+  proximationProxy,
+  proximationWithAccessLog,
+  nginxProxy,
+  caddyProxy,
+  httpProxyReference,
+];
+const PROXY_CORE = 0;
+const LOAD_CORE = 1;
+const KEYS = { subject: proximationProxy.key, nginx: nginxProxy.key, caddy: caddyProxy.key };
+const SCENARIO_KEYS = { keepAlive: 'https-keepalive-100b', http2: 'http2-100b' };
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Runs the benchmark; resolves true when everything was measured. */
+async function bench(children: ChildSupervisor, workDir: string, config: BenchConfig): Promise<boolean> {
+  const startedAt = new Date();
+  const proxies = PROXIES.filter((p) => config.proxies === undefined || config.proxies.includes(p.key));
+  progress(
+    `proximation bench: ${proxies.map((p) => p.key).join(', ')}; ${config.rounds} rounds x ${config.seconds} s ` +
+      `(+${config.warmupSeconds} s warm-up) per scenario, ${config.connections} connections; at most ` +
+      `${Math.round(timeBudgetMs(config, proxies) / 1000)} s; work dir ${workDir}`,
+  );
+  // Keeps this process, and what it starts unpinned, off the proxy's core.
+  await children.run(
+    { name: 'taskset', command: 'taskset', args: ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)] },
+    10_000,
+  );
+  const machine = await describeMachine(children);
+  const tls = await makeLocalhostCertificate(children, join(workDir, 'tls'));
+  const [upstreamPort] = (await freePorts(1)) as [number];
+  const upstream = await startUpstream(children, join(workDir, 'upstream'), upstreamPort, LOAD_CORE);
+  const outcome = await runSchedule({
+    config,
+    proxies,
+    children,
+    workDir,
+    upstream,
+    tls,
+    proxyCore: PROXY_CORE,
+    loadCore: LOAD_CORE,
+    ticksPerSecond: machine.clockTicksPerSecond,
+    progress,
+  });
+  await children.stop(upstream.service);
+
+  const summaries = outcome.records.map(summarizeProxy);
+  const targets = checkTargets(summaries, KEYS, SCENARIO_KEYS);
+  const markdown = renderTable(summaries, SCENARIOS, KEYS, config.rounds);
+  await writeResults(LATEST_RESULTS, {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    incomplete: outcome.incomplete,
+    settings: {
+      ...config,
+      proxyCore: PROXY_CORE,
+      loadCore: LOAD_CORE,
+      wrk: `wrk -t1 -c${config.connections} --latency`,
+      h2load: `h2load -t1 -c${config.connections} -m10`,
+    },
+    machine,
+    proxies: summaries,
+    targets,
+    markdown,
+  });
+  process.stdout.write(
+    `\n${markdown}\n\n${renderTargets(targets, proximationProxy.label)}\n\nResults: ${LATEST_RESULTS}\n`,
+  );
+  return outcome.incomplete === null && summaries.every((s) => Object.keys(s.failures).length === 0);
+}
+
+async function main(): Promise<void> {
+  const config = readBenchConfig(process.env, PROXIES.map((p) => p.key));
+  if (cpus().length < 2) {
+    throw new ProximationError(
+      'ERR_BENCH_CONFIG',
+      'the benchmark pins the proxy and the load to different cores; it needs at least 2 CPUs.',
+    );
+  }
+  await checkLocalhost();
+  const workDir = await mkdtemp(join(tmpdir(), 'proximation-bench-'));
+  // nginx workers run as `nobody` when started by root and must read the upstream's files.
+  await chmod(workDir, 0o755);
+  const logDir = join(workDir, 'logs');
+  await mkdir(logDir);
+  const children = new ChildSupervisor(logDir);
+  const cleanUp = (): void => {
+    children.killAllSync();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals, exitCode: number) => (): void => {
+    progress(`${signal}: stopping every process the benchmark started.`);
+    cleanUp();
+    process.exit(exitCode);
+  };
+  process.once('SIGINT', onSignal('SIGINT', 130));
+  process.once('SIGTERM', onSignal('SIGTERM', 143));
+  process.once('exit', () => children.killAllSync());
+  try {
+    if (!(await bench(children, workDir, config))) process.exitCode = 1;
+  } finally {
+    cleanUp();
+  }
+}
+
+main().catch((err: unknown) => {
+  const code = err instanceof ProximationError ? `${err.code}: ` : '';
+  process.stderr.write(`bench failed: ${code}${errorMessage(err)}\n`);
+  process.exitCode = 1;
+});

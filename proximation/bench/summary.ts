@@ -1,0 +1,127 @@
+/**
+ * Turns the samples of all rounds into medians per proxy and scenario, and checks proximation against
+ * the project's targets: HTTPS keep-alive req/s >= 2x Caddy's, CPU per keep-alive request <= 1.5x
+ * nginx's, HTTP/2 req/s >= 2x Caddy's, RSS after the runs <= 80 MiB. A target whose inputs were not
+ * measured has `pass: null`. Pure functions; throws nothing.
+ */
+import type { Sample } from './measure.js';
+
+export interface ScenarioSummary {
+  readonly reqPerSec: number;
+  readonly p99Ms: number;
+  readonly cpuUsPerRequest: number;
+  readonly proxyCpuPercent: number;
+  readonly otherOnProxyCorePercent: number;
+  readonly rssMiB: number;
+  /** Errors summed over all rounds (any error makes the row suspect). */
+  readonly errors: number;
+  readonly samples: readonly Sample[];
+}
+
+export interface ProxySummary {
+  readonly key: string;
+  readonly label: string;
+  /** Keyed by scenario key; scenarios that do not apply or were not reached are absent. */
+  readonly scenarios: Readonly<Record<string, ScenarioSummary>>;
+  /** Median over all its runs of the CPU others used on the proxy's core: the noise the proxy ran in. */
+  readonly otherOnProxyCorePercent: number;
+  /** Median over rounds of the resident memory after the proxy's last scenario. */
+  readonly rssAfterRunsMiB: number | null;
+  /** Scenario key, or `*` for the whole proxy, to why it stopped being measured. */
+  readonly failures: Readonly<Record<string, string>>;
+}
+
+export interface ProxyRecord {
+  readonly key: string;
+  readonly label: string;
+  readonly samples: ReadonlyMap<string, readonly Sample[]>;
+  readonly rssAfterRuns: readonly number[];
+  readonly failures: Readonly<Record<string, string>>;
+}
+
+export interface TargetCheck {
+  readonly description: string;
+  readonly measured: number | null;
+  readonly limit: number | null;
+  readonly pass: boolean | null;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function summarizeScenario(samples: readonly Sample[]): ScenarioSummary {
+  const of = (pick: (s: Sample) => number): number => median(samples.map(pick));
+  return {
+    reqPerSec: of((s) => s.reqPerSec),
+    p99Ms: of((s) => s.p99Ms),
+    cpuUsPerRequest: of((s) => s.cpuUsPerRequest),
+    proxyCpuPercent: of((s) => s.proxyCpuPercent),
+    otherOnProxyCorePercent: of((s) => s.otherOnProxyCorePercent),
+    rssMiB: of((s) => s.rssMiB),
+    errors: samples.reduce((sum, s) => sum + s.errors, 0),
+    samples,
+  };
+}
+
+export function summarizeProxy(record: ProxyRecord): ProxySummary {
+  const scenarios: Record<string, ScenarioSummary> = {};
+  for (const [key, samples] of record.samples) if (samples.length > 0) scenarios[key] = summarizeScenario(samples);
+  return {
+    key: record.key,
+    label: record.label,
+    scenarios,
+    otherOnProxyCorePercent: median([...record.samples.values()].flat().map((s) => s.otherOnProxyCorePercent)),
+    rssAfterRunsMiB: record.rssAfterRuns.length > 0 ? median(record.rssAfterRuns) : null,
+    failures: record.failures,
+  };
+}
+
+function check(description: string, measured: number | undefined, limit: number | undefined, atLeast: boolean): TargetCheck {
+  if (measured === undefined || limit === undefined || Number.isNaN(measured) || Number.isNaN(limit)) {
+    return { description, measured: measured ?? null, limit: limit ?? null, pass: null };
+  }
+  return { description, measured, limit, pass: atLeast ? measured >= limit : measured <= limit };
+}
+
+export function checkTargets(
+  summaries: readonly ProxySummary[],
+  keys: { readonly subject: string; readonly nginx: string; readonly caddy: string },
+  scenarioKeys: { readonly keepAlive: string; readonly http2: string },
+): TargetCheck[] {
+  const find = (key: string): ProxySummary | undefined => summaries.find((s) => s.key === key);
+  const subject = find(keys.subject);
+  const nginx = find(keys.nginx);
+  const caddy = find(keys.caddy);
+  const metric = (p: ProxySummary | undefined, scenario: string, pick: (s: ScenarioSummary) => number) => {
+    const s = p?.scenarios[scenario];
+    return s === undefined ? undefined : pick(s);
+  };
+  const times = (value: number | undefined, factor: number) => (value === undefined ? undefined : value * factor);
+  return [
+    check(
+      'HTTPS keep-alive req/s >= 2x Caddy',
+      metric(subject, scenarioKeys.keepAlive, (s) => s.reqPerSec),
+      times(metric(caddy, scenarioKeys.keepAlive, (s) => s.reqPerSec), 2),
+      true,
+    ),
+    check(
+      'CPU µs per HTTPS keep-alive request <= 1.5x nginx',
+      metric(subject, scenarioKeys.keepAlive, (s) => s.cpuUsPerRequest),
+      times(metric(nginx, scenarioKeys.keepAlive, (s) => s.cpuUsPerRequest), 1.5),
+      false,
+    ),
+    check(
+      'HTTP/2 req/s >= 2x Caddy',
+      metric(subject, scenarioKeys.http2, (s) => s.reqPerSec),
+      times(metric(caddy, scenarioKeys.http2, (s) => s.reqPerSec), 2),
+      true,
+    ),
+    check('RSS after the runs <= 80 MiB', subject?.rssAfterRunsMiB ?? undefined, 80, false),
+  ];
+}
