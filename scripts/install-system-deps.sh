@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages proximation's tests (or benchmarks) need on a fresh machine.
+#   scripts/install-system-deps.sh          what `npm test` needs
+#   scripts/install-system-deps.sh bench    also what `npm run bench` needs
+set -euo pipefail
+
+packages=(
+  bindfs fuse3      # a mount that delivers no inotify events for writes through its backing dir, as NFS
+  openssl curl      # certificate checks in tests
+)
+if [[ "${1:-}" == "bench" ]]; then
+  packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-system-deps: run as root (sudo $0 $*)" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# The Debian packages enable their services; the benchmark starts its own instances.
+if [[ "${1:-}" == "bench" ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now nginx caddy >/dev/null 2>&1 || true
+fi
+echo "install-system-deps: installed ${packages[*]}"
