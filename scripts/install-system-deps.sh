@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   bindfs fuse3      # a mount that delivers no inotify events for writes through its backing dir, as NFS
   openssl curl      # certificate checks in tests
+  certbot           # the oracle for the certbot layout
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators
