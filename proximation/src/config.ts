@@ -38,6 +38,9 @@ export interface Config {
   drainTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  healthIntervalMs: number;
+  healthPath: string;
+  healthTimeoutMs: number;
 }
 
 /** Trusted peers whose X-Forwarded-* headers are kept: addresses and CIDR blocks, IPv4 and IPv6. */
@@ -124,6 +127,11 @@ function bool(text: string, field: string): boolean {
   throw invalid(field, text, 'on or off');
 }
 
+function requestPath(text: string, field: string): string {
+  if (!/^\/[\x21-\x7e]*$/.test(text)) throw invalid(field, text, 'a request path starting with / (printable ASCII, no spaces)');
+  return text;
+}
+
 function absolutePath(text: string, field: string): string {
   if (text === '') throw invalid(field, text, 'a directory or file path');
   return path.resolve(text);
@@ -176,6 +184,12 @@ export const SETTINGS = [
     help: 'largest request header block in bytes; larger gets 431' }),
   setting({ key: 'maxConnections', flag: 'max-connections', env: 'PROXIMATION_MAX_CONNECTIONS', default: '10000', parse: positiveInt,
     help: 'client connections per listener; more are refused' }),
+  setting({ key: 'healthIntervalMs', flag: 'health-interval', env: 'PROXIMATION_HEALTH_INTERVAL', default: '5s', parse: duration,
+    help: 'how often every upstream of an active version is checked' }),
+  setting({ key: 'healthPath', flag: 'health-path', env: 'PROXIMATION_HEALTH_PATH', default: '/', parse: requestPath,
+    help: 'path the health check GETs; 2xx or 3xx is healthy' }),
+  setting({ key: 'healthTimeoutMs', flag: 'health-timeout', env: 'PROXIMATION_HEALTH_TIMEOUT', default: '2s', parse: duration,
+    help: 'a health check that takes longer fails' }),
 ];
 
 /**

@@ -16,6 +16,7 @@ import { HttpListener } from './listeners/http-listener.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
+import { HealthChecker } from './proxy/health-check.js';
 import { Router } from './proxy/router.js';
 import { Upstreams } from './proxy/upstreams.js';
 import { WebSocketTunnels } from './proxy/websocket.js';
@@ -43,6 +44,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
   const router = new Router(upstreams);
+  const health = new HealthChecker(
+    upstreams,
+    { intervalMs: config.healthIntervalMs, path: config.healthPath, timeoutMs: config.healthTimeoutMs },
+    log.child({ part: 'health' }),
+  );
   const tunnels = new WebSocketTunnels({ connectTimeoutMs: config.upstreamConnectTimeoutMs });
 
   let certificates: CertificateManager | undefined;
@@ -118,6 +124,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
   certs.start();
+  health.start();
   serverLog.info(
     { https: addresses.https.port, http: addresses.http.port, admin: addresses.admin.port, routes: config.routesPath, issuer: issuer.name },
     'proximation is serving',
@@ -133,6 +140,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       http.close(),
       tunnels.close({ code: 1001, reason: 'proxy shutting down', timeoutMs: Math.max(0, deadline - Date.now()) }),
     ]);
+    await health.stop();
     await certs.stop();
     await upstreams.destroy();
     await admin.close();

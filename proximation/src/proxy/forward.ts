@@ -7,6 +7,10 @@
  * request. Failures map as nginx maps them: cannot connect → 502, connect or response timeout → 504; a
  * failure after the response headers were sent can only cut the client's response short.
  *
+ * A request that could not reach its upstream (connection refused, unreachable, connect timeout) is
+ * tried once on each other upstream of the version, but only when it has no body: a body stream that
+ * undici may have started reading cannot be sent again.
+ *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
 import type { Dispatcher } from 'undici';
@@ -17,6 +21,8 @@ import type { Upstream } from './upstreams.js';
 
 export interface ForwardResult {
   status: number;
+  /** The upstream that answered, or the last one tried. */
+  upstream?: string;
   /** Response body bytes sent to the client. */
   bytes: number;
   /** Set when the exchange failed; the status then says how the client saw it (0: cut short or gone). */
@@ -24,6 +30,8 @@ export interface ForwardResult {
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Failures that prove the request never reached the upstream (a reset may come after it did). */
+const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 class ClientGone extends Error {
@@ -41,12 +49,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private clientGone = false;
   private connected = false;
 
+  private readonly res: ResponseSink;
+
   constructor(
-    private readonly res: ResponseSink,
+    private readonly exchange: Exchange,
     private readonly upstream: Upstream,
-    private readonly onDone: (result: ForwardResult) => void,
   ) {
-    res.once('close', this.onClientClose);
+    this.res = exchange.res;
+    this.res.once('close', this.onClientClose);
   }
 
   private readonly onClientClose = (): void => {
@@ -87,33 +97,63 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     this.res.end();
     this.upstream.reportSuccess();
-    this.settle({ status: this.status, bytes: this.bytes });
+    this.settle({ status: this.status, bytes: this.bytes, upstream: this.upstream.origin });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const code = (error as { code?: string }).code ?? '';
     if (!this.connected && CONNECT_FAILURES.has(code)) this.upstream.reportConnectFailure(Date.now());
+    const origin = this.upstream.origin;
     if (this.clientGone || error instanceof ClientGone) {
-      this.settle({ status: 0, bytes: this.bytes, error: new ClientGone() });
+      this.settle({ status: 0, bytes: this.bytes, upstream: origin, error: new ClientGone() });
       return;
     }
     if (this.res.headersSent) {
       // The client already has a status line: all we can do is make the truncation visible.
       this.res.destroy(error);
-      this.settle({ status: 0, bytes: this.bytes, error });
+      this.settle({ status: 0, bytes: this.bytes, upstream: origin, error });
       return;
     }
+    const { exchange } = this;
+    if (!exchange.hasBody && NOT_SENT.has(code)) {
+      exchange.tried.add(this.upstream);
+      const other = exchange.next(exchange.tried);
+      if (other !== undefined) {
+        this.settle(undefined);
+        dispatch(exchange, other);
+        return;
+      }
+    }
     const status = TIMEOUTS.has(code) ? 504 : 502;
-    sendError(this.res, status, status === 504 ? MESSAGES[504](this.upstream.origin) : MESSAGES[502](this.upstream.origin));
-    this.settle({ status, bytes: 0, error });
+    sendError(this.res, status, status === 504 ? MESSAGES[504](origin) : MESSAGES[502](origin));
+    this.settle({ status, bytes: 0, upstream: origin, error });
   }
 
-  private settle(result: ForwardResult): void {
+  /** Ends this attempt; `undefined` when another attempt takes the exchange over. */
+  private settle(result: ForwardResult | undefined): void {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClientClose);
-    this.onDone(result);
+    if (result !== undefined) this.exchange.onDone(result);
   }
+}
+
+interface Exchange {
+  req: ProxyRequest;
+  res: ResponseSink;
+  headers: string[];
+  hasBody: boolean;
+  tried: Set<Upstream>;
+  next: (tried: ReadonlySet<Upstream>) => Upstream | undefined;
+  onDone: (result: ForwardResult) => void;
+}
+
+function dispatch(exchange: Exchange, upstream: Upstream): void {
+  const { req } = exchange;
+  upstream.pool.dispatch(
+    { path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: exchange.headers, body: exchange.hasBody ? req : null },
+    new ForwardHandler(exchange, upstream),
+  );
 }
 
 function uncork(res: ResponseSink): void {
@@ -123,6 +163,7 @@ function uncork(res: ResponseSink): void {
 /**
  * @param headers the upstream request headers, already rewritten (see forwarded-headers.ts)
  * @param hasBody whether the request carries a body to stream upstream
+ * @param next another upstream to try after a failure to connect, none of `tried`; undefined: give up
  */
 export function forward(
   req: ProxyRequest,
@@ -130,18 +171,10 @@ export function forward(
   upstream: Upstream,
   headers: string[],
   hasBody: boolean,
+  next: (tried: ReadonlySet<Upstream>) => Upstream | undefined,
   onDone: (result: ForwardResult) => void,
 ): void {
-  const handler = new ForwardHandler(res, upstream, onDone);
-  upstream.pool.dispatch(
-    {
-      path: req.url ?? '/',
-      method: req.method as Dispatcher.HttpMethod,
-      headers,
-      body: hasBody ? req : null,
-    },
-    handler,
-  );
+  dispatch({ req, res, headers, hasBody, tried: new Set(), next, onDone }, upstream);
 }
 
 /** Whether the client sends a body: a length or chunked framing on HTTP/1.1, an open stream on HTTP/2. */

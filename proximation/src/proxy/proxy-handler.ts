@@ -49,10 +49,14 @@ export class ProxyHandler {
       this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
       return;
     }
-    const upstream = route.upstreams.pick(Date.now());
+    const selection = route.upstreams;
+    const upstream = selection.pick(Date.now());
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
-    forward(req, res, upstream, headers, requestHasBody(req), (result) => this.log(exchange, result));
+    forward(req, res, upstream, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
+      exchange.upstream = result.upstream ?? exchange.upstream;
+      this.log(exchange, result);
+    });
   };
 
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -7,6 +7,7 @@
  *
  * Passive ejection: a failure to connect (or a connect timeout) takes the upstream out of rotation for a
  * while, doubling per consecutive failure from `ejectBaseMs` up to `ejectMaxMs`; one success resets it.
+ * Active health checks (health-check.ts) take it out while they fail.
  */
 import { Pool } from 'undici';
 
@@ -23,6 +24,8 @@ export class Upstream {
   readonly pool: Pool;
   private consecutiveFailures = 0;
   private ejectedUntil = 0;
+  private healthy = true;
+  private failedChecks = 0;
 
   constructor(origin: string, private readonly options: UpstreamOptions) {
     this.origin = origin;
@@ -37,7 +40,21 @@ export class Upstream {
   }
 
   available(now: number): boolean {
-    return now >= this.ejectedUntil;
+    return this.healthy && now >= this.ejectedUntil;
+  }
+
+  /** Records an active check; says whether the upstream just went down or came back. */
+  reportHealthCheck(passed: boolean, failuresToMarkDown: number): 'down' | 'up' | undefined {
+    if (passed) {
+      this.failedChecks = 0;
+      if (this.healthy) return undefined;
+      this.healthy = true;
+      return 'up';
+    }
+    this.failedChecks++;
+    if (!this.healthy || this.failedChecks < failuresToMarkDown) return undefined;
+    this.healthy = false;
+    return 'down';
   }
 
   /** When the upstream comes back into rotation (epoch ms; 0 when it never left). */
@@ -64,6 +81,10 @@ export class Upstreams {
   private readonly byOrigin = new Map<string, Upstream>();
 
   constructor(private readonly options: UpstreamOptions) {}
+
+  all(): IterableIterator<Upstream> {
+    return this.byOrigin.values();
+  }
 
   get(origin: string): Upstream {
     let upstream = this.byOrigin.get(origin);

@@ -23,13 +23,32 @@ it('spreads requests round-robin over the active version\'s upstreams', async ()
   expect(bodies.filter((x) => x === 'b')).toHaveLength(3);
 });
 
-it('takes an upstream that refuses connections out of rotation after one failure', async () => {
-  const live = await resources.upstream((_req, res) => res.end('live'));
+it('retries a request without a body on another upstream when one refuses connections, and ejects it', async () => {
+  let hits = 0;
+  const live = await resources.upstream((_req, res) => {
+    hits++;
+    res.end('live');
+  });
   const dead = `http://127.0.0.1:${await closedPort()}`;
   const proxy = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [dead, live.origin] }]));
   const statuses: number[] = [];
-  for (let i = 0; i < 8; i++) statuses.push((await httpsRequest(proxy, 'app.test')).status);
-  // The first pick is the dead one (502); from then on it is ejected and only the live one serves.
-  expect(statuses[0]).toBe(502);
-  expect(statuses.slice(1)).toEqual(Array(7).fill(200));
+  for (let i = 0; i < 8; i++) statuses.push((await httpsRequest(proxy, 'app.test', { path: `/r${i}` })).status);
+  expect(statuses).toEqual(Array(8).fill(200));
+  expect(hits).toBe(8);
+  // The first request met the dead upstream and went on to the live one; the dead one was then out of rotation.
+  const first = await proxy.waitForLog((l) => l.part === 'access' && l.path === '/r0');
+  expect(first.upstream).toBe(live.origin);
+});
+
+it('does not retry a request whose body may already be on its way', async () => {
+  const dead = `http://127.0.0.1:${await closedPort()}`;
+  let hits = 0;
+  const live = await resources.upstream((req, res) => {
+    hits++;
+    req.resume().on('end', () => res.end());
+  });
+  const proxy = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [dead, live.origin] }]));
+  const res = await httpsRequest(proxy, 'app.test', { method: 'POST', body: 'x'.repeat(1000) });
+  expect(res.status).toBe(502);
+  expect(hits).toBe(0);
 });
