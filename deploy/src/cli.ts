@@ -1,17 +1,35 @@
 /**
  * The deploy command line: `main` parses argv, runs one command and returns the exit code (0 done,
  * 1 failed, 2 usage error) instead of exiting, so tests can run it in-process. Output goes to
- * `io.stdout` (a one-line summary, or help), errors to `io.stderr` as "deploy: <message>".
+ * `io.stdout` (a summary, a listing, JSON with --json, or help), errors to `io.stderr` as
+ * "deploy: <message>" (never JSON, and nothing on stdout).
  */
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { errorMessage, isProximationError } from '@proximation/shared';
 import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
+import { activateCommand } from './commands/activate.js';
+import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
+import { removeCommand } from './commands/remove.js';
+import { rollbackCommand } from './commands/rollback.js';
 import { siteAddCommand } from './commands/site-add.js';
+import { siteListCommand } from './commands/site-list.js';
+import { siteRemoveCommand } from './commands/site-remove.js';
+import { versionsCommand } from './commands/versions.js';
 
-const COMMANDS: readonly Command[] = [siteAddCommand, registerCommand];
+const COMMANDS: readonly Command[] = [
+  siteAddCommand,
+  siteRemoveCommand,
+  siteListCommand,
+  registerCommand,
+  activateCommand,
+  rollbackCommand,
+  versionsCommand,
+  removeCommand,
+  pruneCommand,
+];
 
 const HELP = `Usage: deploy <command> [options]
 
@@ -25,7 +43,10 @@ Options:
   -h, --help     show this help; "deploy <command> --help" shows a command's options
   --version      print the version of deploy
 
-Every command takes --routes FILE, default $PROXIMATION_ROUTES.`;
+Every command takes --routes FILE, default $PROXIMATION_ROUTES; commands that list or report
+something take --json. Durations are written like 500ms, 2s, 1m.
+
+Exit status: 0 done, 1 failed (the message says why and what to do), 2 usage error.`;
 
 function commandList(commands: readonly Command[]): string {
   return commands.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join('\n');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { findSite, readRoutingTableFile } from '@proximation/shared';
-import { tempDir } from '../../shared/test/helpers.js';
+import { tempDir, upstream } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../dist/bin/deploy.js', import.meta.url));
 
@@ -34,11 +34,13 @@ describe('deploy as a process', () => {
       stdout: 'added site dev (hosts dev.example.com; tag prefix devbuild-); routing table generation 1\n',
       stderr: '',
     });
-    expect(await run(['register', '--tag', 'devbuild-42', '--upstream', 'http://10.0.1.9:8080', '--upstream', 'http://10.0.1.10:8080', '--routes', routes])).toEqual({
+    const app = await upstream(200);
+    expect(await run(['register', '--tag', 'devbuild-42', '--upstream', app.origin, '--routes', routes])).toEqual({
       code: 0,
-      stdout: 'registered dev/devbuild-42 (2 upstreams), active; routing table generation 2\n',
+      stdout: 'registered dev/devbuild-42 (1 upstream); active after passing the health check (was none); routing table generation 3\n',
       stderr: '',
     });
+    expect(app.requests).toEqual(['GET /']);
     const failed = await run(['register', '--tag', 'devbuild-43', '--upstream', 'ftp://x', '--routes', routes]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^deploy: Invalid upstream "ftp:\/\/x"/);
@@ -47,11 +49,33 @@ describe('deploy as a process', () => {
     expect((await run(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 
+  it('keeps the old version serving and exits 1 when the new one fails its health check, then rolls back and lists as JSON', async () => {
+    const routes = join(await tempDir(), 'routes.json');
+    const env = { PROXIMATION_ROUTES: routes };
+    const [v1, v2, broken] = [await upstream(200), await upstream(200), await upstream(500)];
+    expect((await run(['site', 'add', 'dev', '--host', 'dev.example.com'], env)).code).toBe(0);
+    expect((await run(['register', '--tag', 'devbuild-1', '--upstream', v1.origin], env)).code).toBe(0);
+    expect((await run(['register', '--tag', 'devbuild-2', '--upstream', v2.origin], env)).code).toBe(0);
+    const failed = await run(['register', '--tag', 'devbuild-3', '--upstream', broken.origin, '--health-timeout', '500ms'], env);
+    expect(failed).toMatchObject({ code: 1, stdout: '' });
+    expect(failed.stderr).toContain(`  ${broken.origin}: GET / answered 500 Internal Server Error`);
+    expect(failed.stderr).toContain('dev/devbuild-2 keeps serving.');
+    expect(await run(['rollback', '--site', 'dev'], env)).toEqual({ code: 0, stdout: 'rolled back dev from devbuild-2 to devbuild-1; routing table generation 7\n', stderr: '' });
+    const listed = await run(['versions', '--site', 'dev', '--json'], env);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toMatchObject({
+      activeVersion: 'devbuild-1',
+      rollbackOrder: [],
+      versions: [{ name: 'devbuild-1', active: true }, { name: 'devbuild-2', active: false }, { name: 'devbuild-3', active: false }],
+    });
+  });
+
   it('loses none of 10 versions registered by 10 processes at once', async () => {
     const routes = join(await tempDir(), 'routes.json');
     expect((await run(['site', 'add', 'dev', '--host', 'dev.example.com', '--routes', routes])).code).toBe(0);
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => run(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--routes', routes])),
+      // Not health-checked: these upstreams are never contacted; this is about the lock.
+      Array.from({ length: 10 }, (_, i) => run(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--no-health-check', '--routes', routes])),
     );
     for (const result of results) {
       expect(result.stderr).toBe('');

@@ -17,6 +17,7 @@ export {
   normalizeUpstreamUrl,
   defaultTagPrefix,
   findSite,
+  findVersion,
   siteForTag,
   addSite,
   removeSite,
@@ -25,7 +26,16 @@ export {
   rollback,
   removeVersion,
   pruneVersions,
+  applyRoutingTableChange,
 } from './routing-table.js';
-export type { RoutingTable, Site, SiteVersion, AddSiteRequest, RegisterVersionRequest } from './routing-table.js';
+export type {
+  RoutingTable,
+  Site,
+  SiteVersion,
+  AddSiteRequest,
+  RegisterVersionRequest,
+  TrafficGuard,
+  RoutingTableChange,
+} from './routing-table.js';
 export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
 export type { RoutingTableUpdate } from './routes-file.js';

@@ -15,7 +15,12 @@
  * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
  * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
  * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
- * ERR_INVALID_UPSTREAM, ERR_INVALID_ARGUMENT.
+ * ERR_INVALID_UPSTREAM, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
+ * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
+ *
+ * `RoutingTableChange` describes each operation as plain JSON-compatible data and
+ * `applyRoutingTableChange` applies one, so a change can be sent to whoever holds the table (the file
+ * under its lock, or the proxy's admin API) and the guards are evaluated there, on the current table.
  */
 import * as z from 'zod';
 import { ProximationError } from './errors.js';
@@ -330,7 +335,7 @@ export function findSite(table: RoutingTable, name: string): Site {
   throw new ProximationError('ERR_UNKNOWN_SITE', `Unknown site ${JSON.stringify(name)}: ${known}.`);
 }
 
-function findVersion(site: Site, name: string): SiteVersion {
+export function findVersion(site: Site, name: string): SiteVersion {
   const version = site.versions.find((v) => v.name === name);
   if (version !== undefined) return version;
   const names = site.versions.map((v) => v.name);
@@ -371,6 +376,56 @@ function updateSite(table: RoutingTable, name: string, change: (site: Site) => S
   const site = findSite(table, name);
   const updated = change(site);
   return updated === site ? table : nextGeneration(table, table.sites.map((s) => (s === site ? updated : s)));
+}
+
+/**
+ * Conditions under which a change may send traffic somewhere new; checked against the table the change
+ * is applied to, so they hold even when other writers changed it since the caller last read it.
+ */
+export interface TrafficGuard {
+  /**
+   * Upstreams that passed a health check. When given, a change that would send traffic to any other
+   * upstream (any upstream of a version it activates, or one it adds to the active version) throws
+   * ERR_UNCHECKED_UPSTREAMS and changes nothing.
+   */
+  readonly checkedUpstreams?: readonly string[];
+  /**
+   * The site's active version when the caller decided to activate (null: none was). If a version
+   * registered after the one being activated has become active since, the change throws ERR_SUPERSEDED
+   * instead of replacing a newer version by an older one (two deploys whose health checks finish out
+   * of order). Re-activating an older version on purpose works: nothing changed since the caller read.
+   */
+  readonly activeBefore?: string | null;
+}
+
+/** `after` (the site changed by an operation), unless it breaks `guard`; see TrafficGuard. */
+function guardTraffic(before: Site, after: Site, guard: TrafficGuard | undefined): Site {
+  const target = after.activeVersion;
+  if (guard === undefined || after === before || target === null) return after;
+  const switching = before.activeVersion !== target;
+  const current = before.activeVersion;
+  if (switching && guard.activeBefore !== undefined && current !== null && current !== guard.activeBefore) {
+    const position = (name: string) => after.versions.findIndex((v) => v.name === name);
+    if (position(current) > position(target)) {
+      throw new ProximationError(
+        'ERR_SUPERSEDED',
+        `Did not activate ${after.name}/${target}: ${after.name}/${current}, registered after it, became active meanwhile (another deploy activated it). ` +
+          `${target} stays registered; to make it active anyway, activate it explicitly (deploy activate --site ${after.name} --version ${target}).`,
+      );
+    }
+  }
+  const checked = guard.checkedUpstreams;
+  if (checked !== undefined) {
+    const serving = switching ? [] : findVersion(before, target).upstreams;
+    const unchecked = findVersion(after, target).upstreams.filter((u) => !serving.includes(u) && !checked.includes(u));
+    if (unchecked.length > 0) {
+      throw new ProximationError(
+        'ERR_UNCHECKED_UPSTREAMS',
+        `Not sending traffic for ${after.name}/${target} to upstreams that have not passed a health check: ${list(unchecked)}. Check them, then try again.`,
+      );
+    }
+  }
+  return after;
 }
 
 function withActive(site: Site, version: string): Site {
@@ -440,14 +495,24 @@ export interface RegisterVersionRequest {
   activate: boolean;
   /** Allow re-registering an existing version with other upstreams. */
   replace?: boolean;
+  /**
+   * Add the upstreams to an existing version instead (several instances of one version registering
+   * themselves); keeps its registration time and place. Not together with `replace`.
+   */
+  join?: boolean;
+  guard?: TrafficGuard;
 }
 
 /**
- * Registers (or with `replace`, re-registers) a version. The same version with the same upstreams is a
- * no-op, apart from activating it when asked to and not yet active.
+ * Registers (or with `replace`, re-registers; with `join`, extends) a version. The same version with the
+ * same upstreams (with `join`: no new ones) is a no-op, apart from activating it when asked to and not
+ * yet active.
  */
 export function registerVersion(table: RoutingTable, request: RegisterVersionRequest): RoutingTable {
   const { version } = request;
+  if (request.replace === true && request.join === true) {
+    throw new ProximationError('ERR_INVALID_ARGUMENT', `Registering ${request.site}/${version}: replace and join exclude each other; choose one.`);
+  }
   return updateSite(table, request.site, (site) => {
     checkName(VERSION_NAME, version);
     const field = `version ${site.name}/${version}`;
@@ -456,19 +521,23 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
     }
     const upstreams = distinct(request.upstreams.map((url) => normalizeUpstreamUrl(url, field)));
     const existing = site.versions.find((v) => v.name === version);
-    if (existing !== undefined && sameSet(existing.upstreams, upstreams)) {
-      return request.activate ? withActive(site, version) : site;
+    const activated = (s: Site) => guardTraffic(site, request.activate ? withActive(s, version) : s, request.guard);
+    if (existing !== undefined && request.join === true) {
+      const joined = distinct([...existing.upstreams, ...upstreams]);
+      if (joined.length === existing.upstreams.length) return activated(site);
+      return activated({ ...site, versions: site.versions.map((v) => (v === existing ? { ...v, upstreams: joined } : v)) });
     }
+    if (existing !== undefined && sameSet(existing.upstreams, upstreams)) return activated(site);
     if (existing !== undefined && request.replace !== true) {
       throw new ProximationError(
         'ERR_VERSION_EXISTS',
         `Version ${site.name}/${version} is already registered with upstreams ${list(existing.upstreams)}. ` +
-          'Register the new upstreams under a new version name, or replace the version explicitly (deploy register --replace).',
+          'Register the new upstreams under a new version name, add them to the version (deploy register --join), ' +
+          'or replace its upstreams explicitly (deploy register --replace).',
       );
     }
     const registered: SiteVersion = { name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) };
-    const updated: Site = { ...site, versions: [...site.versions.filter((v) => v !== existing), registered] };
-    return request.activate ? withActive(updated, version) : updated;
+    return activated({ ...site, versions: [...site.versions.filter((v) => v !== existing), registered] });
   });
 }
 
@@ -479,8 +548,8 @@ function isoTimestamp(date: Date): string {
   return date.toISOString();
 }
 
-export function activateVersion(table: RoutingTable, site: string, version: string): RoutingTable {
-  return updateSite(table, site, (s) => withActive(s, findVersion(s, version).name));
+export function activateVersion(table: RoutingTable, site: string, version: string, guard?: TrafficGuard): RoutingTable {
+  return updateSite(table, site, (s) => guardTraffic(s, withActive(s, findVersion(s, version).name), guard));
 }
 
 /** Re-activates the most recent earlier active version and drops it from the history. */
@@ -525,4 +594,55 @@ export function pruneVersions(table: RoutingTable, site: string, keep: number): 
     if (kept.size === s.versions.length) return s;
     return { ...s, versions: s.versions.filter((v) => kept.has(v.name)), history: s.history.filter((h) => kept.has(h)) };
   });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Changes as data
+
+/** One operation with its arguments, as JSON-compatible data (see the module header). */
+export type RoutingTableChange =
+  | { readonly op: 'addSite'; readonly site: string; readonly hosts: readonly string[]; readonly tagPrefix?: string }
+  | { readonly op: 'removeSite'; readonly site: string }
+  | {
+      readonly op: 'registerVersion';
+      readonly site: string;
+      readonly version: string;
+      readonly upstreams: readonly string[];
+      readonly activate: boolean;
+      readonly replace?: boolean;
+      readonly join?: boolean;
+      readonly guard?: TrafficGuard;
+    }
+  | { readonly op: 'activateVersion'; readonly site: string; readonly version: string; readonly guard?: TrafficGuard }
+  | { readonly op: 'rollback'; readonly site: string }
+  | { readonly op: 'removeVersion'; readonly site: string; readonly version: string }
+  | { readonly op: 'pruneVersions'; readonly site: string; readonly keep: number };
+
+/** Applies `change` like the operation it names; `now` is the registration time of a registered version. */
+export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date): RoutingTable {
+  switch (change.op) {
+    case 'addSite':
+      return addSite(table, { name: change.site, hosts: change.hosts, ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }) });
+    case 'removeSite':
+      return removeSite(table, change.site);
+    case 'registerVersion':
+      return registerVersion(table, {
+        site: change.site,
+        version: change.version,
+        upstreams: change.upstreams,
+        activate: change.activate,
+        replace: change.replace,
+        join: change.join,
+        guard: change.guard,
+        registeredAt: now,
+      });
+    case 'activateVersion':
+      return activateVersion(table, change.site, change.version, change.guard);
+    case 'rollback':
+      return rollback(table, change.site);
+    case 'removeVersion':
+      return removeVersion(table, change.site, change.version);
+    case 'pruneVersions':
+      return pruneVersions(table, change.site, change.keep);
+  }
 }

@@ -3,9 +3,11 @@ import {
   MAX_HISTORY,
   activateVersion,
   addSite,
+  applyRoutingTableChange,
   defaultTagPrefix,
   emptyRoutingTable,
   findSite,
+  findVersion,
   normalizeUpstreamUrl,
   parseRoutingTable,
   pruneVersions,
@@ -17,7 +19,7 @@ import {
   siteForTag,
   validateRoutingTable,
 } from '../src/routing-table.js';
-import type { RoutingTable } from '../src/routing-table.js';
+import type { RoutingTable, RoutingTableChange } from '../src/routing-table.js';
 
 const EXAMPLE = `{
   "schemaVersion": 1,
@@ -287,6 +289,26 @@ describe('registerVersion', () => {
     expect(findSite(after, 'dev').activeVersion).toBe('b');
   });
 
+  it('with join, adds new upstreams to an existing version in place, keeping its registration time', () => {
+    const table = sample();
+    const join = { site: 'dev', version: 'a', registeredAt: new Date('2030-01-01T00:00:00.000Z'), activate: false, join: true };
+    const after = checked(registerVersion(table, { ...join, upstreams: ['http://10.0.0.1:8080', 'http://10.0.0.9:8080/'] }));
+    expect(findSite(after, 'dev').versions.map((v) => [v.name, v.upstreams, v.registeredAt])).toEqual([
+      ['a', ['http://10.0.0.1:8080', 'http://10.0.0.9:8080'], AT.toISOString()],
+      ['b', ['http://10.0.0.2:8080'], AT.toISOString()],
+    ]);
+    expect(registerVersion(after, { ...join, upstreams: ['http://10.0.0.9:8080'] })).toBe(after);
+    const activated = checked(registerVersion(after, { ...join, upstreams: ['http://10.0.0.9:8080'], activate: true }));
+    expect(findSite(activated, 'dev').activeVersion).toBe('a');
+    const created = checked(registerVersion(table, { ...join, version: 'c', upstreams: ['http://c'] }));
+    expect(findSite(created, 'dev').versions.at(-1)).toEqual({ name: 'c', upstreams: ['http://c'], registeredAt: '2030-01-01T00:00:00.000Z' });
+  });
+
+  it('refuses replace together with join', () => {
+    const request = { site: 'dev', version: 'a', upstreams: ['http://x'], registeredAt: AT, activate: false, replace: true, join: true };
+    expectError(() => registerVersion(sample(), request), 'ERR_INVALID_ARGUMENT', 'replace and join exclude each other');
+  });
+
   it('keeps at most 20 history entries, dropping the oldest', () => {
     let table = addSite(emptyRoutingTable(), { name: 'dev', hosts: ['dev.example.com'] });
     for (let i = 0; i < MAX_HISTORY + 3; i++) {
@@ -326,6 +348,73 @@ describe('activateVersion', () => {
     expectError(() => activateVersion(sample(), 'dev', 'z'), 'ERR_UNKNOWN_VERSION', 'Site "dev" has no version "z": its versions (newest last): a, b.');
     expectError(() => activateVersion(sample(), 'prod', 'z'), 'ERR_UNKNOWN_VERSION', 'it has no versions yet');
     expectError(() => activateVersion(sample(), 'nope', 'a'), 'ERR_UNKNOWN_SITE');
+  });
+});
+
+describe('traffic guard', () => {
+  const register = (table: RoutingTable, version: string, upstreams: string[], extra: object = {}) =>
+    registerVersion(table, { site: 'dev', version, upstreams, registeredAt: AT, activate: false, ...extra });
+
+  it('activates only when every upstream of the version passed the check', () => {
+    const table = register(sample(), 'c', ['http://c1', 'http://c2']);
+    expectError(() => activateVersion(table, 'dev', 'c', { checkedUpstreams: ['http://c1'] }), 'ERR_UNCHECKED_UPSTREAMS',
+      'Not sending traffic for dev/c to upstreams that have not passed a health check: http://c2.');
+    const after = checked(activateVersion(table, 'dev', 'c', { checkedUpstreams: ['http://c1', 'http://c2'] }));
+    expect(findSite(after, 'dev').activeVersion).toBe('c');
+    expect(activateVersion(table, 'dev', 'b', { checkedUpstreams: [] })).toBe(table); // already active: no new traffic
+  });
+
+  it('lets a registration add only checked upstreams to the active version', () => {
+    const table = sample(); // b is active with http://10.0.0.2:8080
+    const join = { join: true, guard: { checkedUpstreams: [] } };
+    expectError(() => register(table, 'b', ['http://10.0.0.3:8080'], join), 'ERR_UNCHECKED_UPSTREAMS', 'http://10.0.0.3:8080');
+    const after = register(table, 'b', ['http://10.0.0.3:8080'], { join: true, guard: { checkedUpstreams: ['http://10.0.0.3:8080'] } });
+    expect(findVersion(findSite(after, 'dev'), 'b').upstreams).toEqual(['http://10.0.0.2:8080', 'http://10.0.0.3:8080']);
+    // Staging an inactive version needs no check.
+    expect(findSite(register(table, 'c', ['http://c'], { guard: { checkedUpstreams: [] } }), 'dev').versions).toHaveLength(3);
+  });
+
+  it('does not replace a version registered later that became active meanwhile', () => {
+    let table = register(sample(), 'c', ['http://c']); // read by deploy 1: b active
+    table = register(table, 'd', ['http://d']);
+    table = activateVersion(table, 'dev', 'd'); // deploy 2 finished first
+    expectError(() => activateVersion(table, 'dev', 'c', { activeBefore: 'b' }), 'ERR_SUPERSEDED',
+      'Did not activate dev/c: dev/d, registered after it, became active meanwhile', 'deploy activate --site dev --version c');
+    // An older version that became active meanwhile (a rollback) is replaced, and so is anything when nothing changed.
+    expect(findSite(activateVersion(rollback(table, 'dev'), 'dev', 'd', { activeBefore: 'c' }), 'dev').activeVersion).toBe('d');
+    expect(findSite(activateVersion(table, 'dev', 'a', { activeBefore: 'd' }), 'dev').activeVersion).toBe('a');
+    expect(findSite(activateVersion(table, 'dev', 'c', {}), 'dev').activeVersion).toBe('c');
+  });
+});
+
+describe('applyRoutingTableChange', () => {
+  it('applies each kind of change like the operation it names', () => {
+    const now = new Date('2030-01-01T00:00:00.000Z');
+    const changes: RoutingTableChange[] = [
+      { op: 'addSite', site: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-' },
+      { op: 'registerVersion', site: 'blog', version: 'blog-1', upstreams: ['http://b1'], activate: true },
+      { op: 'registerVersion', site: 'blog', version: 'blog-2', upstreams: ['http://b2'], activate: false, guard: { checkedUpstreams: [] } },
+      { op: 'activateVersion', site: 'blog', version: 'blog-2', guard: { checkedUpstreams: ['http://b2'], activeBefore: 'blog-1' } },
+      { op: 'rollback', site: 'blog' },
+      { op: 'removeVersion', site: 'blog', version: 'blog-2' },
+      { op: 'pruneVersions', site: 'dev', keep: 0 },
+      { op: 'removeSite', site: 'prod' },
+    ];
+    const after = checked(changes.reduce((table, change) => applyRoutingTableChange(table, change, now), sample()));
+    expect(after.sites.map((s) => s.name)).toEqual(['dev', 'blog']);
+    expect(findSite(after, 'dev').versions.map((v) => v.name)).toEqual(['b']);
+    expect(findSite(after, 'blog')).toEqual({
+      name: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-', activeVersion: 'blog-1', history: [],
+      versions: [{ name: 'blog-1', upstreams: ['http://b1'], registeredAt: now.toISOString() }],
+    });
+    expect(after.generation).toBe(sample().generation + changes.length);
+  });
+
+  it('keeps the guards of a change', () => {
+    const table = registerVersion(sample(), { site: 'dev', version: 'c', upstreams: ['http://c'], registeredAt: AT, activate: false });
+    expectError(() => applyRoutingTableChange(table, { op: 'activateVersion', site: 'dev', version: 'c', guard: { checkedUpstreams: [] } }, AT), 'ERR_UNCHECKED_UPSTREAMS');
+    const change: RoutingTableChange = { op: 'registerVersion', site: 'dev', version: 'b', upstreams: ['http://new'], activate: false, join: true, guard: { checkedUpstreams: [] } };
+    expectError(() => applyRoutingTableChange(table, change, AT), 'ERR_UNCHECKED_UPSTREAMS');
   });
 });
 

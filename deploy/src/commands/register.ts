@@ -1,46 +1,108 @@
 /**
- * `deploy register`: registers a version of a site with its upstreams and activates it, in one locked
- * update of the routing table. The version is named by --site and --version, or by --tag (site found
- * by tag prefix, version = tag). Registering the same version with the same upstreams again succeeds
- * without changing anything (apart from activating it if it is not active).
+ * `deploy register`: registers a version of a site (named by --site and --version, or by --tag: the
+ * site whose tag prefix the tag starts with, and the tag as version name) with its upstreams, given
+ * by --upstream and/or read from ECS task metadata (--upstream-from-ecs), and activates it.
+ *
+ * With the health check on (the default), it never sends traffic to an upstream that has not passed
+ * it, even when other deploys change the table meanwhile (see health-gate.ts):
+ * 1. register the version without activating it, so it is visible as staged; if it is the active
+ *    version already (--join, --replace), the upstreams it adds are checked first;
+ * 2. check its upstreams; if one fails, stop: the version stays registered but not active, and the
+ *    previously active version keeps serving (ERR_HEALTH_CHECK_FAILED, exit 1);
+ * 3. activate it in a second update, guarded on the current table: if another deploy activated a
+ *    version registered after this one in the meantime, this one is not activated over it
+ *    (ERR_SUPERSEDED), and if the version gained upstreams meanwhile they are checked first.
+ * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
+ * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
 import { parseArgs } from 'node:util';
-import { findSite, registerVersion, siteForTag, updateRoutingTableFile } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, parseCommandLine, plural, rejectPositionals, routesFile, usageError } from '../command-line.js';
+import { findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
+import type { RoutingTable, RoutingTableChange, RoutingTableUpdate, TrafficGuard } from '@proximation/shared';
+import {
+  COMMON_OPTIONS,
+  COMMON_OPTIONS_HELP,
+  JSON_OPTION,
+  JSON_OPTION_HELP,
+  integerFlag,
+  openRoutesTarget,
+  output,
+  parseCommandLine,
+  plural,
+  rejectPositionals,
+  usageError,
+} from '../command-line.js';
 import type { Command } from '../command-line.js';
+import { upstreamFromEcs } from '../ecs-metadata.js';
+import { healthCheckFailed } from '../health-check.js';
+import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, healthCheckFromFlags } from '../health-flags.js';
+import { applyHealthGated } from '../health-gate.js';
+import { generationNote, servingNote } from '../presentation.js';
 
 const NAME = 'register';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...JSON_OPTION,
+  ...HEALTH_OPTIONS,
   site: { type: 'string' },
   version: { type: 'string' },
   tag: { type: 'string' },
   upstream: { type: 'string', multiple: true },
+  'upstream-from-ecs': { type: 'boolean' },
+  'container-port': { type: 'string' },
   replace: { type: 'boolean' },
+  join: { type: 'boolean' },
+  'no-activate': { type: 'boolean' },
 } as const;
 
 const HELP = `Usage: deploy register --site <site> --version <version> --upstream <url> [--upstream <url>...]
        deploy register --tag <tag> --upstream <url> [--upstream <url>...]
 
-Registers a version of a site in the routing table and makes it the active version; the previous
-active version is kept for rollback. Currently activation is immediate: it does not wait for the
-upstreams to pass a health check.
+Registers a version of a site and makes it the active version once all its upstreams pass a health
+check; the previously active version stays registered as the first rollback target. If the check
+fails, the version stays registered but not active, the previous version keeps serving, and deploy
+exits with 1 naming each failing upstream and what it answered.
+
+If another deploy activates a version registered after this one while the check runs, this one is
+not activated over it (exit 1): the newest registration wins, whichever check finishes first.
+Registering a version again with the same upstreams changes nothing.
 
 Options:
-  --site <site>        the site (see deploy site add)
-  --version <version>  the version name, such as devbuild-42 (A-Z, a-z, 0-9, ".", "_", "-")
-  --tag <tag>          instead of --site and --version: the site whose tag prefix the tag starts
-                       with (devbuild-42 -> dev), and the tag as the version name
-  --upstream <url>     where the version runs: an http(s) origin such as http://10.0.1.9:8080;
-                       repeat for several
-  --replace            allow re-registering an existing version with different upstreams
-${COMMON_OPTIONS_HELP}`;
+  --site <site>          the site (see deploy site add)
+  --version <version>    the version name, such as devbuild-42 (A-Z, a-z, 0-9, ".", "_", "-")
+  --tag <tag>            instead of --site and --version: the site whose tag prefix the tag starts
+                         with (devbuild-42 -> dev), and the tag as the version name
+  --upstream <url>       where the version runs: an http(s) origin such as http://10.0.1.9:8080;
+                         repeat for several
+  --upstream-from-ecs    add this ECS task's own address as an upstream, read from the task
+                         metadata endpoint (awsvpc: the task's IP and the container port; bridge:
+                         the instance's private IP and the mapped host port)
+  --container-port <n>   with --upstream-from-ecs: the container port the app listens on, needed
+                         when the container maps several
+  --join                 if the version exists, add these upstreams to it (each task of a version
+                         registering itself) instead of failing
+  --replace              if the version exists, replace its upstreams with these
+  --no-activate          register (stage) the version without activating or checking it
+                         (upstreams added to the already active version are still checked)
+${HEALTH_OPTIONS_HELP}
+${JSON_OPTION_HELP}
+${COMMON_OPTIONS_HELP}
+
+With --json: {"site", "version", "upstreams", "registration" (registered, replaced, joined or
+unchanged), "activation" (activated, already-active or not-activated), "activeBefore",
+"activeVersion", "healthChecked" (the upstreams checked; null with --no-health-check), "ecs"
+({"upstream", "taskArn", "container", "networkMode"} or null), "generation"}.
+
+Exit status: 0 registered (and active unless --no-activate), 1 failed (including a failed health
+check: then registered but not active), 2 usage error.`;
+
+type Registration = 'registered' | 'replaced' | 'joined' | 'unchanged';
+type Activation = 'activated' | 'already-active' | 'not-activated';
 
 export const registerCommand: Command = {
   name: NAME,
   synopsis: 'register (--site <site> --version <version> | --tag <tag>) --upstream <url>...',
-  summary: 'Register a version of a site and make it active.',
+  summary: 'Register a version of a site and activate it once it passes a health check.',
   async run(args, env) {
     const { values, positionals } = parseCommandLine(
       () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
@@ -49,32 +111,132 @@ export const registerCommand: Command = {
     if (values.help === true) return HELP;
     rejectPositionals(positionals, NAME);
     const which = chosenVersion(values.site, values.version, values.tag);
-    const upstreams = values.upstream ?? [];
-    if (upstreams.length === 0) {
-      throw usageError('Missing --upstream: give each upstream URL with its own --upstream, such as --upstream http://10.0.1.9:8080.', NAME);
+    const fromEcs = values['upstream-from-ecs'] === true;
+    const given = values.upstream ?? [];
+    if (given.length === 0 && !fromEcs) {
+      throw usageError(
+        'Missing --upstream: give each upstream URL with its own --upstream, such as --upstream http://10.0.1.9:8080 (or use --upstream-from-ecs inside an ECS task).',
+        NAME,
+      );
     }
-    const path = routesFile(values.routes, env, NAME);
+    if (values.replace === true && values.join === true) throw usageError('Give either --replace or --join, not both.', NAME);
+    const portFlag = values['container-port'];
+    if (portFlag !== undefined && !fromEcs) throw usageError('--container-port only applies with --upstream-from-ecs.', NAME);
+    const containerPort = portFlag === undefined ? undefined : integerFlag(portFlag, '--container-port', 1, 65535, NAME);
+    const health = healthCheckFromFlags(values, NAME);
+    const activate = values['no-activate'] !== true;
+    const target = openRoutesTarget(values, env, NAME);
 
-    let outcome = { name: '', upstreams: 0, action: '' };
-    const { table, changed } = await updateRoutingTableFile(path, (current) => {
-      const target = 'tag' in which ? { site: siteForTag(current, which.tag).name, version: which.tag } : which;
-      const existing = findSite(current, target.site).versions.find((v) => v.name === target.version);
-      const next = registerVersion(current, { ...target, upstreams, registeredAt: new Date(), activate: true, replace: values.replace === true });
-      const registered = findSite(next, target.site).versions.find((v) => v.name === target.version);
-      outcome = {
-        name: `${target.site}/${target.version}`,
-        upstreams: registered?.upstreams.length ?? 0,
-        action: existing === undefined ? 'registered' : registered === existing ? 'activated' : 'replaced',
-      };
-      return next;
+    const ecs = fromEcs ? await upstreamFromEcs(env, containerPort === undefined ? {} : { containerPort }) : undefined;
+    const before = await target.read();
+    const site = 'tag' in which ? siteForTag(before, which.tag).name : which.site;
+    const version = 'tag' in which ? which.tag : which.version;
+    const { activeVersion: activeBefore, versions } = findSite(before, site);
+    const existed = versions.some((v) => v.name === version);
+    const upstreams = [...given, ...(ecs === undefined ? [] : [ecs.upstream])].map((url) => normalizeUpstreamUrl(url, `version ${site}/${version}`));
+    const register = (activateNow: boolean, guard: TrafficGuard | undefined): RoutingTableChange => ({
+      op: 'registerVersion',
+      site,
+      version,
+      upstreams,
+      activate: activateNow,
+      replace: values.replace === true,
+      join: values.join === true,
+      ...(guard === undefined ? {} : { guard }),
     });
-    const generation = `routing table generation ${table.generation}`;
-    const upstreamCount = plural(outcome.upstreams, 'upstream');
-    if (!changed) return `${outcome.name} is already registered with these upstreams and active; nothing changed (${generation})`;
-    if (outcome.action === 'activated') return `activated ${outcome.name} (already registered with these ${upstreamCount}); ${generation}`;
-    return `${outcome.action} ${outcome.name} (${upstreamCount}), active; ${generation}`;
+    const activeIn = (table: RoutingTable) => findSite(table, site).activeVersion === version;
+
+    let staged: RoutingTableUpdate;
+    let activated: RoutingTableUpdate | undefined;
+    let checked: string[] = [];
+    if (health === undefined) {
+      staged = await target.update(register(activate, activate ? { activeBefore } : undefined));
+    } else {
+      // An active version takes traffic on the upstreams this adds as soon as they are written.
+      const adding = (table: RoutingTable) => (activeIn(table) ? upstreams.filter((u) => !findVersion(findSite(table, site), version).upstreams.includes(u)) : []);
+      const step1 = await applyHealthGated(target, before, (guard) => register(false, guard), adding, health, (results) =>
+        healthCheckFailed(
+          `Did not add upstreams to ${site}/${version}, the active version`,
+          results,
+          health,
+          `Nothing changed: it keeps serving on the upstreams it had. Make the new ones answer GET ${health.path} with a 2xx or 3xx status, then register them again.`,
+        ),
+      );
+      staged = step1.update;
+      checked = [...step1.checked];
+      if (activate && !activeIn(staged.table)) {
+        const stagedSite = findSite(staged.table, site);
+        const step2 = await applyHealthGated(
+          target,
+          staged.table,
+          (guard) => ({ op: 'activateVersion', site, version, guard: { ...guard, activeBefore } }),
+          (table) => (activeIn(table) ? [] : findVersion(findSite(table, site), version).upstreams),
+          health,
+          (results) =>
+            healthCheckFailed(
+              `${site}/${version} is registered but NOT active`,
+              results,
+              health,
+              `${servingNote(stagedSite)}. Make ${version} answer GET ${health.path} with a 2xx or 3xx status (or point --health-path at its ` +
+                `health endpoint), then activate it: deploy activate --site ${site} --version ${version}`,
+            ),
+        );
+        activated = step2.update;
+        checked.push(...step2.checked);
+      }
+    }
+
+    const table = (activated ?? staged).table;
+    const stored = findVersion(findSite(table, site), version).upstreams;
+    const registration: Registration = !staged.changed ? 'unchanged' : !existed ? 'registered' : values.join === true ? 'joined' : 'replaced';
+    const activation: Activation = !activeIn(table) ? 'not-activated' : activeBefore === version ? 'already-active' : 'activated';
+    const changed = staged.changed || activated?.changed === true;
+    const text =
+      `${describeRegistration(registration, `${site}/${version}`, stored.length)}; ` +
+      `${describeActivation(activation, health !== undefined, activeBefore, findSite(table, site).activeVersion)}` +
+      (changed ? `; ${generationNote(table)}` : `; nothing changed (${generationNote(table)})`);
+    return output(
+      values.json,
+      {
+        site,
+        version,
+        upstreams: stored,
+        registration,
+        activation,
+        activeBefore,
+        activeVersion: findSite(table, site).activeVersion,
+        healthChecked: health === undefined ? null : checked,
+        ecs: ecs ?? null,
+        generation: table.generation,
+      },
+      text,
+    );
   },
 };
+
+function describeRegistration(registration: Registration, name: string, upstreams: number): string {
+  switch (registration) {
+    case 'registered':
+      return `registered ${name} (${plural(upstreams, 'upstream')})`;
+    case 'replaced':
+      return `replaced the upstreams of ${name} (now ${plural(upstreams, 'upstream')})`;
+    case 'joined':
+      return `added to the upstreams of ${name} (now ${plural(upstreams, 'upstream')})`;
+    case 'unchanged':
+      return `${name} is already registered with these upstreams`;
+  }
+}
+
+function describeActivation(activation: Activation, checked: boolean, before: string | null, now: string | null): string {
+  switch (activation) {
+    case 'activated':
+      return `active ${checked ? 'after passing the health check' : 'without a health check'} (was ${before ?? 'none'})`;
+    case 'already-active':
+      return 'already active';
+    case 'not-activated':
+      return `not activated; ${now === null ? 'no version is active' : `${now} stays active`}`;
+  }
+}
 
 function chosenVersion(
   site: string | undefined,

@@ -4,31 +4,37 @@
  * provisioning scripts can run it every time.
  */
 import { parseArgs } from 'node:util';
-import { addSite, findSite, updateRoutingTableFile } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, parseCommandLine, routesFile, usageError } from '../command-line.js';
+import { findSite } from '@proximation/shared';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
+import { describeSite, generationNote, siteJson } from '../presentation.js';
 
 const NAME = 'site add';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...JSON_OPTION,
   host: { type: 'string', multiple: true },
   'tag-prefix': { type: 'string' },
 } as const;
 
 const HELP = `Usage: deploy site add <site> --host <name> [--host <name>...] [--tag-prefix <prefix>]
 
-Adds a site to the routing table: the proxy will serve it under the given hostnames once a version
-is registered and active. If the site already exists with the same hosts and tag prefix, nothing
-changes.
+Adds a site to the routing table: the proxies obtain certificates for its hosts and serve them once
+a version is registered and active. If the site already exists with the same hosts and tag prefix,
+nothing changes.
 
 <site> is 1-63 characters of a-z, 0-9 and "-".
 
 Options:
-  --host <name>        a hostname of the site, such as dev.example.com; repeat for several
-  --tag-prefix <p>     versions tagged <p>... belong to this site (deploy register --tag);
-                       default: devbuild- for site dev, release- for site prod, none otherwise
-${COMMON_OPTIONS_HELP}`;
+  --host <name>          a hostname of the site, such as dev.example.com; repeat for several
+  --tag-prefix <p>       versions tagged <p>... belong to this site (deploy register --tag);
+                         default: devbuild- for site dev, release- for site prod, none otherwise
+${JSON_OPTION_HELP}
+${COMMON_OPTIONS_HELP}
+
+With --json: {"site": {"name", "hosts", "tagPrefix", "activeVersion", "versionCount"},
+"changed", "generation"}.`;
 
 export const siteAddCommand: Command = {
   name: NAME,
@@ -45,16 +51,14 @@ export const siteAddCommand: Command = {
     if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: give one site name, and each host with its own --host.`, NAME);
     const hosts = values.host ?? [];
     if (hosts.length === 0) throw usageError(`Missing --host: give each hostname of site "${name}" with its own --host, such as --host ${name}.example.com.`, NAME);
-    const path = routesFile(values.routes, env, NAME);
+    const target = openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
-    const { table, changed } = await updateRoutingTableFile(path, (current) =>
-      addSite(current, { name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) }),
-    );
+    const { table, changed } = await target.update({ op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) });
     const site = findSite(table, name);
-    const prefix = site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`;
-    return changed
-      ? `added site ${name} (hosts ${site.hosts.join(', ')}; ${prefix}); routing table generation ${table.generation}`
-      : `site ${name} already exists with these hosts and ${prefix}; nothing changed (routing table generation ${table.generation})`;
+    const text = changed
+      ? `added site ${name} (${describeSite(site)}); ${generationNote(table)}`
+      : `site ${name} already exists with these hosts and ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}; nothing changed (${generationNote(table)})`;
+    return output(values.json, { site: siteJson(site), changed, generation: table.generation }, text);
   },
 };

@@ -1,0 +1,48 @@
+/**
+ * `deploy rollback --site <site>`: makes the previously active version active again, at once and
+ * without a health check (going back must be instant). Repeated rollbacks walk further back; a site
+ * without an earlier active version fails with ERR_NO_ROLLBACK.
+ */
+import { parseArgs } from 'node:util';
+import { findSite } from '@proximation/shared';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals, required } from '../command-line.js';
+import type { Command } from '../command-line.js';
+import { generationNote } from '../presentation.js';
+
+const NAME = 'rollback';
+
+const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION, site: { type: 'string' } } as const;
+
+const HELP = `Usage: deploy rollback --site <site>
+
+Makes the version that was active before the current one active again. It takes effect at once and
+does not health-check the earlier version, so keep its containers running until you are sure of the
+new one. Running it again goes further back ("deploy versions" shows the rollback order).
+
+Options:
+  --site <site>          the site
+${JSON_OPTION_HELP}
+${COMMON_OPTIONS_HELP}
+
+With --json: {"site", "from", "to", "generation"}.`;
+
+export const rollbackCommand: Command = {
+  name: NAME,
+  synopsis: 'rollback --site <site>',
+  summary: 'Go back to the previously active version of a site, at once.',
+  async run(args, env) {
+    const { values, positionals } = parseCommandLine(
+      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
+      NAME,
+    );
+    if (values.help === true) return HELP;
+    rejectPositionals(positionals, NAME);
+    const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
+    const target = openRoutesTarget(values, env, NAME);
+
+    const from = findSite(await target.read(), name).activeVersion;
+    const { table } = await target.update({ op: 'rollback', site: name });
+    const to = findSite(table, name).activeVersion;
+    return output(values.json, { site: name, from, to, generation: table.generation }, `rolled back ${name} from ${from} to ${to}; ${generationNote(table)}`);
+  },
+};

@@ -1,0 +1,50 @@
+/**
+ * `deploy site remove <site>`: removes a site and all its versions from the routing table, so the
+ * proxies stop routing its hosts. An unknown site is an error (ERR_UNKNOWN_SITE) listing the known ones.
+ */
+import { parseArgs } from 'node:util';
+import { findSite } from '@proximation/shared';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, usageError } from '../command-line.js';
+import type { Command } from '../command-line.js';
+import { describeSite, describeVersions, generationNote, siteJson } from '../presentation.js';
+
+const NAME = 'site remove';
+
+const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION } as const;
+
+const HELP = `Usage: deploy site remove <site>
+
+Removes a site with all its versions from the routing table: the proxies stop routing its hosts.
+The apps behind it keep running; stop them yourself.
+
+Options:
+${JSON_OPTION_HELP}
+${COMMON_OPTIONS_HELP}
+
+With --json: {"removed": {"name", "hosts", "tagPrefix", "activeVersion", "versionCount"},
+"generation"}.`;
+
+export const siteRemoveCommand: Command = {
+  name: NAME,
+  synopsis: 'site remove <site>',
+  summary: 'Remove a site and all its versions.',
+  async run(args, env) {
+    const { values, positionals } = parseCommandLine(
+      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
+      NAME,
+    );
+    if (values.help === true) return HELP;
+    const [name, ...extra] = positionals;
+    if (name === undefined) throw usageError('Missing the site name: deploy site remove <site>.', NAME);
+    if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: give one site name.`, NAME);
+    const target = openRoutesTarget(values, env, NAME);
+
+    const site = findSite(await target.read(), name);
+    const { table } = await target.update({ op: 'removeSite', site: name });
+    return output(
+      values.json,
+      { removed: siteJson(site), generation: table.generation },
+      `removed site ${name} (${describeSite(site)}; ${describeVersions(site)}); ${generationNote(table)}`,
+    );
+  },
+};

@@ -1,0 +1,80 @@
+/**
+ * Health checks of upstreams before they get traffic: `GET <upstream><path>` on every upstream at once,
+ * each retried every `intervalMs` until it answers 2xx or 3xx (redirects are not followed) or
+ * `timeoutMs` has passed since the check began. Each attempt may take up to 5 s (at least 1 s, so a
+ * check with a tiny timeout still makes one real attempt); https upstreams are verified against the
+ * system CAs plus NODE_EXTRA_CA_CERTS.
+ *
+ * `checkUpstreams` never throws: it resolves with one result per upstream, in the order given.
+ * `healthCheckFailed` makes the ProximationError ERR_HEALTH_CHECK_FAILED for results with failures,
+ * naming each failed upstream and what it answered.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { ProximationError, formatDuration } from '@proximation/shared';
+import { describeFetchFailure } from './fetch-failure.js';
+
+export interface HealthCheckOptions {
+  /** Request path, starting with "/", such as "/healthz". */
+  readonly path: string;
+  readonly timeoutMs: number;
+  /** Pause between attempts on one upstream; default 250 ms. */
+  readonly intervalMs?: number;
+}
+
+export interface UpstreamHealth {
+  readonly upstream: string;
+  readonly healthy: boolean;
+  readonly attempts: number;
+  /** What the last attempt got, such as "answered 200 OK" or "refused the connection (ECONNREFUSED)". */
+  readonly outcome: string;
+}
+
+const MAX_ATTEMPT_MS = 5_000;
+const MIN_ATTEMPT_MS = 1_000;
+const DEFAULT_INTERVAL_MS = 250;
+
+export function checkUpstreams(upstreams: readonly string[], options: HealthCheckOptions): Promise<UpstreamHealth[]> {
+  const deadline = Date.now() + options.timeoutMs;
+  return Promise.all(upstreams.map((upstream) => checkUntilHealthy(upstream, options, deadline)));
+}
+
+async function checkUntilHealthy(upstream: string, options: HealthCheckOptions, deadline: number): Promise<UpstreamHealth> {
+  const interval = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+  // Upstreams are stored as origins without a trailing slash, and the path starts with one.
+  const url = `${upstream}${options.path}`;
+  for (let attempts = 1; ; attempts++) {
+    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())));
+    if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
+    await delay(interval);
+  }
+}
+
+async function probe(url: string, timeoutMs: number): Promise<{ healthy: boolean; outcome: string }> {
+  try {
+    const response = await fetch(url, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { 'user-agent': 'proximation-deploy health check' },
+    });
+    await response.body?.cancel();
+    const healthy = response.status >= 200 && response.status < 400;
+    return { healthy, outcome: `answered ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}` };
+  } catch (err) {
+    return { healthy: false, outcome: describeFetchFailure(err, timeoutMs) };
+  }
+}
+
+/**
+ * "<lead>: 1 of 2 upstreams did not pass the health check (...):", a line per failed upstream with what
+ * it answered, then `after` (what state things are in and what to do).
+ */
+export function healthCheckFailed(lead: string, results: readonly UpstreamHealth[], options: HealthCheckOptions, after: string): ProximationError {
+  const failed = results.filter((r) => !r.healthy);
+  const lines = failed.map((r) => `  ${r.upstream}: GET ${options.path} ${r.outcome} (${r.attempts} ${r.attempts === 1 ? 'attempt' : 'attempts'})`);
+  const which = results.length === 1 ? 'the upstream' : failed.length === results.length ? `all ${results.length} upstreams` : `${failed.length} of ${results.length} upstreams`;
+  return new ProximationError(
+    'ERR_HEALTH_CHECK_FAILED',
+    `${lead}: ${which} did not pass the health check ` +
+      `(GET ${options.path} answering 2xx or 3xx within ${formatDuration(options.timeoutMs)}):\n${lines.join('\n')}\n${after}`,
+  );
+}

@@ -1,0 +1,58 @@
+/**
+ * How commands show sites, versions and the routing table, so that every command shows them alike:
+ * the JSON shapes of --json output and the phrases of the one-line text output. Pure functions.
+ */
+import type { RoutingTable, Site } from '@proximation/shared';
+import { plural } from './command-line.js';
+
+export interface SiteJson {
+  name: string;
+  hosts: readonly string[];
+  tagPrefix: string | null;
+  activeVersion: string | null;
+  versionCount: number;
+}
+
+export function siteJson(site: Site): SiteJson {
+  return {
+    name: site.name,
+    hosts: site.hosts,
+    tagPrefix: site.tagPrefix ?? null,
+    activeVersion: site.activeVersion,
+    versionCount: site.versions.length,
+  };
+}
+
+/** "hosts dev.example.com; tag prefix devbuild-" */
+export function describeSite(site: Site): string {
+  return `hosts ${site.hosts.join(', ')}; ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}`;
+}
+
+/** "active devbuild-42 of 3 versions", "no active version (1 version)" */
+export function describeVersions(site: Site): string {
+  const count = plural(site.versions.length, 'version');
+  return site.activeVersion === null ? `no active version (${count})` : `active ${site.activeVersion} of ${count}`;
+}
+
+/** Who serves the site, for messages about a change that did not happen. */
+export function servingNote(site: Site): string {
+  return site.activeVersion === null ? `site ${site.name} has no active version` : `${site.name}/${site.activeVersion} keeps serving`;
+}
+
+/** The versions successive `deploy rollback`s would activate, next first (mirrors `rollback` in the routing table). */
+export function rollbackOrder(site: Site): string[] {
+  const order: string[] = [];
+  let current = site.activeVersion;
+  for (let i = site.history.length - 1; i >= 0; i--) {
+    const name = site.history[i]!;
+    if (name !== current) {
+      order.push(name);
+      current = name;
+    }
+  }
+  return order;
+}
+
+export function generationNote(table: RoutingTable): string {
+  return `routing table generation ${table.generation}`;
+}
