@@ -34,7 +34,8 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: deploy <command> [options]
 
 Registers versions of sites in proximation's routing table (routes.json, normally
-<letsencrypt dir>/proximation/routes.json), which the proxies sharing that directory follow.
+<letsencrypt dir>/proximation/routes.json), which the proxies sharing that directory follow,
+either directly in the file or through a proxy's admin API.
 
 Commands:
 ${commandList(COMMANDS)}
@@ -43,8 +44,9 @@ Options:
   -h, --help     show this help; "deploy <command> --help" shows a command's options
   --version      print the version of deploy
 
-Every command takes --routes FILE, default $PROXIMATION_ROUTES; commands that list or report
-something take --json. Durations are written like 500ms, 2s, 1m.
+Every command takes --routes FILE (default $PROXIMATION_ROUTES), or instead --proxy URL with
+--token-file FILE (default $DEPLOY_PROXY_URL with the token in $DEPLOY_TOKEN); commands that list
+or report something take --json. Durations are written like 500ms, 2s, 1m.
 
 Exit status: 0 done, 1 failed (the message says why and what to do), 2 usage error.`;
 

@@ -1,6 +1,7 @@
 /**
  * What every deploy command shares: usage errors, strict option parsing, flag values (integers,
- * durations), where the routing table is reached, and text or --json output.
+ * durations), where the routing table is reached (the file, or a proxy's admin API), and text or
+ * --json output.
  *
  * Usage errors are ProximationError `ERR_USAGE` (the CLI exits with 2 for them, 1 for every other
  * error); their message says what to type instead and points at the command's --help. A flag value
@@ -8,6 +9,8 @@
  * site name, an upstream URL) is not, it fails the command with the table's error.
  */
 import { ProximationError, isProximationError, parseDuration } from '@proximation/shared';
+import { apiTarget } from './api-target.js';
+import type { TokenSource } from './api-target.js';
 import { fileTarget } from './file-target.js';
 import type { RoutesTarget } from './routes-target.js';
 
@@ -23,10 +26,16 @@ export interface Command {
 
 export const COMMON_OPTIONS = {
   routes: { type: 'string' },
+  proxy: { type: 'string' },
+  'token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const COMMON_OPTIONS_HELP = `  --routes FILE          the routing table file (default: $PROXIMATION_ROUTES)
+  --proxy URL            instead, a proxy's admin API, such as http://10.0.1.2:9180
+                         (default: $DEPLOY_PROXY_URL); health checks then run on the proxy
+  --token-file FILE      with --proxy: the file holding the proxy's admin token
+                         (default: the token in $DEPLOY_TOKEN)
   -h, --help             show this help`;
 
 export const JSON_OPTION = { json: { type: 'boolean' } } as const;
@@ -53,16 +62,62 @@ export function parseCommandLine<T>(parse: () => T, command: string): T {
   }
 }
 
-/** The routing table named by --routes, else $PROXIMATION_ROUTES; neither is a usage error saying how to set one. */
-export function openRoutesTarget(values: { routes?: string | undefined }, env: NodeJS.ProcessEnv, command: string): RoutesTarget {
-  const path = values.routes !== undefined && values.routes !== '' ? values.routes : env.PROXIMATION_ROUTES;
-  if (path === undefined || path === '') {
+interface TargetFlags {
+  routes?: string | undefined;
+  proxy?: string | undefined;
+  'token-file'?: string | undefined;
+}
+
+/**
+ * Where the routing table is: the file named by --routes, or the admin API of the proxy named by
+ * --proxy; without either flag, $PROXIMATION_ROUTES or $DEPLOY_PROXY_URL. Both, no way at all, a
+ * malformed URL or a proxy without a token are usage errors that say what to give.
+ */
+export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, command: string): RoutesTarget {
+  const given = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
+  if (given(values.routes) !== undefined && given(values.proxy) !== undefined) {
+    throw usageError("Give either --routes FILE (the routing table file) or --proxy URL (a proxy's admin API), not both.", command);
+  }
+  const routes = given(values.routes) ?? (given(values.proxy) === undefined ? given(env.PROXIMATION_ROUTES) : undefined);
+  const proxy = given(values.proxy) ?? (given(values.routes) === undefined ? given(env.DEPLOY_PROXY_URL) : undefined);
+  if (routes !== undefined && proxy !== undefined) {
+    throw usageError('Both PROXIMATION_ROUTES and DEPLOY_PROXY_URL are set: choose with --routes FILE or --proxy URL, or unset one of them.', command);
+  }
+  if (proxy !== undefined) {
+    return apiTarget(proxyUrl(proxy, given(values.proxy) === undefined ? 'DEPLOY_PROXY_URL' : '--proxy', command), tokenSource(values, env, command));
+  }
+  if (given(values['token-file']) !== undefined) throw usageError('--token-file only applies with --proxy (or DEPLOY_PROXY_URL).', command);
+  if (routes === undefined) {
     throw usageError(
-      'No routing table given: pass --routes FILE or set PROXIMATION_ROUTES (normally <letsencrypt dir>/proximation/routes.json).',
+      'No routing table given: pass --routes FILE or set PROXIMATION_ROUTES (normally <letsencrypt dir>/proximation/routes.json), ' +
+        "or reach it through a proxy's admin API with --proxy URL or DEPLOY_PROXY_URL.",
       command,
     );
   }
-  return fileTarget(path);
+  return fileTarget(routes);
+}
+
+function proxyUrl(text: string, field: string, command: string): URL {
+  const invalid = (problem: string) =>
+    usageError(`Invalid ${field} ${JSON.stringify(text)}: ${problem}; give the URL of a proxy's admin listener, such as http://10.0.1.2:9180.`, command);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalid('it is not an absolute URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid('the scheme must be http or https');
+  if (url.username !== '' || url.password !== '') throw invalid('it must not contain credentials (the token goes in --token-file)');
+  if (url.search !== '' || url.hash !== '') throw invalid('it must not have a query or fragment');
+  return url;
+}
+
+function tokenSource(values: TargetFlags, env: NodeJS.ProcessEnv, command: string): TokenSource {
+  const file = values['token-file'];
+  if (file !== undefined && file !== '') return { file };
+  const value = env.DEPLOY_TOKEN;
+  if (value !== undefined && value !== '') return { value };
+  throw usageError("The proxy's admin API needs its token: pass --token-file FILE (a file holding the token) or set DEPLOY_TOKEN.", command);
 }
 
 export function rejectPositionals(positionals: readonly string[], command: string): void {

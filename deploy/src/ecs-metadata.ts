@@ -26,8 +26,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, formatDuration } from '@proximation/shared';
-import { describeFetchFailure } from './fetch-failure.js';
+import { ProximationError, describeFetchFailure, formatDuration } from '@proximation/shared';
 
 export interface EcsOptions {
   /** The port the app listens on inside the container; needed when it exposes several. */

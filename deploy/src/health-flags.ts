@@ -1,10 +1,14 @@
 /**
- * The health-check flags of the commands that activate versions (register, activate): the check's
- * path and timeout, or --no-health-check. `healthCheckFromFlags` returns the options of the check, or
- * undefined when it is switched off; malformed values are usage errors.
+ * The health check as the commands that activate versions (register, activate) present it: its flags
+ * (path and timeout, or --no-health-check) and the wording of a failed check. `healthCheckFromFlags`
+ * returns the options of the check, or undefined when it is switched off; malformed values are usage
+ * errors. `explainHealthFailure` rewords a failed check (HealthCheckFailedError, whoever ran it) with
+ * the command's own account of what happened and what to do, so the message is the same in file and
+ * API mode; other errors pass unchanged.
  */
+import { HealthCheckFailedError, healthCheckFailed, isHealthCheckPath } from '@proximation/shared';
+import type { HealthCheckOptions } from '@proximation/shared';
 import { durationFlag, usageError } from './command-line.js';
-import type { HealthCheckOptions } from './health-check.js';
 
 export const HEALTH_OPTIONS = {
   'health-path': { type: 'string' },
@@ -37,9 +41,15 @@ export function healthCheckFromFlags(values: HealthFlags, command: string): Heal
     return undefined;
   }
   const healthPath = path ?? DEFAULT_HEALTH_PATH;
-  // Control characters, spaces and fragments cannot be sent as a request target; "//x" would be read as a host.
-  if (!healthPath.startsWith('/') || healthPath.startsWith('//') || /[\s\u0000-\u001f\u007f#]/.test(healthPath)) {
+  if (!isHealthCheckPath(healthPath)) {
     throw usageError(`Invalid --health-path ${JSON.stringify(healthPath)}: give a path starting with a single "/", such as /healthz (a query is allowed).`, command);
   }
   return { path: healthPath, timeoutMs: durationFlag(timeout ?? DEFAULT_HEALTH_TIMEOUT, '--health-timeout', command) };
+}
+
+/** For `.catch()`: rethrows a failed check as `healthCheckFailed(lead, results, health, after)`. */
+export function explainHealthFailure(lead: string, health: HealthCheckOptions, after: string): (err: unknown) => never {
+  return (err) => {
+    throw err instanceof HealthCheckFailedError ? healthCheckFailed(lead, err.results, health, after) : err;
+  };
 }

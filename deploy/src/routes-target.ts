@@ -6,18 +6,23 @@
  * What every implementation guarantees:
  * - `read` resolves with the current, validated table (an empty one, generation 0, when none exists
  *   yet). Its `generation` identifies that state of the table (an HTTP implementation's ETag).
- * - `update` applies `change` (see RoutingTableChange in @proximation/shared) to the table as it is at
- *   that moment, atomically with respect to every other writer, so the change's guards (TrafficGuard)
- *   are evaluated on the very table it changes. It resolves with the table after the change and
- *   whether anything changed; a change that changes nothing writes nothing.
+ * - `update` applies the request's change (see RoutingTableChange in @proximation/shared) to the table
+ *   as it is at that moment, atomically with respect to every other writer, so the change's guards
+ *   (TrafficGuard) are evaluated on the very table it changes. With `healthCheck`, the upstreams the
+ *   change would newly send traffic to must pass that check first (applyChangeRequest in
+ *   @proximation/shared), run from where the table is written: by deploy in file mode, by the proxy in
+ *   API mode, which is where the traffic will come from. It resolves with the table after the change,
+ *   whether anything changed and the upstreams that passed the check; a change that changes nothing
+ *   writes nothing.
  * - Both reject with ProximationError, with the same codes in every mode: the operation's own
- *   (ERR_UNKNOWN_SITE, ERR_VERSION_ACTIVE, ERR_UNCHECKED_UPSTREAMS, ERR_SUPERSEDED, ...), the table's
- *   (ERR_ROUTES_INVALID, ERR_ROUTES_NEWER_SCHEMA) and the transport's (ERR_LOCK_TIMEOUT, ...). A
- *   rejected update leaves the table as it was.
+ *   (ERR_UNKNOWN_SITE, ERR_VERSION_ACTIVE, ERR_UNCHECKED_UPSTREAMS, ERR_SUPERSEDED, ...), the health
+ *   check's (HealthCheckFailedError, ERR_HEALTH_CHECK_FAILED, with the results), the table's
+ *   (ERR_ROUTES_INVALID, ERR_ROUTES_NEWER_SCHEMA) and the transport's (ERR_LOCK_TIMEOUT,
+ *   ERR_PROXY_UNREACHABLE, ...). A rejected update leaves the table as it was.
  */
-import type { RoutingTable, RoutingTableChange, RoutingTableUpdate } from '@proximation/shared';
+import type { RoutingChangeRequest, RoutingChangeResult, RoutingTable } from '@proximation/shared';
 
 export interface RoutesTarget {
   read(): Promise<RoutingTable>;
-  update(change: RoutingTableChange): Promise<RoutingTableUpdate>;
+  update(request: RoutingChangeRequest): Promise<RoutingChangeResult>;
 }

@@ -1,17 +1,20 @@
 /**
- * Test support for deploy: running the CLI in-process with captured output, routing tables in temp
- * directories, and real HTTP servers on 127.0.0.1 (closed after each test) to stand in for upstreams
- * and for the ECS metadata endpoints.
+ * Test support for deploy: running the CLI in-process with captured output or as a real process (the
+ * compiled bin; `npx tsc -b` first), routing tables in temp directories, and (from shared's helpers)
+ * real HTTP servers on 127.0.0.1, closed after each test, to stand in for upstreams and for the ECS
+ * metadata endpoints.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { afterEach, expect } from 'vitest';
+import { expect } from 'vitest';
 import { main } from '../src/cli.js';
 import { tempDir } from '../../shared/test/helpers.js';
 
-export { tempDir, waitUntil } from '../../shared/test/helpers.js';
+export { refusingOrigin, startServer, tempDir, upstream, waitUntil } from '../../shared/test/helpers.js';
+export type { TestServer } from '../../shared/test/helpers.js';
 
 class Capture extends Writable {
   text = '';
@@ -49,49 +52,18 @@ export async function routesWithDev(): Promise<string> {
   return routes;
 }
 
-const servers: http.Server[] = [];
+export const DEPLOY_BIN = fileURLToPath(new URL('../dist/bin/deploy.js', import.meta.url));
 
-afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-});
-
-export interface TestServer {
-  /** Such as http://127.0.0.1:41234 */
-  readonly origin: string;
-  readonly port: number;
-  /** Request lines received, such as "GET /healthz". */
-  readonly requests: string[];
-}
-
-/** A real HTTP server on 127.0.0.1 with `handler`, closed after the test. */
-export async function startServer(handler: http.RequestListener): Promise<TestServer> {
-  const requests: string[] = [];
-  const server = http.createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
-    handler(req, res);
+/** Runs the deploy bin in a child process whose environment is PATH plus `env`. */
+export function runDeploy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  if (!existsSync(DEPLOY_BIN)) throw new Error(`${DEPLOY_BIN} is missing: run "npx tsc -b" before these tests`);
+  const child = spawn(process.execPath, [DEPLOY_BIN, ...args], { env: { PATH: process.env.PATH, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { origin: `http://127.0.0.1:${port}`, port, requests };
-}
-
-/** An upstream answering every request with `status` (or what `status()` returns at that moment). */
-export function upstream(status: number | (() => number)): Promise<TestServer> {
-  return startServer((_req, res) => {
-    res.writeHead(typeof status === 'number' ? status : status(), { 'content-type': 'text/plain' });
-    res.end('upstream\n');
-  });
-}
-
-/** An origin on 127.0.0.1 where nothing listens, so connections are refused. */
-export async function refusingOrigin(): Promise<string> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
 }

@@ -1,26 +1,8 @@
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { findSite, readRoutingTableFile } from '@proximation/shared';
-import { tempDir, upstream } from './helpers.js';
-
-const BIN = fileURLToPath(new URL('../dist/bin/deploy.js', import.meta.url));
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run "npx tsc -b" before these tests`);
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { DEPLOY_BIN as BIN, runDeploy as run, tempDir, upstream } from './helpers.js';
 
 describe('deploy as a process', () => {
   it('keeps its shebang', async () => {

@@ -27,6 +27,7 @@ export {
   removeVersion,
   pruneVersions,
   applyRoutingTableChange,
+  upstreamsGainingTraffic,
 } from './routing-table.js';
 export type {
   RoutingTable,
@@ -39,3 +40,19 @@ export type {
 } from './routing-table.js';
 export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
 export type { RoutingTableUpdate } from './routes-file.js';
+export { describeFetchFailure } from './fetch-failure.js';
+export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
+export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
+export { applyChangeRequest, HEALTH_GATE_ROUNDS } from './health-gate.js';
+export type { RoutingChangeRequest, RoutingChangeResult, RoutingTableStore, ChangeRequestOptions } from './health-gate.js';
+export {
+  ADMIN_ROUTES_PATH,
+  ADMIN_CHANGES_PATH,
+  MAX_CHANGE_REQUEST_BYTES,
+  routingTableETag,
+  parseChangeRequest,
+  parseChangeResponse,
+  errorBody,
+  errorFromBody,
+} from './admin-api.js';
+export type { ChangeResponseBody, ErrorResponseBody } from './admin-api.js';

@@ -18,14 +18,17 @@
  * ERR_INVALID_UPSTREAM, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
  * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
  *
- * `RoutingTableChange` describes each operation as plain JSON-compatible data and
- * `applyRoutingTableChange` applies one, so a change can be sent to whoever holds the table (the file
- * under its lock, or the proxy's admin API) and the guards are evaluated there, on the current table.
+ * `RoutingTableChange` describes each operation as plain JSON-compatible data (with its zod schema,
+ * `routingTableChangeSchema`) and `applyRoutingTableChange` applies one, so a change can be sent to
+ * whoever holds the table (the file under its lock, or the proxy's admin API) and the guards are
+ * evaluated there, on the current table. `upstreamsGainingTraffic` says which upstreams a change would
+ * newly send traffic to, so whoever applies it can health-check them first (health-gate.ts).
  */
 import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
 import { parseJsonText } from './json-text.js';
+import { describeIssues, valueAt } from './validation-issues.js';
 
 export interface SiteVersion {
   readonly name: string;
@@ -190,58 +193,11 @@ export function validateRoutingTable(value: unknown, source: string): RoutingTab
   }
   const result = routingTableSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw new ProximationError('ERR_ROUTES_INVALID', describeIssues(result.error.issues, value, source));
+  throw new ProximationError('ERR_ROUTES_INVALID', describeTableIssues(result.error.issues, value, source));
 }
 
-const MAX_REPORTED_ISSUES = 3;
-
-function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, source: string): string {
-  const described = issues.flatMap((issue) => describeIssue(issue, root));
-  const shown = described.slice(0, MAX_REPORTED_ISSUES).join('; ');
-  const hidden = described.length - MAX_REPORTED_ISSUES;
-  const more = hidden > 0 ? ` (and ${hidden} more ${hidden === 1 ? 'problem' : 'problems'})` : '';
-  return `Invalid routing table ${source}: ${shown}${more}. Fix the file by hand or restore it from a backup.`;
-}
-
-const EXPECTED_TYPE: Partial<Record<string, string>> = {
-  int: 'an integer',
-  number: 'a number',
-  string: 'a string',
-  array: 'an array',
-  object: 'an object',
-};
-
-function describeIssue(issue: z.core.$ZodIssue, root: unknown): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown field (misspelt? unknown fields are not allowed)`);
-  }
-  const found = valueAt(root, issue.path);
-  const message =
-    issue.code === 'invalid_type'
-      ? found === undefined
-        ? 'required field is missing'
-        : `expected ${EXPECTED_TYPE[issue.expected] ?? issue.expected}`
-      : issue.message;
-  const shown = found === undefined ? '' : ` (found ${preview(found)})`;
-  return [`${formatPath(issue.path) || 'top level'}: ${message}${shown}`];
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let value = root;
-  for (const key of path) {
-    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
-
-function preview(value: unknown): string {
-  const text = JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+function describeTableIssues(issues: readonly z.core.$ZodIssue[], root: unknown, source: string): string {
+  return `Invalid routing table ${source}: ${describeIssues(issues, root)}. Fix the file by hand or restore it from a backup.`;
 }
 
 /** Pretty-printed JSON (2-space indent, trailing newline), fields in the documented order. */
@@ -382,29 +338,42 @@ function updateSite(table: RoutingTable, name: string, change: (site: Site) => S
  * Conditions under which a change may send traffic somewhere new; checked against the table the change
  * is applied to, so they hold even when other writers changed it since the caller last read it.
  */
-export interface TrafficGuard {
-  /**
-   * Upstreams that passed a health check. When given, a change that would send traffic to any other
-   * upstream (any upstream of a version it activates, or one it adds to the active version) throws
-   * ERR_UNCHECKED_UPSTREAMS and changes nothing.
-   */
-  readonly checkedUpstreams?: readonly string[];
-  /**
-   * The site's active version when the caller decided to activate (null: none was). If a version
-   * registered after the one being activated has become active since, the change throws ERR_SUPERSEDED
-   * instead of replacing a newer version by an older one (two deploys whose health checks finish out
-   * of order). Re-activating an older version on purpose works: nothing changed since the caller read.
-   */
-  readonly activeBefore?: string | null;
+const trafficGuardSchema = z
+  .strictObject({
+    /**
+     * Upstreams that passed a health check. When given, a change that would send traffic to any other
+     * upstream (any upstream of a version it activates, or one it adds to the active version) throws
+     * ERR_UNCHECKED_UPSTREAMS and changes nothing.
+     */
+    checkedUpstreams: z.array(z.string()).readonly().optional(),
+    /**
+     * The site's active version when the caller decided to activate (null: none was). If a version
+     * registered after the one being activated has become active since, the change throws ERR_SUPERSEDED
+     * instead of replacing a newer version by an older one (two deploys whose health checks finish out
+     * of order). Re-activating an older version on purpose works: nothing changed since the caller read.
+     */
+    activeBefore: z.string().nullable().optional(),
+  })
+  .readonly();
+export type TrafficGuard = z.output<typeof trafficGuardSchema>;
+
+/**
+ * The upstreams `after` (a site as a change left it) sends traffic to that `before` did not: those of a
+ * newly activated version, or those added to the version that stays active.
+ */
+function newlyServing(before: Site, after: Site): readonly string[] {
+  const target = after.activeVersion;
+  if (target === null || after === before) return [];
+  const serving = before.activeVersion === target ? findVersion(before, target).upstreams : [];
+  return findVersion(after, target).upstreams.filter((u) => !serving.includes(u));
 }
 
 /** `after` (the site changed by an operation), unless it breaks `guard`; see TrafficGuard. */
 function guardTraffic(before: Site, after: Site, guard: TrafficGuard | undefined): Site {
   const target = after.activeVersion;
   if (guard === undefined || after === before || target === null) return after;
-  const switching = before.activeVersion !== target;
   const current = before.activeVersion;
-  if (switching && guard.activeBefore !== undefined && current !== null && current !== guard.activeBefore) {
+  if (current !== target && guard.activeBefore !== undefined && current !== null && current !== guard.activeBefore) {
     const position = (name: string) => after.versions.findIndex((v) => v.name === name);
     if (position(current) > position(target)) {
       throw new ProximationError(
@@ -416,8 +385,7 @@ function guardTraffic(before: Site, after: Site, guard: TrafficGuard | undefined
   }
   const checked = guard.checkedUpstreams;
   if (checked !== undefined) {
-    const serving = switching ? [] : findVersion(before, target).upstreams;
-    const unchecked = findVersion(after, target).upstreams.filter((u) => !serving.includes(u) && !checked.includes(u));
+    const unchecked = newlyServing(before, after).filter((u) => !checked.includes(u));
     if (unchecked.length > 0) {
       throw new ProximationError(
         'ERR_UNCHECKED_UPSTREAMS',
@@ -599,24 +567,47 @@ export function pruneVersions(table: RoutingTable, site: string, keep: number): 
 // ---------------------------------------------------------------------------------------------------
 // Changes as data
 
-/** One operation with its arguments, as JSON-compatible data (see the module header). */
-export type RoutingTableChange =
-  | { readonly op: 'addSite'; readonly site: string; readonly hosts: readonly string[]; readonly tagPrefix?: string }
-  | { readonly op: 'removeSite'; readonly site: string }
-  | {
-      readonly op: 'registerVersion';
-      readonly site: string;
-      readonly version: string;
-      readonly upstreams: readonly string[];
-      readonly activate: boolean;
-      readonly replace?: boolean;
-      readonly join?: boolean;
-      readonly guard?: TrafficGuard;
-    }
-  | { readonly op: 'activateVersion'; readonly site: string; readonly version: string; readonly guard?: TrafficGuard }
-  | { readonly op: 'rollback'; readonly site: string }
-  | { readonly op: 'removeVersion'; readonly site: string; readonly version: string }
-  | { readonly op: 'pruneVersions'; readonly site: string; readonly keep: number };
+/**
+ * One operation with its arguments, as JSON-compatible data (see the module header). The type is the
+ * schema's output, so what an edge accepts (the admin API validates requests with it) and what the
+ * operations take cannot drift apart. The schema checks the shape only; the operations judge the values (names, hosts,
+ * upstream URLs) with the same errors whoever sent the change.
+ */
+export const routingTableChangeSchema = z
+  .discriminatedUnion(
+    'op',
+    [
+      z.strictObject({ op: z.literal('addSite'), site: z.string(), hosts: z.array(z.string()).readonly(), tagPrefix: z.string().optional() }),
+      z.strictObject({ op: z.literal('removeSite'), site: z.string() }),
+      z.strictObject({
+        op: z.literal('registerVersion'),
+        site: z.string(),
+        version: z.string(),
+        upstreams: z.array(z.string()).readonly(),
+        activate: z.boolean(),
+        replace: z.boolean().optional(),
+        join: z.boolean().optional(),
+        guard: trafficGuardSchema.optional(),
+      }),
+      z.strictObject({ op: z.literal('activateVersion'), site: z.string(), version: z.string(), guard: trafficGuardSchema.optional() }),
+      z.strictObject({ op: z.literal('rollback'), site: z.string() }),
+      z.strictObject({ op: z.literal('removeVersion'), site: z.string(), version: z.string() }),
+      z.strictObject({ op: z.literal('pruneVersions'), site: z.string(), keep: z.int().min(0, 'must be a non-negative integer') }),
+    ],
+    { error: 'must be one of addSite, removeSite, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
+  )
+  .readonly();
+export type RoutingTableChange = z.output<typeof routingTableChangeSchema>;
+
+/**
+ * The upstreams `change` would send traffic to that get none now, on `table`: those of a version it
+ * activates, or those it adds to the active version. Throws what the change itself throws on `table`.
+ */
+export function upstreamsGainingTraffic(table: RoutingTable, change: RoutingTableChange): readonly string[] {
+  const before = table.sites.find((s) => s.name === change.site);
+  const after = applyRoutingTableChange(table, change, new Date()).sites.find((s) => s.name === change.site);
+  return before === undefined || after === undefined ? [] : newlyServing(before, after);
+}
 
 /** Applies `change` like the operation it names; `now` is the registration time of a registered version. */
 export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date): RoutingTable {

@@ -1,11 +1,14 @@
 /**
- * Test support: temp directories removed after each test, and child Node processes running the compiled
- * shared package (`npx tsc -b` first) that are killed if a test leaves them running.
+ * Test support: temp directories removed after each test, child Node processes running the compiled
+ * shared package (`npx tsc -b` first) that are killed if a test leaves them running, and real HTTP
+ * servers on 127.0.0.1 (closed after each test) to stand in for upstreams.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,4 +73,45 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, tim
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+export interface TestServer {
+  /** Such as http://127.0.0.1:41234 */
+  readonly origin: string;
+  readonly port: number;
+  /** Request lines received, such as "GET /healthz". */
+  readonly requests: string[];
+}
+
+/** A real HTTP server on 127.0.0.1 with `handler`, closed after the test. */
+export async function startServer(handler: http.RequestListener): Promise<TestServer> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    handler(req, res);
+  });
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { origin: `http://127.0.0.1:${port}`, port, requests };
+}
+
+/** An upstream answering every request with `status` (or what `status()` returns at that moment). */
+export function upstream(status: number | (() => number)): Promise<TestServer> {
+  return startServer((_req, res) => {
+    res.writeHead(typeof status === 'number' ? status : status(), { 'content-type': 'text/plain' });
+    res.end('upstream\n');
+  });
+}
+
+/** An origin on 127.0.0.1 where nothing listens, so connections are refused. */
+export async function refusingOrigin(): Promise<string> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
 }

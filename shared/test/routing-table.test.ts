@@ -17,6 +17,7 @@ import {
   rollback,
   serializeRoutingTable,
   siteForTag,
+  upstreamsGainingTraffic,
   validateRoutingTable,
 } from '../src/routing-table.js';
 import type { RoutingTable, RoutingTableChange } from '../src/routing-table.js';
@@ -415,6 +416,33 @@ describe('applyRoutingTableChange', () => {
     expectError(() => applyRoutingTableChange(table, { op: 'activateVersion', site: 'dev', version: 'c', guard: { checkedUpstreams: [] } }, AT), 'ERR_UNCHECKED_UPSTREAMS');
     const change: RoutingTableChange = { op: 'registerVersion', site: 'dev', version: 'b', upstreams: ['http://new'], activate: false, join: true, guard: { checkedUpstreams: [] } };
     expectError(() => applyRoutingTableChange(table, change, AT), 'ERR_UNCHECKED_UPSTREAMS');
+  });
+});
+
+describe('upstreamsGainingTraffic', () => {
+  const register = (version: string, upstreams: string[], extra: object = {}): RoutingTableChange =>
+    ({ op: 'registerVersion', site: 'dev', version, upstreams, activate: false, ...extra }) as RoutingTableChange;
+
+  it('names the upstreams of a version a change activates, and those it adds to the active version', () => {
+    const table = applyRoutingTableChange(sample(), register('c', ['http://c1', 'http://c2']), AT);
+    expect(upstreamsGainingTraffic(table, { op: 'activateVersion', site: 'dev', version: 'c' })).toEqual(['http://c1', 'http://c2']);
+    expect(upstreamsGainingTraffic(table, register('d', ['http://d'], { activate: true }))).toEqual(['http://d']);
+    expect(upstreamsGainingTraffic(table, { op: 'rollback', site: 'dev' })).toEqual(['http://10.0.0.1:8080']);
+    // b (active) keeps http://10.0.0.2:8080: only what is new counts.
+    expect(upstreamsGainingTraffic(table, register('b', ['http://10.0.0.2:8080', 'http://b2'], { join: true }))).toEqual(['http://b2']);
+    expect(upstreamsGainingTraffic(table, register('b', ['http://b3', 'http://10.0.0.2:8080'], { replace: true }))).toEqual(['http://b3']);
+  });
+
+  it('names none for a change that sends no traffic anywhere new', () => {
+    const table = sample();
+    expect(upstreamsGainingTraffic(table, register('c', ['http://c']))).toEqual([]);
+    expect(upstreamsGainingTraffic(table, { op: 'activateVersion', site: 'dev', version: 'b' })).toEqual([]);
+    expect(upstreamsGainingTraffic(table, { op: 'removeSite', site: 'dev' })).toEqual([]);
+    expect(upstreamsGainingTraffic(table, { op: 'addSite', site: 'blog', hosts: ['blog.example.com'] })).toEqual([]);
+  });
+
+  it('throws what the change throws', () => {
+    expectError(() => upstreamsGainingTraffic(sample(), { op: 'activateVersion', site: 'dev', version: 'zz' }), 'ERR_UNKNOWN_VERSION');
   });
 });
 

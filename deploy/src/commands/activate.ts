@@ -6,12 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import { findSite, findVersion } from '@proximation/shared';
-import type { TrafficGuard } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals, required } from '../command-line.js';
 import type { Command } from '../command-line.js';
-import { healthCheckFailed } from '../health-check.js';
-import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, healthCheckFromFlags } from '../health-flags.js';
-import { applyHealthGated } from '../health-gate.js';
+import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
 
 const NAME = 'activate';
@@ -55,30 +52,17 @@ export const activateCommand: Command = {
     const before = await target.read();
     const { activeVersion: activeBefore } = findSite(before, site);
     findVersion(findSite(before, site), version); // an unknown version fails here, naming the known ones, before any check
-    const change = (guard: TrafficGuard) => ({ op: 'activateVersion', site, version, guard: { ...guard, activeBefore } }) as const;
-    const { update, checked } =
-      health === undefined
-        ? { update: await target.update(change({})), checked: [] }
-        : await applyHealthGated(
-            target,
-            before,
-            change,
-            (table) => {
-              const current = findSite(table, site);
-              return current.activeVersion === version ? [] : findVersion(current, version).upstreams;
-            },
+    const applying = target.update({ change: { op: 'activateVersion', site, version, guard: { activeBefore } }, healthCheck: health });
+    const { table, changed, healthChecked: checked } = await (health === undefined
+      ? applying
+      : applying.catch(
+          explainHealthFailure(
+            `Did not activate ${site}/${version}`,
             health,
-            (results) =>
-              healthCheckFailed(
-                `Did not activate ${site}/${version}`,
-                results,
-                health,
-                `${servingNote(findSite(before, site))}. Make ${version} answer GET ${health.path} with a 2xx or 3xx status ` +
-                  '(or point --health-path at its health endpoint), then activate it again.',
-              ),
-          );
-
-    const { table, changed } = update;
+            `${servingNote(findSite(before, site))}. Make ${version} answer GET ${health.path} with a 2xx or 3xx status ` +
+              '(or point --health-path at its health endpoint), then activate it again.',
+          ),
+        ));
     const how = health === undefined ? 'without a health check' : `after ${checked.length === 1 ? 'its upstream' : `its ${checked.length} upstreams`} passed the health check`;
     const text = changed
       ? `activated ${site}/${version} ${how} (was ${activeBefore ?? 'none'}); ${generationNote(table)}`

@@ -41,7 +41,7 @@ export const pruneCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const before = findSite(await target.read(), name).versions.map((v) => v.name);
-    const { table, changed } = await target.update({ op: 'pruneVersions', site: name, keep });
+    const { table, changed } = await target.update({ change: { op: 'pruneVersions', site: name, keep } });
     const site = findSite(table, name);
     const kept = site.versions.map((v) => v.name);
     const removed = before.filter((v) => !kept.includes(v));

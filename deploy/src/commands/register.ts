@@ -4,7 +4,8 @@
  * by --upstream and/or read from ECS task metadata (--upstream-from-ecs), and activates it.
  *
  * With the health check on (the default), it never sends traffic to an upstream that has not passed
- * it, even when other deploys change the table meanwhile (see health-gate.ts):
+ * it, even when other deploys change the table meanwhile (see health-gate.ts in @proximation/shared;
+ * in API mode the proxy runs the check):
  * 1. register the version without activating it, so it is visible as staged; if it is the active
  *    version already (--join, --replace), the upstreams it adds are checked first;
  * 2. check its upstreams; if one fails, stop: the version stays registered but not active, and the
@@ -17,7 +18,7 @@
  */
 import { parseArgs } from 'node:util';
 import { findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
-import type { RoutingTable, RoutingTableChange, RoutingTableUpdate, TrafficGuard } from '@proximation/shared';
+import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
   COMMON_OPTIONS,
   COMMON_OPTIONS_HELP,
@@ -33,9 +34,7 @@ import {
 } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { upstreamFromEcs } from '../ecs-metadata.js';
-import { healthCheckFailed } from '../health-check.js';
-import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, healthCheckFromFlags } from '../health-flags.js';
-import { applyHealthGated } from '../health-gate.js';
+import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
 
 const NAME = 'register';
@@ -134,7 +133,7 @@ export const registerCommand: Command = {
     const { activeVersion: activeBefore, versions } = findSite(before, site);
     const existed = versions.some((v) => v.name === version);
     const upstreams = [...given, ...(ecs === undefined ? [] : [ecs.upstream])].map((url) => normalizeUpstreamUrl(url, `version ${site}/${version}`));
-    const register = (activateNow: boolean, guard: TrafficGuard | undefined): RoutingTableChange => ({
+    const register = (activateNow: boolean, guard?: TrafficGuard): RoutingTableChange => ({
       op: 'registerVersion',
       site,
       version,
@@ -146,45 +145,32 @@ export const registerCommand: Command = {
     });
     const activeIn = (table: RoutingTable) => findSite(table, site).activeVersion === version;
 
-    let staged: RoutingTableUpdate;
-    let activated: RoutingTableUpdate | undefined;
-    let checked: string[] = [];
+    let staged: RoutingChangeResult;
+    let activated: RoutingChangeResult | undefined;
     if (health === undefined) {
-      staged = await target.update(register(activate, activate ? { activeBefore } : undefined));
+      staged = await target.update({ change: register(activate, activate ? { activeBefore } : undefined) });
     } else {
-      // An active version takes traffic on the upstreams this adds as soon as they are written.
-      const adding = (table: RoutingTable) => (activeIn(table) ? upstreams.filter((u) => !findVersion(findSite(table, site), version).upstreams.includes(u)) : []);
-      const step1 = await applyHealthGated(target, before, (guard) => register(false, guard), adding, health, (results) =>
-        healthCheckFailed(
+      // An active version takes traffic on the upstreams this adds as soon as they are written, so they are checked first.
+      staged = await target.update({ change: register(false), healthCheck: health }).catch(
+        explainHealthFailure(
           `Did not add upstreams to ${site}/${version}, the active version`,
-          results,
           health,
           `Nothing changed: it keeps serving on the upstreams it had. Make the new ones answer GET ${health.path} with a 2xx or 3xx status, then register them again.`,
         ),
       );
-      staged = step1.update;
-      checked = [...step1.checked];
       if (activate && !activeIn(staged.table)) {
         const stagedSite = findSite(staged.table, site);
-        const step2 = await applyHealthGated(
-          target,
-          staged.table,
-          (guard) => ({ op: 'activateVersion', site, version, guard: { ...guard, activeBefore } }),
-          (table) => (activeIn(table) ? [] : findVersion(findSite(table, site), version).upstreams),
-          health,
-          (results) =>
-            healthCheckFailed(
-              `${site}/${version} is registered but NOT active`,
-              results,
-              health,
-              `${servingNote(stagedSite)}. Make ${version} answer GET ${health.path} with a 2xx or 3xx status (or point --health-path at its ` +
-                `health endpoint), then activate it: deploy activate --site ${site} --version ${version}`,
-            ),
+        activated = await target.update({ change: { op: 'activateVersion', site, version, guard: { activeBefore } }, healthCheck: health }).catch(
+          explainHealthFailure(
+            `${site}/${version} is registered but NOT active`,
+            health,
+            `${servingNote(stagedSite)}. Make ${version} answer GET ${health.path} with a 2xx or 3xx status (or point --health-path at its ` +
+              `health endpoint), then activate it: deploy activate --site ${site} --version ${version}`,
+          ),
         );
-        activated = step2.update;
-        checked.push(...step2.checked);
       }
     }
+    const checked = [...staged.healthChecked, ...(activated?.healthChecked ?? [])];
 
     const table = (activated ?? staged).table;
     const stored = findVersion(findSite(table, site), version).upstreams;

@@ -41,7 +41,7 @@ export const rollbackCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const from = findSite(await target.read(), name).activeVersion;
-    const { table } = await target.update({ op: 'rollback', site: name });
+    const { table } = await target.update({ change: { op: 'rollback', site: name } });
     const to = findSite(table, name).activeVersion;
     return output(values.json, { site: name, from, to, generation: table.generation }, `rolled back ${name} from ${from} to ${to}; ${generationNote(table)}`);
   },

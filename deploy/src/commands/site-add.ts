@@ -54,7 +54,7 @@ export const siteAddCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
-    const { table, changed } = await target.update({ op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) });
+    const { table, changed } = await target.update({ change: { op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) } });
     const site = findSite(table, name);
     const text = changed
       ? `added site ${name} (${describeSite(site)}); ${generationNote(table)}`

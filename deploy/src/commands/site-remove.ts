@@ -40,7 +40,7 @@ export const siteRemoveCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const site = findSite(await target.read(), name);
-    const { table } = await target.update({ op: 'removeSite', site: name });
+    const { table } = await target.update({ change: { op: 'removeSite', site: name } });
     return output(
       values.json,
       { removed: siteJson(site), generation: table.generation },

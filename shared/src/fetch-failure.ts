@@ -2,7 +2,7 @@
  * Says in words why a `fetch` rejected, for messages that name an upstream or a metadata endpoint:
  * "did not answer within 2s", "refused the connection (ECONNREFUSED)", and so on. Never throws.
  */
-import { formatDuration } from '@proximation/shared';
+import { formatDuration } from './duration.js';
 
 const BY_CODE: Partial<Record<string, string>> = {
   ECONNREFUSED: 'refused the connection',

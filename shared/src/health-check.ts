@@ -6,11 +6,14 @@
  * system CAs plus NODE_EXTRA_CA_CERTS.
  *
  * `checkUpstreams` never throws: it resolves with one result per upstream, in the order given.
- * `healthCheckFailed` makes the ProximationError ERR_HEALTH_CHECK_FAILED for results with failures,
- * naming each failed upstream and what it answered.
+ * `healthCheckFailed` makes the ProximationError ERR_HEALTH_CHECK_FAILED for results with failures
+ * (a HealthCheckFailedError, which keeps the results so that whoever reports the failure, such as deploy
+ * after the proxy's admin API ran the check, can word it for its reader), naming each failed upstream
+ * and what it answered. `isHealthCheckPath` is the rule for `path`.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, formatDuration } from '@proximation/shared';
+import { formatDuration } from './duration.js';
+import { ProximationError } from './errors.js';
 import { describeFetchFailure } from './fetch-failure.js';
 
 export interface HealthCheckOptions {
@@ -19,6 +22,8 @@ export interface HealthCheckOptions {
   readonly timeoutMs: number;
   /** Pause between attempts on one upstream; default 250 ms. */
   readonly intervalMs?: number;
+  /** Who checks, for the upstreams' logs; default "proximation health check". */
+  readonly userAgent?: string;
 }
 
 export interface UpstreamHealth {
@@ -27,6 +32,14 @@ export interface UpstreamHealth {
   readonly attempts: number;
   /** What the last attempt got, such as "answered 200 OK" or "refused the connection (ECONNREFUSED)". */
   readonly outcome: string;
+}
+
+/**
+ * A path starting with a single "/" (a query is allowed): control characters, spaces and fragments
+ * cannot be sent as a request target, and "//x" would be read as a host.
+ */
+export function isHealthCheckPath(path: string): boolean {
+  return path.startsWith('/') && !path.startsWith('//') && !/[\s\u0000-\u001f\u007f#]/.test(path);
 }
 
 const MAX_ATTEMPT_MS = 5_000;
@@ -43,18 +56,18 @@ async function checkUntilHealthy(upstream: string, options: HealthCheckOptions, 
   // Upstreams are stored as origins without a trailing slash, and the path starts with one.
   const url = `${upstream}${options.path}`;
   for (let attempts = 1; ; attempts++) {
-    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())));
+    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
     if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
     await delay(interval);
   }
 }
 
-async function probe(url: string, timeoutMs: number): Promise<{ healthy: boolean; outcome: string }> {
+async function probe(url: string, timeoutMs: number, userAgent = 'proximation health check'): Promise<{ healthy: boolean; outcome: string }> {
   try {
     const response = await fetch(url, {
       redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
-      headers: { 'user-agent': 'proximation-deploy health check' },
+      headers: { 'user-agent': userAgent },
     });
     await response.body?.cancel();
     const healthy = response.status >= 200 && response.status < 400;
@@ -64,17 +77,27 @@ async function probe(url: string, timeoutMs: number): Promise<{ healthy: boolean
   }
 }
 
+export class HealthCheckFailedError extends ProximationError {
+  constructor(
+    message: string,
+    /** Every upstream checked, healthy or not. */
+    readonly results: readonly UpstreamHealth[],
+  ) {
+    super('ERR_HEALTH_CHECK_FAILED', message);
+  }
+}
+
 /**
  * "<lead>: 1 of 2 upstreams did not pass the health check (...):", a line per failed upstream with what
  * it answered, then `after` (what state things are in and what to do).
  */
-export function healthCheckFailed(lead: string, results: readonly UpstreamHealth[], options: HealthCheckOptions, after: string): ProximationError {
+export function healthCheckFailed(lead: string, results: readonly UpstreamHealth[], options: HealthCheckOptions, after: string): HealthCheckFailedError {
   const failed = results.filter((r) => !r.healthy);
   const lines = failed.map((r) => `  ${r.upstream}: GET ${options.path} ${r.outcome} (${r.attempts} ${r.attempts === 1 ? 'attempt' : 'attempts'})`);
   const which = results.length === 1 ? 'the upstream' : failed.length === results.length ? `all ${results.length} upstreams` : `${failed.length} of ${results.length} upstreams`;
-  return new ProximationError(
-    'ERR_HEALTH_CHECK_FAILED',
+  return new HealthCheckFailedError(
     `${lead}: ${which} did not pass the health check ` +
       `(GET ${options.path} answering 2xx or 3xx within ${formatDuration(options.timeoutMs)}):\n${lines.join('\n')}\n${after}`,
+    results,
   );
 }
