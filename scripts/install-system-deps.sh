@@ -7,7 +7,8 @@ set -euo pipefail
 packages=(
   bindfs fuse3      # a mount that delivers no inotify events for writes through its backing dir, as NFS
   openssl curl      # certificate checks in tests
-  certbot           # the oracle for the certbot layout
+  certbot           # the oracle for the certbot layout (its python3 configobj/josepy judge renewal files and account ids)
+  pebble            # a real ACME CA for the issuance tests, with pebble-challtestsrv as its DNS
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators

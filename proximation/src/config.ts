@@ -9,9 +9,17 @@
 import net from 'node:net';
 import path from 'node:path';
 import { ProximationError, parseDuration } from '@proximation/shared';
+import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 
 export type Issuer = 'local' | 'acme';
 export type LogFormat = 'json' | 'pretty';
+export const ACME_KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
+export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
+export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01'] as const;
+export type AcmeChallengeType = (typeof ACME_CHALLENGES)[number];
+
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 export interface Config {
   httpPort: number;
@@ -21,9 +29,22 @@ export interface Config {
   adminPort: number;
   listenAddress: string | undefined;
   adminAddress: string;
+  /** The admin API's bearer token (from PROXIMATION_ADMIN_TOKEN, or read from the _FILE); none: the API is off. */
+  adminToken: string | undefined;
+  adminTokenFile: string | undefined;
   letsencryptDir: string;
   routesPath: string;
   issuer: Issuer;
+  /** The ACME CA's directory URL, exactly as configured (certbot keys accounts and lineages by this string). */
+  acmeDirectory: string;
+  acmeEmail: string | undefined;
+  /** A PEM bundle trusted, in addition to Node's roots, for the ACME server's own HTTPS. */
+  acmeCaCerts: string | undefined;
+  acmeProfile: string | undefined;
+  acmeEabKid: string | undefined;
+  acmeEabHmacKey: string | undefined;
+  acmeKeyType: AcmeKeyType;
+  acmeChallenge: AcmeChallengeType;
   trustedProxies: TrustedProxies;
   logLevel: string;
   logFormat: LogFormat | undefined;
@@ -41,6 +62,7 @@ export interface Config {
   healthIntervalMs: number;
   healthPath: string;
   healthTimeoutMs: number;
+  websocketDrainMs: number;
 }
 
 /** Trusted peers whose X-Forwarded-* headers are kept: addresses and CIDR blocks, IPv4 and IPv6. */
@@ -127,6 +149,40 @@ function bool(text: string, field: string): boolean {
   throw invalid(field, text, 'on or off');
 }
 
+/**
+ * An https URL whose path certbot can turn into `accounts/<host[:port]><path>/`: no user info, and no
+ * `.`/`..` segment that would leave that directory.
+ */
+function acmeDirectoryUrl(text: string, field: string): string {
+  const expected = `an https URL of an ACME directory, such as ${LETS_ENCRYPT_PRODUCTION}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalid(field, text, expected);
+  }
+  const rawPath = /^https:\/\/[^/?#]*([^?#]*)/i.exec(text)?.[1] ?? '';
+  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || rawPath.split('/').some((s) => s === '.' || s === '..')) {
+    throw invalid(field, text, expected);
+  }
+  return text;
+}
+
+function email(text: string, field: string): string {
+  if (!/^[^@\s:,]+@[^@\s:,]+\.[^@\s:,]+$/.test(text)) throw invalid(field, text, 'an e-mail address such as ops@example.com');
+  return text;
+}
+
+function token(text: string, field: string): string {
+  if (!/^[A-Za-z0-9._~-]{1,128}$/.test(text)) throw invalid(field, text, 'a name of letters, digits, ".", "_", "~" or "-"');
+  return text;
+}
+
+function base64url(text: string, field: string): string {
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(text)) throw invalid(field, text, 'the base64url-encoded HMAC key the CA gave you');
+  return text;
+}
+
 function requestPath(text: string, field: string): string {
   if (!/^\/[\x21-\x7e]*$/.test(text)) throw invalid(field, text, 'a request path starting with / (printable ASCII, no spaces)');
   return text;
@@ -145,17 +201,37 @@ export const SETTINGS = [
   setting({ key: 'publicHttpsPort', flag: 'public-https-port', env: 'PROXIMATION_PUBLIC_HTTPS_PORT', default: undefined, defaultText: 'the HTTPS port', parse: port,
     help: 'HTTPS port clients connect to, used in redirects' }),
   setting({ key: 'adminPort', flag: 'admin-port', env: 'PROXIMATION_ADMIN_PORT', default: '9180', parse: port,
-    help: 'admin listener: /healthz' }),
+    help: 'admin listener: /healthz and the admin API' }),
   setting({ key: 'listenAddress', flag: 'listen-address', env: 'PROXIMATION_LISTEN_ADDRESS', default: undefined, defaultText: 'all interfaces', parse: address,
     help: 'address of the HTTP and HTTPS listeners' }),
   setting({ key: 'adminAddress', flag: 'admin-address', env: 'PROXIMATION_ADMIN_ADDRESS', default: '127.0.0.1', parse: address,
     help: 'address of the admin listener (keep it private)' }),
+  setting({ key: 'adminToken', flag: 'admin-token', env: 'PROXIMATION_ADMIN_TOKEN', default: undefined, defaultText: 'none: the admin API is off', parse: parseAdminToken,
+    help: 'bearer token of the admin API (/api/routes), 16+ characters; prefer the _FILE setting, flags show in ps' }),
+  setting({ key: 'adminTokenFile', flag: 'admin-token-file', env: 'PROXIMATION_ADMIN_TOKEN_FILE', default: undefined, defaultText: 'none', parse: absolutePath,
+    help: 'file holding the admin token, read at start (instead of PROXIMATION_ADMIN_TOKEN)' }),
   setting({ key: 'letsencryptDir', flag: 'letsencrypt-dir', env: 'PROXIMATION_LETSENCRYPT_DIR', default: '/etc/letsencrypt', parse: absolutePath,
     help: "certificates in certbot's layout, plus proximation's own state under proximation/" }),
   setting({ key: 'routesPath', flag: 'routes', env: 'PROXIMATION_ROUTES', default: undefined, defaultText: '<letsencrypt dir>/proximation/routes.json', parse: absolutePath,
     help: 'the routing table' }),
   setting({ key: 'issuer', flag: 'issuer', env: 'PROXIMATION_ISSUER', default: 'local', parse: oneOf(['local', 'acme'] as const),
     help: 'who issues certificates: local (an embedded CA) or acme' }),
+  setting({ key: 'acmeDirectory', flag: 'acme-directory', env: 'PROXIMATION_ACME_DIRECTORY', default: LETS_ENCRYPT_PRODUCTION, parse: acmeDirectoryUrl,
+    help: `ACME directory URL (issuer acme); for trials use Let's Encrypt staging, ${LETS_ENCRYPT_STAGING}` }),
+  setting({ key: 'acmeEmail', flag: 'acme-email', env: 'PROXIMATION_ACME_EMAIL', default: undefined, defaultText: 'none', parse: email,
+    help: 'contact address registered with the ACME account' }),
+  setting({ key: 'acmeCaCerts', flag: 'acme-ca-certs', env: 'PROXIMATION_ACME_CA_CERTS', default: undefined, defaultText: "Node's roots only", parse: absolutePath,
+    help: "PEM file of extra CAs to trust for the ACME server's own HTTPS (a private CA, Pebble)" }),
+  setting({ key: 'acmeProfile', flag: 'acme-profile', env: 'PROXIMATION_ACME_PROFILE', default: undefined, defaultText: "the CA's default", parse: token,
+    help: "certificate profile to order (Let's Encrypt: classic, tlsserver, shortlived)" }),
+  setting({ key: 'acmeEabKid', flag: 'acme-eab-kid', env: 'PROXIMATION_ACME_EAB_KID', default: undefined, defaultText: 'none', parse: token,
+    help: 'external account binding key id, for CAs that require one' }),
+  setting({ key: 'acmeEabHmacKey', flag: 'acme-eab-hmac-key', env: 'PROXIMATION_ACME_EAB_HMAC_KEY', default: undefined, defaultText: 'none', parse: base64url,
+    help: 'external account binding HMAC key (base64url); prefer the variable, flags show in ps' }),
+  setting({ key: 'acmeKeyType', flag: 'acme-key-type', env: 'PROXIMATION_ACME_KEY_TYPE', default: 'ecdsa-p256', parse: oneOf(ACME_KEY_TYPES),
+    help: `certificate key type: ${ACME_KEY_TYPES.join(', ')}` }),
+  setting({ key: 'acmeChallenge', flag: 'acme-challenge', env: 'PROXIMATION_ACME_CHALLENGE', default: 'http-01', parse: oneOf(ACME_CHALLENGES),
+    help: 'how the CA validates names: http-01 (port 80) or tls-alpn-01 (port 443)' }),
   setting({ key: 'trustedProxies', flag: 'trusted-proxies', env: 'PROXIMATION_TRUSTED_PROXIES', default: '', defaultText: 'none', parse: parseTrustedProxies,
     help: 'comma-separated addresses or CIDR blocks whose X-Forwarded-* headers are kept' }),
   setting({ key: 'logLevel', flag: 'log-level', env: 'PROXIMATION_LOG_LEVEL', default: 'info',
@@ -190,6 +266,8 @@ export const SETTINGS = [
     help: 'path the health check GETs; 2xx or 3xx is healthy' }),
   setting({ key: 'healthTimeoutMs', flag: 'health-timeout', env: 'PROXIMATION_HEALTH_TIMEOUT', default: '2s', parse: duration,
     help: 'a health check that takes longer fails' }),
+  setting({ key: 'websocketDrainMs', flag: 'websocket-drain', env: 'PROXIMATION_WEBSOCKET_DRAIN', default: '5m', parse: duration,
+    help: 'after a version switch, WebSockets still open to the old version are closed (1001) after this' }),
 ];
 
 /**
@@ -220,6 +298,19 @@ export function loadConfig(
     if (text !== undefined) out[s.key] = s.parse(text, field);
   }
   const config = out as Config;
+  if ((config.acmeEabKid === undefined) !== (config.acmeEabHmacKey === undefined)) {
+    throw new ProximationError(
+      'ERR_CONFIG_INVALID',
+      'PROXIMATION_ACME_EAB_KID and PROXIMATION_ACME_EAB_HMAC_KEY (--acme-eab-kid, --acme-eab-hmac-key) go together: set both or neither.',
+    );
+  }
+  if (config.adminToken !== undefined && config.adminTokenFile !== undefined) {
+    throw new ProximationError(
+      'ERR_CONFIG_INVALID',
+      'PROXIMATION_ADMIN_TOKEN and PROXIMATION_ADMIN_TOKEN_FILE (--admin-token, --admin-token-file) are both set: set one (the file is safer).',
+    );
+  }
+  if (config.adminTokenFile !== undefined) config.adminToken = readAdminTokenFile(config.adminTokenFile);
   config.routesPath ??= path.join(config.letsencryptDir, 'proximation', 'routes.json');
   config.publicHttpsPort ??= config.httpsPort;
   return config;

@@ -18,7 +18,8 @@ export class RoutesWatcher {
   private lastText: string | undefined;
   private current: RoutingTable | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
+  /** Reads run one after another, so an older read can never overwrite what a newer one accepted. */
+  private reads: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -41,16 +42,25 @@ export class RoutesWatcher {
 
   private schedule(): void {
     this.timer = setTimeout(() => {
-      this.polling = this.poll().finally(() => {
-        this.polling = undefined;
+      void this.poll().finally(() => {
         if (this.timer !== undefined) this.schedule();
       });
     }, this.pollMs);
     this.timer.unref();
   }
 
-  /** Reads the file now; exposed so a local writer (the admin API) need not wait for the next tick. */
-  async poll(): Promise<void> {
+  /**
+   * Reads the file after any read in progress; exposed so a local writer (the admin API) need not wait
+   * for the next tick.
+   */
+  poll(): Promise<void> {
+    this.reads = this.reads
+      .then(() => this.read())
+      .catch((err: unknown) => this.log.error({ path: this.path, err: errorMessage(err) }, 'applying the routing table failed'));
+    return this.reads;
+  }
+
+  private async read(): Promise<void> {
     let text: string;
     try {
       text = await fs.readFile(this.path, 'utf8');
@@ -84,6 +94,6 @@ export class RoutesWatcher {
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.polling;
+    await this.reads;
   }
 }

@@ -6,11 +6,16 @@
  */
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ProximationError } from '@proximation/shared';
+import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer } from './admin/admin-server.js';
+import { RoutingApi } from './admin/routing-api.js';
+import { openAcmeIssuer } from './certs/acme-issuer.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type CertificateIssuer } from './certs/certificate-manager.js';
+import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { http01Responder } from './certs/http01-responder.js';
 import { openLocalIssuer } from './certs/local-issuer.js';
+import { TlsAlpn01Responder } from './certs/tls-alpn01-responder.js';
 import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
 import { HttpsListener } from './listeners/https-listener.js';
@@ -19,6 +24,7 @@ import { ProxyHandler } from './proxy/proxy-handler.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { Router } from './proxy/router.js';
 import { Upstreams } from './proxy/upstreams.js';
+import { VersionDrain } from './proxy/version-drain.js';
 import { WebSocketTunnels } from './proxy/websocket.js';
 import { RoutesWatcher } from './routes-watcher.js';
 import { SniContexts } from './tls/sni.js';
@@ -31,16 +37,32 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function openIssuer(config: Config): Promise<CertificateIssuer> {
-  if (config.issuer === 'acme') {
-    throw new ProximationError('ERR_CONFIG_INVALID', 'PROXIMATION_ISSUER=acme is not available in this build yet; use local.');
-  }
-  return openLocalIssuer(config.letsencryptDir);
+async function openIssuer(
+  config: Config,
+  parts: { store: CertStore; challenges: ChallengeStore; locksDir: string; log: Logger },
+): Promise<CertificateIssuer> {
+  if (config.issuer === 'local') return openLocalIssuer(config.letsencryptDir);
+  return openAcmeIssuer({
+    ...parts,
+    settings: {
+      directoryUrl: config.acmeDirectory,
+      email: config.acmeEmail,
+      caCertsPath: config.acmeCaCerts,
+      profile: config.acmeProfile,
+      eab: config.acmeEabKid === undefined || config.acmeEabHmacKey === undefined ? undefined : { kid: config.acmeEabKid, hmacKey: config.acmeEabHmacKey },
+      keyType: config.acmeKeyType,
+      challenge: config.acmeChallenge,
+    },
+  });
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const stateDir = path.join(config.letsencryptDir, 'proximation');
-  const issuer = await openIssuer(config);
+  const locksDir = path.join(config.letsencryptDir, 'proximation', 'locks');
+  const store = new CertStore(config.letsencryptDir);
+  // Challenges are answered whatever the issuer: certbot's manual hooks may place HTTP-01 tokens too.
+  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
+  const certsLog = log.child({ part: 'certs' });
+  const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
 
   const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
   const router = new Router(upstreams);
@@ -50,15 +72,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.child({ part: 'health' }),
   );
   const tunnels = new WebSocketTunnels({ connectTimeoutMs: config.upstreamConnectTimeoutMs });
+  const versionDrain = new VersionDrain(tunnels, config.websocketDrainMs, log.child({ part: 'proxy' }));
 
   let certificates: CertificateManager | undefined;
   const sni = new SniContexts(async (host) => certificates?.certificateFor(host));
   certificates = new CertificateManager({
-    store: new CertStore(config.letsencryptDir),
+    store,
     issuer,
-    locksDir: path.join(stateDir, 'locks'),
+    locksDir,
     pollMs: config.certPollMs,
-    log: log.child({ part: 'certs' }),
+    log: certsLog,
     onCertificate: (host, cert) => sni.set(host, cert),
     onRemoved: (host) => sni.delete(host),
   });
@@ -66,6 +89,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const watcher = new RoutesWatcher(config.routesPath, config.routesPollMs, log.child({ part: 'routes' }), (table) => {
     router.update(table);
+    versionDrain.update(table);
     certs.setHosts(router.hosts);
   });
   await watcher.start();
@@ -83,11 +107,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxHeaderSize: config.maxHeaderSize,
     maxConnections: config.maxConnections,
   };
+  const tlsAlpn01 = config.issuer === 'acme' && config.acmeChallenge === 'tls-alpn-01' ? new TlsAlpn01Responder(challenges, certsLog) : undefined;
   const https = new HttpsListener({
     ...limits,
     port: config.httpsPort,
     host: config.listenAddress,
     SNICallback: sni.SNICallback,
+    // Only then is each connection's ClientHello looked at (see HttpsListener).
+    ...(tlsAlpn01 === undefined ? {} : { acmeTlsAlpn: (name: string) => tlsAlpn01.contextFor(name) }),
     onRequest: proxy.onRequest,
     onUpgrade: proxy.onUpgrade,
   });
@@ -97,14 +124,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     host: config.listenAddress,
     publicHttpsPort: config.publicHttpsPort,
     isRouted: (host) => router.route(host) !== undefined,
-    // The ACME issuer fills this in; the local CA needs no challenges.
-    challenges: () => undefined,
+    challenges: http01Responder(challenges, certsLog),
   });
   let draining = false;
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
+    authorize: adminAuthorizer(config.adminToken),
+    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
   });
 
   const serverLog = log.child({ part: 'server' });
@@ -119,6 +147,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     addresses = { admin: adminAddress, https: httpsAddress, http: httpAddress };
   } catch (err) {
     await watcher.stop();
+    versionDrain.stop();
     await Promise.all(opened.map((close) => close()));
     await upstreams.destroy();
     throw err;
@@ -126,7 +155,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   certs.start();
   health.start();
   serverLog.info(
-    { https: addresses.https.port, http: addresses.http.port, admin: addresses.admin.port, routes: config.routesPath, issuer: issuer.name },
+    { https: addresses.https.port, http: addresses.http.port, admin: addresses.admin.port, adminApi: config.adminToken === undefined ? 'off' : 'on', routes: config.routesPath, issuer: issuer.name },
     'proximation is serving',
   );
 
@@ -135,6 +164,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const deadline = Date.now() + config.drainTimeoutMs;
     serverLog.info({ drainTimeoutMs: config.drainTimeoutMs, connections: https.connections, websockets: tunnels.size }, 'draining');
     await watcher.stop();
+    versionDrain.stop();
     await Promise.all([
       https.drain(deadline),
       http.close(),

@@ -1,28 +1,56 @@
 /**
- * The admin listener, on its own port and by default on loopback only. `GET /healthz` answers 200 while
- * the proxy serves and 503 once it drains (so a load balancer stops sending before connections close),
- * with a small JSON body for humans. Later parts (routing API, metrics) add their routes here.
+ * The admin listener, on its own port and by default on loopback only; the router of its endpoints.
+ *
+ * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
+ *   sending before connections close), with a small JSON body for humans. It needs no token.
+ * - `/api/...` is the routing API (routing-api.ts): `GET /api/routes`, `POST /api/routes/changes`.
+ *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
+ *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
+ *   `WWW-Authenticate: Bearer`; then an unknown endpoint 404 and a wrong method 405 with `Allow`. All
+ *   of these answer JSON `{"error": {"code", "message"}}`.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ADMIN_CHANGES_PATH, ADMIN_ROUTES_PATH, ProximationError } from '@proximation/shared';
 import { listen } from '../listeners/listen.js';
+import type { AdminAuthorizer } from './admin-auth.js';
+import { sendError } from './api-http.js';
+import type { RoutingApi } from './routing-api.js';
 
 export interface Health {
   status: 'ok' | 'draining';
   routesGeneration: number;
 }
 
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+
+export interface AdminServerOptions {
+  port: number;
+  host: string;
+  health: () => Health;
+  authorize: AdminAuthorizer;
+  routingApi: RoutingApi;
+}
+
+const DISABLED_MESSAGE =
+  'The admin API is off: no admin token is configured. To turn it on, put a token in a file (such as the output of ' +
+  '"openssl rand -hex 32"), start proximation with PROXIMATION_ADMIN_TOKEN_FILE naming that file (or PROXIMATION_ADMIN_TOKEN), ' +
+  'and send "Authorization: Bearer <token>" (deploy: --token-file FILE or DEPLOY_TOKEN). GET /healthz needs no token.';
+
 export class AdminServer {
   readonly server: http.Server;
+  private readonly endpoints: ReadonlyMap<string, { method: string; handle: Handler }>;
 
-  constructor(
-    private readonly options: { port: number; host: string; health: () => Health },
-  ) {
+  constructor(private readonly options: AdminServerOptions) {
     this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, this.onRequest);
+    this.endpoints = new Map([
+      [ADMIN_ROUTES_PATH, { method: 'GET', handle: options.routingApi.getRoutes }],
+      [ADMIN_CHANGES_PATH, { method: 'POST', handle: options.routingApi.postChange }],
+    ]);
   }
 
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       const health = this.options.health();
       const body = JSON.stringify(health);
@@ -34,10 +62,45 @@ export class AdminServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
-    const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz\n`;
+    if (path === '/api' || path.startsWith('/api/')) {
+      this.onApiRequest(req, res, path);
+      return;
+    }
+    const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz, GET ${ADMIN_ROUTES_PATH} or POST ${ADMIN_CHANGES_PATH}\n`;
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
+
+  private onApiRequest(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    const access = this.options.authorize(req.headers.authorization);
+    if (access === 'disabled') {
+      sendError(res, new ProximationError('ERR_ADMIN_API_DISABLED', DISABLED_MESSAGE));
+      return;
+    }
+    if (access !== 'allowed') {
+      const problem = access === 'no-token' ? 'This request carries no admin token' : 'The admin token of this request is wrong';
+      sendError(
+        res,
+        new ProximationError(
+          'ERR_UNAUTHORIZED',
+          `${problem}: send "Authorization: Bearer <token>" with the token configured on the proxy in PROXIMATION_ADMIN_TOKEN_FILE or ` +
+            'PROXIMATION_ADMIN_TOKEN (deploy: --token-file FILE or DEPLOY_TOKEN).',
+        ),
+        { 'www-authenticate': access === 'no-token' ? 'Bearer realm="proximation admin"' : 'Bearer realm="proximation admin", error="invalid_token"' },
+      );
+      return;
+    }
+    const endpoint = this.endpoints.get(path);
+    if (endpoint === undefined) {
+      sendError(res, new ProximationError('ERR_NOT_FOUND', `No admin API endpoint ${path}; there are GET ${ADMIN_ROUTES_PATH} and POST ${ADMIN_CHANGES_PATH}.`));
+      return;
+    }
+    if (req.method !== endpoint.method) {
+      sendError(res, new ProximationError('ERR_METHOD_NOT_ALLOWED', `${path} answers ${endpoint.method} only, not ${req.method}.`), { allow: endpoint.method });
+      return;
+    }
+    void endpoint.handle(req, res);
+  }
 
   listen(): Promise<AddressInfo> {
     return listen(this.server, this.options.port, this.options.host);

@@ -9,19 +9,29 @@
  *   delivers no events for them.
  * - Work happens off the request path; `certificateFor` is what an SNI lookup waits on for a routed
  *   name whose certificate is not in memory yet.
+ * - A new certificate is stored (CertStore.write), then its renewal/<lineage>.conf when the issuer gives
+ *   renewal parameters, both under the lock; nothing is written when the lock was lost meanwhile
+ *   (ERR_CERT_LOCK_LOST, logged; the next check starts over and finds what the new holder wrote).
  */
 import path from 'node:path';
-import { errorMessage, withLock } from '@proximation/shared';
+import { ProximationError, errorMessage, withLock } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import type { CertificateFiles, CertStore, LoadedCertificate } from './cert-store.js';
+import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
 import { isRenewalDue } from './renewal-schedule.js';
+
+/** What an issuer hands over: the files, and what renewal/<lineage>.conf should say about them. */
+export interface IssuedCertificate extends CertificateFiles {
+  /** `[renewalparams]` entries, in order; absent for issuers certbot cannot renew from (the local CA). */
+  renewalParams?: [string, ConfValue][];
+}
 
 /** Something that can issue a certificate for a set of names (the local CA, or an ACME CA). */
 export interface CertificateIssuer {
   readonly name: string;
   /** Whether a stored certificate came from this issuer; one from another issuer is replaced. */
-  issued(cert: LoadedCertificate): boolean;
-  issue(names: string[]): Promise<CertificateFiles>;
+  issued(cert: LoadedCertificate): Promise<boolean>;
+  issue(names: string[]): Promise<IssuedCertificate>;
 }
 
 export interface CertificateManagerOptions {
@@ -96,20 +106,28 @@ export class CertificateManager {
     return promise;
   }
 
-  private usable(cert: LoadedCertificate | undefined, now: Date): cert is LoadedCertificate {
-    return cert !== undefined && this.options.issuer.issued(cert) && !isRenewalDue(cert, now);
+  private async usable(cert: LoadedCertificate | undefined, now: Date): Promise<boolean> {
+    return cert !== undefined && !isRenewalDue(cert, now) && (await this.options.issuer.issued(cert));
   }
 
   private async obtain(host: string): Promise<LoadedCertificate | undefined> {
     const { store, issuer, log } = this.options;
     let cert = await store.read(host);
-    if (!this.usable(cert, new Date())) {
-      cert = await withLock(path.join(this.options.locksDir, `${host}.lock`), async () => {
+    if (!(await this.usable(cert, new Date()))) {
+      cert = await withLock(path.join(this.options.locksDir, `${host}.lock`), async (lock) => {
         // Another instance may have done it while this one waited for the lock.
         const current = await store.read(host);
-        if (this.usable(current, new Date())) return current;
+        if (await this.usable(current, new Date())) return current;
         log.info({ host, issuer: issuer.name, reason: current === undefined ? 'missing' : 'due' }, 'issuing certificate');
-        await store.write(host, await issuer.issue([host]));
+        const issued = await issuer.issue([host]);
+        if (lock.lost) {
+          throw new ProximationError(
+            'ERR_CERT_LOCK_LOST',
+            `the lock ${lock.path} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
+          );
+        }
+        await store.write(host, issued);
+        if (issued.renewalParams !== undefined) await writeRenewalConf(store, host, issued.renewalParams);
         return store.read(host);
       });
     }

@@ -18,7 +18,7 @@ export async function openLocalIssuer(letsencryptDir: string): Promise<Certifica
   return {
     ca,
     name: 'local',
-    issued: (cert: LoadedCertificate) => new X509Certificate(cert.certPem).verify(root.publicKey),
+    issued: async (cert: LoadedCertificate) => new X509Certificate(cert.certPem).verify(root.publicKey),
     issue: (names: string[]) => ca.issue(names),
   };
 }

@@ -13,8 +13,12 @@ import { listen } from './listen.js';
 
 const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
-/** Returns the key authorization for a token, or undefined when this proxy knows no such token. */
-export type ChallengeLookup = (token: string) => string | undefined;
+/**
+ * Resolves with the key authorization for a token, or undefined when no such challenge is pending.
+ * It may read the shared directory: challenge requests are rare and are not the proxied request path.
+ * It must not reject.
+ */
+export type ChallengeLookup = (token: string) => Promise<string | undefined>;
 
 export interface HttpListenerOptions {
   port: number;
@@ -50,13 +54,14 @@ export class HttpListener {
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
     if (url.startsWith(CHALLENGE_PREFIX)) {
-      const keyAuthorization = this.options.challenges(url.slice(CHALLENGE_PREFIX.length));
-      if (keyAuthorization === undefined) {
-        sendError(res, 404, 'no ACME challenge is pending for this token on this proxy.');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(keyAuthorization) });
-      res.end(keyAuthorization);
+      void this.options.challenges(url.slice(CHALLENGE_PREFIX.length)).then((keyAuthorization) => {
+        if (keyAuthorization === undefined) {
+          sendError(res, 404, 'no ACME challenge is pending for this token on this proxy.');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(keyAuthorization) });
+        res.end(keyAuthorization);
+      });
       return;
     }
     const host = hostOf(req.headers.host ?? '');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import { expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startProxy, table, type Proxy, managed } from '../support/fixtures.js';
+import { managed, startProxy, table, writeRoutes, type Proxy } from '../support/fixtures.js';
 
 const resources = managed();
 
@@ -79,4 +79,30 @@ it('refuses a WebSocket for an unknown host with 404', async () => {
   // ws reports its own aborted handshake as an error; that is the expected outcome here.
   ws.on('error', () => {});
   res.destroy();
+});
+
+it('keeps WebSockets to the old version open across a switch, then closes them with 1001 after the drain time', async () => {
+  const v1 = await echoUpstream();
+  const v2 = await echoUpstream();
+  const routes = (generation: number, version: string, upstream: string) =>
+    table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream], version }], generation);
+  const proxy = await startProxy(routes(1, 'v1', v1.origin), { websocketDrainMs: '400ms' });
+  resources.defer(() => proxy.close());
+  const old = connect(proxy);
+  await once(old, 'open');
+  const oldClosed = once(old, 'close');
+
+  await writeRoutes(proxy.config.routesPath, routes(2, 'v2', v2.origin));
+  await proxy.waitForLog((l) => l.msg === 'routing table loaded' && l.generation === 2);
+  // Still open and still on v1 after the switch.
+  old.send('still here');
+  expect(String((await once(old, 'message'))[0])).toBe('still here');
+  const fresh = connect(proxy);
+  await once(fresh, 'open');
+  expect(await v2.hostSeen).toBe('app.test');
+
+  const [code] = await oldClosed;
+  expect(code).toBe(1001);
+  expect(fresh.readyState).toBe(WebSocket.OPEN);
+  fresh.close();
 });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach } from 'vitest';
 import { serializeRoutingTable, type RoutingTable } from '@proximation/shared';
+import { localCaDir } from '../../src/certs/local-issuer.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -121,12 +122,15 @@ export async function startProxy(routes: RoutingTable, settings: Partial<Record<
   });
   const log = createLogger({ level: config.logLevel, format: 'json', destination: sink });
   const server = await startServer(config, log);
-  let ca: string;
-  try {
-    ca = await fs.readFile(path.join(config.letsencryptDir, 'proximation', 'local-ca', 'root.pem'), 'utf8');
-  } catch (err) {
-    await server.close();
-    throw err;
+  // The local CA's root, for clients to trust; an ACME proxy's certificates chain to the CA's own root.
+  let ca = '';
+  if (config.issuer === 'local') {
+    try {
+      ca = await fs.readFile(path.join(localCaDir(config.letsencryptDir), 'root.pem'), 'utf8');
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
   }
   return {
     server,

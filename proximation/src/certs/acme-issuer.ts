@@ -1,0 +1,314 @@
+/**
+ * The ACME CA as a CertificateIssuer (`PROXIMATION_ISSUER=acme`): orders certificates with acme-client's
+ * lower-level API, answering challenges through the shared challenge store.
+ *
+ * `issue(names)`:
+ * - uses the account stored in certbot's layout for this directory (certbot's own is reused), registering
+ *   one on first use (AccountStore: once across the fleet). Nothing is sent to the CA before the first
+ *   issuance, so a CA that is down does not stop the proxy from starting and serving what it has.
+ * - creates an order (with PROXIMATION_ACME_PROFILE when set; refused up front when the directory lists
+ *   profiles and not this one), then for each authorization: an already valid one is used as it is
+ *   (CAs reuse them); a pending one is answered with the configured challenge type: the key
+ *   authorization is put into the challenge store, the CA told, the challenge awaited, and the store
+ *   entry removed whatever happened. acme-client's own pre-check of the challenge (over public DNS,
+ *   which fails offline and behind load balancers) is never used.
+ * - finalizes with a CSR for a fresh key of PROXIMATION_ACME_KEY_TYPE (always a new key, never the
+ *   account key), downloads the chain and splits it into leaf and intermediates.
+ * - returns the files and the certbot renewal parameters for renewal/<lineage>.conf (server, account,
+ *   authenticator = manual with hooks into the challenge store, key type), so certbot can renew the
+ *   lineage and proximation knows where it came from.
+ * Polling uses acme-client's exponential backoff from POLL_MIN_MS to POLL_MAX_MS (about 45 s in all),
+ * and badNonce answers are retried by acme-client (up to 5 times per request).
+ *
+ * `issued(cert)`: a lineage is this issuer's when its renewal file names this directory URL as `server`
+ * (compared as URLs). That is certbot's own notion of where a lineage comes from; it keeps certbot-made
+ * lineages from the same CA, and replaces ones from the local CA (they have no renewal file), from
+ * another CA, or from Let's Encrypt staging after switching to production. Cached per lineage and
+ * serial number, so the periodic check reads each renewal file once per certificate.
+ *
+ * Throws ProximationError: ERR_ACME_ORDER_FAILED (the CA refused something; its message included),
+ * ERR_ACME_VALIDATION_FAILED (a challenge came back invalid; the CA's reason included),
+ * ERR_ACME_CHALLENGE_UNAVAILABLE (the CA does not offer the configured challenge type),
+ * ERR_ACME_PROFILE_UNKNOWN, ERR_ACME_EAB_REQUIRED, and from the transport ERR_ACME_TLS_UNTRUSTED,
+ * ERR_ACME_UNREACHABLE, ERR_ACME_RATE_LIMITED; plus the account store's and file storage's errors.
+ */
+import { generateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
+import acme, { type Client } from 'acme-client';
+import { ProximationError, errorMessage, isProximationError } from '@proximation/shared';
+import type { AcmeChallengeType, AcmeKeyType } from '../config.js';
+import type { Logger } from '../logger.js';
+import { AccountStore, type AcmeAccount } from './account-store.js';
+import { AcmeTransport, openAcmeTransport } from './acme-transport.js';
+import type { CertStore, LoadedCertificate } from './cert-store.js';
+import type { CertificateIssuer, IssuedCertificate } from './certificate-manager.js';
+import { certbotManualHooks, type ChallengeStore } from './challenge-store.js';
+import { keyTypeParams, readRenewalConf, type ConfValue } from './renewal-conf.js';
+
+const POLL_MIN_MS = 250;
+const POLL_MAX_MS = 10_000;
+const POLL_ATTEMPTS = 10;
+// X.520 upper bound for a commonName; longer names go in the SAN only.
+const MAX_COMMON_NAME = 64;
+
+export interface AcmeIssuerSettings {
+  directoryUrl: string;
+  email: string | undefined;
+  caCertsPath: string | undefined;
+  profile: string | undefined;
+  eab: { kid: string; hmacKey: string } | undefined;
+  keyType: AcmeKeyType;
+  challenge: AcmeChallengeType;
+}
+
+export interface AcmeIssuerOptions {
+  store: CertStore;
+  challenges: ChallengeStore;
+  locksDir: string;
+  settings: AcmeIssuerSettings;
+  log: Logger;
+}
+
+/** The parts of RFC 8555 objects used here (acme-client's types know neither tls-alpn-01 nor profiles). */
+interface Challenge {
+  type: string;
+  url: string;
+  status: string;
+  token: string;
+}
+interface Authorization {
+  url: string;
+  status: string;
+  identifier: { type: string; value: string };
+  challenges: Challenge[];
+}
+/** The directory's `meta` (RFC 8555 7.1.1, and `profiles` from the ACME profiles draft). */
+interface DirectoryMeta {
+  externalAccountRequired?: boolean;
+  profiles?: Record<string, string>;
+}
+
+export async function openAcmeIssuer(options: AcmeIssuerOptions): Promise<AcmeIssuer> {
+  const transport = await openAcmeTransport({
+    directoryUrl: options.settings.directoryUrl,
+    caCertsPath: options.settings.caCertsPath,
+    log: options.log,
+  });
+  return new AcmeIssuer(options, transport);
+}
+
+export class AcmeIssuer implements CertificateIssuer {
+  readonly name = 'acme';
+  private readonly accounts: AccountStore;
+  private client: Promise<{ client: Client; account: AcmeAccount }> | undefined;
+  private directoryMeta: Promise<DirectoryMeta> | undefined;
+  private readonly ownership = new Map<string, { serialNumber: string; ours: boolean }>();
+
+  constructor(
+    private readonly options: AcmeIssuerOptions,
+    private readonly transport: AcmeTransport,
+  ) {
+    this.accounts = new AccountStore(options.store.configDir, options.settings.directoryUrl, options.locksDir);
+  }
+
+  async issued(cert: LoadedCertificate): Promise<boolean> {
+    const known = this.ownership.get(cert.lineage);
+    if (known?.serialNumber === cert.serialNumber) return known.ours;
+    const conf = await readRenewalConf(this.options.store, cert.lineage);
+    const ours = conf?.server !== undefined && sameUrl(conf.server, this.options.settings.directoryUrl);
+    this.ownership.set(cert.lineage, { serialNumber: cert.serialNumber, ours });
+    return ours;
+  }
+
+  issue(names: string[]): Promise<IssuedCertificate> {
+    return this.transport.run(async () => {
+      try {
+        return await this.order(names);
+      } catch (err) {
+        if (isProximationError(err)) throw err;
+        throw new ProximationError(
+          'ERR_ACME_ORDER_FAILED',
+          `ordering a certificate for ${names.join(', ')} from ${this.options.settings.directoryUrl} failed: ${errorMessage(err)}`,
+          { cause: err },
+        );
+      }
+    });
+  }
+
+  private async order(names: string[]): Promise<IssuedCertificate> {
+    const { settings, log } = this.options;
+    await this.checkProfile();
+    const { client, account } = await this.accountClient();
+    const request = {
+      identifiers: names.map((value) => ({ type: 'dns', value })),
+      ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+    };
+    let order = await client.createOrder(request);
+    const orderUrl = order.url;
+    log.info({ names, order: orderUrl }, 'ACME order created');
+    const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
+    await Promise.all(authorizations.map((authz) => this.authorize(client, authz)));
+    // acme-client returns polled objects without their URL, which finalizeOrder and getCertificate need.
+    order = { ...(await client.waitForValidStatus(order)), url: orderUrl };
+
+    const keyPem = await generateKey(settings.keyType);
+    const [, csr] = await acme.crypto.createCsr(
+      { altNames: names, ...(names[0]!.length <= MAX_COMMON_NAME ? { commonName: names[0] } : {}) },
+      keyPem,
+    );
+    order = { ...(await client.finalizeOrder(order, csr)), url: orderUrl };
+    const [certPem, ...chain] = acme.crypto.splitPemChain(await client.getCertificate(order));
+    if (certPem === undefined) throw new Error('the CA returned no certificate');
+    log.info({ names, order: orderUrl }, 'ACME certificate issued');
+    return {
+      certPem: withNewline(certPem),
+      chainPem: chain.map(withNewline).join(''),
+      keyPem,
+      renewalParams: this.renewalParams(account),
+    };
+  }
+
+  private async authorize(client: Client, authz: Authorization): Promise<void> {
+    const { settings, challenges, log } = this.options;
+    const name = authz.identifier.value;
+    if (authz.status === 'valid') {
+      log.debug({ name }, 'ACME authorization already valid');
+      return;
+    }
+    if (authz.status !== 'pending') {
+      throw new ProximationError('ERR_ACME_VALIDATION_FAILED', `the ACME authorization for ${name} is ${authz.status} (${authz.url}); a new order will start over.`);
+    }
+    const challenge = authz.challenges.find((c) => c.type === settings.challenge);
+    if (challenge === undefined) {
+      throw new ProximationError(
+        'ERR_ACME_CHALLENGE_UNAVAILABLE',
+        `${settings.directoryUrl} offers ${authz.challenges.map((c) => c.type).join(', ')} for ${name}, not ${settings.challenge}. ` +
+          'Set PROXIMATION_ACME_CHALLENGE to one it offers.',
+      );
+    }
+    const key = settings.challenge === 'http-01' ? challenge.token : name;
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge as unknown as Parameters<Client['getChallengeKeyAuthorization']>[0]);
+    await challenges.put(settings.challenge, key, keyAuthorization);
+    try {
+      if (challenge.status === 'pending') await client.completeChallenge(challenge as unknown as Parameters<Client['completeChallenge']>[0]);
+      await client.waitForValidStatus(challenge);
+    } catch (err) {
+      if (isProximationError(err)) throw err;
+      throw new ProximationError(
+        'ERR_ACME_VALIDATION_FAILED',
+        `${settings.challenge} validation of ${name} failed: ${errorMessage(err)}. ` +
+          (settings.challenge === 'http-01'
+            ? 'The CA must reach this proxy (or another instance sharing the directory) on port 80.'
+            : 'The CA must reach this proxy (or another instance sharing the directory) on port 443.'),
+        { cause: err },
+      );
+    } finally {
+      await challenges.remove(settings.challenge, key);
+    }
+    log.info({ name, challenge: settings.challenge }, 'ACME authorization valid');
+  }
+
+  private async checkProfile(): Promise<void> {
+    const { profile, directoryUrl } = this.options.settings;
+    if (profile === undefined) return;
+    const offered = (await this.meta()).profiles;
+    if (offered !== undefined && !(profile in offered)) {
+      throw new ProximationError(
+        'ERR_ACME_PROFILE_UNKNOWN',
+        `PROXIMATION_ACME_PROFILE=${profile}: ${directoryUrl} offers the profiles ${Object.keys(offered).join(', ')}.`,
+      );
+    }
+  }
+
+  /** The directory's meta object, fetched once (through acme.axios, so with this transport's trust). */
+  private meta(): Promise<DirectoryMeta> {
+    this.directoryMeta ??= acme.axios.get<{ meta?: DirectoryMeta }>(this.options.settings.directoryUrl).then(
+      (response) => response.data.meta ?? {},
+      (err: unknown) => {
+        this.directoryMeta = undefined;
+        throw err;
+      },
+    );
+    return this.directoryMeta;
+  }
+
+  /** The acme-client client for the stored account, registering the account on first use. */
+  private accountClient(): Promise<{ client: Client; account: AcmeAccount }> {
+    this.client ??= this.openAccount().catch((err: unknown) => {
+      this.client = undefined;
+      throw err;
+    });
+    return this.client;
+  }
+
+  private async openAccount(): Promise<{ client: Client; account: AcmeAccount }> {
+    const { settings, log } = this.options;
+    const account = await this.accounts.findOrCreate(async (keyPem) => {
+      const client = this.newClient(keyPem, undefined);
+      if ((await this.meta()).externalAccountRequired === true && settings.eab === undefined) {
+        throw new ProximationError(
+          'ERR_ACME_EAB_REQUIRED',
+          `${settings.directoryUrl} requires external account binding: set PROXIMATION_ACME_EAB_KID and PROXIMATION_ACME_EAB_HMAC_KEY to the values the CA gave you.`,
+        );
+      }
+      await client.createAccount({
+        termsOfServiceAgreed: true,
+        ...(settings.email === undefined ? {} : { contact: [`mailto:${settings.email}`] }),
+      });
+      const url = client.getAccountUrl();
+      log.info({ directory: settings.directoryUrl, account: url }, 'ACME account registered');
+      return url;
+    });
+    log.debug({ directory: settings.directoryUrl, account: account.url, id: account.id }, 'using ACME account');
+    return { client: this.newClient(account.keyPem, account.url), account };
+  }
+
+  private newClient(keyPem: string, accountUrl: string | undefined): Client {
+    const { settings } = this.options;
+    return new acme.Client({
+      directoryUrl: settings.directoryUrl,
+      accountKey: keyPem,
+      ...(accountUrl === undefined ? {} : { accountUrl }),
+      ...(settings.eab === undefined ? {} : { externalAccountBinding: settings.eab }),
+      backoffAttempts: POLL_ATTEMPTS,
+      backoffMin: POLL_MIN_MS,
+      backoffMax: POLL_MAX_MS,
+    });
+  }
+
+  private renewalParams(account: AcmeAccount): [string, ConfValue][] {
+    const hooks = certbotManualHooks(this.options.challenges);
+    return [
+      ['account', account.id],
+      ['server', this.options.settings.directoryUrl],
+      ['authenticator', 'manual'],
+      ['manual_auth_hook', hooks.authHook],
+      ['manual_cleanup_hook', hooks.cleanupHook],
+      ['pref_challs', ['http-01']],
+      ...keyTypeParams(this.options.settings.keyType),
+    ];
+  }
+}
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A new certificate key in PKCS#8 PEM; asynchronous, as an RSA-4096 key takes a second to find. */
+async function generateKey(keyType: AcmeKeyType): Promise<string> {
+  const pair =
+    keyType === 'ecdsa-p256' || keyType === 'ecdsa-p384'
+      ? await generateKeyPairAsync('ec', { namedCurve: keyType === 'ecdsa-p256' ? 'P-256' : 'P-384' })
+      : await generateKeyPairAsync('rsa', { modulusLength: Number(keyType.slice(4)) });
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+}
+
+function sameUrl(a: string, b: string): boolean {
+  try {
+    return new URL(a).href === new URL(b).href;
+  } catch {
+    return a === b;
+  }
+}
+
+function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}

@@ -1,0 +1,182 @@
+/**
+ * A real ACME CA for the tests: Let's Encrypt's Pebble with pebble-challtestsrv as its DNS (every name
+ * resolves to 127.0.0.1), both from Debian, on fixed ports. Pebble validates HTTP-01 on PEBBLE_PORTS.http01
+ * and TLS-ALPN-01 on PEBBLE_PORTS.tlsAlpn01, so the proxy under test listens there, and two Pebble test
+ * files cannot run at once: keep them in one file.
+ *
+ * `startPebble` makes Pebble's own HTTPS CA and certificate (it ships none) in a temp dir, writes its
+ * config, starts both processes, waits until the directory answers, and fetches the issuing root
+ * (regenerated on every start). `close` kills both and removes the temp dir. It throws with the
+ * processes' output when they exit early or do not become ready in time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto);
+
+export const PEBBLE_PORTS = { acme: 14000, management: 15000, http01: 5002, tlsAlpn01: 5001, dns: 8053, challtestsrv: 8055 } as const;
+/** An external account binding key Pebble accepts (it does not require one). */
+export const PEBBLE_EAB = { kid: 'kid-1', hmacKey: 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' } as const;
+
+const READY_TIMEOUT_MS = 10_000;
+
+export interface Pebble {
+  directoryUrl: string;
+  /** PEM file of the CA that issued Pebble's own HTTPS certificate: PROXIMATION_ACME_CA_CERTS. */
+  caCertsPath: string;
+  caCertsPem: string;
+  /** The root that Pebble's issued certificates chain to. */
+  rootPem: string;
+  /** Pebble's output so far. */
+  output(): string;
+  close(): Promise<void>;
+}
+
+export async function startPebble(env: Record<string, string> = {}): Promise<Pebble> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-pebble-'));
+  const children: ChildProcess[] = [];
+  let output = '';
+  const close = async (): Promise<void> => {
+    await Promise.all(children.map(kill));
+    await fs.rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const { caPem, certPem, keyPem } = await loopbackHttpsIdentity();
+    const caCertsPath = path.join(dir, 'https-ca.pem');
+    await fs.writeFile(caCertsPath, caPem);
+    await fs.writeFile(path.join(dir, 'cert.pem'), certPem);
+    await fs.writeFile(path.join(dir, 'key.pem'), keyPem);
+    const configPath = path.join(dir, 'pebble.json');
+    await fs.writeFile(
+      configPath,
+      JSON.stringify({
+        pebble: {
+          listenAddress: `127.0.0.1:${PEBBLE_PORTS.acme}`,
+          managementListenAddress: `127.0.0.1:${PEBBLE_PORTS.management}`,
+          certificate: path.join(dir, 'cert.pem'),
+          privateKey: path.join(dir, 'key.pem'),
+          httpPort: PEBBLE_PORTS.http01,
+          tlsPort: PEBBLE_PORTS.tlsAlpn01,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+          externalAccountMACKeys: { [PEBBLE_EAB.kid]: PEBBLE_EAB.hmacKey },
+          // 90 days, like Let's Encrypt's classic profile (Pebble's default is 5 years).
+          certificateValidityPeriod: 7_776_000,
+        },
+      }),
+    );
+    const record = (child: ChildProcess): ChildProcess => {
+      children.push(child);
+      child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+      return child;
+    };
+    // Its own HTTP-01/TLS-ALPN-01 responders would take the ports the proxy must listen on; IPv6 off, or
+    // Pebble dials [::1] where nothing listens.
+    const dns = record(
+      spawn('pebble-challtestsrv', [
+        '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
+        '-dns01', `127.0.0.1:${PEBBLE_PORTS.dns}`, '-management', `127.0.0.1:${PEBBLE_PORTS.challtestsrv}`,
+        '-http01', '', '-https01', '', '-tlsalpn01', '',
+      ], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    const pebble = record(
+      spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${PEBBLE_PORTS.dns}`, '-strict'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // No random validation sleeps (up to 5 s each); every listed order on one page.
+        env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_ORDERS_PER_PAGE: '1000', ...env },
+      }),
+    );
+    const directoryUrl = `https://127.0.0.1:${PEBBLE_PORTS.acme}/dir`;
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      for (const child of [dns, pebble]) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.spawnfile} exited early: ${output}`);
+      }
+      if ((await get(directoryUrl, caPem).catch(() => undefined)) !== undefined) break;
+      if (Date.now() > deadline) throw new Error(`Pebble did not answer at ${directoryUrl} within ${READY_TIMEOUT_MS} ms: ${output}`);
+      await delay(50);
+    }
+    const rootPem = await get(`https://127.0.0.1:${PEBBLE_PORTS.management}/roots/0`, caPem);
+    return { directoryUrl, caCertsPath, caCertsPem: caPem, rootPem, output: () => output, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+function get(url: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+      })
+      .on('error', reject);
+  });
+}
+
+/**
+ * A throwaway CA and, signed by it, a certificate for 127.0.0.1 and localhost: Pebble's HTTPS identity,
+ * and that of any other loopback HTTPS server a test needs.
+ */
+export async function loopbackHttpsIdentity(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const signing = { name: 'ECDSA', hash: 'SHA-256' } as const;
+  const now = Date.now();
+  const notBefore = new Date(now - 3_600_000);
+  const notAfter = new Date(now + 7 * 86_400_000);
+  const caKeys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: `01${randomBytes(8).toString('hex')}`,
+    name: 'CN=proximation test: Pebble HTTPS CA',
+    keys: caKeys,
+    notBefore,
+    notAfter,
+    signingAlgorithm: signing,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
+    ],
+  });
+  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: `01${randomBytes(8).toString('hex')}`,
+    subject: 'CN=127.0.0.1',
+    issuer: ca.subject,
+    notBefore,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: signing,
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'ip', value: '127.0.0.1' },
+        { type: 'dns', value: 'localhost' },
+      ]),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(ca),
+    ],
+  });
+  return {
+    caPem: `${ca.toString('pem')}\n`,
+    certPem: `${cert.toString('pem')}\n`,
+    keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
