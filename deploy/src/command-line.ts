@@ -8,6 +8,7 @@
  * that cannot be parsed (a duration, a number) is a usage error; a value the routing table rejects (a
  * site name, an upstream URL) is not, it fails the command with the table's error.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ProximationError, isProximationError, parseDuration } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
@@ -118,6 +119,19 @@ function tokenSource(values: TargetFlags, env: NodeJS.ProcessEnv, command: strin
   const value = env.DEPLOY_TOKEN;
   if (value !== undefined && value !== '') return { value };
   throw usageError("The proxy's admin API needs its token: pass --token-file FILE (a file holding the token) or set DEPLOY_TOKEN.", command);
+}
+
+/**
+ * Parses a command that takes flags only. Returns undefined for --help (the caller prints its help),
+ * else the flags; a stray argument is a usage error.
+ */
+type FlagsOf<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
+
+export function parseFlags<const O extends ParseArgsConfig['options']>(args: string[], options: O, command: string): FlagsOf<O> | undefined {
+  const { values, positionals } = parseCommandLine(() => parseArgs({ args, options, strict: true, allowPositionals: true }), command);
+  if ((values as { help?: unknown }).help === true) return undefined;
+  rejectPositionals(positionals, command);
+  return values;
 }
 
 export function rejectPositionals(positionals: readonly string[], command: string): void {

@@ -4,9 +4,8 @@
  * rollback history. If the check fails, nothing changes (ERR_HEALTH_CHECK_FAILED). If meanwhile another
  * deploy activated a version registered after this one, it is not replaced (ERR_SUPERSEDED).
  */
-import { parseArgs } from 'node:util';
 import { findSite, findVersion } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals, required } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
@@ -38,12 +37,8 @@ export const activateCommand: Command = {
   synopsis: 'activate --site <site> --version <version>',
   summary: 'Make a registered version active once it passes a health check.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version to activate, such as --version devbuild-42', NAME);
     const health = healthCheckFromFlags(values, NAME);

@@ -2,9 +2,8 @@
  * `deploy prune --site <site> --keep <n>`: removes all but the n most recently registered versions of
  * a site, always keeping the active one; their rollback history entries go with them.
  */
-import { parseArgs } from 'node:util';
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, integerFlag, openRoutesTarget, output, parseCommandLine, plural, rejectPositionals, required } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, integerFlag, openRoutesTarget, output, plural, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { generationNote } from '../presentation.js';
 
@@ -30,12 +29,8 @@ export const pruneCommand: Command = {
   synopsis: 'prune --site <site> --keep <n>',
   summary: 'Remove all but the newest versions of a site (never the active one).',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const keep = integerFlag(required(values.keep, '--keep', 'say how many of the newest versions to keep, such as --keep 5', NAME), '--keep', 0, 1_000_000, NAME);
     const target = openRoutesTarget(values, env, NAME);

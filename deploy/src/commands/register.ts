@@ -16,7 +16,6 @@
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
-import { parseArgs } from 'node:util';
 import { findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
 import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
@@ -27,10 +26,9 @@ import {
   integerFlag,
   openRoutesTarget,
   output,
-  parseCommandLine,
   plural,
-  rejectPositionals,
   usageError,
+  parseFlags,
 } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { upstreamFromEcs } from '../ecs-metadata.js';
@@ -103,12 +101,8 @@ export const registerCommand: Command = {
   synopsis: 'register (--site <site> --version <version> | --tag <tag>) --upstream <url>...',
   summary: 'Register a version of a site and activate it once it passes a health check.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const which = chosenVersion(values.site, values.version, values.tag);
     const fromEcs = values['upstream-from-ecs'] === true;
     const given = values.upstream ?? [];

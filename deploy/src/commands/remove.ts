@@ -2,8 +2,7 @@
  * `deploy remove --site <site> --version <version>`: removes a version that is not active (and its
  * rollback history entries). The active version is refused with ERR_VERSION_ACTIVE, the table unchanged.
  */
-import { parseArgs } from 'node:util';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals, required } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { generationNote } from '../presentation.js';
 
@@ -29,12 +28,8 @@ export const removeCommand: Command = {
   synopsis: 'remove --site <site> --version <version>',
   summary: 'Remove a version that is not active.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version to remove, such as --version devbuild-41', NAME);
     const { table } = await openRoutesTarget(values, env, NAME).update({ change: { op: 'removeVersion', site, version } });

@@ -3,9 +3,8 @@
  * without a health check (going back must be instant). Repeated rollbacks walk further back; a site
  * without an earlier active version fails with ERR_NO_ROLLBACK.
  */
-import { parseArgs } from 'node:util';
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals, required } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { generationNote } from '../presentation.js';
 
@@ -31,12 +30,8 @@ export const rollbackCommand: Command = {
   synopsis: 'rollback --site <site>',
   summary: 'Go back to the previously active version of a site, at once.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const target = openRoutesTarget(values, env, NAME);
 

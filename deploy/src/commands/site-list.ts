@@ -1,6 +1,5 @@
 /** `deploy site list`: the sites in the routing table, one per line, or as JSON. Reads only. */
-import { parseArgs } from 'node:util';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, rejectPositionals } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { describeSite, describeVersions, siteJson } from '../presentation.js';
 
@@ -24,12 +23,8 @@ export const siteListCommand: Command = {
   synopsis: 'site list',
   summary: 'List the sites with their hosts and active versions.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const table = await openRoutesTarget(values, env, NAME).read();
     const width = Math.max(0, ...table.sites.map((s) => s.name.length));
     const text =

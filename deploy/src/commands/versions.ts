@@ -2,9 +2,8 @@
  * `deploy versions --site <site>`: a site's versions in registration order with their upstreams and
  * registration times, which one is active, and the order in which rollbacks would go back. Reads only.
  */
-import { parseArgs } from 'node:util';
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, plural, rejectPositionals, required } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, plural, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { generationNote, rollbackOrder } from '../presentation.js';
 
@@ -31,12 +30,8 @@ export const versionsCommand: Command = {
   synopsis: 'versions --site <site>',
   summary: 'List the versions of a site, which one is active, and the rollback order.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    rejectPositionals(positionals, NAME);
+    const values = parseFlags(args, OPTIONS, NAME);
+    if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const table = await openRoutesTarget(values, env, NAME).read();
     const site = findSite(table, name);
