@@ -6,6 +6,8 @@
  *   demo      serve on the embedded default: local CA, state in ./.proximation-demo, high ports, an
  *             example site routed to a small example upstream
  *   ca-cert   print the local CA's root certificate (PEM), for `curl --cacert`
+ *   renew     renew what is due once and exit (for cron); see renew.ts
+ *   certs     list the certificates in the store (`--json` for a machine)
  *
  * Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
  */
@@ -17,14 +19,17 @@ import {
   addSite,
   errorMessage,
   isProximationError,
+  parseDuration,
   registerVersion,
   updateRoutingTableFile,
 } from '@proximation/shared';
+import { certificatesReport, formatCertificatesReport } from './certs-report.js';
 import { localCaDir } from './certs/local-issuer.js';
 import { LocalCa } from './certs/local-ca.js';
 import { loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { createLogger } from './logger.js';
+import { renewCertificates } from './renew.js';
 import { startServer } from './server.js';
 
 export interface CliIo {
@@ -44,6 +49,16 @@ Commands:
   demo       run on an embedded default: local CA, state in ./.proximation-demo,
              ports 8080/8443/8081, and an example site at https://localhost:8443/
   ca-cert    print the local CA's root certificate in PEM (for curl --cacert)
+  renew      renew the routed names' certificates that are due, once, and exit:
+             0 when all succeeded or nothing was due, 1 when any failed
+               --force-renewal         renew even when not due (and despite the backoff)
+               --cert-name NAME        only this name (repeatable)
+               --dry-run               order from the CA but store nothing
+               --random-delay DURATION first sleep a random time below this (e.g. 1h, for cron)
+               --deploy-hook CMD       run by /bin/sh after each renewal, with RENEWED_LINEAGE
+                                       and RENEWED_DOMAINS set as certbot does
+  certs      list the certificates: names, issuer, expiry, next renewal, last error
+               --json                  as JSON
 
 Options (each also read from its environment variable):
 ${settingsHelp()}
@@ -60,16 +75,32 @@ const DEMO_DEFAULTS: Partial<Record<keyof Config, string>> = {
   issuer: 'local',
 };
 
-function parse(argv: string[]): { command: string | undefined; values: Record<string, string | boolean | undefined> } {
+/** Flags that belong to one command, not to the settings. */
+const COMMAND_OPTIONS = {
+  'force-renewal': { type: 'boolean', command: 'renew' },
+  'cert-name': { type: 'string', multiple: true, command: 'renew' },
+  'dry-run': { type: 'boolean', command: 'renew' },
+  'random-delay': { type: 'string', command: 'renew' },
+  'deploy-hook': { type: 'string', command: 'renew' },
+  json: { type: 'boolean', command: 'certs' },
+} as const;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(argv: string[]): { command: string | undefined; values: Values } {
   try {
+    const commandOptions = Object.fromEntries(Object.entries(COMMAND_OPTIONS).map(([flag, { type, ...rest }]) => [flag, { type, ...('multiple' in rest ? { multiple: true } : {}) }]));
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { ...settingsArgOptions(), help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      options: { ...settingsArgOptions(), ...commandOptions, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
       allowPositionals: true,
       strict: true,
     });
     if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-    return { command: positionals[0], values };
+    for (const [flag, { command }] of Object.entries(COMMAND_OPTIONS)) {
+      if ((values as Values)[flag] !== undefined && positionals[0] !== command) throw new UsageError(`--${flag} is an option of "proximation ${command}" only`);
+    }
+    return { command: positionals[0], values: values as Values };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError(errorMessage(err));
   }
@@ -94,6 +125,13 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       case 'ca-cert':
         io.stdout.write((await LocalCa.open(localCaDir(loadConfig(values, io.env).letsencryptDir))).rootPem);
         return 0;
+      case 'renew':
+        return await renew(loadConfig(values, io.env), values, io);
+      case 'certs': {
+        const reports = await certificatesReport(loadConfig(values, io.env).letsencryptDir, new Date());
+        io.stdout.write(values.json === true ? `${JSON.stringify(reports, null, 2)}\n` : formatCertificatesReport(reports));
+        return 0;
+      }
       case undefined:
         throw new UsageError('no command given');
       default:
@@ -106,6 +144,35 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
     io.stderr.write(`proximation: ${isProximationError(err) ? err.message : errorMessage(err)}\n`);
     return 1;
+  }
+}
+
+async function renew(config: Config, values: Values, io: CliIo): Promise<number> {
+  let randomDelayMs = 0;
+  if (typeof values['random-delay'] === 'string') {
+    try {
+      randomDelayMs = parseDuration(values['random-delay'], '--random-delay');
+    } catch (err) {
+      throw new UsageError(errorMessage(err));
+    }
+  }
+  // Logs go to stderr: stdout is the per-name summary cron mails.
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stderr });
+  try {
+    return await renewCertificates(
+      config,
+      {
+        force: values['force-renewal'] === true,
+        dryRun: values['dry-run'] === true,
+        certNames: Array.isArray(values['cert-name']) ? values['cert-name'] : [],
+        randomDelayMs,
+        deployHook: typeof values['deploy-hook'] === 'string' ? values['deploy-hook'] : undefined,
+      },
+      log,
+      { out: io.stdout, hookOutput: io.stderr, env: io.env },
+    );
+  } finally {
+    log.flush();
   }
 }
 

@@ -275,7 +275,7 @@ export const SETTINGS = [
  * then `env`, then `overrides` (defaults of a command such as `demo`), then the built-in defaults.
  */
 export function loadConfig(
-  values: Readonly<Record<string, string | boolean | undefined>>,
+  values: Readonly<Record<string, string | boolean | string[] | undefined>>,
   env: NodeJS.ProcessEnv,
   overrides: Partial<Record<keyof Config, string>> = {},
 ): Config {

@@ -4,17 +4,15 @@
  * side. `close()` drains: health turns 503, listeners stop accepting, in-flight requests and WebSockets
  * get until the drain deadline, then everything left is cut.
  */
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
-import { openAcmeIssuer } from './certs/acme-issuer.js';
 import { CertStore } from './certs/cert-store.js';
-import { CertificateManager, type CertificateIssuer } from './certs/certificate-manager.js';
+import { CertificateManager } from './certs/certificate-manager.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
-import { openLocalIssuer } from './certs/local-issuer.js';
+import { locksDirOf, openIssuer } from './certs/open-issuer.js';
 import { TlsAlpn01Responder } from './certs/tls-alpn01-responder.js';
 import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
@@ -37,27 +35,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function openIssuer(
-  config: Config,
-  parts: { store: CertStore; challenges: ChallengeStore; locksDir: string; log: Logger },
-): Promise<CertificateIssuer> {
-  if (config.issuer === 'local') return openLocalIssuer(config.letsencryptDir);
-  return openAcmeIssuer({
-    ...parts,
-    settings: {
-      directoryUrl: config.acmeDirectory,
-      email: config.acmeEmail,
-      caCertsPath: config.acmeCaCerts,
-      profile: config.acmeProfile,
-      eab: config.acmeEabKid === undefined || config.acmeEabHmacKey === undefined ? undefined : { kid: config.acmeEabKid, hmacKey: config.acmeEabHmacKey },
-      keyType: config.acmeKeyType,
-      challenge: config.acmeChallenge,
-    },
-  });
-}
-
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const locksDir = path.join(config.letsencryptDir, 'proximation', 'locks');
+  const locksDir = locksDirOf(config.letsencryptDir);
   const store = new CertStore(config.letsencryptDir);
   // Challenges are answered whatever the issuer: certbot's manual hooks may place HTTP-01 tokens too.
   const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));

@@ -20,6 +20,12 @@
  * Polling uses acme-client's exponential backoff from POLL_MIN_MS to POLL_MAX_MS (about 45 s in all),
  * and badNonce answers are retried by acme-client (up to 5 times per request).
  *
+ * `renewalTime(cert)`: ARI (RFC 9773). When the directory offers `renewalInfo`, the CA's suggested window
+ * for the certificate is fetched and a uniform random time inside it chosen (kept while the window does
+ * not change), re-checked every ARI_RECHECK_MS or after the CA's Retry-After. Undefined without ARI, or
+ * when the fetch fails (logged): the caller then uses the lifetime rule. Never throws. A renewal order
+ * of one of this issuer's certificates carries `replaces` with its ARI identifier when the CA has ARI.
+ *
  * `issued(cert)`: a lineage is this issuer's when its renewal file names this directory URL as `server`
  * (compared as URLs). That is certbot's own notion of where a lineage comes from; it keeps certbot-made
  * lineages from the same CA, and replaces ones from the local CA (they have no renewal file), from
@@ -40,6 +46,7 @@ import type { AcmeChallengeType, AcmeKeyType } from '../config.js';
 import type { Logger } from '../logger.js';
 import { AccountStore, type AcmeAccount } from './account-store.js';
 import { AcmeTransport, openAcmeTransport } from './acme-transport.js';
+import { ariCertId, ariRenewalTime, parseRenewalInfo, type RenewalWindow } from './ari.js';
 import type { CertStore, LoadedCertificate } from './cert-store.js';
 import type { CertificateIssuer, IssuedCertificate } from './certificate-manager.js';
 import { certbotManualHooks, type ChallengeStore } from './challenge-store.js';
@@ -50,6 +57,8 @@ const POLL_MAX_MS = 10_000;
 const POLL_ATTEMPTS = 10;
 // X.520 upper bound for a commonName; longer names go in the SAN only.
 const MAX_COMMON_NAME = 64;
+// Let's Encrypt asks for ARI checks at least twice a day.
+const ARI_RECHECK_MS = 6 * 3600 * 1000;
 
 export interface AcmeIssuerSettings {
   directoryUrl: string;
@@ -87,6 +96,18 @@ interface DirectoryMeta {
   externalAccountRequired?: boolean;
   profiles?: Record<string, string>;
 }
+/** The parts of the directory used here; `renewalInfo` from RFC 9773. */
+interface Directory {
+  meta: DirectoryMeta;
+  renewalInfo: string | undefined;
+}
+/** The renewal time chosen for one certificate, and when to ask the CA again. */
+interface AriChoice {
+  serialNumber: string;
+  window: RenewalWindow | undefined;
+  time: Date | undefined;
+  checkAfter: number;
+}
 
 export async function openAcmeIssuer(options: AcmeIssuerOptions): Promise<AcmeIssuer> {
   const transport = await openAcmeTransport({
@@ -101,7 +122,8 @@ export class AcmeIssuer implements CertificateIssuer {
   readonly name = 'acme';
   private readonly accounts: AccountStore;
   private client: Promise<{ client: Client; account: AcmeAccount }> | undefined;
-  private directoryMeta: Promise<DirectoryMeta> | undefined;
+  private directoryDoc: Promise<Directory> | undefined;
+  private readonly ari = new Map<string, AriChoice>();
   private readonly ownership = new Map<string, { serialNumber: string; ours: boolean }>();
 
   constructor(
@@ -120,10 +142,40 @@ export class AcmeIssuer implements CertificateIssuer {
     return ours;
   }
 
-  issue(names: string[]): Promise<IssuedCertificate> {
+  renewalTime(cert: LoadedCertificate): Promise<Date | undefined> {
+    const cached = this.ari.get(cert.lineage);
+    if (cached?.serialNumber === cert.serialNumber && Date.now() < cached.checkAfter) return Promise.resolve(cached.time);
+    const previous = cached?.serialNumber === cert.serialNumber ? cached : undefined;
+    return this.transport.run(async () => {
+      let choice: AriChoice;
+      try {
+        const { renewalInfo } = await this.directory();
+        if (renewalInfo === undefined) {
+          choice = { serialNumber: cert.serialNumber, window: undefined, time: undefined, checkAfter: Date.now() + ARI_RECHECK_MS };
+        } else {
+          const url = `${renewalInfo.replace(/\/$/, '')}/${ariCertId(cert.certPem)}`;
+          const response = await acme.axios.get<unknown>(url);
+          const window = parseRenewalInfo(response.data, url);
+          const retryAfter = Number(response.headers['retry-after']);
+          // The same window keeps its time: re-rolling on every check would favour its early part.
+          const same = previous?.window !== undefined && previous.window.start.getTime() === window.start.getTime() && previous.window.end.getTime() === window.end.getTime();
+          const time = same ? previous.time : ariRenewalTime(window);
+          choice = { serialNumber: cert.serialNumber, window, time, checkAfter: Date.now() + (retryAfter > 0 ? Math.min(retryAfter * 1000, ARI_RECHECK_MS) : ARI_RECHECK_MS) };
+          this.options.log.debug({ name: cert.lineage, window, renewAt: time }, 'ACME renewal information');
+        }
+      } catch (err) {
+        this.options.log.warn({ name: cert.lineage, err: errorMessage(err) }, 'could not fetch ACME renewal information; using the lifetime rule');
+        choice = { serialNumber: cert.serialNumber, window: undefined, time: undefined, checkAfter: Date.now() + ARI_RECHECK_MS / 6 };
+      }
+      this.ari.set(cert.lineage, choice);
+      return choice.time;
+    });
+  }
+
+  issue(names: string[], replaces?: LoadedCertificate): Promise<IssuedCertificate> {
     return this.transport.run(async () => {
       try {
-        return await this.order(names);
+        return await this.order(names, replaces);
       } catch (err) {
         if (isProximationError(err)) throw err;
         throw new ProximationError(
@@ -135,17 +187,19 @@ export class AcmeIssuer implements CertificateIssuer {
     });
   }
 
-  private async order(names: string[]): Promise<IssuedCertificate> {
+  private async order(names: string[], replacing: LoadedCertificate | undefined): Promise<IssuedCertificate> {
     const { settings, log } = this.options;
     await this.checkProfile();
     const { client, account } = await this.accountClient();
+    const replaces = replacing !== undefined && (await this.directory()).renewalInfo !== undefined ? ariCertId(replacing.certPem) : undefined;
     const request = {
       identifiers: names.map((value) => ({ type: 'dns', value })),
       ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+      ...(replaces === undefined ? {} : { replaces }),
     };
     let order = await client.createOrder(request);
     const orderUrl = order.url;
-    log.info({ names, order: orderUrl }, 'ACME order created');
+    log.info({ names, order: orderUrl, replaces }, 'ACME order created');
     const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
     await Promise.all(authorizations.map((authz) => this.authorize(client, authz)));
     // acme-client returns polled objects without their URL, which finalizeOrder and getCertificate need.
@@ -211,7 +265,7 @@ export class AcmeIssuer implements CertificateIssuer {
   private async checkProfile(): Promise<void> {
     const { profile, directoryUrl } = this.options.settings;
     if (profile === undefined) return;
-    const offered = (await this.meta()).profiles;
+    const offered = (await this.directory()).meta.profiles;
     if (offered !== undefined && !(profile in offered)) {
       throw new ProximationError(
         'ERR_ACME_PROFILE_UNKNOWN',
@@ -220,16 +274,19 @@ export class AcmeIssuer implements CertificateIssuer {
     }
   }
 
-  /** The directory's meta object, fetched once (through acme.axios, so with this transport's trust). */
-  private meta(): Promise<DirectoryMeta> {
-    this.directoryMeta ??= acme.axios.get<{ meta?: DirectoryMeta }>(this.options.settings.directoryUrl).then(
-      (response) => response.data.meta ?? {},
+  /** The directory, fetched once (through acme.axios, so with this transport's trust). */
+  private directory(): Promise<Directory> {
+    this.directoryDoc ??= acme.axios.get<{ meta?: DirectoryMeta; renewalInfo?: unknown }>(this.options.settings.directoryUrl).then(
+      (response) => ({
+        meta: response.data.meta ?? {},
+        renewalInfo: typeof response.data.renewalInfo === 'string' ? response.data.renewalInfo : undefined,
+      }),
       (err: unknown) => {
-        this.directoryMeta = undefined;
+        this.directoryDoc = undefined;
         throw err;
       },
     );
-    return this.directoryMeta;
+    return this.directoryDoc;
   }
 
   /** The acme-client client for the stored account, registering the account on first use. */
@@ -245,7 +302,7 @@ export class AcmeIssuer implements CertificateIssuer {
     const { settings, log } = this.options;
     const account = await this.accounts.findOrCreate(async (keyPem) => {
       const client = this.newClient(keyPem, undefined);
-      if ((await this.meta()).externalAccountRequired === true && settings.eab === undefined) {
+      if ((await this.directory()).meta.externalAccountRequired === true && settings.eab === undefined) {
         throw new ProximationError(
           'ERR_ACME_EAB_REQUIRED',
           `${settings.directoryUrl} requires external account binding: set PROXIMATION_ACME_EAB_KID and PROXIMATION_ACME_EAB_HMAC_KEY to the values the CA gave you.`,

@@ -12,13 +12,27 @@
  * - A new certificate is stored (CertStore.write), then its renewal/<lineage>.conf when the issuer gives
  *   renewal parameters, both under the lock; nothing is written when the lock was lost meanwhile
  *   (ERR_CERT_LOCK_LOST, logged; the next check starts over and finds what the new holder wrote).
+ * - A failed order is recorded in the shared backoff state (backoff.ts) under the lock, logged with the
+ *   name and the CA's message, and not retried by any instance before its next attempt time; the
+ *   certificate already there keeps being served meanwhile. A success clears the state.
+ * - Renewal is due at the issuer's advice (ACME ARI) when it gives one, else by the lifetime rule
+ *   (renewal-schedule.ts); a renewal order names the certificate it replaces.
+ * - At most MAX_ORDERS_IN_FLIGHT orders run at once in this process.
+ * - `renew` is the one path to an order, for the background checks and for `proximation renew`; it
+ *   reports what happened instead of throwing for a failed order (lock and store errors still throw).
  */
 import path from 'node:path';
-import { ProximationError, errorMessage, withLock } from '@proximation/shared';
+import { ProximationError, errorMessage, isProximationError, withLock } from '@proximation/shared';
 import type { Logger } from '../logger.js';
+import { AcmeRateLimitedError } from './acme-transport.js';
+import { BackoffStore, backoffStateDir, isAttemptAllowed, type BackoffState } from './backoff.js';
 import type { CertificateFiles, CertStore, LoadedCertificate } from './cert-store.js';
 import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
-import { isRenewalDue } from './renewal-schedule.js';
+import { OrderLimiter } from './order-limiter.js';
+import { renewalTime } from './renewal-schedule.js';
+
+/** Let's Encrypt asks clients not to flood it; a burst of new names queues behind this many orders. */
+export const MAX_ORDERS_IN_FLIGHT = 4;
 
 /** What an issuer hands over: the files, and what renewal/<lineage>.conf should say about them. */
 export interface IssuedCertificate extends CertificateFiles {
@@ -31,7 +45,10 @@ export interface CertificateIssuer {
   readonly name: string;
   /** Whether a stored certificate came from this issuer; one from another issuer is replaced. */
   issued(cert: LoadedCertificate): Promise<boolean>;
-  issue(names: string[]): Promise<IssuedCertificate>;
+  /** When the CA advises renewing one of its certificates (ACME ARI); undefined: the lifetime rule. */
+  renewalTime?(cert: LoadedCertificate): Promise<Date | undefined>;
+  /** `replaces`: the certificate of this issuer that the new one succeeds, when renewing. */
+  issue(names: string[], replaces?: LoadedCertificate): Promise<IssuedCertificate>;
 }
 
 export interface CertificateManagerOptions {
@@ -45,14 +62,32 @@ export interface CertificateManagerOptions {
   onRemoved: (host: string) => void;
 }
 
+export interface RenewOptions {
+  /** Order even when the certificate is not due and the backoff says wait. */
+  force: boolean;
+  /** Order whether due or not, but store nothing (no lineage, renewal file or backoff state) and take no lock. */
+  dryRun: boolean;
+}
+
+/** What `renew` did for one name; `cert` is what the store holds afterwards, if anything. */
+export type RenewOutcome =
+  | { status: 'not-due' | 'renewed' | 'renewed-by-peer'; cert: LoadedCertificate }
+  | { status: 'dry-run-ok' }
+  | { status: 'deferred'; backoff: BackoffState; cert: LoadedCertificate | undefined }
+  | { status: 'failed'; error: string; backoff: BackoffState | undefined; cert: LoadedCertificate | undefined };
+
 export class CertificateManager {
   private hosts = new Set<string>();
   /** Serial number served per host, to notice when the store has a newer certificate. */
   private readonly served = new Map<string, string>();
   private readonly inFlight = new Map<string, Promise<LoadedCertificate | undefined>>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly limiter = new OrderLimiter(MAX_ORDERS_IN_FLIGHT);
+  readonly backoff: BackoffStore;
 
-  constructor(private readonly options: CertificateManagerOptions) {}
+  constructor(private readonly options: CertificateManagerOptions) {
+    this.backoff = new BackoffStore(backoffStateDir(options.store.configDir));
+  }
 
   /** The routed hosts, after each routing-table change; starts work for new ones in the background. */
   setHosts(hosts: Iterable<string>): void {
@@ -107,34 +142,74 @@ export class CertificateManager {
   }
 
   private async usable(cert: LoadedCertificate | undefined, now: Date): Promise<boolean> {
-    return cert !== undefined && !isRenewalDue(cert, now) && (await this.options.issuer.issued(cert));
+    const { issuer } = this.options;
+    if (cert === undefined || !(await issuer.issued(cert))) return false;
+    const due = (await issuer.renewalTime?.(cert)) ?? renewalTime(cert);
+    return now.getTime() < due.getTime();
   }
 
   private async obtain(host: string): Promise<LoadedCertificate | undefined> {
-    const { store, issuer, log } = this.options;
-    let cert = await store.read(host);
-    if (!(await this.usable(cert, new Date()))) {
-      cert = await withLock(path.join(this.options.locksDir, `${host}.lock`), async (lock) => {
-        // Another instance may have done it while this one waited for the lock.
-        const current = await store.read(host);
-        if (await this.usable(current, new Date())) return current;
-        log.info({ host, issuer: issuer.name, reason: current === undefined ? 'missing' : 'due' }, 'issuing certificate');
-        const issued = await issuer.issue([host]);
-        if (lock.lost) {
-          throw new ProximationError(
-            'ERR_CERT_LOCK_LOST',
-            `the lock ${lock.path} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
-          );
-        }
-        await store.write(host, issued);
-        if (issued.renewalParams !== undefined) await writeRenewalConf(store, host, issued.renewalParams);
-        return store.read(host);
-      });
-    }
+    const outcome = await this.renew(host, { force: false, dryRun: false });
+    const cert = 'cert' in outcome ? outcome.cert : undefined;
     if (cert !== undefined && this.hosts.has(host) && this.served.get(host) !== cert.serialNumber) {
       this.served.set(host, cert.serialNumber);
       this.options.onCertificate(host, cert);
     }
     return cert;
+  }
+
+  /** Orders a certificate for `host` if it is due (or `force`), unless the backoff says wait. */
+  async renew(host: string, { force, dryRun }: RenewOptions): Promise<RenewOutcome> {
+    const { store, issuer, log } = this.options;
+    const before = await store.read(host);
+    // A dry run always orders, as certbot's does: it is there to prove that renewal would work.
+    if (!force && !dryRun && before !== undefined && (await this.usable(before, new Date()))) return { status: 'not-due', cert: before };
+    if (dryRun) {
+      try {
+        await this.limiter.run(() => issuer.issue([host]));
+        return { status: 'dry-run-ok' };
+      } catch (err) {
+        return { status: 'failed', error: errorMessage(err), backoff: undefined, cert: before };
+      }
+    }
+    const waiting = await this.backoff.read(host);
+    if (!force && waiting !== undefined && !isAttemptAllowed(waiting, new Date())) return { status: 'deferred', backoff: waiting, cert: before };
+    return withLock(path.join(this.options.locksDir, `${host}.lock`), async (lock) => {
+      // Another instance may have done it, or failed, while this one waited for the lock.
+      const current = await store.read(host);
+      if (current !== undefined && current.serialNumber !== before?.serialNumber && (await issuer.issued(current))) {
+        return { status: 'renewed-by-peer', cert: current };
+      }
+      if (!force && current !== undefined && (await this.usable(current, new Date()))) return { status: 'not-due', cert: current };
+      const state = await this.backoff.read(host);
+      if (!force && state !== undefined && !isAttemptAllowed(state, new Date())) return { status: 'deferred', backoff: state, cert: current };
+      log.info({ host, issuer: issuer.name, reason: force ? 'forced' : current === undefined ? 'missing' : 'due' }, 'issuing certificate');
+      let issued: IssuedCertificate;
+      try {
+        const replaces = current !== undefined && (await issuer.issued(current)) ? current : undefined;
+        issued = await this.limiter.run(() => issuer.issue([host], replaces));
+      } catch (err) {
+        if (lock.lost) throw err;
+        const message = errorMessage(err);
+        const failed = await this.backoff.record(host, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined);
+        log.error(
+          { host, code: isProximationError(err) ? err.code : undefined, err: message, failures: failed.failures, nextAttemptAt: failed.nextAttemptAt.toISOString() },
+          'could not obtain a certificate; will retry',
+        );
+        return { status: 'failed', error: message, backoff: failed, cert: current };
+      }
+      if (lock.lost) {
+        throw new ProximationError(
+          'ERR_CERT_LOCK_LOST',
+          `the lock ${lock.path} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
+        );
+      }
+      await store.write(host, issued);
+      if (issued.renewalParams !== undefined) await writeRenewalConf(store, host, issued.renewalParams);
+      await this.backoff.clear(host);
+      const stored = await store.read(host);
+      if (stored === undefined) throw new ProximationError('ERR_CERT_LINEAGE_INVALID', `the certificate for ${host} was written to ${store.liveDir(host)} but cannot be read back.`);
+      return { status: 'renewed', cert: stored };
+    });
   }
 }

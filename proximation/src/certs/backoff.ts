@@ -1,0 +1,94 @@
+/**
+ * Retrying failed certificate orders without hammering the CA, across restarts and instances.
+ *
+ * `nextAttemptTime` is pure: after the 1st, 2nd, 3rd failure of a name the next order waits about 1 min,
+ * 10 min, 100 min, then one day after each further failure (Let's Encrypt's advice), or until the CA's
+ * Retry-After when that is later. Each delay gets up to 10% of random extra wait so a fleet that failed
+ * together does not retry together.
+ *
+ * `BackoffStore` keeps one JSON file per name under `<letsencrypt dir>/proximation/state/<name>.json`
+ * ({ failures, nextAttemptAt, lastError, lastFailureAt }), written atomically. Callers write it under
+ * the per-name lock. `read` returns undefined for a name that has not failed; a file that does not parse
+ * or has the wrong shape counts as absent (it only ever delays an order, so losing it is harmless).
+ * Names are checked as hostnames before they become paths (normalizeHostname's ProximationError).
+ * `record` and `clear` pass on file-system errors (ERR_FILE_WRITE and system errors).
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { normalizeHostname, readFileIfExists, writeFileAtomic } from '@proximation/shared';
+
+const MINUTE_MS = 60_000;
+/** Delays after the 1st, 2nd, 3rd failure; the last one repeats. */
+export const BACKOFF_STEPS_MS = [MINUTE_MS, 10 * MINUTE_MS, 100 * MINUTE_MS, 24 * 60 * MINUTE_MS] as const;
+const JITTER = 0.1;
+
+export interface BackoffState {
+  /** Consecutive failed orders. */
+  failures: number;
+  nextAttemptAt: Date;
+  lastError: string;
+  lastFailureAt: Date;
+}
+
+/**
+ * When the next order may start after the `failures`-th consecutive failure at `now`. `random` in
+ * [0, 1) spreads the retries of a fleet; `retryAfter` is the CA's Retry-After, honoured when later.
+ */
+export function nextAttemptTime(failures: number, now: Date, retryAfter?: Date, random = Math.random()): Date {
+  const step = BACKOFF_STEPS_MS[Math.min(Math.max(failures, 1), BACKOFF_STEPS_MS.length) - 1]!;
+  const ours = now.getTime() + step * (1 + JITTER * random);
+  return new Date(Math.max(ours, retryAfter?.getTime() ?? 0));
+}
+
+export function isAttemptAllowed(state: BackoffState | undefined, now: Date): boolean {
+  return state === undefined || now.getTime() >= state.nextAttemptAt.getTime();
+}
+
+export function backoffStateDir(letsencryptDir: string): string {
+  return path.join(letsencryptDir, 'proximation', 'state');
+}
+
+export class BackoffStore {
+  constructor(readonly dir: string) {}
+
+  private file(name: string): string {
+    // The name becomes a path: only a normalised hostname may.
+    return path.join(this.dir, `${normalizeHostname(name, { allowWildcard: false, field: 'certificate name' })}.json`);
+  }
+
+  async read(name: string): Promise<BackoffState | undefined> {
+    const content = await readFileIfExists(this.file(name));
+    if (content === undefined) return undefined;
+    try {
+      const raw = JSON.parse(content.toString('utf8')) as Record<string, unknown>;
+      const state = {
+        failures: raw.failures,
+        nextAttemptAt: new Date(String(raw.nextAttemptAt)),
+        lastError: raw.lastError,
+        lastFailureAt: new Date(String(raw.lastFailureAt)),
+      };
+      if (
+        typeof state.failures !== 'number' || !Number.isInteger(state.failures) || state.failures < 1 ||
+        typeof state.lastError !== 'string' || Number.isNaN(state.nextAttemptAt.getTime()) || Number.isNaN(state.lastFailureAt.getTime())
+      ) {
+        return undefined;
+      }
+      return state as BackoffState;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Counts one more failure of `name` and returns the new state. */
+  async record(name: string, error: string, now: Date, retryAfter?: Date): Promise<BackoffState> {
+    const failures = ((await this.read(name))?.failures ?? 0) + 1;
+    const state: BackoffState = { failures, nextAttemptAt: nextAttemptTime(failures, now, retryAfter), lastError: error, lastFailureAt: now };
+    await writeFileAtomic(this.file(name), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+    return state;
+  }
+
+  /** Forgets the failures of `name` after a success. */
+  async clear(name: string): Promise<void> {
+    await rm(this.file(name), { force: true });
+  }
+}

@@ -1,0 +1,79 @@
+// `proximation renew` and `proximation certs` in-process on the local CA (no fixed ports, so this file
+// runs beside the others); the ACME side, with several processes, is in pebble.test.ts.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
+import { table, tempDir, writeRoutes } from '../support/fixtures.js';
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await main(argv, { stdout, stderr, env });
+  return { code, out, err };
+}
+
+async function routedDir(hosts: string[]): Promise<{ le: string; env: NodeJS.ProcessEnv }> {
+  const dir = await tempDir();
+  cleanup = () => dir.close();
+  const le = path.join(dir.path, 'le');
+  await writeRoutes(path.join(le, 'proximation', 'routes.json'), table(hosts.map((host) => ({ name: host.split('.')[0]!, hosts: [host] }))));
+  return { le, env: { PROXIMATION_LETSENCRYPT_DIR: le, PROXIMATION_ISSUER: 'local', PROXIMATION_LOG_LEVEL: 'warn', PROXIMATION_LOG_FORMAT: 'json' } };
+}
+
+describe('proximation renew / certs', () => {
+  it('refuses its flags on other commands, and a bad --random-delay, as usage errors', async () => {
+    expect((await run(['certs', '--force-renewal'], {})).err).toContain('--force-renewal is an option of "proximation renew" only');
+    expect((await run(['serve', '--json'], {})).code).toBe(2);
+    const bad = await run(['renew', '--random-delay', 'soon'], {});
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--random-delay');
+  });
+
+  it('renews only routed names: a --cert-name outside the routing table fails before any order', async () => {
+    const { le, env } = await routedDir(['o.test']);
+    const res = await run(['renew', '--cert-name', 'stranger.test'], env);
+    expect(res.code).toBe(1);
+    expect(res.err).toContain('--cert-name stranger.test: not in the routing table');
+    expect(res.err).toContain('Routed: o.test');
+    await expect(fs.readdir(path.join(le, 'archive'))).rejects.toThrow();
+  });
+
+  it('issues a missing certificate, then finds nothing due; certs lists it', async () => {
+    const { le, env } = await routedDir(['o.test', 'p.test']);
+    const first = await run(['renew', '--random-delay', '20ms', '--cert-name', 'o.test'], env);
+    expect(first.code, first.err).toBe(0);
+    expect(first.out).toMatch(/^o\.test: renewed \(expires .*\)\nAll renewals succeeded or were not due\.\n$/);
+    const second = await run(['renew'], env);
+    expect(second.code, second.err).toBe(0);
+    expect(second.out).toMatch(/^o\.test: not due .*\np\.test: renewed /);
+    expect(await fs.readdir(path.join(le, 'archive', 'o.test'))).toHaveLength(4);
+
+    const listing = await run(['certs'], env);
+    expect(listing.code).toBe(0);
+    expect(listing.out).toMatch(/Certificate Name: o\.test\n\s+Domains: o\.test\n\s+Issuer: .+\n\s+Serial Number: [0-9a-f]+\n\s+Expiry Date: \S+ \(VALID: \d+ days\)\n\s+Next Renewal: \S+\n\s+Certificate Path: .*\/live\/o\.test\/fullchain\.pem/);
+    expect(listing.out).not.toContain('Last Error');
+  });
+
+  it('lists an unreadable lineage with its problem instead of failing', async () => {
+    const { le, env } = await routedDir(['q.test']);
+    await fs.mkdir(path.join(le, 'live', 'q.test'), { recursive: true });
+    await fs.writeFile(path.join(le, 'live', 'q.test', 'fullchain.pem'), 'not a certificate');
+    await fs.writeFile(path.join(le, 'live', 'q.test', 'privkey.pem'), 'not a key');
+    const res = await run(['certs', '--json'], env);
+    expect(res.code).toBe(0);
+    const [entry] = JSON.parse(res.out) as Record<string, unknown>[];
+    expect(entry).toMatchObject({ name: 'q.test', domains: [], expiry: null, lastError: expect.stringContaining('contains no certificate') as unknown });
+  }, 10_000);
+});
