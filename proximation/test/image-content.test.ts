@@ -1,0 +1,106 @@
+/**
+ * Proves the container image's content without a Docker engine: the runtime stage of
+ * Dockerfile.proximation is replayed here (its COPY lines from the repository, its `npm ci` line, its
+ * COPY --from=build lines of compiled output) into a temporary folder, and the result must run
+ * `proximation --version`, `serve`, and proxy one request. A runtime import of a dev dependency, or a
+ * file the image forgets, fails this test.
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from './support/fixtures.js';
+import { freePorts, waitUntil } from './support/process.js';
+
+const run = promisify(execFile);
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const resources = managed();
+
+interface RuntimeStage {
+  copies: { from: 'repo' | 'build'; source: string; dest: string }[];
+  install: string;
+  entrypoint: string[];
+  workdir: string;
+}
+
+/** The last stage of the Dockerfile, as the steps this test can replay. */
+function runtimeStage(dockerfile: string): RuntimeStage {
+  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim());
+  const stage = lines.slice(lines.map((l) => l.startsWith('FROM ')).lastIndexOf(true));
+  const stageInfo: RuntimeStage = { copies: [], install: '', entrypoint: [], workdir: '/' };
+  for (const line of stage) {
+    const [instruction, ...rest] = line.split(/\s+/);
+    if (instruction === 'WORKDIR') stageInfo.workdir = rest[0]!;
+    if (instruction === 'COPY') {
+      const fromBuild = rest[0] === '--from=build';
+      const args = fromBuild ? rest.slice(1) : rest;
+      const dest = args.at(-1)!;
+      for (const source of args.slice(0, -1)) {
+        stageInfo.copies.push({ from: fromBuild ? 'build' : 'repo', source: fromBuild ? source.replace(/^\/src\//, '') : source, dest });
+      }
+    }
+    if (instruction === 'RUN' && rest[0] === 'npm' && rest[1] === 'ci') stageInfo.install = rest.join(' ').split('&&')[0]!.trim();
+    if (instruction === 'ENTRYPOINT') stageInfo.entrypoint = JSON.parse(rest.join(' ')) as string[];
+  }
+  return stageInfo;
+}
+
+it('replays the image\'s runtime stage: production dependencies only, and it serves', { timeout: 180_000 }, async () => {
+  const stage = runtimeStage(await fs.readFile(path.join(repo, 'Dockerfile.proximation'), 'utf8'));
+  expect(stage.install).toMatch(/^npm ci --omit=dev/);
+  expect(stage.entrypoint[0]).toBe('node');
+  const image = await tempDir('proximation-image-');
+  resources.defer(() => image.close());
+  const app = path.join(image.path, stage.workdir);
+  for (const copy of stage.copies) {
+    // `COPY a b/` puts a into b/; `COPY dir dest` copies dir's content to dest.
+    const target = copy.dest.endsWith('/') ? path.join(app, copy.dest, path.basename(copy.source)) : path.join(app, copy.dest);
+    await fs.cp(path.join(repo, copy.source), target, { recursive: true });
+  }
+  const [command, ...args] = stage.install.split(' ');
+  await run(command!, args, { cwd: app, env: { ...process.env, NODE_ENV: 'production' }, maxBuffer: 16 * 1024 * 1024 });
+  const devOnly = ['typescript', 'vitest', 'ws', 'http-proxy'];
+  for (const name of devOnly) await expect(fs.access(path.join(app, 'node_modules', name))).rejects.toThrow();
+
+  const entry = stage.entrypoint.slice(1).map((a) => (a.startsWith(stage.workdir) ? path.join(image.path, a) : a));
+  const { stdout } = await run(process.execPath, [...entry, '--version'], { cwd: app });
+  expect(stdout).toMatch(/^proximation \d+\.\d+\.\d+/);
+
+  const upstream = await resources.upstream((_req, res) => res.end('from the image'));
+  const state = path.join(image.path, 'le');
+  const [http, https, admin] = (await freePorts(3)) as [number, number, number];
+  await writeRoutes(path.join(state, 'proximation', 'routes.json'), table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream.origin] }]));
+  const child = spawn(process.execPath, [...entry, 'serve'], {
+    cwd: app,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      PROXIMATION_LETSENCRYPT_DIR: state,
+      PROXIMATION_HTTP_PORT: String(http),
+      PROXIMATION_HTTPS_PORT: String(https),
+      PROXIMATION_ADMIN_PORT: String(admin),
+      PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+      PROXIMATION_LOG_FORMAT: 'json',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  resources.defer(async () => {
+    child.kill('SIGKILL');
+    await exited;
+  });
+  await waitUntil(async () => output.includes('proximation is serving') || child.exitCode !== null, 'the image to serve', 20_000);
+  expect(output).toContain('proximation is serving');
+  const ca = await fs.readFile(path.join(state, 'proximation', 'local-ca', 'root.pem'), 'utf8');
+  const target = { ca, server: { https: { port: https } } } as unknown as Proxy;
+  const res = await httpsRequest(target, 'app.test');
+  expect(res.status).toBe(200);
+  expect(res.body).toBe('from the image');
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+});
