@@ -12,7 +12,7 @@
  * validators that report errors their own way). `hostnameMatchesPattern` expects both arguments
  * already normalised.
  */
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { ProximationError } from './errors.js';
 
 export interface NormalizeHostnameOptions {
@@ -71,7 +71,7 @@ export function inspectHostname(input: string, allowWildcard: boolean): { hostna
     if (label.length > MAX_LABEL_LENGTH) return { problem: `the label "${label}" is longer than ${MAX_LABEL_LENGTH} characters` };
     if (label.startsWith('-') || label.endsWith('-')) return { problem: `the label "${label}" starts or ends with "-"` };
     if (!LABEL.test(label)) return { problem: `the label "${label}" contains characters other than a-z, 0-9 and "-"` };
-    if (label.startsWith('xn--') && domainToASCII(label) === '') return { problem: `the label "${label}" is not valid punycode` };
+    if (label.startsWith('xn--') && !isALabel(label)) return { problem: `the label "${label}" is not valid punycode` };
   }
   return { hostname };
 }
@@ -84,4 +84,13 @@ export function hostnameMatchesPattern(pattern: string, name: string): boolean {
   if (!name.endsWith(suffix)) return false;
   const label = name.slice(0, -suffix.length);
   return label.length > 0 && !label.includes('.');
+}
+
+/**
+ * A valid A-label decodes to Unicode and encodes back to itself. Node 20 answers '' for an invalid one,
+ * later versions give the label back unchanged, so both are checked.
+ */
+function isALabel(label: string): boolean {
+  const unicode = domainToUnicode(label);
+  return unicode !== '' && unicode !== label && domainToASCII(unicode) === label;
 }
