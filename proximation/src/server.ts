@@ -18,6 +18,7 @@ import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { Router } from './proxy/router.js';
@@ -52,6 +53,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   );
   const tunnels = new WebSocketTunnels({ connectTimeoutMs: config.upstreamConnectTimeoutMs });
   const versionDrain = new VersionDrain(tunnels, config.websocketDrainMs, log.child({ part: 'proxy' }));
+  // The gauges are read at scrape time, once the listeners below exist.
+  const metrics = new Metrics({ connections: (): number => https.connections, websockets: () => tunnels.size, routesGeneration: () => router.generation });
 
   let certificates: CertificateManager | undefined;
   const sni = new SniContexts(async (host) => certificates?.certificateFor(host));
@@ -61,8 +64,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     locksDir,
     pollMs: config.certPollMs,
     log: certsLog,
-    onCertificate: (host, cert) => sni.set(host, cert),
-    onRemoved: (host) => sni.delete(host),
+    onCertificate: (host, cert) => {
+      sni.set(host, cert);
+      metrics.certificateServed(host, cert.notAfter);
+    },
+    onRemoved: (host) => {
+      sni.delete(host);
+      metrics.certificateRemoved(host);
+    },
+    onOrder: (_host, result) => metrics.renewal(result),
   });
   const certs = certificates;
 
@@ -78,6 +88,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     tunnels,
     trustedProxies: config.trustedProxies,
     accessLog: config.accessLog ? log.child({ part: 'access' }) : undefined,
+    metrics,
   });
   const limits = {
     headersTimeoutMs: config.headersTimeoutMs,
@@ -112,6 +123,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
+    metrics,
   });
 
   const serverLog = log.child({ part: 'server' });

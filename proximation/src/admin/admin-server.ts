@@ -3,6 +3,8 @@
  *
  * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
  *   sending before connections close), with a small JSON body for humans. It needs no token.
+ * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
+ *   needs no token either: scrapers rarely carry one, and the listener is private.
  * - `/api/...` is the routing API (routing-api.ts): `GET /api/routes`, `POST /api/routes/changes`.
  *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
  *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
@@ -11,7 +13,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ADMIN_CHANGES_PATH, ADMIN_ROUTES_PATH, ProximationError } from '@proximation/shared';
+import { ADMIN_CHANGES_PATH, ADMIN_ROUTES_PATH, ProximationError, errorMessage } from '@proximation/shared';
 import { listen } from '../listeners/listen.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import { sendError } from './api-http.js';
@@ -30,6 +32,7 @@ export interface AdminServerOptions {
   health: () => Health;
   authorize: AdminAuthorizer;
   routingApi: RoutingApi;
+  metrics: { readonly contentType: string; exposition(): Promise<string> };
 }
 
 const DISABLED_MESSAGE =
@@ -62,14 +65,31 @@ export class AdminServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
+    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      void this.sendMetrics(req, res);
+      return;
+    }
     if (path === '/api' || path.startsWith('/api/')) {
       this.onApiRequest(req, res, path);
       return;
     }
-    const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz, GET ${ADMIN_ROUTES_PATH} or POST ${ADMIN_CHANGES_PATH}\n`;
+    const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz, GET /metrics, GET ${ADMIN_ROUTES_PATH} or POST ${ADMIN_CHANGES_PATH}\n`;
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
+
+  private async sendMetrics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { metrics } = this.options;
+    let body: string;
+    try {
+      body = await metrics.exposition();
+    } catch (err) {
+      sendError(res, new ProximationError('ERR_METRICS_FAILED', `Collecting the metrics failed: ${errorMessage(err)}`));
+      return;
+    }
+    res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
 
   private onApiRequest(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     const access = this.options.authorize(req.headers.authorization);

@@ -60,6 +60,8 @@ export interface CertificateManagerOptions {
   /** Called with each certificate that is new to this process (issued here or found in the store). */
   onCertificate: (host: string, cert: LoadedCertificate) => void;
   onRemoved: (host: string) => void;
+  /** Told of each order's result (metrics); optional. Dry runs are not counted. */
+  onOrder?: (host: string, result: 'success' | 'failure') => void;
 }
 
 export interface RenewOptions {
@@ -189,6 +191,7 @@ export class CertificateManager {
         const replaces = current !== undefined && (await issuer.issued(current)) ? current : undefined;
         issued = await this.limiter.run(() => issuer.issue([host], replaces));
       } catch (err) {
+        this.options.onOrder?.(host, 'failure');
         if (lock.lost) throw err;
         const message = errorMessage(err);
         const failed = await this.backoff.record(host, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined);
@@ -209,6 +212,7 @@ export class CertificateManager {
       await this.backoff.clear(host);
       const stored = await store.read(host);
       if (stored === undefined) throw new ProximationError('ERR_CERT_LINEAGE_INVALID', `the certificate for ${host} was written to ${store.liveDir(host)} but cannot be read back.`);
+      this.options.onOrder?.(host, 'success');
       return { status: 'renewed', cert: stored };
     });
   }

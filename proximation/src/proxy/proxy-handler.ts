@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
+import type { ExchangeObserver } from '../metrics.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { upstreamRequestHeaders } from './forwarded-headers.js';
 import { forward, requestHasBody, type ForwardResult } from './forward.js';
@@ -20,6 +21,8 @@ export interface ProxyHandlerOptions {
   trustedProxies: TrustedProxies;
   /** Access lines go here; undefined turns them off. */
   accessLog: Logger | undefined;
+  /** Told of every exchange (metrics); optional. */
+  metrics?: ExchangeObserver;
 }
 
 interface Exchange {
@@ -83,21 +86,24 @@ export class ProxyHandler {
         headers: pairsToRecord(headers),
         labels: { site: route.site, version: route.version, upstream: upstream.origin },
       },
-      (result) => this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }),
+      (result) => this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }, true),
     );
   };
 
-  private log(exchange: Exchange, result: ForwardResult): void {
+  /** @param tunnel a WebSocket: its duration is the tunnel's life, not a response time */
+  private log(exchange: Exchange, result: ForwardResult, tunnel = false): void {
+    const { req, route } = exchange;
+    const elapsedMs = performance.now() - exchange.start;
+    this.options.metrics?.exchange(route, result.status, exchange.upstream === undefined || tunnel ? undefined : elapsedMs / 1000);
     const log = this.options.accessLog;
     if (log === undefined) return;
-    const { req, route } = exchange;
     log.info({
       method: req.method,
       host: exchange.authority,
       path: req.url,
       status: result.status,
       bytes: result.bytes,
-      durationMs: Math.round((performance.now() - exchange.start) * 10) / 10,
+      durationMs: Math.round(elapsedMs * 10) / 10,
       site: route?.site,
       version: route?.version,
       upstream: exchange.upstream,

@@ -1,0 +1,114 @@
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { httpRequest, httpsRequest, managed, table, type Proxy, type Response } from './support/fixtures.js';
+
+const resources = managed();
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a text exposition (one `name{labels} value` per line; comments skipped). */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null) continue;
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  expect(found.length, `${name} ${JSON.stringify(labels)} matched ${found.length} samples`).toBeLessThanOrEqual(1);
+  return found[0]?.value;
+}
+
+async function scrape(p: Proxy): Promise<Response & { samples: Sample[] }> {
+  const res = await httpRequest(p.server.admin.port, '127.0.0.1', '/metrics');
+  return { ...res, samples: parseExposition(res.body) };
+}
+
+/** Scrapes until `ready` holds: the counters are updated when an exchange ends, which can be just after the client has its answer. */
+async function scrapeUntil(p: Proxy, ready: (samples: Sample[]) => boolean, timeoutMs = 3000): Promise<Sample[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { samples } = await scrape(p);
+    if (ready(samples) || Date.now() > deadline) return samples;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const TOKEN = 'metrics-test-token-0123456789';
+
+describe('GET /metrics on the admin listener', () => {
+  it('counts requests by site, version and status, times them, and reports generation and certificates', async () => {
+    const u = await resources.upstream((req, res) => {
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin], version: 'v7' }], 5), { adminToken: TOKEN });
+
+    // One connection kept open, for the connections gauge.
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    resources.defer(async () => agent.destroy());
+    for (let i = 0; i < 3; i++) expect((await httpsRequest(p, 'app.test', { agent })).status).toBe(200);
+    expect((await httpsRequest(p, 'app.test', { path: '/missing' })).status).toBe(404);
+    // SNI names a served host, Host an unknown one: counted under site="".
+    expect((await httpsRequest(p, 'app.test', { headers: { host: 'unknown.test' } })).status).toBe(404);
+
+    const ok = { site: 'app', version: 'v7', status: '200' };
+    const samples = await scrapeUntil(p, (s) => value(s, 'proximation_requests_total', ok) === 3 && value(s, 'proximation_requests_total', { site: '' }) === 1);
+    expect(value(samples, 'proximation_requests_total', ok)).toBe(3);
+    expect(value(samples, 'proximation_requests_total', { site: 'app', version: 'v7', status: '404' })).toBe(1);
+    expect(value(samples, 'proximation_requests_total', { site: '', version: '', status: '404' })).toBe(1);
+    expect(samples.filter((s) => s.name === 'proximation_requests_total')).toHaveLength(3);
+
+    // The four answered by the upstream are timed; the unknown host is not.
+    expect(value(samples, 'proximation_upstream_response_seconds_count', { site: 'app', version: 'v7' })).toBe(4);
+    expect(value(samples, 'proximation_upstream_response_seconds_bucket', { site: 'app', version: 'v7', le: '+Inf' })).toBe(4);
+    expect(value(samples, 'proximation_upstream_response_seconds_bucket', { site: 'app', version: 'v7', le: '0.005' })).toBeDefined();
+    expect(value(samples, 'proximation_upstream_response_seconds_count', { site: '' })).toBeUndefined();
+    expect(value(samples, 'proximation_upstream_response_seconds_sum', { site: 'app', version: 'v7' })).toBeGreaterThan(0);
+
+    expect(value(samples, 'proximation_routes_generation')).toBe(5);
+    expect(value(samples, 'proximation_active_connections')).toBeGreaterThanOrEqual(1);
+    expect(value(samples, 'proximation_websockets_open')).toBe(0);
+
+    const pem = await fs.readFile(path.join(p.config.letsencryptDir, 'live', 'app.test', 'cert.pem'), 'utf8');
+    const expected = (new Date(new X509Certificate(pem).validTo).getTime() - Date.now()) / 1000;
+    const expiry = value(samples, 'proximation_certificate_expiry_seconds', { name: 'app.test' });
+    expect(expiry).toBeGreaterThan(0);
+    expect(Math.abs(expiry! - expected)).toBeLessThan(60);
+    expect(value(samples, 'proximation_certificate_renewals_total', { result: 'success' })).toBe(1);
+    expect(value(samples, 'proximation_certificate_renewals_total', { result: 'failure' })).toBe(0);
+
+    expect(value(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(value(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+  });
+
+  it('needs no token when the admin API has one, answers the registry content type, and keeps servers apart', async () => {
+    const u = await resources.upstream((_req, res) => res.end('ok'));
+    const withToken = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]), { adminToken: TOKEN });
+    const other = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]));
+    await httpsRequest(withToken, 'app.test');
+
+    const res = await scrape(withToken);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const counted = await scrapeUntil(withToken, (s) => value(s, 'proximation_requests_total', { site: 'app' }) === 1);
+    expect(value(counted, 'proximation_requests_total', { site: 'app', status: '200' })).toBe(1);
+    // The API itself still wants the token.
+    expect((await httpRequest(withToken.server.admin.port, '127.0.0.1', '/api/routes')).status).toBe(401);
+    // A second server in the same process has its own registry.
+    expect(value((await scrape(other)).samples, 'proximation_requests_total', { site: 'app' })).toBeUndefined();
+  });
+});
