@@ -19,7 +19,7 @@ import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import { CertStore } from '../../src/certs/cert-store.js';
 import type { Config } from '../../src/config.js';
 import { echoHandler, httpRequest, httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, startPebble, type Pebble } from '../support/pebble.js';
+import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, startPebble, type Pebble, PEBBLE_WAIT_MS } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, type CliProcess } from '../support/process.js';
 
 const run = promisify(execFile);
@@ -29,7 +29,7 @@ let pebble: Pebble;
 beforeAll(async () => {
   // Every valid authorization is reused in later orders of the same account, so that path is always taken.
   pebble = await startPebble({ PEBBLE_AUTHZREUSE: '100' });
-});
+}, PEBBLE_WAIT_MS);
 afterAll(async () => {
   await pebble?.close();
 });

@@ -1,8 +1,10 @@
 /**
  * A real ACME CA for the tests: Let's Encrypt's Pebble with pebble-challtestsrv as its DNS (every name
  * resolves to 127.0.0.1), both from Debian, on fixed ports. Pebble validates HTTP-01 on PEBBLE_PORTS.http01
- * and TLS-ALPN-01 on PEBBLE_PORTS.tlsAlpn01, so the proxy under test listens there, and two Pebble test
- * files cannot run at once: keep them in one file.
+ * and TLS-ALPN-01 on PEBBLE_PORTS.tlsAlpn01, so the proxy under test listens there. Test files that use
+ * Pebble run in parallel with the others, but one at a time among themselves: `startPebble` holds a
+ * lease lock (the project's own, across processes) on those ports until `close`, so give the hook that
+ * calls it a timeout long enough to wait for another file (PEBBLE_WAIT_MS).
  *
  * `startPebble` makes Pebble's own HTTPS CA and certificate (it ships none) in a temp dir, writes its
  * config, starts both processes, waits until the directory answers, and fetches the issuing root
@@ -17,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as x509 from '@peculiar/x509';
+import { acquireLock } from '@proximation/shared';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -25,6 +28,8 @@ export const PEBBLE_PORTS = { acme: 14000, management: 15000, http01: 5002, tlsA
 export const PEBBLE_EAB = { kid: 'kid-1', hmacKey: 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' } as const;
 
 const READY_TIMEOUT_MS = 10_000;
+/** How long a test file may wait for another one to finish with Pebble. */
+export const PEBBLE_WAIT_MS = 240_000;
 
 export interface Pebble {
   directoryUrl: string;
@@ -39,12 +44,14 @@ export interface Pebble {
 }
 
 export async function startPebble(env: Record<string, string> = {}): Promise<Pebble> {
+  const ports = await acquireLock(path.join(os.tmpdir(), 'proximation-test-pebble-ports.lock'), { timeoutMs: PEBBLE_WAIT_MS - 20_000 });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-pebble-'));
   const children: ChildProcess[] = [];
   let output = '';
   const close = async (): Promise<void> => {
     await Promise.all(children.map(kill));
     await fs.rm(dir, { recursive: true, force: true });
+    await ports.release();
   };
   try {
     const { caPem, certPem, keyPem } = await loopbackHttpsIdentity();
