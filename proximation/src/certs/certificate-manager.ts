@@ -33,6 +33,11 @@ import { renewalTime } from './renewal-schedule.js';
 
 /** Let's Encrypt asks clients not to flood it; a burst of new names queues behind this many orders. */
 export const MAX_ORDERS_IN_FLIGHT = 4;
+/**
+ * Checks of the store (each opens several files) in flight at once: a table of 10,000 hosts must not
+ * open 10,000 lineages at the same moment (EMFILE), which the certificate benchmark showed.
+ */
+export const MAX_CHECKS_IN_FLIGHT = 32;
 
 /** What an issuer hands over: the files, and what renewal/<lineage>.conf should say about them. */
 export interface IssuedCertificate extends CertificateFiles {
@@ -85,6 +90,7 @@ export class CertificateManager {
   private readonly inFlight = new Map<string, Promise<LoadedCertificate | undefined>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly limiter = new OrderLimiter(MAX_ORDERS_IN_FLIGHT);
+  private readonly checks = new OrderLimiter(MAX_CHECKS_IN_FLIGHT);
   readonly backoff: BackoffStore;
 
   constructor(private readonly options: CertificateManagerOptions) {
@@ -132,7 +138,8 @@ export class CertificateManager {
   private ensure(host: string): Promise<LoadedCertificate | undefined> {
     let promise = this.inFlight.get(host);
     if (promise === undefined) {
-      promise = this.obtain(host)
+      promise = this.checks
+        .run(() => this.obtain(host))
         .catch((err: unknown) => {
           this.options.log.error({ host, err: errorMessage(err) }, 'could not obtain a certificate; will retry');
           return undefined;
