@@ -5,7 +5,11 @@
  *
  * A name the map does not hold yet (the first handshakes right after start, while certificates are
  * still being loaded in the background) is asked of `resolve` once; concurrent handshakes for that name
- * share the one lookup. `resolve` answers undefined for names that are not served, and the handshake
+ * share the one lookup.
+ *
+ * Certificates are kept as PEM; the SecureContext (tens of KiB each in OpenSSL) is built on a name's
+ * first handshake and kept in a bounded least-recently-used cache, so 10,000 routed names cost their
+ * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the handshake
  * then fails with an unrecognized_name alert: the proxy shows no certificate for a name it does not route.
  */
 import tls from 'node:tls';
@@ -19,27 +23,50 @@ export function createContext(pair: CertificateKeyPair): tls.SecureContext {
   return tls.createSecureContext({ cert: pair.fullchainPem, key: pair.keyPem });
 }
 
+export const MAX_CACHED_CONTEXTS = 1000;
+
 export class SniContexts {
+  private readonly pairs = new Map<string, CertificateKeyPair>();
+  /** Least recently used first (Map keeps insertion order; a hit re-inserts). */
   private readonly contexts = new Map<string, tls.SecureContext>();
   private readonly pending = new Map<string, Promise<tls.SecureContext | undefined>>();
 
-  constructor(private readonly resolve: (name: string) => Promise<CertificateKeyPair | undefined>) {}
+  constructor(
+    private readonly resolve: (name: string) => Promise<CertificateKeyPair | undefined>,
+    private readonly maxContexts = MAX_CACHED_CONTEXTS,
+  ) {}
 
   set(name: string, pair: CertificateKeyPair): void {
-    this.contexts.set(name, createContext(pair));
+    this.pairs.set(name, { fullchainPem: pair.fullchainPem, keyPem: pair.keyPem });
+    this.contexts.delete(name);
   }
 
   delete(name: string): void {
+    this.pairs.delete(name);
     this.contexts.delete(name);
   }
 
   has(name: string): boolean {
-    return this.contexts.has(name);
+    return this.pairs.has(name);
+  }
+
+  private context(name: string): tls.SecureContext | undefined {
+    let context = this.contexts.get(name);
+    if (context !== undefined) {
+      this.contexts.delete(name);
+    } else {
+      const pair = this.pairs.get(name);
+      if (pair === undefined) return undefined;
+      context = createContext(pair);
+      if (this.contexts.size >= this.maxContexts) this.contexts.delete(this.contexts.keys().next().value!);
+    }
+    this.contexts.set(name, context);
+    return context;
   }
 
   readonly SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
     const name = servername.toLowerCase();
-    const context = this.contexts.get(name);
+    const context = this.context(name);
     if (context !== undefined) {
       cb(null, context);
       return;
@@ -57,11 +84,8 @@ export class SniContexts {
         .then((pair) => {
           if (pair === undefined) return undefined;
           // A `set` that raced with this lookup carries the newer certificate.
-          const existing = this.contexts.get(name);
-          if (existing !== undefined) return existing;
-          const created = createContext(pair);
-          this.contexts.set(name, created);
-          return created;
+          if (!this.pairs.has(name)) this.set(name, pair);
+          return this.context(name);
         })
         .finally(() => this.pending.delete(name));
       this.pending.set(name, promise);
