@@ -9,22 +9,15 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { echoHandler, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_PORTS, startPebble, type Pebble, PEBBLE_WAIT_MS } from '../support/pebble.js';
+import { PEBBLE_PORTS, usePebble, type Pebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, within, type CliProcess } from '../support/process.js';
 
 const run = promisify(execFile);
 const resources = managed();
-let pebble: Pebble;
-
-beforeAll(async () => {
-  pebble = await startPebble();
-}, PEBBLE_WAIT_MS);
-afterAll(async () => {
-  await pebble?.close();
-});
+const pebble = usePebble();
 
 async function letsencryptDir(): Promise<string> {
   const dir = await tempDir('proximation-fleet-');
@@ -38,8 +31,8 @@ function acmeSettings(le: string): Partial<Record<keyof Config, string>> {
   return {
     letsencryptDir: le,
     issuer: 'acme',
-    acmeDirectory: pebble.directoryUrl,
-    acmeCaCerts: pebble.caCertsPath,
+    acmeDirectory: pebble().directoryUrl,
+    acmeCaCerts: pebble().caCertsPath,
     certPollMs: '200ms',
   };
 }
@@ -58,7 +51,7 @@ async function instance(le: string, hosts: string[], options: { onPebblePorts: b
 /** A TLS handshake with SNI `host` on `port`, trusting only Pebble's root; the proxy holds it until it has a certificate. */
 function handshake(port: number, host: string): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ca: pebble.rootPem });
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ca: pebble().rootPem });
     socket.once('secureConnect', () => {
       const leaf = socket.getPeerX509Certificate()!;
       socket.end();
@@ -77,7 +70,7 @@ async function certbot(le: string, ...args: string[]): Promise<string> {
   const { stdout, stderr } = await run(
     'certbot',
     [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
-    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caCertsPath } },
+    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble().caCertsPath } },
   );
   return `${stdout}${stderr}`;
 }
@@ -145,8 +138,8 @@ describe('a fleet of proxies on one directory, against Pebble', () => {
     const env = {
       PROXIMATION_LETSENCRYPT_DIR: le,
       PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble.directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble.caCertsPath,
+      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
+      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
       PROXIMATION_CERT_POLL: '200ms',
       PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
       PROXIMATION_LOG_FORMAT: 'json',
@@ -188,7 +181,7 @@ describe('a fleet of proxies on one directory, against Pebble', () => {
   it('serves a lineage certbot created and renews it with `proximation renew`', async () => {
     const le = await letsencryptDir();
     // certbot's own standalone server answers on the port Pebble validates, before any proxy holds it.
-    await certbot(le, 'certonly', '--standalone', '--http-01-port', String(PEBBLE_PORTS.http01), '--server', pebble.directoryUrl,
+    await certbot(le, 'certonly', '--standalone', '--http-01-port', String(PEBBLE_PORTS.http01), '--server', pebble().directoryUrl,
       '--agree-tos', '--register-unsafely-without-email', '-d', 'cb.test');
     expect(await certFiles(le, 'cb.test')).toEqual(['cert1.pem']);
     const certbotSerial = new X509Certificate(await fs.readFile(path.join(le, 'live', 'cb.test', 'cert.pem'))).serialNumber;
@@ -200,8 +193,8 @@ describe('a fleet of proxies on one directory, against Pebble', () => {
     const renew = spawnCli(['renew', '--force-renewal', '--cert-name', 'cb.test'], {
       PROXIMATION_LETSENCRYPT_DIR: le,
       PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble.directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble.caCertsPath,
+      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
+      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
       PROXIMATION_LOG_FORMAT: 'json',
     });
     expect((await renew.exited).code, renew.stderr()).toBe(0);

@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import acme, { type Order } from 'acme-client';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AccountStore, type AcmeAccount } from '../../src/certs/account-store.js';
 import { openAcmeTransport } from '../../src/certs/acme-transport.js';
 import { ariCertId } from '../../src/certs/ari.js';
@@ -19,20 +19,13 @@ import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import { CertStore } from '../../src/certs/cert-store.js';
 import type { Config } from '../../src/config.js';
 import { echoHandler, httpRequest, httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, startPebble, type Pebble, PEBBLE_WAIT_MS } from '../support/pebble.js';
+import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, usePebble, type Pebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, type CliProcess } from '../support/process.js';
 
 const run = promisify(execFile);
 const resources = managed();
-let pebble: Pebble;
-
-beforeAll(async () => {
-  // Every valid authorization is reused in later orders of the same account, so that path is always taken.
-  pebble = await startPebble({ PEBBLE_AUTHZREUSE: '100' });
-}, PEBBLE_WAIT_MS);
-afterAll(async () => {
-  await pebble?.close();
-});
+// Every valid authorization is reused in later orders of the same account, so that path is always taken.
+const pebble = usePebble({ PEBBLE_AUTHZREUSE: '100' });
 
 /** A directory for certbot's layout that outlives one proxy (restarts, certbot runs). */
 async function letsencryptDir(): Promise<string> {
@@ -48,8 +41,8 @@ async function acmeProxy(le: string, hosts: string[], settings: Partial<Record<k
   return resources.proxy(table(hosts.map((host) => ({ name: siteOf(host), hosts: [host], upstreams: [upstream.origin] }))), {
     letsencryptDir: le,
     issuer: 'acme',
-    acmeDirectory: pebble.directoryUrl,
-    acmeCaCerts: pebble.caCertsPath,
+    acmeDirectory: pebble().directoryUrl,
+    acmeCaCerts: pebble().caCertsPath,
     acmeEmail: 'ops@example.com',
     httpPort: String(PEBBLE_PORTS.http01),
     httpsPort: String(PEBBLE_PORTS.tlsAlpn01),
@@ -65,7 +58,7 @@ async function acmeProxy(le: string, hosts: string[], settings: Partial<Record<k
  */
 function handshake(host: string): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: PEBBLE_PORTS.tlsAlpn01, servername: host, ca: pebble.rootPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = tls.connect({ host: '127.0.0.1', port: PEBBLE_PORTS.tlsAlpn01, servername: host, ca: pebble().rootPem, ALPNProtocols: ['h2', 'http/1.1'] });
     socket.once('secureConnect', () => {
       const leaf = socket.getPeerX509Certificate()!;
       socket.end();
@@ -80,22 +73,22 @@ async function certbot(le: string, ...args: string[]): Promise<string> {
   const { stdout, stderr } = await run(
     'certbot',
     [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
-    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caCertsPath } },
+    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble().caCertsPath } },
   );
   return `${stdout}${stderr}`;
 }
 
 async function theAccount(le: string): Promise<AcmeAccount> {
-  const store = new AccountStore(le, pebble.directoryUrl, path.join(le, 'proximation', 'locks'));
+  const store = new AccountStore(le, pebble().directoryUrl, path.join(le, 'proximation', 'locks'));
   expect(await fs.readdir(store.serverDir)).toHaveLength(1);
   return (await store.find())!;
 }
 
 /** The names of every order the account placed, as Pebble has them (RFC 8555 7.1.2.1 orders list). */
 async function ordersAtTheCa(account: AcmeAccount): Promise<string[]> {
-  const transport = await openAcmeTransport({ directoryUrl: pebble.directoryUrl, caCertsPath: pebble.caCertsPath, log: pino({ level: 'silent' }) });
+  const transport = await openAcmeTransport({ directoryUrl: pebble().directoryUrl, caCertsPath: pebble().caCertsPath, log: pino({ level: 'silent' }) });
   return transport.run(async () => {
-    const client = new acme.Client({ directoryUrl: pebble.directoryUrl, accountKey: account.keyPem, accountUrl: account.url });
+    const client = new acme.Client({ directoryUrl: pebble().directoryUrl, accountKey: account.keyPem, accountUrl: account.url });
     const { orders: listUrl } = await client.updateAccount();
     // acme-client has no call for the orders list; its signed POST-as-GET does it.
     const api = (client as unknown as { api: { apiRequest(url: string, payload: null, codes: number[]): Promise<{ data: { orders: string[] } }> } }).api;
@@ -111,7 +104,7 @@ describe('ACME issuance against Pebble', () => {
     const p = await acmeProxy(le, ['a.test', 'b.test']);
     for (const host of ['a.test', 'b.test']) {
       expect((await handshake(host)).subjectAltName).toBe(`DNS:${host}`);
-      const res = await httpsRequest({ ...p, ca: pebble.rootPem }, host, { path: '/x' });
+      const res = await httpsRequest({ ...p, ca: pebble().rootPem }, host, { path: '/x' });
       expect(JSON.parse(res.body).url).toBe('/x');
     }
     // Pebble, like Let's Encrypt, validates from several vantage points.
@@ -126,7 +119,7 @@ describe('ACME issuance against Pebble', () => {
         expect(await fs.readlink(path.join(le, 'live', host, `${kind}.pem`))).toBe(`../../archive/${host}/${kind}1.pem`);
       }
       const conf = (await readRenewalConf(store, host))!;
-      expect(conf).toMatchObject({ server: pebble.directoryUrl, account: account.id, keyType: 'ecdsa-p256' });
+      expect(conf).toMatchObject({ server: pebble().directoryUrl, account: account.id, keyType: 'ecdsa-p256' });
     }
 
     const listing = await certbot(le, 'certificates');
@@ -149,7 +142,7 @@ describe('ACME issuance against Pebble', () => {
       const leaf = await handshake(host);
       expect(leaf.subjectAltName).toBe(`DNS:${host}`);
       expect(leaf.publicKey.asymmetricKeyType).toBe('rsa');
-      expect((await httpsRequest({ ...p, ca: pebble.rootPem }, host)).status).toBe(200);
+      expect((await httpsRequest({ ...p, ca: pebble().rootPem }, host)).status).toBe(200);
       expect((await readRenewalConf(new CertStore(le), host))?.keyType).toBe('rsa-2048');
     }
     expect(p.logs.filter((l) => l.msg === 'answering a TLS-ALPN-01 challenge').length).toBeGreaterThanOrEqual(2);
@@ -174,7 +167,7 @@ describe('ACME issuance against Pebble', () => {
 
   it("stores one account, reuses certbot's for the same server, and keeps it across restarts", async () => {
     const le = await letsencryptDir();
-    await certbot(le, 'register', '--server', pebble.directoryUrl, '--agree-tos', '--email', 'ops@example.com', '--no-eff-email');
+    await certbot(le, 'register', '--server', pebble().directoryUrl, '--agree-tos', '--email', 'ops@example.com', '--no-eff-email');
     const certbotAccount = await theAccount(le);
 
     const first = await acmeProxy(le, ['g.test']);
@@ -212,7 +205,7 @@ describe('ACME issuance against Pebble', () => {
       expect((await fs.stat(d)).mode & 0o777).toBe(0o700);
     }
     // certbot itself loads it and asks the CA about it.
-    expect(await certbot(le, 'show_account', '--server', pebble.directoryUrl)).toContain(`Account URL: ${account.url}`);
+    expect(await certbot(le, 'show_account', '--server', pebble().directoryUrl)).toContain(`Account URL: ${account.url}`);
   });
 
   it('fails fast with a clear error when the ACME server certificate is not trusted', async () => {
@@ -222,7 +215,7 @@ describe('ACME issuance against Pebble', () => {
     const line = await p.waitForLog((l) => l.msg === 'could not obtain a certificate; will retry');
     expect(Date.now() - started).toBeLessThan(5000);
     expect(line.err).toContain("the ACME server's HTTPS certificate is not trusted");
-    expect(line.err).toContain(pebble.directoryUrl);
+    expect(line.err).toContain(pebble().directoryUrl);
     expect(line.err).toContain('PROXIMATION_ACME_CA_CERTS');
     await expect(handshake('j.test')).rejects.toThrow();
   });
@@ -231,7 +224,7 @@ describe('ACME issuance against Pebble', () => {
     const le = await letsencryptDir();
     const p = await acmeProxy(le, ['k.test'], { acmeEabKid: PEBBLE_EAB.kid, acmeEabHmacKey: 'd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5' });
     const line = await p.waitForLog((l) => l.msg === 'could not obtain a certificate; will retry');
-    expect(line.err).toContain(`ordering a certificate for k.test from ${pebble.directoryUrl} failed`);
+    expect(line.err).toContain(`ordering a certificate for k.test from ${pebble().directoryUrl} failed`);
     expect(line.err).toContain('external account binding');
     await expect(fs.readdir(path.join(le, 'accounts'))).rejects.toThrow();
   });
@@ -292,7 +285,7 @@ describe('ACME issuance against Pebble', () => {
     const le = await letsencryptDir();
     const identity = await loopbackHttpsIdentity();
     const asked: string[] = [];
-    const directory = JSON.parse(await getText(pebble.directoryUrl, pebble.caCertsPem)) as Record<string, unknown>;
+    const directory = JSON.parse(await getText(pebble().directoryUrl, pebble().caCertsPem)) as Record<string, unknown>;
     // RFC 9773 in front of Pebble 2.4, which has no ARI: the first certificate's window is over, later ones' far ahead.
     const responder = https.createServer({ cert: identity.certPem, key: identity.keyPem }, (req, res) => {
       const origin = `https://127.0.0.1:${(responder.address() as AddressInfo).port}`;
@@ -307,7 +300,7 @@ describe('ACME issuance against Pebble', () => {
     await new Promise<void>((resolve) => responder.listen(0, '127.0.0.1', resolve));
     resources.defer(() => new Promise((resolve) => responder.close(() => resolve())));
     const caFile = path.join(path.dirname(le), 'ari-ca.pem');
-    await fs.writeFile(caFile, pebble.caCertsPem + identity.caPem);
+    await fs.writeFile(caFile, pebble().caCertsPem + identity.caPem);
 
     const p = await acmeProxy(le, ['s.test'], { acmeDirectory: `https://127.0.0.1:${(responder.address() as AddressInfo).port}/dir`, acmeCaCerts: caFile });
     const first = await handshake('s.test');
@@ -329,8 +322,8 @@ describe('ACME issuance against Pebble', () => {
     const env = {
       PROXIMATION_LETSENCRYPT_DIR: le,
       PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble.directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble.caCertsPath,
+      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
+      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
       PROXIMATION_LOG_FORMAT: 'json',
     };
     const renew = async (args: string[], extraEnv: Record<string, string> = {}): Promise<CliProcess & { code: number | null }> => {

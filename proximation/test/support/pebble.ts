@@ -20,6 +20,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as x509 from '@peculiar/x509';
 import { acquireLock } from '@proximation/shared';
+import { afterAll, beforeAll } from 'vitest';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -185,5 +186,20 @@ export async function loopbackHttpsIdentity(): Promise<{ caPem: string; certPem:
     caPem: `${ca.toString('pem')}\n`,
     certPem: `${cert.toString('pem')}\n`,
     keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
+
+/** Starts Pebble once for the calling test file (waiting its turn for the ports) and stops it after. */
+export function usePebble(env: Record<string, string> = {}): () => Pebble {
+  let pebble: Pebble | undefined;
+  beforeAll(async () => {
+    pebble = await startPebble(env);
+  }, PEBBLE_WAIT_MS);
+  afterAll(async () => {
+    await pebble?.close();
+  });
+  return () => {
+    if (pebble === undefined) throw new Error('Pebble is not running: usePebble() starts it in beforeAll');
+    return pebble;
   };
 }
