@@ -1,39 +1,17 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { SETTINGS } from '../src/config.js';
 import { httpRequest, tempDir, managed } from './support/fixtures.js';
-import { spawnCli } from './support/process.js';
+import { capturedIo, runMain, spawnCli } from './support/process.js';
 
 const resources = managed();
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-interface Io {
-  stdout: PassThrough;
-  stderr: PassThrough;
-  out(): string;
-  err(): string;
-}
-
-function io(): Io {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return { stdout, stderr, out: () => out, err: () => err };
-}
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  const streams = io();
-  const code = await main(argv, { stdout: streams.stdout, stderr: streams.stderr, env });
-  return { code, out: streams.out(), err: streams.err() };
-}
+const run = runMain;
 
 async function stateDir(): Promise<string> {
   const dir = await tempDir();
@@ -100,7 +78,7 @@ describe('proximation CLI, in-process', () => {
   });
 
   it('serve runs until its signal is aborted, then drains and returns 0', async () => {
-    const streams = io();
+    const streams = capturedIo();
     const abort = new AbortController();
     const letsencryptDir = await stateDir();
     const env = {

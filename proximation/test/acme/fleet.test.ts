@@ -2,20 +2,17 @@
 // challenges answered by whichever instance Pebble reaches, recovery from kill -9 mid-order, and
 // lineages certbot created. Pebble validates only on PEBBLE_PORTS.http01/tlsAlpn01, so instance "A" owns
 // those ports and its peers listen elsewhere; the tests run one after another.
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { echoHandler, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_PORTS, usePebble, type Pebble } from '../support/pebble.js';
+import { PEBBLE_PORTS, runCertbot, usePebble, type Pebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, within, type CliProcess } from '../support/process.js';
 
-const run = promisify(execFile);
 const resources = managed();
 const pebble = usePebble();
 
@@ -65,15 +62,7 @@ async function certFiles(le: string, host: string): Promise<string[]> {
   return (await fs.readdir(path.join(le, 'archive', host))).filter((f) => f.startsWith('cert')).sort();
 }
 
-async function certbot(le: string, ...args: string[]): Promise<string> {
-  const scratch = path.join(path.dirname(le), 'certbot');
-  const { stdout, stderr } = await run(
-    'certbot',
-    [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
-    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble().caCertsPath } },
-  );
-  return `${stdout}${stderr}`;
-}
+const certbot = (le: string, ...args: string[]): Promise<string> => runCertbot(pebble(), le, ...args);
 
 const issuing = (p: Proxy): Record<string, unknown>[] => p.logs.filter((l) => l.msg === 'issuing certificate');
 

@@ -1,14 +1,12 @@
 // Issuance against a real ACME CA (Pebble), judged by real TLS clients, by Pebble's own records and by
 // certbot itself. One file: Pebble validates on fixed ports, where each test's proxy listens, so these
 // tests run one after another.
-import { execFile } from 'node:child_process';
 import { createHash, createPublicKey, type JsonWebKey, type X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import acme, { type Order } from 'acme-client';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -19,10 +17,9 @@ import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import { CertStore } from '../../src/certs/cert-store.js';
 import type { Config } from '../../src/config.js';
 import { echoHandler, httpRequest, httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, usePebble, type Pebble } from '../support/pebble.js';
+import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, runCertbot, usePebble, type Pebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, type CliProcess } from '../support/process.js';
 
-const run = promisify(execFile);
 const resources = managed();
 // Every valid authorization is reused in later orders of the same account, so that path is always taken.
 const pebble = usePebble({ PEBBLE_AUTHZREUSE: '100' });
@@ -68,15 +65,7 @@ function handshake(host: string): Promise<X509Certificate> {
   });
 }
 
-async function certbot(le: string, ...args: string[]): Promise<string> {
-  const scratch = path.join(path.dirname(le), 'certbot');
-  const { stdout, stderr } = await run(
-    'certbot',
-    [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
-    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble().caCertsPath } },
-  );
-  return `${stdout}${stderr}`;
-}
+const certbot = (le: string, ...args: string[]): Promise<string> => runCertbot(pebble(), le, ...args);
 
 async function theAccount(le: string): Promise<AcmeAccount> {
   const store = new AccountStore(le, pebble().directoryUrl, path.join(le, 'proximation', 'locks'));

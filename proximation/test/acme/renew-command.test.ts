@@ -2,10 +2,9 @@
 // runs beside the others); the ACME side, with several processes, is in pebble.test.ts.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { table, tempDir, writeRoutes } from '../support/fixtures.js';
+import { runMain } from '../support/process.js';
 
 let cleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -13,16 +12,7 @@ afterEach(async () => {
   cleanup = undefined;
 });
 
-async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(argv, { stdout, stderr, env });
-  return { code, out, err };
-}
+const run = runMain;
 
 async function routedDir(hosts: string[]): Promise<{ le: string; env: NodeJS.ProcessEnv }> {
   const dir = await tempDir();

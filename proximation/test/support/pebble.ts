@@ -11,13 +11,14 @@
  * (regenerated on every start). `close` kills both and removes the temp dir. It throws with the
  * processes' output when they exit early or do not become ready in time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
 import { acquireLock } from '@proximation/shared';
 import { afterAll, beforeAll } from 'vitest';
@@ -28,6 +29,7 @@ export const PEBBLE_PORTS = { acme: 14000, management: 15000, http01: 5002, tlsA
 /** An external account binding key Pebble accepts (it does not require one). */
 export const PEBBLE_EAB = { kid: 'kid-1', hmacKey: 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' } as const;
 
+const execFileAsync = promisify(execFile);
 const READY_TIMEOUT_MS = 10_000;
 /** How long a test file may wait for another one to finish with Pebble. */
 export const PEBBLE_WAIT_MS = 240_000;
@@ -202,4 +204,15 @@ export function usePebble(env: Record<string, string> = {}): () => Pebble {
     if (pebble === undefined) throw new Error('Pebble is not running: usePebble() starts it in beforeAll');
     return pebble;
   };
+}
+
+/** Runs the real certbot on a config dir in certbot's layout, trusting Pebble's HTTPS; its output. */
+export async function runCertbot(pebble: Pebble, le: string, ...args: string[]): Promise<string> {
+  const scratch = path.join(path.dirname(le), 'certbot');
+  const { stdout, stderr } = await execFileAsync(
+    'certbot',
+    [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
+    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caCertsPath } },
+  );
+  return `${stdout}${stderr}`;
 }

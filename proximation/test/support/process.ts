@@ -10,7 +10,9 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli.js';
 import { httpRequest, type Proxy } from './fixtures.js';
 
 export const CLI_PATH = fileURLToPath(new URL('../../dist/bin/proximation.js', import.meta.url));
@@ -128,4 +130,29 @@ export async function within<T>(promise: Promise<T>, timeoutMs: number, what: st
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Captured stdout/stderr for `main` run in-process. */
+export interface CapturedIo {
+  stdout: PassThrough;
+  stderr: PassThrough;
+  out(): string;
+  err(): string;
+}
+
+export function capturedIo(): CapturedIo {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  return { stdout, stderr, out: () => out, err: () => err };
+}
+
+/** `proximation <argv>` in-process, as the bin entry runs it, with its output captured. */
+export async function runMain(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  const io = capturedIo();
+  const code = await main(argv, { stdout: io.stdout, stderr: io.stderr, env });
+  return { code, out: io.out(), err: io.err() };
 }
