@@ -134,6 +134,25 @@ export function parseFlags<const O extends ParseArgsConfig['options']>(args: str
   return values;
 }
 
+/**
+ * Parses a command that takes one site name and flags (`site add <site> ...`). Returns undefined for
+ * --help; a missing name or a second argument is a usage error showing `usage` and `oneName`.
+ */
+export function parseSiteCommand<const O extends ParseArgsConfig['options']>(
+  args: string[],
+  options: O,
+  command: string,
+  usage: string,
+  oneName: string,
+): { values: FlagsOf<O>; site: string } | undefined {
+  const { values, positionals } = parseCommandLine(() => parseArgs({ args, options, strict: true, allowPositionals: true }), command);
+  if ((values as { help?: unknown }).help === true) return undefined;
+  const [site, ...extra] = positionals;
+  if (site === undefined) throw usageError(`Missing the site name: ${usage}.`, command);
+  if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: ${oneName}.`, command);
+  return { values, site };
+}
+
 export function rejectPositionals(positionals: readonly string[], command: string): void {
   if (positionals.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(positionals[0])}.`, command);
 }

@@ -3,9 +3,8 @@
  * Adding a site that exists with the same hosts and tag prefix changes nothing and succeeds, so
  * provisioning scripts can run it every time.
  */
-import { parseArgs } from 'node:util';
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, usageError } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { describeSite, generationNote, siteJson } from '../presentation.js';
 
@@ -41,14 +40,9 @@ export const siteAddCommand: Command = {
   synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>]',
   summary: 'Add a site served under the given hostnames.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    const [name, ...extra] = positionals;
-    if (name === undefined) throw usageError('Missing the site name: deploy site add <site> --host <name>.', NAME);
-    if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: give one site name, and each host with its own --host.`, NAME);
+    const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site add <site> --host <name>', 'give one site name, and each host with its own --host');
+    if (parsed === undefined) return HELP;
+    const { values, site: name } = parsed;
     const hosts = values.host ?? [];
     if (hosts.length === 0) throw usageError(`Missing --host: give each hostname of site "${name}" with its own --host, such as --host ${name}.example.com.`, NAME);
     const target = openRoutesTarget(values, env, NAME);

@@ -2,9 +2,8 @@
  * `deploy site remove <site>`: removes a site and all its versions from the routing table, so the
  * proxies stop routing its hosts. An unknown site is an error (ERR_UNKNOWN_SITE) listing the known ones.
  */
-import { parseArgs } from 'node:util';
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseCommandLine, usageError } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseSiteCommand } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { describeSite, describeVersions, generationNote, siteJson } from '../presentation.js';
 
@@ -29,14 +28,9 @@ export const siteRemoveCommand: Command = {
   synopsis: 'site remove <site>',
   summary: 'Remove a site and all its versions.',
   async run(args, env) {
-    const { values, positionals } = parseCommandLine(
-      () => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }),
-      NAME,
-    );
-    if (values.help === true) return HELP;
-    const [name, ...extra] = positionals;
-    if (name === undefined) throw usageError('Missing the site name: deploy site remove <site>.', NAME);
-    if (extra.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(extra[0])}: give one site name.`, NAME);
+    const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site remove <site>', 'give one site name');
+    if (parsed === undefined) return HELP;
+    const { values, site: name } = parsed;
     const target = openRoutesTarget(values, env, NAME);
 
     const site = findSite(await target.read(), name);
