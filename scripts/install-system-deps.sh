@@ -9,6 +9,7 @@ packages=(
   openssl curl      # certificate checks in tests
   certbot           # the oracle for the certbot layout (its python3 configobj/josepy judge renewal files and account ids)
   pebble            # a real ACME CA for the issuance tests, with pebble-challtestsrv as its DNS
+  testssl.sh        # the TLS baseline check: no HIGH or CRITICAL finding against a running proximation
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators
