@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
@@ -63,6 +64,20 @@ describe('proximation CLI, in-process', () => {
     const flag = await run(['serve', '--http-port', '70000'], { PROXIMATION_HTTP_PORT: '80' });
     expect(flag.code).toBe(1);
     expect(flag.err).toContain('--http-port="70000"');
+  });
+
+  it('refuses the local CA on a directory that holds an ACME account, for serve and renew, and changes nothing', async () => {
+    const dir = await stateDir();
+    const account = path.join(dir, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd');
+    await mkdir(account, { recursive: true });
+    const before = await readdir(dir, { recursive: true });
+    for (const argv of [['serve'], ['renew']]) {
+      const res = await run(argv, { PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_ISSUER: 'local' });
+      expect(res.code, argv[0]).toBe(1);
+      expect(res.err).toContain(`${dir} holds ACME accounts`);
+      expect(res.err).toContain('PROXIMATION_ISSUER=acme');
+    }
+    expect(await readdir(dir, { recursive: true })).toEqual(before);
   });
 
   it('ca-cert prints the local CA root as a PEM certificate that is a CA, the same one each time', async () => {

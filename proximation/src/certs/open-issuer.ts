@@ -1,22 +1,34 @@
 /**
  * The configured CertificateIssuer (PROXIMATION_ISSUER): the local CA or an ACME CA with its settings.
  * Shared by `serve` and `renew`, so both order from the same CA with the same account and key type.
- * Throws what openLocalIssuer and openAcmeIssuer throw.
+ *
+ * Each issuer's module is loaded only when it is the one configured: the ACME client and its X.509
+ * stack cost a local-CA process memory for nothing, and a local CA is never wanted on an ACME volume.
+ *
+ * Throws what openLocalIssuer and openAcmeIssuer throw, and ERR_ISSUER_MISMATCH when the local CA is
+ * configured on a directory that holds an ACME account: the local issuer replaces every certificate it
+ * did not issue, so starting it there by mistake (a task without PROXIMATION_ISSUER=acme) would swap
+ * every publicly trusted certificate for a local one.
  */
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { ProximationError, isErrnoCode } from '@proximation/shared';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { openAcmeIssuer } from './acme-issuer.js';
 import type { CertStore } from './cert-store.js';
 import type { CertificateIssuer } from './certificate-manager.js';
 import type { ChallengeStore } from './challenge-store.js';
-import { openLocalIssuer } from './local-issuer.js';
 
 export async function openIssuer(
   config: Config,
   parts: { store: CertStore; challenges: ChallengeStore; locksDir: string; log: Logger },
 ): Promise<CertificateIssuer> {
-  if (config.issuer === 'local') return openLocalIssuer(config.letsencryptDir);
+  if (config.issuer === 'local') {
+    await refuseAcmeDirectory(config.letsencryptDir);
+    const { openLocalIssuer } = await import('./local-issuer.js');
+    return openLocalIssuer(config.letsencryptDir);
+  }
+  const { openAcmeIssuer } = await import('./acme-issuer.js');
   return openAcmeIssuer({
     ...parts,
     settings: {
@@ -33,4 +45,24 @@ export async function openIssuer(
 
 export function locksDirOf(letsencryptDir: string): string {
   return path.join(letsencryptDir, 'proximation', 'locks');
+}
+
+/** certbot and the ACME issuer both keep their accounts under accounts/; the local CA never writes there. */
+async function refuseAcmeDirectory(letsencryptDir: string): Promise<void> {
+  const accounts = path.join(letsencryptDir, 'accounts');
+  let servers: string[];
+  try {
+    servers = await readdir(accounts);
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT')) return;
+    throw error;
+  }
+  if (servers.length === 0) return;
+  throw new ProximationError(
+    'ERR_ISSUER_MISMATCH',
+    `${letsencryptDir} holds ACME accounts (${accounts}: ${servers.join(', ')}), but the issuer is the local CA, ` +
+      'which would replace their certificates with untrusted ones. Set PROXIMATION_ISSUER=acme (with ' +
+      'PROXIMATION_ACME_DIRECTORY for a CA other than Let\'s Encrypt), or point PROXIMATION_LETSENCRYPT_DIR ' +
+      'at a directory of its own for the local CA.',
+  );
 }
