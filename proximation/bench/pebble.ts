@@ -2,15 +2,19 @@
  * Let's Encrypt's Pebble (with pebble-challtestsrv as its DNS: every name is 127.0.0.1), both from Debian,
  * as the ACME CA of the certificate benchmark. It validates HTTP-01 on PEBBLE_HTTP01_PORT and TLS-ALPN-01
  * on PEBBLE_TLS_ALPN01_PORT, so the proxy under test listens there; the ACME and management ports are
- * fixed too, so one Pebble per machine at a time (not while the Pebble tests run).
+ * fixed too, so one Pebble per machine at a time: `startPebble` first takes the lease the test suite's
+ * Pebble takes on those ports (waiting up to PORTS_WAIT_MS for a test file to finish with them), and
+ * `close` releases it.
  * `startPebble` gives Pebble an HTTPS identity from a throwaway openssl CA (it ships none), starts both
  * processes under the supervisor, waits until the directory answers and fetches the issuing root (new on
- * every start). Throws `ERR_BENCH_COMMAND` when openssl fails and `ERR_BENCH_NOT_READY` when Pebble does
- * not come up (with its log).
+ * every start). Throws `ERR_BENCH_COMMAND` when openssl fails, `ERR_BENCH_NOT_READY` when Pebble does
+ * not come up (with its log), and ERR_LOCK_TIMEOUT when the ports stay taken.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { get } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { acquireLock } from '@proximation/shared';
 import type { ChildSupervisor, Service } from './children.js';
 import { pollUntilReady } from './readiness.js';
 
@@ -21,6 +25,9 @@ const MANAGEMENT_PORT = 15000;
 const DNS_PORT = 8053;
 const CHALLTESTSRV_PORT = 8055;
 const READY_TIMEOUT_MS = 15_000;
+/** The lease proximation/test/support/pebble.ts holds while a test file uses these ports. */
+const PORTS_LOCK = join(tmpdir(), 'proximation-test-pebble-ports.lock');
+const PORTS_WAIT_MS = 300_000;
 
 export interface BenchPebble {
   readonly directoryUrl: string;
@@ -29,6 +36,8 @@ export interface BenchPebble {
   /** The root Pebble's issued certificates chain to. */
   readonly rootPem: string;
   readonly services: readonly Service[];
+  /** Stops both processes and gives the ports back. */
+  close(): Promise<void>;
 }
 
 function fetchText(url: string, ca: string): Promise<string> {
@@ -59,6 +68,16 @@ async function httpsIdentity(children: ChildSupervisor, dir: string): Promise<{ 
 }
 
 export async function startPebble(children: ChildSupervisor, dir: string): Promise<BenchPebble> {
+  const ports = await acquireLock(PORTS_LOCK, { timeoutMs: PORTS_WAIT_MS });
+  try {
+    return await startOnPorts(children, dir, () => ports.release());
+  } catch (err) {
+    await ports.release();
+    throw err;
+  }
+}
+
+async function startOnPorts(children: ChildSupervisor, dir: string, releasePorts: () => Promise<void>): Promise<BenchPebble> {
   const identity = await httpsIdentity(children, dir);
   const config = join(dir, 'pebble.json');
   await writeFile(config, JSON.stringify({
@@ -93,5 +112,9 @@ export async function startPebble(children: ChildSupervisor, dir: string): Promi
   const services = [dns, pebble];
   await pollUntilReady('Pebble directory', READY_TIMEOUT_MS, services, () => fetchText(directoryUrl, caPem));
   const rootPem = await fetchText(`https://127.0.0.1:${MANAGEMENT_PORT}/roots/0`, caPem);
-  return { directoryUrl, caCertsPath: identity.ca, rootPem, services };
+  const close = async (): Promise<void> => {
+    for (const service of services) await children.stop(service);
+    await releasePorts();
+  };
+  return { directoryUrl, caCertsPath: identity.ca, rootPem, services, close };
 }

@@ -7,18 +7,21 @@
  *   one on first use (AccountStore: once across the fleet). Nothing is sent to the CA before the first
  *   issuance, so a CA that is down does not stop the proxy from starting and serving what it has.
  * - creates an order (with PROXIMATION_ACME_PROFILE when set; refused up front when the directory lists
- *   profiles and not this one), then for each authorization: an already valid one is used as it is
- *   (CAs reuse them); a pending one is answered with the configured challenge type: the key
- *   authorization is put into the challenge store, the CA told, the challenge awaited, and the store
- *   entry removed whatever happened. acme-client's own pre-check of the challenge (over public DNS,
- *   which fails offline and behind load balancers) is never used.
- * - finalizes with a CSR for a fresh key of PROXIMATION_ACME_KEY_TYPE (always a new key, never the
- *   account key), downloads the chain and splits it into leaf and intermediates.
+ *   profiles and not this one), then for each authorization, all at once: an already valid one is used
+ *   as it is (CAs reuse them); a pending one is answered with the configured challenge type: the key
+ *   authorization is put into the challenge store, the CA told, the authorization polled until it is
+ *   no longer pending (acme-poll.ts), and the store entry removed whatever happened. acme-client's own
+ *   pre-check of the challenge (over public DNS, which fails offline and behind load balancers) is
+ *   never used.
+ * - finalizes as soon as every authorization is valid (the order is then ready, RFC 8555 7.1.6) with a
+ *   CSR for a fresh key of PROXIMATION_ACME_KEY_TYPE (always a new key, never the account key; made
+ *   while the CA validates), polls the order while it is processing, downloads the chain and splits it
+ *   into leaf and intermediates.
  * - returns the files and the certbot renewal parameters for renewal/<lineage>.conf (server, account,
  *   authenticator = manual with hooks into the challenge store, key type), so certbot can renew the
  *   lineage and proximation knows where it came from.
- * Polling uses acme-client's exponential backoff from POLL_MIN_MS to POLL_MAX_MS (about 45 s in all),
- * and badNonce answers are retried by acme-client (up to 5 times per request).
+ * Polling honours the CA's Retry-After and otherwise starts at 250 ms (acme-poll.ts); badNonce answers
+ * are retried by acme-client (up to 5 times per request).
  *
  * `renewalTime(cert)`: ARI (RFC 9773). When the directory offers `renewalInfo`, the CA's suggested window
  * for the certificate is fetched and a uniform random time inside it chosen (kept while the window does
@@ -40,11 +43,12 @@
  */
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import acme, { type Client } from 'acme-client';
+import acme, { type Client, type Order } from 'acme-client';
 import { ProximationError, errorMessage, isProximationError } from '@proximation/shared';
 import type { AcmeChallengeType, AcmeKeyType } from '../config.js';
 import type { Logger } from '../logger.js';
 import { AccountStore, type AcmeAccount } from './account-store.js';
+import { pollResource } from './acme-poll.js';
 import { AcmeTransport, openAcmeTransport } from './acme-transport.js';
 import { ariCertId, ariRenewalTime, parseRenewalInfo, type RenewalWindow } from './ari.js';
 import type { CertStore, LoadedCertificate } from './cert-store.js';
@@ -52,9 +56,6 @@ import type { CertificateIssuer, IssuedCertificate } from './certificate-manager
 import { certbotManualHooks, type ChallengeStore } from './challenge-store.js';
 import { keyTypeParams, readRenewalConf, type ConfValue } from './renewal-conf.js';
 
-const POLL_MIN_MS = 250;
-const POLL_MAX_MS = 10_000;
-const POLL_ATTEMPTS = 10;
 // X.520 upper bound for a commonName; longer names go in the SAN only.
 const MAX_COMMON_NAME = 64;
 // Let's Encrypt asks for ARI checks at least twice a day.
@@ -84,6 +85,7 @@ interface Challenge {
   url: string;
   status: string;
   token: string;
+  error?: { detail?: string };
 }
 interface Authorization {
   url: string;
@@ -197,23 +199,26 @@ export class AcmeIssuer implements CertificateIssuer {
       ...(settings.profile === undefined ? {} : { profile: settings.profile }),
       ...(replaces === undefined ? {} : { replaces }),
     };
-    let order = await client.createOrder(request);
-    const orderUrl = order.url;
-    log.info({ names, order: orderUrl, replaces }, 'ACME order created');
+    const order = await client.createOrder(request);
+    log.info({ names, order: order.url, replaces }, 'ACME order created');
+    const key = generateKey(settings.keyType);
+    // Settled here too, so a failed order does not leave the key's rejection unhandled.
+    key.catch(() => undefined);
     const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
     await Promise.all(authorizations.map((authz) => this.authorize(client, authz)));
-    // acme-client returns polled objects without their URL, which finalizeOrder and getCertificate need.
-    order = { ...(await client.waitForValidStatus(order)), url: orderUrl };
 
-    const keyPem = await generateKey(settings.keyType);
+    const keyPem = await key;
     const [, csr] = await acme.crypto.createCsr(
       { altNames: names, ...(names[0]!.length <= MAX_COMMON_NAME ? { commonName: names[0] } : {}) },
       keyPem,
     );
-    order = { ...(await client.finalizeOrder(order, csr)), url: orderUrl };
-    const [certPem, ...chain] = acme.crypto.splitPemChain(await client.getCertificate(order));
+    const finalized = await client.finalizeOrder(order, csr);
+    const issued = finalized.status === 'processing' ? await pollResource<Order>(client, order.url, ['processing']) : finalized;
+    if (issued.status !== 'valid') throw new Error(`the order ${order.url} is ${issued.status} after finalization, not valid`);
+    // acme-client returns polled objects without their URL, which getCertificate needs.
+    const [certPem, ...chain] = acme.crypto.splitPemChain(await client.getCertificate({ ...issued, url: order.url }));
     if (certPem === undefined) throw new Error('the CA returned no certificate');
-    log.info({ names, order: orderUrl }, 'ACME certificate issued');
+    log.info({ names, order: order.url }, 'ACME certificate issued');
     return {
       certPem: withNewline(certPem),
       chainPem: chain.map(withNewline).join(''),
@@ -245,7 +250,11 @@ export class AcmeIssuer implements CertificateIssuer {
     await challenges.put(settings.challenge, key, keyAuthorization);
     try {
       if (challenge.status === 'pending') await client.completeChallenge(challenge as unknown as Parameters<Client['completeChallenge']>[0]);
-      await client.waitForValidStatus(challenge);
+      const settled = await pollResource<Authorization>(client, authz.url, ['pending']);
+      if (settled.status !== 'valid') {
+        const reason = settled.challenges.find((c) => c.error?.detail !== undefined)?.error?.detail;
+        throw new Error(`the CA judged the authorization ${settled.status}${reason === undefined ? '' : `: ${reason}`}`);
+      }
     } catch (err) {
       if (isProximationError(err)) throw err;
       throw new ProximationError(
@@ -327,9 +336,6 @@ export class AcmeIssuer implements CertificateIssuer {
       accountKey: keyPem,
       ...(accountUrl === undefined ? {} : { accountUrl }),
       ...(settings.eab === undefined ? {} : { externalAccountBinding: settings.eab }),
-      backoffAttempts: POLL_ATTEMPTS,
-      backoffMin: POLL_MIN_MS,
-      backoffMax: POLL_MAX_MS,
     });
   }
 

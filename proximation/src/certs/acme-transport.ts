@@ -14,7 +14,14 @@
  *   DNS). Both name the URL, the directory and the underlying error. acme-client's retry code passes
  *   errors without an axios `config` through untouched, which is what makes this fast;
  * - turns HTTP 429 into AcmeRateLimitedError (ERR_ACME_RATE_LIMITED) with the CA's message and its
- *   Retry-After, instead of acme-client sleeping through it while the name's lock is held.
+ *   Retry-After, instead of acme-client sleeping through it while the name's lock is held;
+ * - keeps the Replay-Nonce of every response in a pool (RFC 8555 7.2: a client "will have gotten a
+ *   nonce from a previous request") and answers acme-client's nonce fetch (its only HEAD request, made
+ *   before every signed request) from the pool when it holds one. Without it every request costs a
+ *   round trip to newNonce, Let's Encrypt's tightest per-IP limit (20 requests/s, burst 10). Nonces
+ *   that acme-client consumes itself are not pooled: that of a HEAD (the fetch it asked for) and that
+ *   of a badNonce error (it retries with it). A pooled nonce the CA no longer accepts costs one
+ *   badNonce retry, which acme-client makes with the fresh nonce of the error.
  * Anything else (ACME errors, 5xx, which acme-client retries a few times) is left to acme-client.
  * Each transport's settings live in an AsyncLocalStorage context, so issuers with different directories
  * or trust in one process (tests) never see each other's agent. acme-client's log lines go to the
@@ -34,6 +41,8 @@ import { ProximationError, errorMessage } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Enough for every request in flight at the most concurrent moment; older nonces are dropped first. */
+const NONCE_POOL_SIZE = 64;
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 /**
  * Node's codes for a peer certificate that does not verify: OpenSSL's X509_V_ERR_* names
@@ -45,6 +54,8 @@ interface TransportContext {
   directoryUrl: string;
   agent: https.Agent | undefined;
   log: Logger;
+  /** Unused nonces from the CA's responses, newest last. */
+  nonces: string[];
 }
 
 export class AcmeRateLimitedError extends ProximationError {
@@ -69,8 +80,10 @@ export class AcmeTransport {
 
 export async function openAcmeTransport(options: { directoryUrl: string; caCertsPath: string | undefined; log: Logger }): Promise<AcmeTransport> {
   const extra = options.caCertsPath === undefined ? undefined : await readCaBundle(options.caCertsPath);
-  const agent = extra === undefined ? undefined : new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...extra] });
-  return new AcmeTransport({ directoryUrl: options.directoryUrl, agent, log: options.log });
+  // One TLS context for every connection. Given as `ca`, the ~150 roots would be parsed again for each
+  // new connection and joined into the agent's pool key on every request: most of the CPU an order took.
+  const agent = extra === undefined ? undefined : new https.Agent({ keepAlive: true, secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) });
+  return new AcmeTransport({ directoryUrl: options.directoryUrl, agent, log: options.log, nonces: [] });
 }
 
 async function readCaBundle(file: string): Promise<string[]> {
@@ -104,16 +117,32 @@ function installAdapter(): void {
   const adapter: AxiosAdapter = async (config) => {
     const context = storage.getStore();
     if (context === undefined) return http(config);
+    const nonceFetch = config.method?.toLowerCase() === 'head';
+    const pooled = nonceFetch ? context.nonces.pop() : undefined;
+    if (pooled !== undefined) return { data: '', status: 200, statusText: 'OK', headers: { 'replay-nonce': pooled }, config, request: undefined };
     if (context.agent !== undefined) config.httpsAgent = context.agent;
     config.timeout ||= REQUEST_TIMEOUT_MS;
+    // acme-client makes axios reject every response (its interceptor sorts them out), so the nonce of
+    // most responses is found on the error.
     try {
-      return await http(config);
+      const response = await http(config);
+      if (!nonceFetch) keepNonce(context, response);
+      return response;
     } catch (err) {
+      const response = (err as AxiosError).response;
+      if (!nonceFetch && response !== undefined) keepNonce(context, response);
       throw translate(err as AxiosError, config, context) ?? err;
     }
   };
   acme.axios.defaults.adapter = adapter;
   acme.setLogger((message) => storage.getStore()?.log.trace({ acme: message }, 'acme-client'));
+}
+
+function keepNonce(context: TransportContext, response: { status: number; headers: Record<string, unknown>; data: unknown }): void {
+  const nonce = response.headers['replay-nonce'];
+  if (typeof nonce !== 'string' || nonce === '' || isBadNonce(response.status, response.data)) return;
+  context.nonces.push(nonce);
+  if (context.nonces.length > NONCE_POOL_SIZE) context.nonces.shift();
 }
 
 /**
@@ -157,17 +186,26 @@ function translate(err: AxiosError, config: InternalAxiosRequestConfig, context:
   return undefined;
 }
 
-/** The `detail` of an RFC 7807 problem document; adapters see the body before axios parses it. */
-function problemDetail(data: unknown): string | undefined {
+/** The RFC 7807 problem document in a response body; adapters see the body before axios parses it. */
+function problem(data: unknown): { type?: unknown; detail?: unknown } | undefined {
   try {
-    const problem = (typeof data === 'string' ? JSON.parse(data) : data) as { detail?: unknown } | undefined;
-    return typeof problem?.detail === 'string' ? problem.detail : undefined;
+    return (typeof data === 'string' ? JSON.parse(data) : data) as { type?: unknown; detail?: unknown } | undefined;
   } catch {
     return undefined;
   }
 }
 
-function parseRetryAfter(value: unknown): Date | undefined {
+function problemDetail(data: unknown): string | undefined {
+  const detail = problem(data)?.detail;
+  return typeof detail === 'string' ? detail : undefined;
+}
+
+function isBadNonce(status: number, data: unknown): boolean {
+  return status === 400 && problem(data)?.type === 'urn:ietf:params:acme:error:badNonce';
+}
+
+/** An HTTP Retry-After value (seconds or an HTTP date) as the time it names; undefined when absent or unreadable. */
+export function parseRetryAfter(value: unknown): Date | undefined {
   if (typeof value !== 'string' || value.trim() === '') return undefined;
   if (/^\d+$/.test(value.trim())) return new Date(Date.now() + Number(value.trim()) * 1000);
   const date = new Date(value);

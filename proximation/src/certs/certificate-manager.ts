@@ -31,8 +31,15 @@ import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
 import { OrderLimiter } from './order-limiter.js';
 import { renewalTime } from './renewal-schedule.js';
 
-/** Let's Encrypt asks clients not to flood it; a burst of new names queues behind this many orders. */
-export const MAX_ORDERS_IN_FLIGHT = 4;
+/**
+ * A burst of new names queues behind this many orders. Bound by Let's Encrypt's tightest published
+ * per-IP request limit, /acme/new-nonce (20 requests/s, burst 10): when the transport's nonce pool is
+ * empty (at start), each order in flight fetches one nonce at once, so at most 8, leaving room for the
+ * account and ARI requests. Everything else is far looser: 8 orders poll (acme-poll.ts: every 250 ms at
+ * most) 32 times a second at worst against /acme/* (250/s, burst 125), and New Orders per Account
+ * (300 per 3 h, refilling 1 per 36 s) limits how many orders, not how many at once.
+ */
+export const MAX_ORDERS_IN_FLIGHT = 8;
 /**
  * Checks of the store (each opens several files) in flight at once: a table of 10,000 hosts must not
  * open 10,000 lineages at the same moment (EMFILE), which the certificate benchmark showed.

@@ -6,11 +6,10 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { echoHandler, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_PORTS, runCertbot, usePebble, type Pebble } from '../support/pebble.js';
+import { PEBBLE_PORTS, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, within, type CliProcess } from '../support/process.js';
 
 const resources = managed();
@@ -45,18 +44,7 @@ async function instance(le: string, hosts: string[], options: { onPebblePorts: b
   });
 }
 
-/** A TLS handshake with SNI `host` on `port`, trusting only Pebble's root; the proxy holds it until it has a certificate. */
-function handshake(port: number, host: string): Promise<X509Certificate> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ca: pebble().rootPem });
-    socket.once('secureConnect', () => {
-      const leaf = socket.getPeerX509Certificate()!;
-      socket.end();
-      resolve(leaf);
-    });
-    socket.once('error', reject);
-  });
-}
+const handshake = (port: number, host: string): Promise<X509Certificate> => servedCertificate(pebble(), host, port);
 
 async function certFiles(le: string, host: string): Promise<string[]> {
   return (await fs.readdir(path.join(le, 'archive', host))).filter((f) => f.startsWith('cert')).sort();

@@ -6,7 +6,6 @@ import fs from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import acme, { type Order } from 'acme-client';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -17,12 +16,12 @@ import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import { CertStore } from '../../src/certs/cert-store.js';
 import type { Config } from '../../src/config.js';
 import { echoHandler, httpRequest, httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, runCertbot, usePebble, type Pebble } from '../support/pebble.js';
+import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, type CliProcess } from '../support/process.js';
 
 const resources = managed();
 // Every valid authorization is reused in later orders of the same account, so that path is always taken.
-const pebble = usePebble({ PEBBLE_AUTHZREUSE: '100' });
+const pebble = usePebble({ env: { PEBBLE_AUTHZREUSE: '100' } });
 
 /** A directory for certbot's layout that outlives one proxy (restarts, certbot runs). */
 async function letsencryptDir(): Promise<string> {
@@ -48,22 +47,7 @@ async function acmeProxy(le: string, hosts: string[], settings: Partial<Record<k
   });
 }
 
-/**
- * A TLS handshake with SNI `host` that trusts nothing but Pebble's root: it only succeeds with a chain
- * Pebble issued. The proxy holds the handshake until the certificate is there, so this also waits for
- * the issuance.
- */
-function handshake(host: string): Promise<X509Certificate> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: PEBBLE_PORTS.tlsAlpn01, servername: host, ca: pebble().rootPem, ALPNProtocols: ['h2', 'http/1.1'] });
-    socket.once('secureConnect', () => {
-      const leaf = socket.getPeerX509Certificate()!;
-      socket.end();
-      resolve(leaf);
-    });
-    socket.once('error', reject);
-  });
-}
+const handshake = (host: string): Promise<X509Certificate> => servedCertificate(pebble(), host);
 
 const certbot = (le: string, ...args: string[]): Promise<string> => runCertbot(pebble(), le, ...args);
 

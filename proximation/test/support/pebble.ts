@@ -7,16 +7,20 @@
  * calls it a timeout long enough to wait for another file (PEBBLE_WAIT_MS).
  *
  * `startPebble` makes Pebble's own HTTPS CA and certificate (it ships none) in a temp dir, writes its
- * config, starts both processes, waits until the directory answers, and fetches the issuing root
- * (regenerated on every start). `close` kills both and removes the temp dir. It throws with the
- * processes' output when they exit early or do not become ready in time.
+ * config (certificates live 90 days unless `certificateLifetimeS` says otherwise: Pebble's own
+ * `certificateValidityPeriod`, which gives real minutes-long certificates for renewal tests), starts
+ * both processes, waits until the directory answers, and fetches the issuing root (regenerated on every
+ * start). `close` kills both and removes the temp dir. It throws with the processes' output when they
+ * exit early or do not become ready in time. `servedCertificate` is the leaf a TLS client that trusts
+ * only Pebble's root gets.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
+import { KeyObject, randomBytes, webcrypto, type X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
@@ -34,6 +38,13 @@ const READY_TIMEOUT_MS = 10_000;
 /** How long a test file may wait for another one to finish with Pebble. */
 export const PEBBLE_WAIT_MS = 240_000;
 
+export interface PebbleOptions {
+  /** Extra environment for Pebble (PEBBLE_AUTHZREUSE...). */
+  env?: Record<string, string>;
+  /** Lifetime of the certificates Pebble issues, in seconds. Default 90 days, like Let's Encrypt's classic profile. */
+  certificateLifetimeS?: number;
+}
+
 export interface Pebble {
   directoryUrl: string;
   /** PEM file of the CA that issued Pebble's own HTTPS certificate: PROXIMATION_ACME_CA_CERTS. */
@@ -46,7 +57,7 @@ export interface Pebble {
   close(): Promise<void>;
 }
 
-export async function startPebble(env: Record<string, string> = {}): Promise<Pebble> {
+export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000 }: PebbleOptions = {}): Promise<Pebble> {
   const ports = await acquireLock(path.join(os.tmpdir(), 'proximation-test-pebble-ports.lock'), { timeoutMs: PEBBLE_WAIT_MS - 20_000 });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-pebble-'));
   const children: ChildProcess[] = [];
@@ -76,8 +87,8 @@ export async function startPebble(env: Record<string, string> = {}): Promise<Peb
           ocspResponderURL: '',
           externalAccountBindingRequired: false,
           externalAccountMACKeys: { [PEBBLE_EAB.kid]: PEBBLE_EAB.hmacKey },
-          // 90 days, like Let's Encrypt's classic profile (Pebble's default is 5 years).
-          certificateValidityPeriod: 7_776_000,
+          // Pebble's default is 5 years.
+          certificateValidityPeriod: certificateLifetimeS,
         },
       }),
     );
@@ -192,10 +203,10 @@ export async function loopbackHttpsIdentity(): Promise<{ caPem: string; certPem:
 }
 
 /** Starts Pebble once for the calling test file (waiting its turn for the ports) and stops it after. */
-export function usePebble(env: Record<string, string> = {}): () => Pebble {
+export function usePebble(options: PebbleOptions = {}): () => Pebble {
   let pebble: Pebble | undefined;
   beforeAll(async () => {
-    pebble = await startPebble(env);
+    pebble = await startPebble(options);
   }, PEBBLE_WAIT_MS);
   afterAll(async () => {
     await pebble?.close();
@@ -204,6 +215,23 @@ export function usePebble(env: Record<string, string> = {}): () => Pebble {
     if (pebble === undefined) throw new Error('Pebble is not running: usePebble() starts it in beforeAll');
     return pebble;
   };
+}
+
+/**
+ * The leaf certificate a TLS client gets for SNI `host` on `port` (the proxy's HTTPS listener) when it
+ * trusts nothing but Pebble's root: the handshake only succeeds with a chain Pebble issued. The proxy
+ * holds the handshake until it has the certificate, so this also waits for an issuance.
+ */
+export function servedCertificate(pebble: Pebble, host: string, port: number = PEBBLE_PORTS.tlsAlpn01): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ca: pebble.rootPem });
+    socket.once('secureConnect', () => {
+      const leaf = socket.getPeerX509Certificate()!;
+      socket.end();
+      resolve(leaf);
+    });
+    socket.once('error', reject);
+  });
 }
 
 /** Runs the real certbot on a config dir in certbot's layout, trusting Pebble's HTTPS; its output. */
