@@ -24,8 +24,6 @@ import {
   updateRoutingTableFile,
 } from '@proximation/shared';
 import { certificatesReport, formatCertificatesReport } from './certs-report.js';
-import { localCaDir } from './certs/local-issuer.js';
-import { LocalCa } from './certs/local-ca.js';
 import { loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { createLogger } from './logger.js';
@@ -122,9 +120,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return await serve(loadConfig(values, io.env), io);
       case 'demo':
         return await demo(loadConfig(values, io.env, DEMO_DEFAULTS), io);
-      case 'ca-cert':
-        io.stdout.write((await LocalCa.open(localCaDir(loadConfig(values, io.env).letsencryptDir))).rootPem);
+      case 'ca-cert': {
+        // Loaded only by the commands that use the local CA: its X.509 stack is the CLI's largest module graph.
+        const { openLocalIssuer } = await import('./certs/local-issuer.js');
+        io.stdout.write((await openLocalIssuer(loadConfig(values, io.env).letsencryptDir)).ca.rootPem);
         return 0;
+      }
       case 'renew':
         return await renew(loadConfig(values, io.env), values, io);
       case 'certs': {
@@ -208,6 +209,7 @@ async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<Ret
 }
 
 async function demo(config: Config, io: CliIo): Promise<number> {
+  const { localCaDir } = await import('./certs/local-issuer.js');
   const upstream = await startExampleUpstream();
   try {
     await updateRoutingTableFile(config.routesPath, (table) => {

@@ -13,7 +13,6 @@ import { CertificateManager } from './certs/certificate-manager.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
 import { locksDirOf, openIssuer } from './certs/open-issuer.js';
-import { TlsAlpn01Responder } from './certs/tls-alpn01-responder.js';
 import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
 import { HttpsListener } from './listeners/https-listener.js';
@@ -97,7 +96,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxHeaderSize: config.maxHeaderSize,
     maxConnections: config.maxConnections,
   };
-  const tlsAlpn01 = config.issuer === 'acme' && config.acmeChallenge === 'tls-alpn-01' ? new TlsAlpn01Responder(challenges, certsLog) : undefined;
+  // Its X.509 stack is loaded only where the challenge is configured.
+  const tlsAlpn01 =
+    config.issuer === 'acme' && config.acmeChallenge === 'tls-alpn-01'
+      ? new (await import('./certs/tls-alpn01-responder.js')).TlsAlpn01Responder(challenges, certsLog)
+      : undefined;
   const https = new HttpsListener({
     ...limits,
     port: config.httpsPort,

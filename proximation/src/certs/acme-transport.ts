@@ -39,6 +39,7 @@ import acme from 'acme-client';
 import type { AxiosAdapter, AxiosError, InternalAxiosRequestConfig } from 'axios';
 import { ProximationError, errorMessage } from '@proximation/shared';
 import type { Logger } from '../logger.js';
+import { AcmeRateLimitedError } from './acme-rate-limited-error.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Enough for every request in flight at the most concurrent moment; older nonces are dropped first. */
@@ -56,16 +57,6 @@ interface TransportContext {
   log: Logger;
   /** Unused nonces from the CA's responses, newest last. */
   nonces: string[];
-}
-
-export class AcmeRateLimitedError extends ProximationError {
-  constructor(
-    message: string,
-    /** When the CA allows the next attempt, from its Retry-After header; undefined without one. */
-    readonly retryAfter: Date | undefined,
-  ) {
-    super('ERR_ACME_RATE_LIMITED', message);
-  }
 }
 
 export class AcmeTransport {

@@ -24,7 +24,7 @@
 import path from 'node:path';
 import { ProximationError, errorMessage, isProximationError, withLock } from '@proximation/shared';
 import type { Logger } from '../logger.js';
-import { AcmeRateLimitedError } from './acme-transport.js';
+import { AcmeRateLimitedError } from './acme-rate-limited-error.js';
 import { BackoffStore, backoffStateDir, isAttemptAllowed, type BackoffState } from './backoff.js';
 import type { CertificateFiles, CertStore, LoadedCertificate } from './cert-store.js';
 import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
