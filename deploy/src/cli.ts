@@ -15,6 +15,7 @@ import { registerCommand } from './commands/register.js';
 import { removeCommand } from './commands/remove.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { siteAddCommand } from './commands/site-add.js';
+import { siteHstsCommand } from './commands/site-hsts.js';
 import { siteListCommand } from './commands/site-list.js';
 import { siteRemoveCommand } from './commands/site-remove.js';
 import { versionsCommand } from './commands/versions.js';
@@ -23,6 +24,7 @@ const COMMANDS: readonly Command[] = [
   siteAddCommand,
   siteRemoveCommand,
   siteListCommand,
+  siteHstsCommand,
   registerCommand,
   activateCommand,
   rollbackCommand,

@@ -2,13 +2,14 @@
  * How commands show sites, versions and the routing table, so that every command shows them alike:
  * the JSON shapes of --json output and the phrases of the one-line text output. Pure functions.
  */
-import type { RoutingTable, Site } from '@proximation/shared';
+import { hstsHeaderValue, type RoutingTable, type Site } from '@proximation/shared';
 import { plural } from './command-line.js';
 
 export interface SiteJson {
   name: string;
   hosts: readonly string[];
   tagPrefix: string | null;
+  hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean } | null;
   activeVersion: string | null;
   versionCount: number;
 }
@@ -18,14 +19,16 @@ export function siteJson(site: Site): SiteJson {
     name: site.name,
     hosts: site.hosts,
     tagPrefix: site.tagPrefix ?? null,
+    hsts: site.hsts === undefined ? null : { maxAge: site.hsts.maxAge, includeSubDomains: site.hsts.includeSubDomains === true, preload: site.hsts.preload === true },
     activeVersion: site.activeVersion,
     versionCount: site.versions.length,
   };
 }
 
-/** "hosts dev.example.com; tag prefix devbuild-" */
+/** "hosts dev.example.com; tag prefix devbuild-", plus `; HSTS "max-age=31536000"` when the site has HSTS */
 export function describeSite(site: Site): string {
-  return `hosts ${site.hosts.join(', ')}; ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}`;
+  const hsts = site.hsts === undefined ? '' : `; HSTS "${hstsHeaderValue(site.hsts)}"`;
+  return `hosts ${site.hosts.join(', ')}; ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}${hsts}`;
 }
 
 /** "active devbuild-42 of 3 versions", "no active version (1 version)" */

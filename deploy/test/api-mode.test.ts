@@ -61,6 +61,12 @@ describe('deploy in API mode', () => {
       ['site', 'remove', 'prod'],
       ['rollback', '--site', 'prod'],
       ['register', '--tag', 'nightly-1', '--upstream', app1.origin],
+      ['site', 'hsts', 'dev', '--max-age', '1y', '--include-subdomains', '--json'],
+      ['site', 'hsts', 'dev', '--max-age', '1y', '--include-subdomains'],
+      ['site', 'hsts', 'dev', '--max-age', '1d', '--preload'],
+      ['site', 'add', 'blog', '--host', 'blog.example.com', '--hsts-max-age', '1w'],
+      ['site', 'add', 'blog', '--host', 'blog.example.com', '--hsts-max-age', '2w'],
+      ['site', 'hsts', 'blog', '--max-age', 'off'],
     ];
     const inFileMode: Run[] = [];
     for (const args of script) inFileMode.push(await deploy(args, { PROXIMATION_ROUTES: routes }));
@@ -69,7 +75,8 @@ describe('deploy in API mode', () => {
 
     const normalised = (runs: Run[]) => runs.map((r) => ({ ...r, stdout: timeless(r.stdout) }));
     expect(normalised(inApiMode)).toEqual(normalised(inFileMode));
-    expect(inApiMode.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1]);
+    expect(inApiMode.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0]);
+    expect(inApiMode[23]!.stderr).toContain('deploy: Invalid HSTS setting for site "dev": preload requires includeSubDomains');
     expect(inApiMode[6]!.stderr).toContain(`  ${broken.origin}: GET / answered 500 Internal Server Error (1 attempt)`);
     const stored = async (path: string) => timeless(await readFile(path, 'utf8'));
     expect(await stored(proxy.config.routesPath)).toBe(await stored(routes));
@@ -82,6 +89,18 @@ describe('deploy in API mode', () => {
     await deployOk(['register', '--tag', 'devbuild-1', '--upstream', v1.origin, '--health-path', '/healthz'], apiEnv(proxy));
     expect(v1.agents).toEqual(['proximation health check (admin API)']);
     expect((await httpsRequest(proxy, 'dev.example.com')).body).toBe('v1');
+  });
+
+  it('sets and clears HSTS through the proxy, which sends the header as soon as deploy returns', async () => {
+    const proxy = await proxyWithApi();
+    const v1 = await app('v1');
+    await deployOk(['site', 'add', 'dev', '--host', 'dev.example.com', '--hsts-max-age', '1h'], apiEnv(proxy));
+    await deployOk(['register', '--tag', 'devbuild-1', '--upstream', v1.origin], apiEnv(proxy));
+    expect((await httpsRequest(proxy, 'dev.example.com')).headers['strict-transport-security']).toBe('max-age=3600');
+    await deployOk(['site', 'hsts', 'dev', '--max-age', '1y', '--include-subdomains', '--preload'], apiEnv(proxy));
+    expect((await httpsRequest(proxy, 'dev.example.com')).headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains; preload');
+    await deployOk(['site', 'hsts', 'dev', '--max-age', 'off'], apiEnv(proxy));
+    expect((await httpsRequest(proxy, 'dev.example.com')).headers).not.toHaveProperty('strict-transport-security');
   });
 
   it('keeps the old version serving and exits 1 naming the upstream when the new one fails the proxy\'s check', async () => {

@@ -11,6 +11,7 @@ const VALID_ARGS: Record<string, string[]> = {
   'site add': ['dev', '--host', 'a.com'],
   'site remove': ['dev'],
   'site list': [],
+  'site hsts': ['dev', '--max-age', '1y'],
   register: ['--site', 'dev', '--version', 'v1', '--upstream', 'http://127.0.0.1:1', '--no-health-check'],
   activate: ['--site', 'dev', '--version', 'v1'],
   rollback: ['--site', 'dev'],
@@ -20,6 +21,17 @@ const VALID_ARGS: Record<string, string[]> = {
 };
 const COMMANDS = Object.keys(VALID_ARGS);
 const argv = (command: string) => [...command.split(' '), ...VALID_ARGS[command]!];
+
+/** Runs `args` on a table holding site dev; expects exit `code` with `message` on stderr and the table untouched. */
+async function expectRefusal(args: string[], code: 1 | 2, message: string): Promise<string> {
+  const routes = await routesWithDev();
+  const before = await readFile(routes, 'utf8');
+  const result = await deploy([...args, '--routes', routes]);
+  expect(result).toMatchObject({ code, stdout: '' });
+  expect(result.stderr).toContain(`deploy: ${message}`);
+  expect(await readFile(routes, 'utf8')).toBe(before);
+  return result.stderr;
+}
 
 describe('deploy (global)', () => {
   it('prints help listing every command, and the version', async () => {
@@ -44,8 +56,8 @@ describe('deploy (global)', () => {
     [[], 'No command given.\nRun "deploy --help" for usage.'],
     [['deploy'], 'Unknown command "deploy".'],
     [['--routes', 'x', 'register'], 'Unknown command "--routes". The command comes first, then its options.'],
-    [['site'], '"deploy site" needs a subcommand: site add, site remove, site list.'],
-    [['site', 'rename', 'dev'], 'Unknown command "site rename"; try site add, site remove, site list.'],
+    [['site'], '"deploy site" needs a subcommand: site add, site remove, site list, site hsts.'],
+    [['site', 'rename', 'dev'], 'Unknown command "site rename"; try site add, site remove, site list, site hsts.'],
   ])('exits 2 for %j', async (args, message) => {
     const result = await deploy(args);
     expect(result.code).toBe(2);
@@ -102,7 +114,7 @@ describe('deploy site add', () => {
     const routes = join(await tempDir(), 'routes.json');
     const stdout = await deployOk(['site', 'add', 'shop', '--host', 'shop.example.com', '--json', '--routes', routes]);
     expect(JSON.parse(stdout)).toEqual({
-      site: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, activeVersion: null, versionCount: 0 },
+      site: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
       changed: true,
       generation: 1,
     });
@@ -115,13 +127,7 @@ describe('deploy site add', () => {
     [['site', 'add', 'dev', '--hosts', 'a.com'], 'Unknown option --hosts.'],
     [['site', 'add', 'dev', '--host'], "Option '--host' argument is ambiguous"],
   ])('exits 2 for %j without touching the routing table', async (args, message) => {
-    const routes = await routesWithDev();
-    const before = await readFile(routes, 'utf8');
-    const result = await deploy([...args, '--routes', routes]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain(`deploy: ${message}`);
-    expect(result.stderr).toContain('Run "deploy site add --help" for usage.');
-    expect(await readFile(routes, 'utf8')).toBe(before);
+    expect(await expectRefusal(args, 2, message)).toContain('Run "deploy site add --help" for usage.');
   });
 
   it.each([
@@ -131,12 +137,7 @@ describe('deploy site add', () => {
     [['site', 'add', 'shop', '--host', 'dev.example.com'], 'Host "dev.example.com" already belongs to site "dev"'],
     [['site', 'add', 'shop', '--host', 'shop.example.com', '--tag-prefix', 'devbuild-'], 'Tag prefix "devbuild-" is already used by site "dev"'],
   ])('exits 1 for %j and leaves the routing table as it was', async (args, message) => {
-    const routes = await routesWithDev();
-    const before = await readFile(routes, 'utf8');
-    const result = await deploy([...args, '--routes', routes]);
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderr).toContain(`deploy: ${message}`);
-    expect(await readFile(routes, 'utf8')).toBe(before);
+    await expectRefusal(args, 1, message);
   });
 });
 
@@ -151,7 +152,7 @@ describe('deploy site remove', () => {
     const table = await readRoutingTableFile(routes);
     expect(table.sites.map((s) => s.name)).toEqual(['shop']);
     expect(JSON.parse(await deployOk(['site', 'remove', 'shop', '--json', '--routes', routes]))).toEqual({
-      removed: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, activeVersion: null, versionCount: 0 },
+      removed: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
       generation: 5,
     });
   });
@@ -182,8 +183,8 @@ describe('deploy site list', () => {
     expect(JSON.parse(await deployOk(['site', 'list', '--json', '--routes', routes]))).toEqual({
       generation: 3,
       sites: [
-        { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', activeVersion: 'devbuild-1', versionCount: 1 },
-        { name: 'blog', hosts: ['blog.example.com', 'www.blog.example.com'], tagPrefix: null, activeVersion: null, versionCount: 0 },
+        { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: null, activeVersion: 'devbuild-1', versionCount: 1 },
+        { name: 'blog', hosts: ['blog.example.com', 'www.blog.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
       ],
     });
   });
@@ -194,5 +195,74 @@ describe('deploy site list', () => {
     expect(JSON.parse(await deployOk(['site', 'list', '--json', '--routes', routes]))).toEqual({ generation: 0, sites: [] });
     await expect(readFile(routes)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await deploy(['site', 'list', 'dev', '--routes', routes])).code).toBe(2);
+  });
+});
+
+describe('deploy site hsts', () => {
+  it('sets, changes and clears a site\'s HSTS, changing nothing when it is already so', async () => {
+    const routes = await routesWithDev();
+    expect(await deployOk(['site', 'hsts', 'dev', '--max-age', '1y', '--include-subdomains', '--routes', routes])).toBe(
+      'site dev now sends Strict-Transport-Security: max-age=31536000; includeSubDomains; routing table generation 2\n',
+    );
+    expect(findSite(await readRoutingTableFile(routes), 'dev').hsts).toEqual({ maxAge: 31_536_000, includeSubDomains: true });
+    const before = await readFile(routes, 'utf8');
+    expect(await deployOk(['site', 'hsts', 'dev', '--max-age', '365d', '--include-subdomains', '--routes', routes])).toBe(
+      'site dev already sends Strict-Transport-Security: max-age=31536000; includeSubDomains; nothing changed (routing table generation 2)\n',
+    );
+    expect(await readFile(routes, 'utf8')).toBe(before);
+    expect(await deployOk(['site', 'list', '--routes', routes])).toBe(
+      'dev  hosts dev.example.com; tag prefix devbuild-; HSTS "max-age=31536000; includeSubDomains"; no active version (0 versions)\n',
+    );
+    expect(JSON.parse(await deployOk(['site', 'hsts', 'dev', '--max-age', '2y', '--include-subdomains', '--preload', '--json', '--routes', routes]))).toEqual({
+      site: { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: { maxAge: 63_072_000, includeSubDomains: true, preload: true }, activeVersion: null, versionCount: 0 },
+      changed: true,
+      generation: 3,
+    });
+    expect(await deployOk(['site', 'hsts', 'dev', '--max-age', '0s', '--routes', routes])).toBe(
+      'site dev now sends Strict-Transport-Security: max-age=0; routing table generation 4\n',
+    );
+    expect(await deployOk(['site', 'hsts', 'dev', '--max-age', 'off', '--routes', routes])).toBe(
+      'site dev now sends no Strict-Transport-Security header; routing table generation 5\n',
+    );
+    expect(await readFile(routes, 'utf8')).not.toContain('hsts');
+    expect(await deployOk(['site', 'hsts', 'dev', '--max-age', 'off', '--routes', routes])).toBe(
+      'site dev already sends no Strict-Transport-Security header; nothing changed (routing table generation 5)\n',
+    );
+  });
+
+  it('is set by site add, which then passes again with the same or no HSTS flags and refuses other ones', async () => {
+    const routes = join(await tempDir(), 'routes.json');
+    const add = ['site', 'add', 'shop', '--host', 'shop.example.com', '--routes', routes];
+    expect(await deployOk([...add, '--hsts-max-age', '1w'])).toBe(
+      'added site shop (hosts shop.example.com; no tag prefix; HSTS "max-age=604800"); routing table generation 1\n',
+    );
+    expect(findSite(await readRoutingTableFile(routes), 'shop').hsts).toEqual({ maxAge: 604_800 });
+    await deployOk([...add, '--hsts-max-age', '7d']);
+    await deployOk(add);
+    const other = await deploy([...add, '--hsts-max-age', '1y']);
+    expect(other).toMatchObject({ code: 1, stdout: '' });
+    expect(other.stderr).toContain('deploy: Site "shop" already exists with HSTS "max-age=604800". Change its HSTS setting with: deploy site hsts shop --max-age <duration>|off.');
+    expect((await readRoutingTableFile(routes)).generation).toBe(1);
+  });
+
+  it.each([
+    [['site', 'hsts', 'dev'], 'site hsts', 'Missing --max-age: give a duration such as --max-age 1y, or --max-age off to stop sending the header.'],
+    [['site', 'hsts', 'dev', '--max-age', '31536000'], 'site hsts', 'Invalid duration "31536000" for --max-age: add a unit'],
+    [['site', 'hsts', 'dev', '--max-age', '1500ms'], 'site hsts', 'Invalid --max-age "1500ms": HSTS max-age counts whole seconds; give such as 1y, 180d, 1h or 0s.'],
+    [['site', 'hsts', 'dev', '--max-age', 'off', '--preload'], 'site hsts', '--max-age off sends no header, so --preload has nothing to apply to; leave it out.'],
+    [['site', 'hsts', '--max-age', '1y'], 'site hsts', 'Missing the site name: deploy site hsts <site> --max-age <duration>|off.'],
+    [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-include-subdomains'], 'site add', '--hsts-include-subdomains needs --hsts-max-age, such as --hsts-max-age 1y.'],
+    [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-max-age', '1 year'], 'site add', 'Invalid duration "1 year" for --hsts-max-age'],
+  ])('exits 2 for %j without touching the routing table', async (args, command, message) => {
+    expect(await expectRefusal(args, 2, message)).toContain(`Run "deploy ${command} --help" for usage.`);
+  });
+
+  it.each([
+    [['site', 'hsts', 'dev', '--max-age', '1y', '--preload'], 'Invalid HSTS setting for site "dev": preload requires includeSubDomains'],
+    [['site', 'hsts', 'dev', '--max-age', '180d', '--include-subdomains', '--preload'], 'Invalid HSTS setting for site "dev": preload requires a maxAge of at least 31536000 (one year, as hstspreload.org requires); raise maxAge or drop preload.'],
+    [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-max-age', '1d', '--hsts-preload'], 'Invalid HSTS setting for site "shop": preload requires includeSubDomains'],
+    [['site', 'hsts', 'stage', '--max-age', '1y'], 'Unknown site "stage": known sites: dev.'],
+  ])('exits 1 for %j with the routing table\'s error, leaving it as it was', async (args, message) => {
+    await expectRefusal(args, 1, message);
   });
 });

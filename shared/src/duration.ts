@@ -1,6 +1,7 @@
 /**
- * Durations as people write them in flags, env and config: `500ms`, `2s`, `1.5s`, `1m`, `1h`, `1d`, and
- * sums of those (`1m30s`, the form `formatDuration` prints, so every formatted duration parses back).
+ * Durations as people write them in flags, env and config: `500ms`, `2s`, `1.5s`, `1m`, `1h`, `1d`, `1w`
+ * (7 days), `1y` (365 days, the year HSTS max-age values count in), and sums of those (`1m30s`, the form
+ * `formatDuration` prints, so every formatted duration parses back).
  *
  * `parseDuration` returns whole milliseconds (fractions round to the nearest millisecond) and throws
  * ProximationError `ERR_INVALID_DURATION` naming the field and value; a bare number is rejected because
@@ -8,11 +9,11 @@
  */
 import { ProximationError } from './errors.js';
 
-const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
+const UNIT_MS = { y: 31_536_000_000, w: 604_800_000, d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
 type Unit = keyof typeof UNIT_MS;
 
-const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+$/;
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/g;
 
 export function parseDuration(text: string, field: string): number {
   const fail = (problem: string): never => {
@@ -23,7 +24,7 @@ export function parseDuration(text: string, field: string): number {
     fail(`add a unit, for example "${trimmed}ms" or "${trimmed}s"`);
   }
   if (!WHOLE.test(trimmed)) {
-    fail('write a non-negative number followed by a unit (ms, s, m, h, d), for example 500ms, 2s, 1.5s or 1m30s');
+    fail('write a non-negative number followed by a unit (ms, s, m, h, d, w, y), for example 500ms, 2s, 1.5s or 1m30s');
   }
   let total = 0;
   for (const [, amount, unit] of trimmed.matchAll(PART)) {

@@ -2,6 +2,8 @@ export { ProximationError, isProximationError, errorMessage, isErrnoCode } from 
 export { normalizeHostname, inspectHostname, hostnameMatchesPattern } from './hostname.js';
 export type { NormalizeHostnameOptions } from './hostname.js';
 export { parseDuration, formatDuration } from './duration.js';
+export { hstsHeaderValue } from './hsts.js';
+export type { HstsPolicy } from './hsts.js';
 export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
 export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
@@ -21,6 +23,7 @@ export {
   siteForTag,
   addSite,
   removeSite,
+  setSiteHsts,
   registerVersion,
   activateVersion,
   rollback,

@@ -15,7 +15,7 @@
  * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
  * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
  * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
- * ERR_INVALID_UPSTREAM, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
+ * ERR_INVALID_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
  * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
  *
  * `RoutingTableChange` describes each operation as plain JSON-compatible data (with its zod schema,
@@ -27,6 +27,7 @@
 import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
+import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { parseJsonText } from './json-text.js';
 import { describeIssues, valueAt } from './validation-issues.js';
 
@@ -42,6 +43,8 @@ export interface Site {
   readonly name: string;
   readonly hosts: readonly string[];
   readonly tagPrefix?: string;
+  /** Strict-Transport-Security for the site's HTTPS responses; absent: none. */
+  readonly hsts?: HstsPolicy;
   readonly activeVersion: string | null;
   /** Previously active versions, most recent last. */
   readonly history: readonly string[];
@@ -120,10 +123,18 @@ const siteVersionSchema = z.strictObject({
   registeredAt: z.iso.datetime({ error: 'must be an ISO-8601 UTC timestamp such as 2026-11-25T10:00:00.000Z' }),
 });
 
+/** The shape of an HSTS policy; the routing table also checks its rules, a change leaves them to the operation. */
+const hstsShapeSchema = z.strictObject({ maxAge: z.number(), includeSubDomains: z.boolean().optional(), preload: z.boolean().optional() });
+
+const hstsSchema = hstsShapeSchema.superRefine((policy, ctx) => {
+  for (const problem of hstsProblems(policy)) ctx.addIssue({ code: 'custom', path: [problem.field], message: problem.message, input: policy[problem.field] });
+});
+
 const siteSchema = z.strictObject({
   name: nameSchema(SITE_NAME),
   hosts: z.array(hostSchema).min(1, 'a site needs at least one host'),
   tagPrefix: nameSchema(TAG_PREFIX).optional(),
+  hsts: hstsSchema.optional(),
   activeVersion: z.string().nullable(),
   history: z.array(z.string()).max(MAX_HISTORY, `at most ${MAX_HISTORY} entries are kept`),
   versions: z.array(siteVersionSchema),
@@ -209,12 +220,22 @@ export function serializeRoutingTable(table: RoutingTable): string {
       name: site.name,
       hosts: site.hosts,
       ...(site.tagPrefix === undefined ? {} : { tagPrefix: site.tagPrefix }),
+      ...(site.hsts === undefined ? {} : { hsts: serializeHsts(site.hsts) }),
       activeVersion: site.activeVersion,
       history: site.history,
       versions: site.versions.map((v) => ({ name: v.name, upstreams: v.upstreams, registeredAt: v.registeredAt })),
     })),
   };
   return `${JSON.stringify(canonical, null, 2)}\n`;
+}
+
+/** The policy's fields in the documented order; flags kept as written (a hand-written false stays). */
+function serializeHsts(hsts: HstsPolicy): HstsPolicy {
+  return {
+    maxAge: hsts.maxAge,
+    ...(hsts.includeSubDomains === undefined ? {} : { includeSubDomains: hsts.includeSubDomains }),
+    ...(hsts.preload === undefined ? {} : { preload: hsts.preload }),
+  };
 }
 
 export function emptyRoutingTable(): RoutingTable {
@@ -407,9 +428,15 @@ export interface AddSiteRequest {
   hosts: readonly string[];
   /** Default: `defaultTagPrefix(name)`. */
   tagPrefix?: string;
+  /** HSTS for the new site; null: none. Left out, an existing site's HSTS is not compared (see addSite). */
+  hsts?: HstsPolicy | null;
 }
 
-/** Adds a site without versions; a no-op if it exists with the same hosts and tag prefix. */
+/**
+ * Adds a site without versions; a no-op if it exists with the same hosts and tag prefix (and the same
+ * HSTS, when the request gives one: provisioning scripts written before HSTS must keep passing once
+ * HSTS was set with setSiteHsts).
+ */
 export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTable {
   const { name } = request;
   checkName(SITE_NAME, name);
@@ -419,10 +446,18 @@ export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTa
   const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { field: `the hosts of site "${name}"` })));
   const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
   if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
+  const hsts = request.hsts === undefined || request.hsts === null ? undefined : normalizeHsts(request.hsts, name);
 
   const existing = table.sites.find((s) => s.name === name);
   if (existing !== undefined) {
-    if (sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix) return table;
+    const sameDefinition = sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix;
+    if (sameDefinition && (request.hsts === undefined || sameHsts(existing.hsts, hsts))) return table;
+    if (sameDefinition) {
+      throw new ProximationError(
+        'ERR_SITE_EXISTS',
+        `Site "${name}" already exists with ${describeHsts(existing.hsts)}. Change its HSTS setting with: deploy site hsts ${name} --max-age <duration>|off.`,
+      );
+    }
     const prefix = existing.tagPrefix === undefined ? 'no tag prefix' : `tag prefix "${existing.tagPrefix}"`;
     throw new ProximationError(
       'ERR_SITE_EXISTS',
@@ -445,8 +480,30 @@ export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTa
       `Tag prefix "${tagPrefix}" is already used by site "${prefixOwner.name}"; tags must identify one site. Give site "${name}" another tag prefix.`,
     );
   }
-  const site: Site = { name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }), activeVersion: null, history: [], versions: [] };
+  const site: Site = {
+    name,
+    hosts,
+    ...(tagPrefix === undefined ? {} : { tagPrefix }),
+    ...(hsts === undefined ? {} : { hsts }),
+    activeVersion: null,
+    history: [],
+    versions: [],
+  };
   return nextGeneration(table, [...table.sites, site]);
+}
+
+function describeHsts(hsts: HstsPolicy | undefined): string {
+  return hsts === undefined ? 'no HSTS' : `HSTS "${hstsHeaderValue(hsts)}"`;
+}
+
+/** Sets the site's HSTS policy (null: none, the header is no longer sent); the same table if it is already so. */
+export function setSiteHsts(table: RoutingTable, site: string, hsts: HstsPolicy | null): RoutingTable {
+  return updateSite(table, site, (s) => {
+    const policy = hsts === null ? undefined : normalizeHsts(hsts, s.name);
+    if (sameHsts(s.hsts, policy)) return s;
+    const { hsts: _replaced, ...rest } = s;
+    return policy === undefined ? rest : { ...rest, hsts: policy };
+  });
 }
 
 export function removeSite(table: RoutingTable, name: string): RoutingTable {
@@ -577,8 +634,15 @@ export const routingTableChangeSchema = z
   .discriminatedUnion(
     'op',
     [
-      z.strictObject({ op: z.literal('addSite'), site: z.string(), hosts: z.array(z.string()).readonly(), tagPrefix: z.string().optional() }),
+      z.strictObject({
+        op: z.literal('addSite'),
+        site: z.string(),
+        hosts: z.array(z.string()).readonly(),
+        tagPrefix: z.string().optional(),
+        hsts: hstsShapeSchema.nullable().optional(),
+      }),
       z.strictObject({ op: z.literal('removeSite'), site: z.string() }),
+      z.strictObject({ op: z.literal('setHsts'), site: z.string(), hsts: hstsShapeSchema.nullable() }),
       z.strictObject({
         op: z.literal('registerVersion'),
         site: z.string(),
@@ -594,7 +658,7 @@ export const routingTableChangeSchema = z
       z.strictObject({ op: z.literal('removeVersion'), site: z.string(), version: z.string() }),
       z.strictObject({ op: z.literal('pruneVersions'), site: z.string(), keep: z.int().min(0, 'must be a non-negative integer') }),
     ],
-    { error: 'must be one of addSite, removeSite, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
+    { error: 'must be one of addSite, removeSite, setHsts, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
   )
   .readonly();
 export type RoutingTableChange = z.output<typeof routingTableChangeSchema>;
@@ -613,9 +677,16 @@ export function upstreamsGainingTraffic(table: RoutingTable, change: RoutingTabl
 export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date): RoutingTable {
   switch (change.op) {
     case 'addSite':
-      return addSite(table, { name: change.site, hosts: change.hosts, ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }) });
+      return addSite(table, {
+        name: change.site,
+        hosts: change.hosts,
+        ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }),
+        ...(change.hsts === undefined ? {} : { hsts: change.hsts }),
+      });
     case 'removeSite':
       return removeSite(table, change.site);
+    case 'setHsts':
+      return setSiteHsts(table, change.site, change.hsts);
     case 'registerVersion':
       return registerVersion(table, {
         site: change.site,

@@ -9,6 +9,9 @@ describe('parseChangeRequest', () => {
     const changes = [
       { op: 'addSite', site: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-' },
       { op: 'removeSite', site: 'dev' },
+      { op: 'addSite', site: 'dev', hosts: ['dev.example.com'], hsts: { maxAge: 31_536_000, includeSubDomains: true, preload: true } },
+      { op: 'setHsts', site: 'dev', hsts: { maxAge: 0 } },
+      { op: 'setHsts', site: 'dev', hsts: null },
       { op: 'registerVersion', site: 'dev', version: 'v1', upstreams: ['http://a'], activate: true, replace: false, join: true, guard: { activeBefore: null } },
       { op: 'activateVersion', site: 'dev', version: 'v1', guard: { activeBefore: 'v0', checkedUpstreams: [] } },
       { op: 'rollback', site: 'dev' },
@@ -18,6 +21,12 @@ describe('parseChangeRequest', () => {
     for (const change of changes) expect(parseChangeRequest({ change }, 'test')).toEqual({ change });
     const checked = { change: changes[3], healthCheck: { path: '/healthz?deep=1', timeoutMs: 30_000 } };
     expect(parseChangeRequest(checked, 'test')).toEqual(checked);
+  });
+
+  it('checks the shape of an HSTS change, leaving its rules to the operation', () => {
+    expect(() => parseChangeRequest({ change: { op: 'setHsts', site: 'dev' } }, 'x')).toThrow('change.hsts: required field is missing');
+    expect(() => parseChangeRequest({ change: { op: 'setHsts', site: 'dev', hsts: { maxAge: '1y' } } }, 'x')).toThrow('change.hsts.maxAge: expected a number (found "1y")');
+    expect(parseChangeRequest({ change: { op: 'setHsts', site: 'dev', hsts: { maxAge: -1, preload: true } } }, 'x').change).toEqual({ op: 'setHsts', site: 'dev', hsts: { maxAge: -1, preload: true } });
   });
 
   it('names every wrong field, up to three', () => {

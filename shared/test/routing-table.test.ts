@@ -16,6 +16,7 @@ import {
   removeVersion,
   rollback,
   serializeRoutingTable,
+  setSiteHsts,
   siteForTag,
   upstreamsGainingTraffic,
   validateRoutingTable,
@@ -155,8 +156,25 @@ describe('parseRoutingTable', () => {
     ['a host in two sites', (j) => j.sites.push({ ...j.sites[0], name: 'dev2', tagPrefix: 'x-' }), 'sites[1].hosts[0]: host already listed at sites[0].hosts[0]; a host belongs to one site only (found "dev.nomsbook.com")'],
     ['a shared tag prefix', (j) => j.sites.push({ ...j.sites[0], name: 'dev2', hosts: ['other.com'] }), 'sites[1].tagPrefix: tag prefix already used at sites[0].tagPrefix'],
     ['a non-object', (j) => (j.sites = {}), 'sites: expected an array (found {})'],
+    ['HSTS without maxAge', (j) => (j.sites[0].hsts = { includeSubDomains: true }), 'sites[0].hsts.maxAge: required field is missing'],
+    ['a negative HSTS maxAge', (j) => (j.sites[0].hsts = { maxAge: -1 }), 'sites[0].hsts.maxAge: must be a whole number of seconds, 0 or more, such as 31536000 (one year); 0 tells browsers to forget the policy (found -1)'],
+    ['a fractional HSTS maxAge', (j) => (j.sites[0].hsts = { maxAge: 1.5 }), 'sites[0].hsts.maxAge: must be a whole number of seconds, 0 or more'],
+    ['an HSTS maxAge as text', (j) => (j.sites[0].hsts = { maxAge: '1y' }), 'sites[0].hsts.maxAge: expected a number (found "1y")'],
+    ['HSTS preload without includeSubDomains', (j) => (j.sites[0].hsts = { maxAge: 63072000, preload: true }), 'sites[0].hsts.preload: requires includeSubDomains (hstspreload.org lists only domains whose policy covers their subdomains); set includeSubDomains or drop preload (found true)'],
+    ['HSTS preload with a short maxAge', (j) => (j.sites[0].hsts = { maxAge: 31535999, includeSubDomains: true, preload: true }), 'sites[0].hsts.preload: requires a maxAge of at least 31536000 (one year, as hstspreload.org requires); raise maxAge or drop preload (found true)'],
+    ['an unknown HSTS field', (j) => (j.sites[0].hsts = { maxAge: 0, includeSubdomains: true }), 'sites[0].hsts.includeSubdomains: unknown field'],
   ])('rejects %s, naming the file, the JSON path and the value', (_, edit, expected) => {
     expectError(() => parseRoutingTable(exampleWith(edit), '/le/routes.json'), 'ERR_ROUTES_INVALID', `Invalid routing table /le/routes.json: ${expected}`);
+  });
+
+  it('accepts an HSTS policy and writes it back after tagPrefix, flags as written', () => {
+    const text = exampleWith((j) => (j.sites[0] = { name: 'dev', hosts: ['dev.nomsbook.com'], hsts: { preload: true, includeSubDomains: true, maxAge: 63072000 }, activeVersion: null, history: [], versions: [] }));
+    const table = parseRoutingTable(text, 'routes.json');
+    expect(findSite(table, 'dev').hsts).toEqual({ maxAge: 63072000, includeSubDomains: true, preload: true });
+    expect(serializeRoutingTable(table)).toContain('"hosts": [\n        "dev.nomsbook.com"\n      ],\n      "hsts": {\n        "maxAge": 63072000,\n        "includeSubDomains": true,\n        "preload": true\n      },');
+    const hand = parseRoutingTable(exampleWith((j) => (j.sites[0].hsts = { maxAge: 0, includeSubDomains: false })), 'routes.json');
+    expect(findSite(hand, 'dev').hsts).toEqual({ maxAge: 0, includeSubDomains: false });
+    expect(parseRoutingTable(serializeRoutingTable(hand), 'round trip')).toEqual(hand);
   });
 
   it('reports several problems at once, up to three', () => {
@@ -225,6 +243,55 @@ describe('addSite', () => {
     ['an invalid tag prefix', { name: 'shop', hosts: ['a.com'], tagPrefix: 'shop/' }, 'ERR_INVALID_TAG_PREFIX', 'Invalid tag prefix "shop/"'],
   ])('rejects %s', (_, request, code, message) => {
     expectError(() => addSite(sample(), request), code, message);
+  });
+});
+
+describe('HSTS', () => {
+  const YEAR = 31_536_000;
+
+  it('is off unless given, and set at addSite in normal form (only the flags that are on)', () => {
+    expect(findSite(sample(), 'dev').hsts).toBeUndefined();
+    const table = checked(addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'], hsts: { maxAge: YEAR, includeSubDomains: false, preload: false } }));
+    expect(findSite(table, 'shop').hsts).toEqual({ maxAge: YEAR });
+    expect(addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'], hsts: null }).sites[0]).not.toHaveProperty('hsts');
+  });
+
+  it('lets addSite of an existing site pass when HSTS is left out or the same, and refuses another HSTS', () => {
+    const table = addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'], hsts: { maxAge: YEAR } });
+    expect(addSite(table, { name: 'shop', hosts: ['shop.example.com'] })).toBe(table);
+    expect(addSite(table, { name: 'shop', hosts: ['shop.example.com'], hsts: { maxAge: YEAR, preload: false } })).toBe(table);
+    expectError(() => addSite(table, { name: 'shop', hosts: ['shop.example.com'], hsts: null }), 'ERR_SITE_EXISTS',
+      'Site "shop" already exists with HSTS "max-age=31536000". Change its HSTS setting with: deploy site hsts shop --max-age <duration>|off.');
+    expectError(() => addSite(sample(), { name: 'dev', hosts: ['dev.example.com'], hsts: { maxAge: 60 } }), 'ERR_SITE_EXISTS', 'Site "dev" already exists with no HSTS.');
+  });
+
+  it('is set, changed and cleared by setSiteHsts, the same table when nothing changes', () => {
+    const on = checked(setSiteHsts(sample(), 'dev', { maxAge: YEAR, includeSubDomains: true, preload: true }));
+    expect(findSite(on, 'dev').hsts).toEqual({ maxAge: YEAR, includeSubDomains: true, preload: true });
+    expect(on.generation).toBe(sample().generation + 1);
+    expect(setSiteHsts(on, 'dev', { maxAge: YEAR, includeSubDomains: true, preload: true })).toBe(on);
+    const forget = checked(setSiteHsts(on, 'dev', { maxAge: 0 }));
+    expect(findSite(forget, 'dev').hsts).toEqual({ maxAge: 0 });
+    const off = checked(setSiteHsts(forget, 'dev', null));
+    expect(findSite(off, 'dev')).not.toHaveProperty('hsts');
+    expect(findSite(off, 'dev')).toEqual(findSite(sample(), 'dev'));
+    expect(setSiteHsts(off, 'dev', null)).toBe(off);
+  });
+
+  it.each<[string, { maxAge: number; includeSubDomains?: boolean; preload?: boolean }, string]>([
+    ['a negative maxAge', { maxAge: -5 }, 'maxAge must be a whole number of seconds, 0 or more'],
+    ['a fractional maxAge', { maxAge: 0.5 }, 'maxAge must be a whole number of seconds'],
+    ['preload alone', { maxAge: YEAR, preload: true }, 'preload requires includeSubDomains'],
+    ['preload under a year', { maxAge: YEAR - 1, includeSubDomains: true, preload: true }, 'preload requires a maxAge of at least 31536000 (one year, as hstspreload.org requires); raise maxAge or drop preload.'],
+  ])('refuses %s with ERR_INVALID_HSTS naming the site and field, changing nothing', (_, hsts, message) => {
+    const table = sample();
+    expectError(() => setSiteHsts(table, 'dev', hsts), 'ERR_INVALID_HSTS', `Invalid HSTS setting for site "dev": ${message}`);
+    expectError(() => addSite(table, { name: 'shop', hosts: ['shop.example.com'], hsts }), 'ERR_INVALID_HSTS', 'site "shop"');
+    expect(table).toEqual(sample());
+  });
+
+  it('fails for an unknown site', () => {
+    expectError(() => setSiteHsts(sample(), 'stage', { maxAge: 60 }), 'ERR_UNKNOWN_SITE', 'Unknown site "stage": known sites: dev, prod.');
   });
 });
 
@@ -392,7 +459,8 @@ describe('applyRoutingTableChange', () => {
   it('applies each kind of change like the operation it names', () => {
     const now = new Date('2030-01-01T00:00:00.000Z');
     const changes: RoutingTableChange[] = [
-      { op: 'addSite', site: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-' },
+      { op: 'addSite', site: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-', hsts: { maxAge: 60 } },
+      { op: 'setHsts', site: 'blog', hsts: { maxAge: 31_536_000, includeSubDomains: true } },
       { op: 'registerVersion', site: 'blog', version: 'blog-1', upstreams: ['http://b1'], activate: true },
       { op: 'registerVersion', site: 'blog', version: 'blog-2', upstreams: ['http://b2'], activate: false, guard: { checkedUpstreams: [] } },
       { op: 'activateVersion', site: 'blog', version: 'blog-2', guard: { checkedUpstreams: ['http://b2'], activeBefore: 'blog-1' } },
@@ -405,7 +473,7 @@ describe('applyRoutingTableChange', () => {
     expect(after.sites.map((s) => s.name)).toEqual(['dev', 'blog']);
     expect(findSite(after, 'dev').versions.map((v) => v.name)).toEqual(['b']);
     expect(findSite(after, 'blog')).toEqual({
-      name: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-', activeVersion: 'blog-1', history: [],
+      name: 'blog', hosts: ['blog.example.com'], tagPrefix: 'blog-', hsts: { maxAge: 31_536_000, includeSubDomains: true }, activeVersion: 'blog-1', history: [],
       versions: [{ name: 'blog-1', upstreams: ['http://b1'], registeredAt: now.toISOString() }],
     });
     expect(after.generation).toBe(sample().generation + changes.length);

@@ -1,11 +1,13 @@
 /**
- * `deploy site add <site> --host <name>... [--tag-prefix <prefix>]`: adds a site to the routing table.
- * Adding a site that exists with the same hosts and tag prefix changes nothing and succeeds, so
- * provisioning scripts can run it every time.
+ * `deploy site add <site> --host <name>... [--tag-prefix <prefix>] [--hsts-max-age <d> ...]`: adds a
+ * site to the routing table. Adding a site that exists with the same hosts and tag prefix (and the same
+ * HSTS, if HSTS flags are given) changes nothing and succeeds, so provisioning scripts can run it every
+ * time.
  */
 import { findSite } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
+import { SITE_ADD_HSTS_OPTIONS, hstsFromFlags } from '../hsts-flags.js';
 import { describeSite, generationNote, siteJson } from '../presentation.js';
 
 const NAME = 'site add';
@@ -15,9 +17,11 @@ const OPTIONS = {
   ...JSON_OPTION,
   host: { type: 'string', multiple: true },
   'tag-prefix': { type: 'string' },
+  ...SITE_ADD_HSTS_OPTIONS,
 } as const;
 
 const HELP = `Usage: deploy site add <site> --host <name> [--host <name>...] [--tag-prefix <prefix>]
+                       [--hsts-max-age <duration> [--hsts-include-subdomains] [--hsts-preload]]
 
 Adds a site to the routing table: the proxies obtain certificates for its hosts and serve them once
 a version is registered and active. If the site already exists with the same hosts and tag prefix,
@@ -29,15 +33,20 @@ Options:
   --host <name>          a hostname of the site, such as dev.example.com; repeat for several
   --tag-prefix <p>       versions tagged <p>... belong to this site (deploy register --tag);
                          default: devbuild- for site dev, release- for site prod, none otherwise
+  --hsts-max-age <d>     send Strict-Transport-Security with this max-age on the site's HTTPS
+                         responses, such as 1y or 180d (whole seconds); default: no HSTS.
+                         Change it later with "deploy site hsts"
+  --hsts-include-subdomains   the policy covers the hosts' subdomains too
+  --hsts-preload         ask to be preloaded (needs --hsts-include-subdomains and at least 1y)
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
-With --json: {"site": {"name", "hosts", "tagPrefix", "activeVersion", "versionCount"},
+With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "activeVersion", "versionCount"},
 "changed", "generation"}.`;
 
 export const siteAddCommand: Command = {
   name: NAME,
-  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>]',
+  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>] [--hsts-max-age <d>]',
   summary: 'Add a site served under the given hostnames.',
   async run(args, env) {
     const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site add <site> --host <name>', 'give one site name, and each host with its own --host');
@@ -45,10 +54,19 @@ export const siteAddCommand: Command = {
     const { values, site: name } = parsed;
     const hosts = values.host ?? [];
     if (hosts.length === 0) throw usageError(`Missing --host: give each hostname of site "${name}" with its own --host, such as --host ${name}.example.com.`, NAME);
+    const hsts = hstsFromFlags(
+      {
+        maxAge: { name: '--hsts-max-age', value: values['hsts-max-age'] },
+        includeSubDomains: { name: '--hsts-include-subdomains', value: values['hsts-include-subdomains'] },
+        preload: { name: '--hsts-preload', value: values['hsts-preload'] },
+      },
+      NAME,
+    );
     const target = openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
-    const { table, changed } = await target.update({ change: { op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }) } });
+    const change = { op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }), ...(hsts === undefined ? {} : { hsts }) } as const;
+    const { table, changed } = await target.update({ change });
     const site = findSite(table, name);
     const text = changed
       ? `added site ${name} (${describeSite(site)}); ${generationNote(table)}`

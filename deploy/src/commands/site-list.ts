@@ -9,14 +9,15 @@ const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION } as const;
 
 const HELP = `Usage: deploy site list
 
-Lists the sites in the routing table: hosts, tag prefix, active version and number of versions.
+Lists the sites in the routing table: hosts, tag prefix, HSTS (when set), active version and number
+of versions.
 
 Options:
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
-With --json: {"generation", "sites": [{"name", "hosts", "tagPrefix", "activeVersion",
-"versionCount"}]}, with null for no tag prefix or no active version.`;
+With --json: {"generation", "sites": [{"name", "hosts", "tagPrefix", "hsts", "activeVersion",
+"versionCount"}]}, with null for no tag prefix, no HSTS or no active version.`;
 
 export const siteListCommand: Command = {
   name: NAME,

@@ -20,7 +20,7 @@ Options:
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
-With --json: {"removed": {"name", "hosts", "tagPrefix", "activeVersion", "versionCount"},
+With --json: {"removed": {"name", "hosts", "tagPrefix", "hsts", "activeVersion", "versionCount"},
 "generation"}.`;
 
 export const siteRemoveCommand: Command = {

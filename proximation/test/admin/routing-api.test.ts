@@ -143,6 +143,19 @@ describe('POST /api/routes/changes', () => {
     expect(proxy.logs.find((l) => l.msg === 'change request through the admin API refused')).toMatchObject({ part: 'admin', code: 'ERR_INVALID_REQUEST' });
   });
 
+  it('sets HSTS with setHsts, served at once, and answers 400 ERR_INVALID_HSTS for a policy that breaks its rules', async () => {
+    const { proxy } = await devProxy();
+    const before = await fs.readFile(proxy.config.routesPath, 'utf8');
+    const refused = await postChange(proxy, { change: { op: 'setHsts', site: 'dev', hsts: { maxAge: 86_400, preload: true } } });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error).toMatchObject({ code: 'ERR_INVALID_HSTS', message: expect.stringContaining('Invalid HSTS setting for site "dev": preload requires includeSubDomains') });
+    expect(await fs.readFile(proxy.config.routesPath, 'utf8')).toBe(before);
+    const answer = await postChange(proxy, { change: { op: 'setHsts', site: 'dev', hsts: { maxAge: 86_400, includeSubDomains: true } } });
+    expect(answer.status).toBe(200);
+    expect(answer.json.table.sites[0].hsts).toEqual({ maxAge: 86_400, includeSubDomains: true });
+    expect((await httpsRequest(proxy, 'dev.example.com')).headers['strict-transport-security']).toBe('max-age=86400; includeSubDomains');
+  });
+
   it('answers 400 for malformed JSON with its position, 415 for another content type, 413 for a body over 64 KiB', async () => {
     const { proxy } = await devProxy();
     const malformed = await postChange(proxy, '{"change": {"op": "rollback",}}');
