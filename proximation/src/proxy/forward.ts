@@ -11,6 +11,11 @@
  * tried once on each other upstream of the version, but only when it has no body: a body stream that
  * undici may have started reading cannot be sent again.
  *
+ * The upstream's Strict-Transport-Security header is dropped when the response already has one (the
+ * site's own HSTS setting, put there by the proxy handler): the site's setting in the routing table is
+ * what the operator decided for the host, and a response must carry one policy, not two (RFC 6797
+ * 8.1: browsers heed only the first). Sites without HSTS pass the upstream's header through.
+ *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
 import type { Dispatcher } from 'undici';
@@ -28,6 +33,8 @@ export interface ForwardResult {
   /** Set when the exchange failed; the status then says how the client saw it (0: cut short or gone). */
   error?: Error;
 }
+
+export const STRICT_TRANSPORT_SECURITY = 'strict-transport-security';
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 /** Failures that prove the request never reached the upstream (a reset may come after it did). */
@@ -83,7 +90,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // and one syscall for a small response instead of one per piece.
     this.res.cork?.();
     process.nextTick(uncork, this.res);
-    this.res.writeHead(statusCode, clientResponseHeaders(headers));
+    const out = clientResponseHeaders(headers);
+    if (out[STRICT_TRANSPORT_SECURITY] !== undefined && this.res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
+    this.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -2,6 +2,11 @@
  * The HTTPS request path: route by Host/:authority, rewrite headers, forward (or tunnel a WebSocket),
  * and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
  * on the disk.
+ *
+ * HSTS: a routed site's Strict-Transport-Security value is set on the response before anything else,
+ * so it goes out with the upstream's response and with the proxy's own 502/503/504 for that site (never
+ * for unknown hosts, and never from the plain-HTTP listener, which does not come here); it replaces
+ * the upstream's own header (see forward.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,7 +15,7 @@ import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { upstreamRequestHeaders } from './forwarded-headers.js';
-import { forward, requestHasBody, type ForwardResult } from './forward.js';
+import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
 import type { WebSocketTunnels } from './websocket.js';
@@ -45,6 +50,7 @@ export class ProxyHandler {
     const start = performance.now();
     const authority = authorityOf(req);
     const route = this.options.router.route(authority);
+    if (route?.hsts !== undefined) res.setHeader(STRICT_TRANSPORT_SECURITY, route.hsts);
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined) {
       const [status, message] = unroutable(route, authority);

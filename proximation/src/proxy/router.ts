@@ -1,9 +1,10 @@
 /**
  * Host → site → active version → upstreams, answered from memory. A new routing table is compiled off
  * the request path into a fresh map and swapped in with one assignment, so a request sees either the
- * old table or the new one, never a mix.
+ * old table or the new one, never a mix. What a site adds to every response (its Strict-Transport-
+ * Security value) is computed here too, once per table, not per request.
  */
-import type { RoutingTable } from '@proximation/shared';
+import { hstsHeaderValue, type RoutingTable } from '@proximation/shared';
 import { RoundRobin } from './upstream-selection.js';
 import type { Upstreams } from './upstreams.js';
 
@@ -12,6 +13,8 @@ export interface Route {
   /** Undefined when the site has no active version yet. */
   version: string | undefined;
   upstreams: RoundRobin | undefined;
+  /** The site's Strict-Transport-Security header value; undefined when the site has no HSTS. */
+  hsts: string | undefined;
 }
 
 export class Router {
@@ -36,7 +39,7 @@ export class Router {
       const active = site.versions.find((v) => v.name === site.activeVersion);
       const selection = active && new RoundRobin(active.upstreams.map((origin) => this.upstreams.get(origin)));
       for (const origin of active?.upstreams ?? []) origins.add(origin);
-      const route: Route = { site: site.name, version: active?.name, upstreams: selection };
+      const route: Route = { site: site.name, version: active?.name, upstreams: selection, hsts: site.hsts && hstsHeaderValue(site.hsts) };
       for (const host of site.hosts) routes.set(host, route);
     }
     this.routes = routes;
