@@ -2,6 +2,11 @@
  * The HTTPS listener: TLS chosen per SNI name, HTTP/2 and HTTP/1.1 by ALPN on one port, limits against
  * slow or abusive clients, and a graceful drain.
  *
+ * TLS baseline (Mozilla's "intermediate" profile without its finite-field DHE suites): TLS 1.2 and 1.3
+ * only; for TLS 1.2 only ECDHE key exchange with AEAD ciphers (no CBC, no RSA key transport); the
+ * server's cipher order wins; X25519, P-256 and P-384. Sessions resume by ticket on TLS 1.2 and 1.3
+ * for every SNI name, with ticket keys rotated hourly while listening (see tls/ticket-keys.ts).
+ *
  * It uses Node's HTTP/2 server with HTTP/1.1 fallback. That server ignores the HTTP/1.1 limits passed as
  * options (maxHeaderSize, keepAliveTimeout), but its fallback reads them from the server object, so they
  * are set as properties below (the listener tests prove each one).
@@ -32,6 +37,7 @@ import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 import { inspectClientHello } from '../tls/client-hello.js';
+import { SESSION_LIFETIME_S, TICKET_KEY_ROTATION_MS, rotateTicketKeys } from '../tls/ticket-keys.js';
 import { listen } from './listen.js';
 
 const ACME_TLS_ALPN = 'acme-tls/1';
@@ -75,6 +81,7 @@ export class HttpsListener {
   /** HTTP/1.1 connections and how many requests each has in progress. */
   private readonly http1 = new Map<Socket, number>();
   private draining = false;
+  private stopTicketKeyRotation: (() => void) | undefined;
 
   constructor(private readonly options: HttpsListenerOptions) {
     const server = http2.createSecureServer({
@@ -84,6 +91,7 @@ export class HttpsListener {
       ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${TLS12_CIPHERS}`,
       ecdhCurve: 'X25519:P-256:P-384',
       honorCipherOrder: true,
+      sessionTimeout: SESSION_LIFETIME_S,
       maxSessionMemory: 32,
       settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize },
       maxHeaderListPairs: 256,
@@ -139,8 +147,10 @@ export class HttpsListener {
     });
   }
 
-  listen(): Promise<AddressInfo> {
-    return listen(this.server, this.options.port, this.options.host);
+  async listen(): Promise<AddressInfo> {
+    const address = await listen(this.server, this.options.port, this.options.host);
+    this.stopTicketKeyRotation = rotateTicketKeys(this.server, TICKET_KEY_ROTATION_MS);
+    return address;
   }
 
   get connections(): number {
@@ -150,6 +160,7 @@ export class HttpsListener {
   /** Resolves once every connection is gone: by itself before `deadline`, destroyed at it. */
   async drain(deadline: number): Promise<void> {
     this.draining = true;
+    this.stopTicketKeyRotation?.();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of this.sessions) session.close();
     for (const [socket, active] of this.http1) if (active === 0) socket.end();
