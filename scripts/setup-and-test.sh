@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Node line of Dockerfile.proximation's image, from npm's `node` package (it ships the binary).
-LTS_NODE=node@26.10.0
+# The Node line of Dockerfile.proximation's image, from npm's `node` package (it ships the binary);
+# package.json's config.lts_node names it for the benchmark too.
+LTS_NODE=$(node -p 'require("./package.json").config.lts_node')
 
 scripts/install-system-deps.sh
 npm ci --no-audit --no-fund

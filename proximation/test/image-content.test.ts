@@ -104,3 +104,12 @@ it('replays the image\'s runtime stage: production dependencies only, and it ser
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
 });
+
+it('runs the second test pass and the benchmark on the Node major the image ships', async () => {
+  const dockerfile = await fs.readFile(path.join(repo, 'Dockerfile.proximation'), 'utf8');
+  const image = /^ARG NODE_IMAGE=node:(\d+)-slim$/m.exec(dockerfile)?.[1];
+  const pkg = JSON.parse(await fs.readFile(path.join(repo, 'package.json'), 'utf8')) as { config?: { lts_node?: string } };
+  const lts = /^node@(\d+)\.\d+\.\d+$/.exec(pkg.config?.lts_node ?? '')?.[1];
+  expect(image, 'ARG NODE_IMAGE=node:<major>-slim in Dockerfile.proximation').toBeDefined();
+  expect(lts, 'config.lts_node = node@<x.y.z> in package.json').toBe(image);
+});
