@@ -9,8 +9,8 @@
  * short first interval saves most of the wait (acmez, behind Caddy and certmagic, polls every 250 ms
  * unless told otherwise), and the growth keeps a slow CA from being asked 4 times a second per order.
  * It resolves with the resource once its status is not in `transient`; the caller judges that status.
- * It throws what the request throws (acme-client's errors, the transport's ProximationErrors), or an
- * Error naming the URL and the last status when the resource is still transient after POLL_TIMEOUT_MS
+ * It throws what the request throws (acme-client's errors, the transport's ProximationErrors), or
+ * ERR_ACME_POLL_TIMEOUT naming the URL and the last status when the resource is still transient after POLL_TIMEOUT_MS
  * (or when the CA's Retry-After points past it).
  *
  * acme-client 5.4 (pinned) has the POST-as-GET with the response headers only on its internal `api`
@@ -18,6 +18,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from 'acme-client';
+import { ProximationError } from '@proximation/shared';
 import { parseRetryAfter } from './acme-transport.js';
 
 export const POLL_FIRST_MS = 250;
@@ -42,7 +43,10 @@ export async function pollResource<T extends { status: string }>(client: Client,
     backoff = Math.min(backoff * 1.5, POLL_MAX_MS);
     wait = retryAfter === undefined ? backoff : Math.max(POLL_FIRST_MS, retryAfter.getTime() - Date.now());
     if (Date.now() + wait > started + POLL_TIMEOUT_MS) {
-      throw new Error(`${url} is still ${resource.status} after ${Math.round((Date.now() - started) / 1000)} s of polling; the CA did not finish in ${POLL_TIMEOUT_MS / 1000} s`);
+      throw new ProximationError(
+        'ERR_ACME_POLL_TIMEOUT',
+        `${url} is still ${resource.status} after ${Math.round((Date.now() - started) / 1000)} s of polling; the CA did not finish in ${POLL_TIMEOUT_MS / 1000} s`,
+      );
     }
   }
 }

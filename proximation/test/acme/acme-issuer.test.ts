@@ -196,7 +196,7 @@ describe('pollResource', () => {
 
   it('gives up at once, naming the resource and its status, when the Retry-After points past its deadline', async () => {
     const ca = await scriptedCa([{ status: 'pending', retryAfter: '3600' }]);
-    await expect((await poller(ca))()).rejects.toThrow(`${ca.resourceUrl} is still pending after 0 s of polling`);
+    await expect((await poller(ca))()).rejects.toMatchObject({ code: 'ERR_ACME_POLL_TIMEOUT', message: expect.stringContaining(`${ca.resourceUrl} is still pending after 0 s of polling`) });
     expect(ca.polls).toHaveLength(1);
   });
 });
