@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { echoHandler, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_PORTS, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
+import { PEBBLE_PORTS, acmeProcessEnv, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, within, type CliProcess } from '../support/process.js';
 
 const resources = managed();
@@ -113,10 +113,7 @@ describe('a fleet of proxies on one directory, against Pebble', () => {
       if (silent.listening) await closeSilent();
     });
     const env = {
-      PROXIMATION_LETSENCRYPT_DIR: le,
-      PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
+      ...acmeProcessEnv(pebble(), le),
       PROXIMATION_CERT_POLL: '200ms',
       PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
       PROXIMATION_LOG_FORMAT: 'json',
@@ -168,10 +165,7 @@ describe('a fleet of proxies on one directory, against Pebble', () => {
     expect(issuing(a)).toEqual([]);
 
     const renew = spawnCli(['renew', '--force-renewal', '--cert-name', 'cb.test'], {
-      PROXIMATION_LETSENCRYPT_DIR: le,
-      PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
+      ...acmeProcessEnv(pebble(), le),
       PROXIMATION_LOG_FORMAT: 'json',
     });
     expect((await renew.exited).code, renew.stderr()).toBe(0);

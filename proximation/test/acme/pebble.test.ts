@@ -16,7 +16,7 @@ import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import { CertStore } from '../../src/certs/cert-store.js';
 import type { Config } from '../../src/config.js';
 import { echoHandler, httpRequest, httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from '../support/fixtures.js';
-import { PEBBLE_EAB, PEBBLE_PORTS, loopbackHttpsIdentity, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
+import { PEBBLE_EAB, PEBBLE_PORTS, acmeProcessEnv, loopbackHttpsIdentity, runCertbot, servedCertificate, usePebble } from '../support/pebble.js';
 import { freePorts, spawnCli, waitUntil, type CliProcess } from '../support/process.js';
 
 const resources = managed();
@@ -293,10 +293,7 @@ describe('ACME issuance against Pebble', () => {
     await handshake('m.test');
     await handshake('n.test');
     const env = {
-      PROXIMATION_LETSENCRYPT_DIR: le,
-      PROXIMATION_ISSUER: 'acme',
-      PROXIMATION_ACME_DIRECTORY: pebble().directoryUrl,
-      PROXIMATION_ACME_CA_CERTS: pebble().caCertsPath,
+      ...acmeProcessEnv(pebble(), le),
       PROXIMATION_LOG_FORMAT: 'json',
     };
     const renew = async (args: string[], extraEnv: Record<string, string> = {}): Promise<CliProcess & { code: number | null }> => {

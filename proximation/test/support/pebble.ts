@@ -57,6 +57,16 @@ export interface Pebble {
   close(): Promise<void>;
 }
 
+/** The settings of a proximation process that orders from `pebble` into `le`. */
+export function acmeProcessEnv(pebble: Pebble, le: string): Record<string, string> {
+  return {
+    PROXIMATION_LETSENCRYPT_DIR: le,
+    PROXIMATION_ISSUER: 'acme',
+    PROXIMATION_ACME_DIRECTORY: pebble.directoryUrl,
+    PROXIMATION_ACME_CA_CERTS: pebble.caCertsPath,
+  };
+}
+
 export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000 }: PebbleOptions = {}): Promise<Pebble> {
   const ports = await acquireLock(path.join(os.tmpdir(), 'proximation-test-pebble-ports.lock'), { timeoutMs: PEBBLE_WAIT_MS - 20_000 });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-pebble-'));
