@@ -1,7 +1,8 @@
 /**
- * proximation as the proxy under test, started through its CLI (`proximation serve`) the way an operator
- * would, with state in the run's directory: a routes file with one site `bench` (host `localhost`) whose
- * active version points at the upstream, and the embedded local CA as issuer (ECDSA P-256). Ready when
+ * proximation as the proxy under test, started through its CLI (`proximation serve`) the way the image
+ * starts it (the Node flags of its ENTRYPOINT), with state in the run's directory: a routes file with one
+ * site `bench` (host `localhost`) whose active version points at the upstream, and the embedded local CA
+ * as issuer (ECDSA P-256). Ready when
  * `/healthz` on the admin port answers 200 and HTTPS through the proxy verifies against the local root
  * (printed by `proximation ca-cert`). Two rows: access log off (the comparison) and on (its cost).
  * Throws as `ProxyUnderTest.start` documents; `ERR_BENCH_COMMAND` when the CLI has not been built.
@@ -11,6 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProximationError } from '@proximation/shared';
+import { imageNodeFlags } from './image-node-flags.js';
 import { freePorts } from './ports.js';
 import { waitUntilProxying, READY_TIMEOUT_MS, type ProxyContext, type ProxyUnderTest, type RunningProxy } from './proxy.js';
 import { fetchLocal, pollUntilReady } from './readiness.js';
@@ -76,7 +78,7 @@ function proximation(accessLog: boolean): ProxyUnderTest {
       const service = await ctx.children.start({
         name: `proxy-${key}`,
         command: process.execPath,
-        args: [cli, 'serve'],
+        args: [...imageNodeFlags(), cli, 'serve'],
         core: ctx.core,
         env,
         cwd: ctx.dir,
