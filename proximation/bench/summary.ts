@@ -6,13 +6,9 @@
  */
 import type { Sample } from './measure.js';
 
-export interface ScenarioSummary {
-  readonly reqPerSec: number;
-  readonly p99Ms: number;
-  readonly cpuUsPerRequest: number;
-  readonly proxyCpuPercent: number;
-  readonly otherOnProxyCorePercent: number;
-  readonly rssMiB: number;
+/** Each measure is the median of the rounds' samples. */
+export interface ScenarioSummary
+  extends Pick<Sample, 'reqPerSec' | 'p99Ms' | 'cpuUsPerRequest' | 'proxyCpuPercent' | 'otherOnProxyCorePercent' | 'rssMiB'> {
   /** Errors summed over all rounds (any error makes the row suspect). */
   readonly errors: number;
   readonly samples: readonly Sample[];

@@ -4,32 +4,25 @@
  * new version, and WebSockets to the old version stay open.
  */
 import { once } from 'node:events';
-import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import { addSite, registerVersion, rollback, updateRoutingTableFile } from '@proximation/shared';
 import { expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { managed, type Proxy } from './support/fixtures.js';
+import { managed, startUpstream, type Proxy } from './support/fixtures.js';
 
 const resources = managed();
 
 /** An upstream that answers its own name, slowly enough that requests are in flight at the switch. */
 async function version(name: string): Promise<string> {
-  const server = http.createServer((_req, res) => setTimeout(() => res.end(name), 5));
-  const wss = new WebSocketServer({ server });
+  const upstream = await startUpstream((_req, res) => setTimeout(() => res.end(name), 5));
+  const wss = new WebSocketServer({ server: upstream.server });
   wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}:${String(data)}`)));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  resources.defer(
-    () =>
-      new Promise((resolve) => {
-        wss.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  resources.defer(() => {
+    wss.close();
+    return upstream.close();
+  });
+  return upstream.origin;
 }
 
 function openSocket(proxy: Proxy): Promise<WebSocket> {

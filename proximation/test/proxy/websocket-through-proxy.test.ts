@@ -1,16 +1,16 @@
 import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import { expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { managed, startProxy, table, writeRoutes, type Proxy } from '../support/fixtures.js';
+import { managed, startProxy, startUpstream, table, writeRoutes, type Proxy } from '../support/fixtures.js';
 
 const resources = managed();
 
 async function echoUpstream(): Promise<{ origin: string; serverSideClose: Promise<number>; hostSeen: Promise<string | undefined> }> {
-  const server = http.createServer();
-  const wss = new WebSocketServer({ server });
+  // Plain HTTP requests never reach this upstream in these tests.
+  const upstream = await startUpstream((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server: upstream.server });
   let closeCode!: (code: number) => void;
   let host!: (h: string | undefined) => void;
   const serverSideClose = new Promise<number>((resolve) => (closeCode = resolve));
@@ -20,16 +20,11 @@ async function echoUpstream(): Promise<{ origin: string; serverSideClose: Promis
     socket.on('message', (data, binary) => socket.send(data, { binary }));
     socket.on('close', (code) => closeCode(code));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  resources.defer(
-    () =>
-      new Promise((resolve) => {
-        wss.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, serverSideClose, hostSeen };
+  resources.defer(() => {
+    wss.close();
+    return upstream.close();
+  });
+  return { origin: upstream.origin, serverSideClose, hostSeen };
 }
 
 /** ws hands TLS options to tls.connect, though its types do not list them. */
