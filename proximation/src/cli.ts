@@ -28,6 +28,7 @@ import { loadConfig, settingsArgOptions, settingsHelp, type Config } from './con
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { createLogger } from './logger.js';
 import { renewCertificates } from './renew.js';
+import { DEFAULT_MEMORY_RELEASE, startMemoryRelease } from './memory-release.js';
 import { startServer } from './server.js';
 
 export interface CliIo {
@@ -196,6 +197,11 @@ function stopRequested(signal: AbortSignal | undefined): Promise<string> {
 
 async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<ReturnType<typeof startServer>>) => void): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stdout === process.stdout ? undefined : io.stdout });
+  const memoryLog = log.child({ part: 'memory' });
+  const stopMemoryRelease = startMemoryRelease({
+    ...DEFAULT_MEMORY_RELEASE,
+    onRelease: (release) => memoryLog.debug(release, 'idle after a burst: heap collected'),
+  });
   try {
     const server = await startServer(config, log);
     onStarted?.(server);
@@ -204,6 +210,7 @@ async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<Ret
     await server.close();
     return 0;
   } finally {
+    stopMemoryRelease();
     log.flush();
   }
 }
