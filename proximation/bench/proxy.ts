@@ -7,7 +7,8 @@
 import type { ChildSupervisor, Service } from './children.js';
 import { expectBody, pollUntilReady } from './readiness.js';
 import type { TlsMaterial } from './tls-material.js';
-import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
+import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './upstream-paths.js';
 
 export interface ProxyContext {
   readonly children: ChildSupervisor;

@@ -3,6 +3,7 @@
  * plus proximation's ratios to nginx and Caddy when all three were measured) and the target check as a
  * list. Missing values print as `-`; rows with errors say how many. Pure functions; throws nothing.
  */
+import { IDLE_SECONDS } from './rounds.js';
 import type { Scenario } from './scenarios.js';
 import type { ProxySummary, ScenarioSummary, TargetCheck } from './summary.js';
 
@@ -92,6 +93,11 @@ export function renderTable(
     ...scenarios.flatMap(scenarioMetrics),
     { name: 'RSS after the runs, MiB', value: (p) => p.rssAfterRunsMiB ?? undefined, format: (v) => v.toFixed(0) },
     {
+      name: `RSS ${IDLE_SECONDS} s after the last round (idle), MiB`,
+      value: (p) => p.rssAfterIdleMiB ?? undefined,
+      format: (v) => v.toFixed(0),
+    },
+    {
       name: "CPU used by other processes on the proxy's core, %",
       value: (p) => p.otherOnProxyCorePercent,
       format: (v) => v.toFixed(0),
@@ -126,12 +132,15 @@ function formatValue(value: number | null): string {
   return value >= 1000 ? formatRate(value) : value.toFixed(1);
 }
 
-export function renderTargets(targets: readonly TargetCheck[], subjectLabel: string): string {
+export function renderTargets(targets: readonly TargetCheck[], subjectLabel: string, floorLabel: string): string {
   return [
-    `Targets for ${subjectLabel}:`,
+    `Targets for ${subjectLabel} (and, for scale, what ${floorLabel} measured):`,
     ...targets.map((t) => {
       const verdict = t.pass === null ? 'NOT MEASURED' : t.pass ? 'PASS' : 'FAIL';
-      return `- ${verdict}: ${t.description} (measured ${formatValue(t.measured)}, limit ${formatValue(t.limit)})`;
+      return (
+        `- ${verdict}: ${t.description} (measured ${formatValue(t.measured)}, limit ${formatValue(t.limit)}; ` +
+        `${floorLabel}: ${formatValue(t.nodeFloor)})`
+      );
     }),
   ].join('\n');
 }

@@ -23,6 +23,8 @@ import type { Upstream } from './upstream.js';
 /** Allowances for starting a proxy and for a run's start-up and teardown, for the time budget. */
 const START_ALLOWANCE_S = 15;
 const RUN_ALLOWANCE_S = 2;
+/** How long each proxy sits idle after its last round before its memory is read again. */
+export const IDLE_SECONDS = 30;
 /** Key in `failures` for a failure of the proxy as a whole (it did not start, or it exited). */
 const WHOLE_PROXY = '*';
 
@@ -49,6 +51,7 @@ interface MutableRecord {
   readonly proxy: ProxyUnderTest;
   readonly samples: Map<string, Sample[]>;
   readonly rssAfterRuns: number[];
+  rssAfterIdle: number | null;
   readonly failures: Map<string, string>;
 }
 
@@ -63,7 +66,7 @@ export function timeBudgetMs(config: BenchConfig, proxies: readonly ProxyUnderTe
       sum + START_ALLOWANCE_S + scenariosFor(p).length * (config.seconds + config.warmupSeconds + RUN_ALLOWANCE_S),
     0,
   );
-  return (perRound * config.rounds + 60) * 1000;
+  return (perRound * config.rounds + proxies.length * IDLE_SECONDS + 60) * 1000;
 }
 
 function describeSample(s: Sample): string {
@@ -133,6 +136,11 @@ async function runProxyOnce(round: number, record: MutableRecord, schedule: Sche
       }
     }
     record.rssAfterRuns.push(rssMiB(service.pid));
+    if (round === config.rounds - 1) {
+      // What an operator sees once a burst is over (V8 keeps its grown heap until a collection shrinks it).
+      await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+      record.rssAfterIdle = rssMiB(service.pid);
+    }
   } finally {
     await children.stop(service);
   }
@@ -143,6 +151,7 @@ export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> 
     proxy,
     samples: new Map(scenariosFor(proxy).map((s) => [s.key, []])),
     rssAfterRuns: [],
+    rssAfterIdle: null,
     failures: new Map(),
   }));
   const deadline = Date.now() + timeBudgetMs(schedule.config, schedule.proxies);
@@ -164,6 +173,7 @@ export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> 
       label: r.proxy.label,
       samples: r.samples,
       rssAfterRuns: r.rssAfterRuns,
+      rssAfterIdle: r.rssAfterIdle,
       failures: Object.fromEntries(r.failures),
     })),
     incomplete,

@@ -6,7 +6,7 @@
  */
 import type { ChildSupervisor } from './children.js';
 import { runH2load, runWrk, type LoadResult } from './load-generators.js';
-import { LARGE_PATH, SMALL_PATH } from './upstream.js';
+import { LARGE_PATH, SMALL_PATH } from './upstream-paths.js';
 
 export interface LoadTarget {
   readonly children: ChildSupervisor;

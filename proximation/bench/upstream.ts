@@ -9,11 +9,8 @@ import { join } from 'node:path';
 import type { ChildSupervisor, Service } from './children.js';
 import { startNginx } from './nginx-process.js';
 import { expectBody, pollUntilReady } from './readiness.js';
+import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './upstream-paths.js';
 
-export const SMALL_PATH = '/';
-export const SMALL_BYTES = 100;
-export const LARGE_PATH = '/64k.bin';
-export const LARGE_BYTES = 64 * 1024;
 
 export interface Upstream {
   readonly service: Service;

@@ -1,0 +1,19 @@
+/**
+ * The two Node reference rows (see `node-reference-server.ts`): Node's HTTPS server answering by itself,
+ * and a minimal undici proxy. They run under the Node running the benchmark, which is the image's.
+ * Throws as `ProxyUnderTest.start` documents.
+ */
+import type { ProxyUnderTest } from './proxy.js';
+import { startReferenceServer } from './reference-process.js';
+
+function nodeReference(key: string, label: string, mode: 'answer' | 'undici'): ProxyUnderTest {
+  return {
+    key,
+    label,
+    supportsHttp2: true,
+    start: (ctx) => startReferenceServer(ctx, label, './node-reference-server.js', { BENCH_NODE_MODE: mode }),
+  };
+}
+
+export const nodeAnswering = nodeReference('node-answer', 'Node HTTPS server answering itself', 'answer');
+export const nodeMinimalProxy = nodeReference('node-undici', 'minimal undici proxy', 'undici');
