@@ -2,7 +2,8 @@
  * Drives load with wrk (HTTP/1.1 over TLS) and h2load (HTTP/2 over TLS) against `https://localhost:<port>`
  * (localhost must resolve to 127.0.0.1; `checkLocalhost` verifies it) and reads their results:
  * completed requests, req/s, p99 latency and errors. One thread, a fixed number of connections, a fixed
- * duration; each run is killed if it overstays its duration by 15 s.
+ * duration (or, for h2load, a fixed number of requests); each run is killed if it overstays its duration
+ * by 15 s.
  * Throws `ProximationError('ERR_BENCH_LOADGEN')` when a tool's output cannot be read or h2load does not
  * negotiate h2, and what `ChildSupervisor.run` throws when the tool fails.
  */
@@ -28,6 +29,11 @@ export interface LoadRun {
   readonly connections: number;
   /** Send `Connection: close` so that every request needs a new TLS connection (wrk only). */
   readonly closeEachRequest?: boolean;
+  /**
+   * h2load only: stop after this many requests instead of after `seconds` (count mode), which still
+   * bounds the run's time by `seconds` + 15 s.
+   */
+  readonly requests?: number;
 }
 
 const OVERSTAY_MS = 15_000;
@@ -94,13 +100,14 @@ function p99FromH2loadLog(log: string): number {
 
 function parseH2load(output: string, log: string): LoadResult {
   if (!/^Application protocol: h2$/m.test(output)) throw unreadable('h2load', 'negotiated protocol h2', output);
-  const finished = /^finished in ([\d.]+)s, ([\d.]+) req\/s/m.exec(output);
+  // Short count-mode runs report milliseconds ("finished in 796.15ms").
+  const finished = /^finished in [\d.]+m?s, ([\d.]+) req\/s/m.exec(output);
   const counts = /^requests: .* (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(output);
   if (finished === null) throw unreadable('h2load', 'req/s', output);
   if (counts === null) throw unreadable('h2load', 'request counts', output);
   return {
     requests: Number(counts[1]),
-    reqPerSec: Number(finished[2]),
+    reqPerSec: Number(finished[1]),
     p99Ms: p99FromH2loadLog(log),
     errors: Number(counts[2]) + Number(counts[3]) + Number(counts[4]),
   };
@@ -114,7 +121,7 @@ export async function runH2load(
 ): Promise<LoadResult> {
   const logFile = join(scratchDir, 'h2load-requests.log');
   const args = [
-    '-t1', `-c${run.connections}`, '-m10', `-D${run.seconds}`,
+    '-t1', `-c${run.connections}`, '-m10', run.requests === undefined ? `-D${run.seconds}` : `-n${run.requests}`,
     `--connect-to=127.0.0.1:${run.port}`, `--log-file=${logFile}`,
     `https://localhost:${run.port}${run.path}`,
   ];

@@ -34,7 +34,7 @@ export interface MeasureOptions {
 }
 
 export async function measure(scenario: Scenario, target: LoadTarget, options: MeasureOptions): Promise<Sample> {
-  await scenario.run(target, options.warmupSeconds);
+  await scenario.warmUp(target, options.warmupSeconds);
   const before = cpuSnapshot(options.proxyPid);
   const coreBefore = coreBusySeconds(options.proxyCore, options.ticksPerSecond);
   const started = performance.now();
