@@ -1,7 +1,11 @@
 /**
- * The measurement schedule: for each round, each proxy in turn (the order rotates between rounds so that
- * none always goes first) is started afresh, pinned to the proxy core, runs every scenario that applies
- * to it (warm-up + measured run each), has its memory read, and is stopped before the next one starts.
+ * The measurement schedule. Every proxy is started once, all pinned to the proxy core (an idle proxy
+ * uses no CPU there, and the CPU others use on that core is measured with each sample). Then, round by
+ * round and scenario by scenario, each proxy in turn (the order rotates between rounds so that none
+ * always goes first) gets a warm-up and a measured run. Interleaving at the level of one run is the
+ * point: this machine's speed drifts by up to 2x over minutes, and proxies measured minutes apart were
+ * compared in different weather. After the last round each proxy's memory is read, and read again after
+ * `IDLE_SECONDS` without load; then every proxy is stopped.
  * A scenario that fails is skipped in later rounds; a proxy that fails to start or exits is dropped.
  * Guarantees: at most rounds x proxies x scenarios measurements, and no measurement starts after the
  * time budget (`timeBudgetMs`) is spent: the run then ends early with `incomplete` set. Reports progress
@@ -14,7 +18,7 @@ import type { ChildSupervisor } from './children.js';
 import type { BenchConfig } from './config.js';
 import { measure, type Sample } from './measure.js';
 import { rssMiB } from './proc-usage.js';
-import type { ProxyUnderTest } from './proxy.js';
+import type { ProxyUnderTest, RunningProxy } from './proxy.js';
 import { SCENARIOS, type Scenario } from './scenarios.js';
 import type { ProxyRecord } from './summary.js';
 import type { TlsMaterial } from './tls-material.js';
@@ -23,7 +27,7 @@ import type { Upstream } from './upstream.js';
 /** Allowances for starting a proxy and for a run's start-up and teardown, for the time budget. */
 const START_ALLOWANCE_S = 15;
 const RUN_ALLOWANCE_S = 2;
-/** How long each proxy sits idle after its last round before its memory is read again. */
+/** How long the proxies sit without load after the last round before their memory is read again. */
 export const IDLE_SECONDS = 30;
 /** Key in `failures` for a failure of the proxy as a whole (it did not start, or it exited). */
 const WHOLE_PROXY = '*';
@@ -50,7 +54,8 @@ export interface ScheduleOutcome {
 interface MutableRecord {
   readonly proxy: ProxyUnderTest;
   readonly samples: Map<string, Sample[]>;
-  readonly rssAfterRuns: number[];
+  running: RunningProxy | undefined;
+  rssAfterRuns: number | null;
   rssAfterIdle: number | null;
   readonly failures: Map<string, string>;
 }
@@ -62,11 +67,10 @@ export function scenariosFor(proxy: ProxyUnderTest): Scenario[] {
 /** Upper bound of the measuring part of a run. */
 export function timeBudgetMs(config: BenchConfig, proxies: readonly ProxyUnderTest[]): number {
   const perRound = proxies.reduce(
-    (sum, p) =>
-      sum + START_ALLOWANCE_S + scenariosFor(p).length * (config.seconds + config.warmupSeconds + RUN_ALLOWANCE_S),
+    (sum, p) => sum + scenariosFor(p).length * (config.seconds + config.warmupSeconds + RUN_ALLOWANCE_S),
     0,
   );
-  return (perRound * config.rounds + proxies.length * IDLE_SECONDS + 60) * 1000;
+  return (proxies.length * START_ALLOWANCE_S + perRound * config.rounds + IDLE_SECONDS + 60) * 1000;
 }
 
 function describeSample(s: Sample): string {
@@ -78,71 +82,63 @@ function describeSample(s: Sample): string {
   );
 }
 
-async function runProxyOnce(round: number, record: MutableRecord, schedule: Schedule, deadline: number): Promise<void> {
-  const { proxy } = record;
-  const { config, children } = schedule;
-  const fail = (key: string, what: string, reason: string): void => {
+function failer(record: MutableRecord, schedule: Schedule): (key: string, what: string, reason: string) => void {
+  return (key, what, reason) => {
     record.failures.set(key, reason);
-    schedule.progress(`${proxy.label}, ${what} failed and is skipped from now on:\n${reason}`);
+    schedule.progress(`${record.proxy.label}, ${what} failed and is skipped from now on:\n${reason}`);
   };
-  const pending = scenariosFor(proxy).filter((s) => !record.failures.has(s.key));
-  if (record.failures.has(WHOLE_PROXY) || pending.length === 0) return;
-  const dir = join(schedule.workDir, `${proxy.key}-round${round + 1}`);
+}
+
+async function start(record: MutableRecord, schedule: Schedule): Promise<void> {
+  const dir = join(schedule.workDir, record.proxy.key);
   await mkdir(dir, { recursive: true });
-  let running;
   try {
-    running = await proxy.start({
-      children,
+    record.running = await record.proxy.start({
+      children: schedule.children,
       dir,
       core: schedule.proxyCore,
       upstream: schedule.upstream,
       tls: schedule.tls,
     });
   } catch (err) {
-    fail(WHOLE_PROXY, 'start', errorMessage(err));
-    return;
+    failer(record, schedule)(WHOLE_PROXY, 'start', errorMessage(err));
   }
+}
+
+async function measureOnce(round: number, scenario: Scenario, record: MutableRecord, schedule: Schedule): Promise<void> {
+  const { config, children } = schedule;
+  const running = record.running;
+  if (running === undefined || record.failures.has(scenario.key)) return;
   const { service } = running;
+  const fail = failer(record, schedule);
   try {
-    for (const scenario of pending) {
-      if (Date.now() > deadline) {
-        throw new ProximationError(
-          'ERR_BENCH_BUDGET',
-          `the run spent its time budget before round ${round + 1}, ${proxy.label}, ${scenario.label}; ` +
-            'the results are incomplete.',
-        );
-      }
-      try {
-        const sample = await measure(
-          scenario,
-          { children, core: schedule.loadCore, port: running.httpsPort, connections: config.connections, scratchDir: dir },
-          {
-            seconds: config.seconds,
-            warmupSeconds: config.warmupSeconds,
-            proxyPid: service.pid,
-            proxyCore: schedule.proxyCore,
-            ticksPerSecond: schedule.ticksPerSecond,
-          },
-        );
-        record.samples.get(scenario.key)?.push(sample);
-        schedule.progress(`round ${round + 1}/${config.rounds} ${proxy.label}, ${scenario.label}: ${describeSample(sample)}`);
-      } catch (err) {
-        const reason = `${errorMessage(err)}\nproxy log ends:\n${service.logTail()}`;
-        if (service.exitStatus() !== undefined) {
-          fail(WHOLE_PROXY, `${scenario.label} (the proxy exited: ${service.exitStatus()})`, reason);
-          return;
-        }
-        fail(scenario.key, scenario.label, reason);
-      }
+    const sample = await measure(
+      scenario,
+      {
+        children,
+        core: schedule.loadCore,
+        port: running.httpsPort,
+        connections: config.connections,
+        scratchDir: join(schedule.workDir, record.proxy.key),
+      },
+      {
+        seconds: config.seconds,
+        warmupSeconds: config.warmupSeconds,
+        proxyPid: service.pid,
+        proxyCore: schedule.proxyCore,
+        ticksPerSecond: schedule.ticksPerSecond,
+      },
+    );
+    record.samples.get(scenario.key)?.push(sample);
+    schedule.progress(`round ${round + 1}/${config.rounds} ${record.proxy.label}, ${scenario.label}: ${describeSample(sample)}`);
+  } catch (err) {
+    const reason = `${errorMessage(err)}\nproxy log ends:\n${service.logTail()}`;
+    if (service.exitStatus() !== undefined) {
+      fail(WHOLE_PROXY, `${scenario.label} (the proxy exited: ${service.exitStatus()})`, reason);
+      record.running = undefined;
+      return;
     }
-    record.rssAfterRuns.push(rssMiB(service.pid));
-    if (round === config.rounds - 1) {
-      // What an operator sees once a burst is over (V8 keeps its grown heap until a collection shrinks it).
-      await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-      record.rssAfterIdle = rssMiB(service.pid);
-    }
-  } finally {
-    await children.stop(service);
+    fail(scenario.key, scenario.label, reason);
   }
 }
 
@@ -150,22 +146,43 @@ export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> 
   const records: MutableRecord[] = schedule.proxies.map((proxy) => ({
     proxy,
     samples: new Map(scenariosFor(proxy).map((s) => [s.key, []])),
-    rssAfterRuns: [],
+    running: undefined,
+    rssAfterRuns: null,
     rssAfterIdle: null,
     failures: new Map(),
   }));
   const deadline = Date.now() + timeBudgetMs(schedule.config, schedule.proxies);
   let incomplete: string | null = null;
   try {
+    for (const record of records) await start(record, schedule);
     for (let round = 0; round < schedule.config.rounds; round++) {
-      for (let i = 0; i < records.length; i++) {
-        await runProxyOnce(round, records[(i + round) % records.length] as MutableRecord, schedule, deadline);
+      for (const scenario of SCENARIOS) {
+        for (let i = 0; i < records.length; i++) {
+          const record = records[(i + round) % records.length] as MutableRecord;
+          if (!scenariosFor(record.proxy).includes(scenario)) continue;
+          if (Date.now() > deadline) {
+            throw new ProximationError(
+              'ERR_BENCH_BUDGET',
+              `the run spent its time budget before round ${round + 1}, ${scenario.label}, ${record.proxy.label}; ` +
+                'the results are incomplete.',
+            );
+          }
+          await measureOnce(round, scenario, record, schedule);
+        }
       }
     }
+    const live = records.filter((r) => r.running !== undefined);
+    for (const r of live) r.rssAfterRuns = rssMiB((r.running as RunningProxy).service.pid);
+    // What an operator sees once a burst is over (V8 keeps its grown heap until a collection shrinks it).
+    schedule.progress(`reading memory again after ${IDLE_SECONDS} s without load`);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+    for (const r of live) r.rssAfterIdle = rssMiB((r.running as RunningProxy).service.pid);
   } catch (err) {
     if (!isProximationError(err, 'ERR_BENCH_BUDGET')) throw err;
     incomplete = err.message;
     schedule.progress(incomplete);
+  } finally {
+    for (const r of records) if (r.running !== undefined) await schedule.children.stop(r.running.service);
   }
   return {
     records: records.map((r) => ({

@@ -21,7 +21,7 @@ export interface ProxySummary {
   readonly scenarios: Readonly<Record<string, ScenarioSummary>>;
   /** Median over all its runs of the CPU others used on the proxy's core: the noise the proxy ran in. */
   readonly otherOnProxyCorePercent: number;
-  /** Median over rounds of the resident memory after the proxy's last scenario. */
+  /** Resident memory right after the proxy's last run of the last round. */
   readonly rssAfterRunsMiB: number | null;
   /** Resident memory after the last round and `IDLE_SECONDS` without load. */
   readonly rssAfterIdleMiB: number | null;
@@ -33,7 +33,7 @@ export interface ProxyRecord {
   readonly key: string;
   readonly label: string;
   readonly samples: ReadonlyMap<string, readonly Sample[]>;
-  readonly rssAfterRuns: readonly number[];
+  readonly rssAfterRuns: number | null;
   readonly rssAfterIdle: number | null;
   readonly failures: Readonly<Record<string, string>>;
 }
@@ -78,7 +78,7 @@ export function summarizeProxy(record: ProxyRecord): ProxySummary {
     label: record.label,
     scenarios,
     otherOnProxyCorePercent: median([...record.samples.values()].flat().map((s) => s.otherOnProxyCorePercent)),
-    rssAfterRunsMiB: record.rssAfterRuns.length > 0 ? median(record.rssAfterRuns) : null,
+    rssAfterRunsMiB: record.rssAfterRuns,
     rssAfterIdleMiB: record.rssAfterIdle,
     failures: record.failures,
   };
