@@ -10,8 +10,8 @@
  *
  * Guarantees: every `periodMs` it looks at the event loop's utilisation over the period and at the heap's
  * size; it runs one full collection only when the loop was idle (utilisation at most `idleUtilization`)
- * for the whole period and the heap has grown by at least `growthBytes` since the last collection it ran
- * (or since start). So a busy or steadily loaded process is never paused, and an idle one is paused once
+ * for the whole period and the heap has grown by at least `growthBytes` over the smallest size seen since
+ * the last collection it ran (or since start). So a busy or steadily loaded process is never paused, and an idle one is paused once
  * per burst, not once per period. The pause (10-130 ms measured) lands on a loop that had nothing to do.
  * The timer never keeps the process alive. Throws nothing.
  */
@@ -28,7 +28,7 @@ export interface MemoryReleaseOptions {
   onRelease(release: { heapBeforeBytes: number; heapAfterBytes: number; pauseMs: number }): void;
 }
 
-export const DEFAULT_MEMORY_RELEASE = { periodMs: 10_000, idleUtilization: 0.01, growthBytes: 32 * 1024 * 1024 } as const;
+export const DEFAULT_MEMORY_RELEASE = { periodMs: 10_000, idleUtilization: 0.01, growthBytes: 16 * 1024 * 1024 } as const;
 
 let collect: (() => void) | undefined;
 
@@ -59,6 +59,9 @@ export function startMemoryRelease(options: MemoryReleaseOptions): () => void {
     const idle = performance.eventLoopUtilization(now, last).utilization <= options.idleUtilization;
     last = now;
     const before = heapBytes();
+    // V8 returns much of the space in the seconds after a collection, not during it: the baseline is the
+    // smallest size seen since, or a heap measured just after the collection would hide the next burst.
+    baseline = Math.min(baseline, before);
     if (!idle || before - baseline < options.growthBytes) return;
     const started = performance.now();
     gc();
