@@ -10,6 +10,7 @@ packages=(
   certbot           # the oracle for the certbot layout (its python3 configobj/josepy judge renewal files and account ids)
   pebble            # a real ACME CA for the issuance tests, with pebble-challtestsrv as its DNS
   testssl.sh        # the TLS baseline check: no HIGH or CRITICAL finding against a running proximation
+  libjemalloc2      # the allocator the image preloads: the image-content test and the benchmark run proximation on it
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators

@@ -1,6 +1,6 @@
 /**
  * proximation as the proxy under test, started through its CLI (`proximation serve`) the way the image
- * starts it (the Node flags of its ENTRYPOINT), with state in the run's directory: a routes file with one
+ * starts it (the Node flags of its ENTRYPOINT, the allocator it preloads), with state in the run's directory: a routes file with one
  * site `bench` (host `localhost`) whose active version points at the upstream, and the embedded local CA
  * as issuer (ECDSA P-256). Ready when
  * `/healthz` on the admin port answers 200 and HTTPS through the proxy verifies against the local root
@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProximationError } from '@proximation/shared';
-import { imageNodeFlags } from './image-node-flags.js';
+import { imageNodeFlags, imagePreload } from './image-launch.js';
 import { freePorts } from './ports.js';
 import { waitUntilProxying, READY_TIMEOUT_MS, type ProxyContext, type ProxyUnderTest, type RunningProxy } from './proxy.js';
 import { fetchLocal, pollUntilReady } from './readiness.js';
@@ -64,6 +64,7 @@ function proximation(accessLog: boolean): ProxyUnderTest {
       await writeFile(routes, routesFile(ctx.upstream.origin));
       const env: NodeJS.ProcessEnv = {
         ...cleanEnv(),
+        ...imagePreload(),
         NODE_ENV: 'production',
         PROXIMATION_HTTP_PORT: String(httpPort),
         PROXIMATION_HTTPS_PORT: String(httpsPort),

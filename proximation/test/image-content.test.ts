@@ -2,8 +2,8 @@
  * Proves the container image's content without a Docker engine: the runtime stage of
  * Dockerfile.proximation is replayed here (its COPY lines from the repository, its `npm ci` line, its
  * COPY --from=build lines of compiled output) into a temporary folder, and the result must run
- * `proximation --version`, `serve`, and proxy one request. A runtime import of a dev dependency, or a
- * file the image forgets, fails this test.
+ * `proximation --version`, `serve` (on the allocator the image preloads, as the benchmark runs it), and
+ * proxy one request. A runtime import of a dev dependency, or a file the image forgets, fails this test.
  */
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
+import { imagePreload } from '../bench/image-launch.js';
 import { httpsRequest, managed, table, tempDir, writeRoutes, type Proxy } from './support/fixtures.js';
 import { freePorts, waitUntil } from './support/process.js';
 
@@ -72,9 +73,12 @@ it('replays the image\'s runtime stage: production dependencies only, and it ser
   const state = path.join(image.path, 'le');
   const [http, https, admin] = (await freePorts(3)) as [number, number, number];
   await writeRoutes(path.join(state, 'proximation', 'routes.json'), table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream.origin] }]));
+  const preload = imagePreload();
+  expect(preload.LD_PRELOAD, 'ENV LD_PRELOAD in Dockerfile.proximation').toBeDefined();
   const child = spawn(process.execPath, [...entry, 'serve'], {
     cwd: app,
     env: {
+      ...preload,
       PATH: process.env.PATH,
       NODE_ENV: 'production',
       PROXIMATION_LETSENCRYPT_DIR: state,
@@ -96,6 +100,7 @@ it('replays the image\'s runtime stage: production dependencies only, and it ser
   });
   await waitUntil(async () => output.includes('proximation is serving') || child.exitCode !== null, 'the image to serve', 20_000);
   expect(output).toContain('proximation is serving');
+  expect(await fs.readFile(`/proc/${child.pid}/maps`, 'utf8')).toContain(path.basename(preload.LD_PRELOAD!));
   const ca = await fs.readFile(path.join(state, 'proximation', 'local-ca', 'root.pem'), 'utf8');
   const target = { ca, server: { https: { port: https } } } as unknown as Proxy;
   const res = await httpsRequest(target, 'app.test');
