@@ -28,7 +28,7 @@ import type { Upstream } from './upstream.js';
 const START_ALLOWANCE_S = 15;
 const RUN_ALLOWANCE_S = 2;
 /** How long the proxies sit without load after the last round before their memory is read again. */
-export const IDLE_SECONDS = 60;
+export const IDLE_SECONDS = 150;
 /** Key in `failures` for a failure of the proxy as a whole (it did not start, or it exited). */
 const WHOLE_PROXY = '*';
 
