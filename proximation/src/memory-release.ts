@@ -3,17 +3,18 @@
  *
  * Why: under load V8 grows its heap (on Node 26 the young generation alone reaches ~60 MiB, and freed
  * pages are pooled for reuse) and shrinks it only inside a garbage collection that finds the process
- * idle. Node never tells V8 it is idle, and an idle proxy allocates nothing, so that collection never
- * comes: V8's memory reducer keeps waiting (`--trace-memory-reducer` says "high alloc" forever) and RSS
- * stays at the burst's peak (measured: 250 MiB after the benchmark, still 250 MiB a minute later, 148 MiB
- * ten seconds after one full collection). An ECS memory alarm or scale-in rule would see the peak forever.
+ * idle. Node never tells V8 it is idle, and an idle proxy allocates nothing, so that collection may not
+ * come for minutes: V8's memory reducer keeps waiting (`--trace-memory-reducer` said "high alloc" for the
+ * whole minute watched) and RSS stays at the burst's peak (measured: 250 MiB after the benchmark's
+ * scenarios, still 250 MiB a minute later; 148 MiB ten seconds after one full collection, 104 MiB with
+ * jemalloc as in the image). An ECS memory alarm or scale-in rule sees the peak meanwhile.
  *
  * Guarantees: every `periodMs` it looks at the event loop's utilisation over the period and at the heap's
  * size; it runs one full collection only when the loop was idle (utilisation at most `idleUtilization`)
  * for the whole period and the heap has grown by at least `growthBytes` over the smallest size seen since
- * the last collection it ran (or since start). So a busy or steadily loaded process is never paused, and an idle one is paused once
- * per burst, not once per period. The pause (10-130 ms measured) lands on a loop that had nothing to do.
- * The timer never keeps the process alive. Throws nothing.
+ * the last collection it ran (or since start). So a busy or steadily loaded process is never paused, and
+ * an idle one is paused once per burst, not once per period. The pause (40-130 ms measured) lands on a
+ * loop that had nothing to do. The timer never keeps the process alive. Throws nothing.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import v8 from 'node:v8';
