@@ -244,13 +244,28 @@ export function servedCertificate(pebble: Pebble, host: string, port: number = P
   });
 }
 
+/**
+ * certbot 2.1 (Debian 12) on Python 3.11 crashes with this message instead of handling an ACME error
+ * response (certbot/certbot#9539). Pebble answers errors on purpose (it refuses 5% of nonces), so now and
+ * then a certbot run dies of one it would otherwise handle (seen once in CI). Only that crash is retried.
+ */
+const CERTBOT_PY311_CRASH = "AttributeError: can't set attribute";
+const CERTBOT_ATTEMPTS = 3;
+
 /** Runs the real certbot on a config dir in certbot's layout, trusting Pebble's HTTPS; its output. */
 export async function runCertbot(pebble: Pebble, le: string, ...args: string[]): Promise<string> {
   const scratch = path.join(path.dirname(le), 'certbot');
-  const { stdout, stderr } = await execFileAsync(
-    'certbot',
-    [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
-    { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caCertsPath } },
-  );
-  return `${stdout}${stderr}`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { stdout, stderr } = await execFileAsync(
+        'certbot',
+        [...args, '--non-interactive', '--config-dir', le, '--work-dir', path.join(scratch, 'work'), '--logs-dir', path.join(scratch, 'logs')],
+        { env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caCertsPath } },
+      );
+      return `${stdout}${stderr}`;
+    } catch (err) {
+      const output = (err as { stderr?: string }).stderr ?? '';
+      if (attempt === CERTBOT_ATTEMPTS || !output.includes(CERTBOT_PY311_CRASH)) throw err;
+    }
+  }
 }
