@@ -1,4 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startMemoryRelease, type MemoryReleaseOptions } from '../src/memory-release.js';
 
 type Release = Parameters<MemoryReleaseOptions['onRelease']>[0];
@@ -8,6 +10,12 @@ const GROWTH_BYTES = 8 * 1024 * 1024;
 
 let stop: (() => void) | undefined;
 afterEach(() => stop?.());
+
+// Each test starts from a collected heap: the previous tests' garbage, freed by V8 during a later burst,
+// would otherwise hide that burst's growth.
+v8.setFlagsFromString('--expose-gc');
+const collectNow = vm.runInNewContext('gc') as () => void;
+beforeEach(() => collectNow());
 
 /** Starts the release with a short period and returns every release as it happens. */
 function watch(): { releases: Release[]; next(): Promise<Release> } {
@@ -25,11 +33,14 @@ function watch(): { releases: Release[]; next(): Promise<Release> } {
   return { releases, next: () => new Promise((resolve) => (waiting = resolve)) };
 }
 
-/** Grows the heap by about 64 MiB of objects, then drops them: garbage the heap stays sized for. */
-function burst(): void {
-  let kept: { n: number; s: string }[] | null = [];
+/**
+ * Grows the heap by about 64 MiB of objects and returns them. Callers hold them until the release they
+ * wait for: garbage could be freed by one of V8's own collections first, and the heap would not have grown.
+ */
+function burst(): { n: number; s: string }[] {
+  const kept: { n: number; s: string }[] = [];
   for (let i = 0; i < 600_000; i++) kept.push({ n: i, s: `payload ${i}` });
-  kept = null;
+  return kept;
 }
 
 /** Keeps the event loop busy (no idle period) for `ms`, yielding between slices so timers still run. */
@@ -48,32 +59,38 @@ function periods(count: number): Promise<void> {
 }
 
 describe('memory release after a burst', () => {
-  it('runs a full collection once the loop is idle after the heap grew, and the heap shrinks', async () => {
+  it('runs a full collection once the loop is idle after the heap grew, and it collects garbage', async () => {
     const { next } = watch();
-    burst();
+    const heapAtStart = v8.getHeapStatistics().total_heap_size;
+    const held = burst();
+    const garbage = new WeakRef({ unreachable: new Array(1000).fill(0) });
     const release = await next();
-    expect(release.heapAfterBytes).toBeLessThan(release.heapBeforeBytes);
+    expect(release.heapBeforeBytes).toBeGreaterThanOrEqual(heapAtStart + GROWTH_BYTES);
+    expect(garbage.deref()).toBeUndefined();
+    expect(held).toHaveLength(600_000);
   });
 
   it('never pauses a busy loop, and collects when it goes idle', async () => {
     const { releases, next } = watch();
-    burst();
+    const held = burst();
     const released = next();
     await busyFor(10 * PERIOD_MS);
     expect(releases).toHaveLength(0);
     await released;
     expect(releases).toHaveLength(1);
+    expect(held).toHaveLength(600_000);
   });
 
   it('collects once per burst, not once per idle period', async () => {
     const { releases, next } = watch();
-    burst();
+    const first = burst();
     await next();
     await periods(10);
     expect(releases).toHaveLength(1);
-    burst();
+    const second = burst();
     await next();
     expect(releases).toHaveLength(2);
+    expect(first.length + second.length).toBe(1_200_000);
   });
 
   it('does not collect when the heap has not grown', async () => {
