@@ -43,7 +43,7 @@ let collect: (() => void) | undefined;
  * cannot pass Node flags portably): the flag exposes `gc` to contexts created after it is set, so the
  * function comes from a fresh context and the global scope of the process stays as it was.
  */
-function fullCollection(): () => void {
+export function fullCollection(): () => void {
   if (collect === undefined) {
     v8.setFlagsFromString('--expose-gc');
     collect = vm.runInNewContext('gc') as () => void;

@@ -1,7 +1,6 @@
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startMemoryRelease, type MemoryReleaseOptions } from '../src/memory-release.js';
+import { fullCollection, startMemoryRelease, type MemoryReleaseOptions } from '../src/memory-release.js';
 
 type Release = Parameters<MemoryReleaseOptions['onRelease']>[0];
 
@@ -13,9 +12,7 @@ afterEach(() => stop?.());
 
 // Each test starts from a collected heap: the previous tests' garbage, freed by V8 during a later burst,
 // would otherwise hide that burst's growth.
-v8.setFlagsFromString('--expose-gc');
-const collectNow = vm.runInNewContext('gc') as () => void;
-beforeEach(() => collectNow());
+beforeEach(() => fullCollection()());
 
 /** Starts the release with a short period and returns every release as it happens. */
 function watch(): { releases: Release[]; next(): Promise<Release> } {
