@@ -1,0 +1,370 @@
+/**
+ * One keep-alive HTTP/1.1 connection to an upstream, carrying one exchange at a time (no pipelining).
+ *
+ * Guarantees:
+ * - The request head goes out in one write; a body streams with back-pressure (the client's stream is
+ *   paused while the socket's buffer is full), framed by its Content-Length when the client gave one,
+ *   else chunked. Node's server validated the client's method, path and header values before they came
+ *   here, and `assertSendable` refuses a CR, LF or NUL anyway, so nothing can split the request.
+ * - The response is read by the strict parser (http1-response-parser.ts); its body is handed over as it
+ *   arrives, and reading stops while the handler's sink is full (`onData` returned false) until
+ *   `resume()`.
+ * - Timeouts: `connectTimeoutMs` until the connection is up; `timeoutMs` of silence once the request is
+ *   completely sent (to the response head, and between body reads), never while the upload is still
+ *   running (the client's own timeouts cover that) or while reading is paused for a slow client.
+ * - Exactly one of `onEnd` / `onError` per exchange. Errors are ProximationErrors: ERR_UPSTREAM_CONNECT
+ *   (cannot connect; the request was not sent), ERR_UPSTREAM_CONNECT_TIMEOUT, ERR_UPSTREAM_TIMEOUT,
+ *   ERR_UPSTREAM_RESPONSE (invalid response), ERR_UPSTREAM_CLOSED (closed or reset before the response
+ *   was complete), ERR_UPSTREAM_ABORTED (`abort()`, e.g. the client went away).
+ * - After the exchange the connection is handed back to its owner for reuse only if the response said
+ *   it may be, the whole request was sent and nothing failed; otherwise it is destroyed. `idleUntil`
+ *   says until when the owner may reuse it: the upstream's `Keep-Alive: timeout=N` less a second, else
+ *   `idleMs`, never more than `maxIdleMs`. The owner checks that when it takes the connection (a timer
+ *   per idle connection would cost a timer update per request); an idle connection also closes when the
+ *   upstream closes it or after `timeoutMs` of silence.
+ */
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import type { Readable } from 'node:stream';
+import { ProximationError } from '@proximation/shared';
+import { ResponseParser, type ResponseHeaders } from './http1-response-parser.js';
+
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  /** Flat [name, value, ...] list, already rewritten for the upstream (forwarded-headers.ts). */
+  headers: readonly string[];
+  /** The client's body; null when it has none. */
+  body: Readable | null;
+}
+
+export interface ExchangeHandler {
+  onHead(status: number, headers: ResponseHeaders): void;
+  /** false: the sink is full; no more data until the exchange's `resume()`. */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(error: ProximationError): void;
+}
+
+export interface ConnectionTimeouts {
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  /** How long an idle connection is kept when the upstream does not say (`Keep-Alive: timeout=N`). */
+  idleMs: number;
+  /** The most an idle connection is kept, whatever the upstream says. */
+  maxIdleMs: number;
+}
+
+/** What a connection tells the pool it belongs to. */
+export interface ConnectionOwner {
+  /** The exchange ended and the connection can carry another. */
+  release(connection: UpstreamConnection): void;
+  /** The connection is gone (closed, failed, or not reusable). */
+  discard(connection: UpstreamConnection): void;
+  /**
+   * A reused connection failed before any byte of the response came back, on a request that can safely
+   * be sent again: the upstream most likely closed it while it sat idle. Returns true if the owner took
+   * the exchange over (on a new connection), false to fail it.
+   */
+  retry(request: UpstreamRequest, handler: ExchangeHandler, exchange: ExchangeControl): boolean;
+}
+
+/** The caller's handle on an exchange, valid across the retry on another connection. */
+export class ExchangeControl {
+  connection: UpstreamConnection | undefined;
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.connection?.abort();
+  }
+
+  resume(): void {
+    this.connection?.resume();
+  }
+}
+
+const RETRIABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const NEEDS_LENGTH = new Set(['POST', 'PUT', 'PATCH']);
+const UNSENDABLE = /[\r\n\0]/;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d+)/i;
+
+interface Active {
+  request: UpstreamRequest;
+  handler: ExchangeHandler;
+  control: ExchangeControl;
+  bodySent: boolean;
+  paused: boolean;
+  idleMs: number | undefined;
+  /** Stops streaming the client's body here; what is left of it is read and dropped by the client's side. */
+  detachBody: (() => void) | undefined;
+}
+
+export class UpstreamConnection {
+  private readonly parser: ResponseParser;
+  private active: Active | undefined;
+  private connected = false;
+  private closed = false;
+  /** Exchanges completed on this connection: a failure on a reused one may just be a stale connection. */
+  private served = 0;
+  /** While idle: when the owner must stop reusing it (epoch ms). */
+  idleUntil = 0;
+
+  private constructor(
+    readonly socket: Socket,
+    private readonly owner: ConnectionOwner,
+    private readonly timeouts: ConnectionTimeouts,
+  ) {
+    this.parser = new ResponseParser({
+      onHead: (status, headers) => this.onHead(status, headers),
+      onBody: (chunk) => this.onBody(chunk),
+      onEnd: (reusable) => this.onEnd(reusable),
+    });
+    socket.setTimeout(timeouts.connectTimeoutMs);
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
+      this.connected = true;
+      socket.setTimeout(this.active?.bodySent === false ? 0 : timeouts.timeoutMs);
+    });
+    socket.on('data', (data: Buffer) => this.onSocketData(data));
+    socket.on('timeout', () => this.onTimeout());
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err) => this.onSocketError(err));
+    socket.on('close', () => this.onSocketClose());
+    socket.on('drain', () => this.active?.request.body?.resume());
+  }
+
+  /** Opens a connection to an http: or https: origin; the request may be sent before it is up. */
+  static open(origin: URL, owner: ConnectionOwner, timeouts: ConnectionTimeouts): UpstreamConnection {
+    const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
+    const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
+    const socket =
+      origin.protocol === 'https:'
+        ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] })
+        : net.connect({ host, port });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    return new UpstreamConnection(socket, owner, timeouts);
+  }
+
+  get busy(): boolean {
+    return this.active !== undefined;
+  }
+
+  /** Sends a request; the connection must be idle. */
+  send(request: UpstreamRequest, handler: ExchangeHandler, control: ExchangeControl): void {
+    const active: Active = { request, handler, control, bodySent: request.body === null, paused: false, idleMs: undefined, detachBody: undefined };
+    this.active = active;
+    control.connection = this;
+    const { body } = request;
+    this.parser.begin(request.method);
+    this.socket.write(requestHead(request), 'latin1');
+    if (body !== null) {
+      if (this.connected) this.socket.setTimeout(0);
+      this.pumpBody(active, body);
+    }
+  }
+
+  abort(): void {
+    this.fail(new ProximationError('ERR_UPSTREAM_ABORTED', 'the request to the upstream was cancelled'));
+  }
+
+  resume(): void {
+    const active = this.active;
+    if (active === undefined || !active.paused) return;
+    active.paused = false;
+    if (active.bodySent) this.socket.setTimeout(this.timeouts.timeoutMs);
+    this.socket.resume();
+  }
+
+  /** Closes an idle connection. */
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private pumpBody(active: Active, body: Readable): void {
+    const chunked = !hasContentLength(active.request.headers);
+    const onData = (chunk: Buffer | string): void => {
+      if (this.active !== active) return;
+      const ok = chunked ? this.writeChunk(chunk) : this.socket.write(chunk);
+      if (!ok) body.pause();
+    };
+    const onEnd = (): void => {
+      cleanup();
+      if (this.active !== active) return;
+      if (chunked) this.socket.write('0\r\n\r\n', 'latin1');
+      active.bodySent = true;
+      if (!active.paused && this.connected) this.socket.setTimeout(this.timeouts.timeoutMs);
+    };
+    // A client stream that ends without 'end' lost part of the body: the upstream must not take the rest as complete.
+    const onClose = (): void => {
+      cleanup();
+      if (this.active === active && !active.bodySent) this.abort();
+    };
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('close', onClose);
+      active.detachBody = undefined;
+    };
+    active.detachBody = () => {
+      cleanup();
+      body.resume();
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('close', onClose);
+  }
+
+  private writeChunk(chunk: Buffer | string): boolean {
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    if (length === 0) return true;
+    this.socket.cork();
+    this.socket.write(`${length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(chunk);
+    const ok = this.socket.write('\r\n', 'latin1');
+    this.socket.uncork();
+    return ok;
+  }
+
+  private onSocketData(data: Buffer): void {
+    try {
+      this.parser.execute(data);
+    } catch (err) {
+      this.fail(err as ProximationError);
+    }
+  }
+
+  private onHead(status: number, headers: ResponseHeaders): void {
+    const active = this.active!;
+    active.idleMs = keepAliveHint(headers['keep-alive']);
+    active.handler.onHead(status, headers);
+  }
+
+  private onBody(chunk: Buffer): void {
+    const active = this.active;
+    if (active === undefined || chunk.length === 0) return;
+    if (!active.handler.onData(chunk) && !active.paused && this.active === active) {
+      active.paused = true;
+      this.socket.setTimeout(0);
+      this.socket.pause();
+    }
+  }
+
+  private onEnd(reusable: boolean): void {
+    const active = this.active!;
+    this.settle(active);
+    this.served++;
+    if (active.paused) this.socket.resume();
+    const idleMs = Math.min(active.idleMs ?? this.timeouts.idleMs, this.timeouts.maxIdleMs);
+    if (reusable && active.bodySent && !this.closed && idleMs > 0) {
+      this.idleUntil = Date.now() + idleMs;
+      this.owner.release(this);
+    } else {
+      this.destroy();
+    }
+    active.handler.onEnd();
+  }
+
+  private onTimeout(): void {
+    if (this.active === undefined) {
+      this.destroy();
+      return;
+    }
+    this.fail(
+      this.connected
+        ? new ProximationError('ERR_UPSTREAM_TIMEOUT', `the upstream sent nothing for ${this.timeouts.timeoutMs} ms`)
+        : new ProximationError('ERR_UPSTREAM_CONNECT_TIMEOUT', `could not connect within ${this.timeouts.connectTimeoutMs} ms`),
+    );
+  }
+
+  private onSocketEnd(): void {
+    if (this.active === undefined) {
+      this.destroy();
+      return;
+    }
+    try {
+      this.parser.end();
+    } catch (err) {
+      this.fail(err as ProximationError);
+    }
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    if (!this.connected) {
+      this.fail(new ProximationError('ERR_UPSTREAM_CONNECT', `could not connect: ${err.code ?? err.message}`, { cause: err }));
+      return;
+    }
+    this.fail(new ProximationError('ERR_UPSTREAM_CLOSED', `the connection failed before the response was complete: ${err.code ?? err.message}`, { cause: err }));
+  }
+
+  private onSocketClose(): void {
+    if (this.active !== undefined) {
+      this.fail(new ProximationError('ERR_UPSTREAM_CLOSED', 'the upstream closed the connection before the response was complete'));
+    }
+    this.destroy();
+  }
+
+  /** Ends the exchange in flight with `error` (or hands it to the owner for one retry) and drops the connection. */
+  private fail(error: ProximationError): void {
+    const active = this.active;
+    this.destroy();
+    if (active === undefined) return;
+    this.settle(active);
+    const stale =
+      this.served > 0 &&
+      !this.parser.responseStarted &&
+      active.request.body === null &&
+      !active.control.aborted &&
+      error.code === 'ERR_UPSTREAM_CLOSED' &&
+      RETRIABLE_METHODS.has(active.request.method);
+    if (stale && this.owner.retry(active.request, active.handler, active.control)) return;
+    active.handler.onError(error);
+  }
+
+  private settle(active: Active): void {
+    this.active = undefined;
+    active.control.connection = undefined;
+    active.detachBody?.();
+  }
+
+  private destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.owner.discard(this);
+  }
+}
+
+/** Refuses what would let a value end the line it is on; Node's parsers already refuse these, this is the last line of defence. */
+export function assertSendable(request: UpstreamRequest): void {
+  const bad = UNSENDABLE.test(request.method) || UNSENDABLE.test(request.path) || request.headers.some((v) => UNSENDABLE.test(v));
+  if (bad) throw new ProximationError('ERR_UPSTREAM_REQUEST', `the request ${request.method} ${JSON.stringify(request.path)} holds CR, LF or NUL in its target or headers`);
+}
+
+function requestHead(request: UpstreamRequest): string {
+  const { headers } = request;
+  let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  if (request.body !== null) {
+    if (!hasContentLength(headers)) head += 'transfer-encoding: chunked\r\n';
+  } else if (NEEDS_LENGTH.has(request.method) && !hasContentLength(headers)) {
+    head += 'content-length: 0\r\n';
+  }
+  return `${head}\r\n`;
+}
+
+function hasContentLength(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return true;
+  }
+  return false;
+}
+
+/** How long the upstream says it keeps an idle connection (`Keep-Alive: timeout=N`), less a second for the race. */
+function keepAliveHint(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = KEEP_ALIVE_TIMEOUT.exec(value);
+  return match === null ? undefined : Math.max(0, Number(match[1]) * 1000 - 1000);
+}
