@@ -1,7 +1,7 @@
 /**
- * Forwards one request to one upstream through its undici pool and streams the response back.
+ * Forwards one request to one upstream through its connection pool and streams the response back.
  *
- * Both bodies stream with back-pressure: undici reads the request body as the upstream accepts it, and a
+ * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and a
  * response chunk that the client cannot take yet pauses the upstream read until the client drains, so a
  * 1 GB body in either direction holds only socket buffers. A client that goes away aborts the upstream
  * request. Failures map as nginx maps them: cannot connect → 502, connect or response timeout → 504; a
@@ -9,7 +9,7 @@
  *
  * A request that could not reach its upstream (connection refused, unreachable, connect timeout) is
  * tried once on each other upstream of the version, but only when it has no body: a body stream that
- * undici may have started reading cannot be sent again.
+ * may have been read in part cannot be sent again.
  *
  * The upstream's Strict-Transport-Security header is dropped when the response already has one (the
  * site's own HSTS setting, put there by the proxy handler): the site's setting in the routing table is
@@ -18,9 +18,11 @@
  *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
-import type { Dispatcher } from 'undici';
+import { isProximationError, type ProximationError } from '@proximation/shared';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
+import type { ResponseHeaders } from './http1-response-parser.js';
+import type { ExchangeControl, ExchangeHandler } from './upstream-connection.js';
 import type { ProxyRequest, ProxyResponse, ResponseSink } from './types.js';
 import type { Upstream } from './upstreams.js';
 
@@ -36,10 +38,9 @@ export interface ForwardResult {
 
 export const STRICT_TRANSPORT_SECURITY = 'strict-transport-security';
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
-/** Failures that prove the request never reached the upstream (a reset may come after it did). */
-const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** Failures that prove the request never reached the upstream. */
+const NOT_SENT = new Set(['ERR_UPSTREAM_CONNECT', 'ERR_UPSTREAM_CONNECT_TIMEOUT']);
+const TIMEOUTS = new Set(['ERR_UPSTREAM_CONNECT_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT']);
 
 class ClientGone extends Error {
   constructor() {
@@ -48,13 +49,12 @@ class ClientGone extends Error {
   }
 }
 
-class ForwardHandler implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
+class ForwardHandler implements ExchangeHandler {
+  control: ExchangeControl | undefined;
   private status = 0;
   private bytes = 0;
   private settled = false;
   private clientGone = false;
-  private connected = false;
 
   private readonly res: ResponseSink;
 
@@ -69,51 +69,42 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly onClientClose = (): void => {
     if (this.settled) return;
     this.clientGone = true;
-    this.controller?.abort(new ClientGone());
+    this.control?.abort();
   };
 
   private readonly onDrain = (): void => {
-    this.controller?.resume();
+    this.control?.resume();
   };
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.clientGone) controller.abort(new ClientGone());
-  }
-
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    // 1xx interim responses are not relayed: Node answers 100-continue to the client itself.
-    if (statusCode < 200) return;
-    this.connected = true;
-    this.status = statusCode;
-    // Head and the body chunks that arrive in the same tick leave in one write, so one TLS record
-    // and one syscall for a small response instead of one per piece.
+  onHead(status: number, headers: ResponseHeaders): void {
+    this.status = status;
+    // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
+    // small response instead of one per piece.
     this.res.cork?.();
     process.nextTick(uncork, this.res);
     const out = clientResponseHeaders(headers);
     if (out[STRICT_TRANSPORT_SECURITY] !== undefined && this.res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
-    this.res.writeHead(statusCode, out);
+    this.res.writeHead(status, out);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
-    if (!this.res.write(chunk)) {
-      controller.pause();
-      this.res.once('drain', this.onDrain);
-    }
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.onDrain);
+    return false;
   }
 
-  onResponseEnd(): void {
+  onEnd(): void {
     this.res.end();
     this.upstream.reportSuccess();
     this.settle({ status: this.status, bytes: this.bytes, upstream: this.upstream.origin });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    const code = (error as { code?: string }).code ?? '';
-    if (!this.connected && CONNECT_FAILURES.has(code)) this.upstream.reportConnectFailure(Date.now());
+  onError(error: ProximationError): void {
+    const { code } = error;
+    if (NOT_SENT.has(code)) this.upstream.reportConnectFailure(Date.now());
     const origin = this.upstream.origin;
-    if (this.clientGone || error instanceof ClientGone) {
+    if (this.clientGone) {
       this.settle({ status: 0, bytes: this.bytes, upstream: origin, error: new ClientGone() });
       return;
     }
@@ -159,10 +150,14 @@ interface Exchange {
 
 function dispatch(exchange: Exchange, upstream: Upstream): void {
   const { req } = exchange;
-  upstream.pool.dispatch(
-    { path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: exchange.headers, body: exchange.hasBody ? req : null },
-    new ForwardHandler(exchange, upstream),
-  );
+  const handler = new ForwardHandler(exchange, upstream);
+  try {
+    handler.control = upstream.pool.request({ method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null }, handler);
+  } catch (err) {
+    if (!isProximationError(err, 'ERR_UPSTREAM_REQUEST')) throw err;
+    sendError(exchange.res, 400, MESSAGES[400]());
+    exchange.onDone({ status: 400, bytes: 0, upstream: upstream.origin, error: err });
+  }
 }
 
 function uncork(res: ResponseSink): void {

@@ -53,21 +53,31 @@ export class HealthChecker {
   }
 
   /** undefined when healthy, else what went wrong. */
-  private async probe(upstream: Upstream): Promise<string | undefined> {
+  private probe(upstream: Upstream): Promise<string | undefined> {
     const { path, timeoutMs } = this.options;
-    try {
-      const res = await upstream.pool.request({
-        path,
-        method: 'GET',
-        headers: { 'user-agent': 'proximation-health-check' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      await res.body.dump();
-      return res.statusCode >= 200 && res.statusCode < 400 ? undefined : `GET ${path} answered ${res.statusCode}`;
-    } catch (err) {
-      return `GET ${path} failed: ${(err as Error).message}`;
-    }
+    return new Promise((resolve) => {
+      let status = 0;
+      let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
+      const control = upstream.pool.request(
+        { method: 'GET', path, headers: ['host', new URL(upstream.origin).host, 'user-agent', 'proximation-health-check'], body: null },
+        {
+          onHead: (code) => (status = code),
+          onData: () => true,
+          onEnd: () => {
+            clearTimeout(timer);
+            resolve(status >= 200 && status < 400 ? undefined : `GET ${path} answered ${status}`);
+          },
+          onError: (err) => {
+            clearTimeout(timer);
+            resolve(timedOut ? `GET ${path} got no answer within ${timeoutMs} ms` : `GET ${path} failed: ${err.message}`);
+          },
+        },
+      );
+      timer = setTimeout(() => {
+        timedOut = true;
+        control.abort();
+      }, timeoutMs);
+    });
   }
 }

@@ -9,7 +9,7 @@
  * while, doubling per consecutive failure from `ejectBaseMs` up to `ejectMaxMs`; one success resets it.
  * Active health checks (health-check.ts) take it out while they fail.
  */
-import { Pool } from 'undici';
+import { UpstreamPool } from './upstream-pool.js';
 
 export interface UpstreamOptions {
   connectTimeoutMs: number;
@@ -21,7 +21,7 @@ export interface UpstreamOptions {
 
 export class Upstream {
   readonly origin: string;
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   private consecutiveFailures = 0;
   private ejectedUntil = 0;
   private healthy = true;
@@ -29,13 +29,11 @@ export class Upstream {
 
   constructor(origin: string, private readonly options: UpstreamOptions) {
     this.origin = origin;
-    this.pool = new Pool(origin, {
-      connect: { timeout: options.connectTimeoutMs },
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
-      pipelining: 1,
+    this.pool = new UpstreamPool(origin, {
+      connectTimeoutMs: options.connectTimeoutMs,
+      timeoutMs: options.timeoutMs,
+      idleMs: 30_000,
+      maxIdleMs: 120_000,
     });
   }
 
@@ -100,7 +98,7 @@ export class Upstreams {
     for (const [origin, upstream] of this.byOrigin) {
       if (!origins.has(origin)) {
         this.byOrigin.delete(origin);
-        void upstream.pool.close().catch(() => {});
+        void upstream.pool.close();
       }
     }
   }
@@ -109,13 +107,13 @@ export class Upstreams {
   async close(): Promise<void> {
     const pools = [...this.byOrigin.values()].map((u) => u.pool);
     this.byOrigin.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => {})));
+    await Promise.all(pools.map((p) => p.close()));
   }
 
   /** Stops every pool at once, failing what is still in flight. */
   async destroy(): Promise<void> {
     const pools = [...this.byOrigin.values()].map((u) => u.pool);
     this.byOrigin.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    await Promise.all(pools.map((p) => p.destroy()));
   }
 }
