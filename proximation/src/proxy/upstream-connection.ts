@@ -11,7 +11,8 @@
  *   `resume()`.
  * - Timeouts: `connectTimeoutMs` until the connection is up; `timeoutMs` of silence once the request is
  *   completely sent (to the response head, and between body reads), never while the upload is still
- *   running (the client's own timeouts cover that) or while reading is paused for a slow client.
+ *   running (the client's own timeouts cover that) or while reading is paused for a slow client: after
+ *   those, the upstream gets a full `timeoutMs` again.
  * - Exactly one of `onEnd` / `onError` per exchange. Errors are ProximationErrors: ERR_UPSTREAM_CONNECT
  *   (cannot connect; the request was not sent), ERR_UPSTREAM_CONNECT_TIMEOUT, ERR_UPSTREAM_TIMEOUT,
  *   ERR_UPSTREAM_RESPONSE (invalid response), ERR_UPSTREAM_CLOSED (closed or reset before the response
@@ -110,6 +111,8 @@ export class UpstreamConnection {
   private served = 0;
   /** While idle: when the owner must stop reusing it (epoch ms). */
   idleUntil = 0;
+  /** The timer ran out while the exchange was not waiting on the upstream (see onTimeout). */
+  private lapsed = false;
 
   private constructor(
     readonly socket: Socket,
@@ -124,7 +127,7 @@ export class UpstreamConnection {
     socket.setTimeout(timeouts.connectTimeoutMs);
     socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      socket.setTimeout(this.active?.bodySent === false ? 0 : timeouts.timeoutMs);
+      socket.setTimeout(timeouts.timeoutMs);
     });
     socket.on('data', (data: Buffer) => this.onSocketData(data));
     socket.on('timeout', () => this.onTimeout());
@@ -158,11 +161,10 @@ export class UpstreamConnection {
     control.connection = this;
     const { body } = request;
     this.parser.begin(request.method);
+    // Writing refreshes the socket's timer, whether or not it lapsed before.
+    this.lapsed = false;
     this.socket.write(requestHead(request), 'latin1');
-    if (body !== null) {
-      if (this.connected) this.socket.setTimeout(0);
-      this.pumpBody(active, body);
-    }
+    if (body !== null) this.pumpBody(active, body);
   }
 
   abort(): void {
@@ -173,7 +175,7 @@ export class UpstreamConnection {
     const active = this.active;
     if (active === undefined || !active.paused) return;
     active.paused = false;
-    if (active.bodySent) this.socket.setTimeout(this.timeouts.timeoutMs);
+    this.rearmIfLapsed();
     this.socket.resume();
   }
 
@@ -194,7 +196,7 @@ export class UpstreamConnection {
       if (this.active !== active) return;
       if (chunked) this.socket.write('0\r\n\r\n', 'latin1');
       active.bodySent = true;
-      if (!active.paused && this.connected) this.socket.setTimeout(this.timeouts.timeoutMs);
+      this.rearmIfLapsed();
     };
     // A client stream that ends without 'end' lost part of the body: the upstream must not take the rest as complete.
     const onClose = (): void => {
@@ -246,7 +248,6 @@ export class UpstreamConnection {
     if (active === undefined || chunk.length === 0) return;
     if (!active.handler.onData(chunk) && !active.paused && this.active === active) {
       active.paused = true;
-      this.socket.setTimeout(0);
       this.socket.pause();
     }
   }
@@ -266,9 +267,19 @@ export class UpstreamConnection {
     active.handler.onEnd();
   }
 
+  /**
+   * The socket's timer runs all the time (re-arming it costs a timer object per call); a lapse while
+   * the client is still uploading or holds the response back is not the upstream's fault: it is
+   * noted, and the timer re-armed for a full period once the connection waits on the upstream again.
+   */
   private onTimeout(): void {
-    if (this.active === undefined) {
+    const active = this.active;
+    if (active === undefined) {
       this.destroy();
+      return;
+    }
+    if (this.connected && (!active.bodySent || active.paused)) {
+      this.lapsed = true;
       return;
     }
     this.fail(
@@ -320,6 +331,13 @@ export class UpstreamConnection {
       RETRIABLE_METHODS.has(active.request.method);
     if (stale && this.owner.retry(active.request, active.handler, active.control)) return;
     active.handler.onError(error);
+  }
+
+  private rearmIfLapsed(): void {
+    const active = this.active;
+    if (!this.lapsed || active === undefined || !active.bodySent || active.paused) return;
+    this.lapsed = false;
+    this.socket.setTimeout(this.timeouts.timeoutMs);
   }
 
   private settle(active: Active): void {

@@ -247,6 +247,35 @@ describe('responses', () => {
     expect(callsWhilePaused).toBeLessThanOrEqual(1);
   });
 
+  it('does not time out while the sink is full, and times out when the upstream stalls after resume()', async () => {
+    const body = 'y'.repeat(1024 * 1024);
+    // The first response is complete; the second sends all it will in one piece, one byte short.
+    const upstream = await rawUpstream((socket) =>
+      onHeads(socket, (_head, n) =>
+        socket.write(n === 0 ? `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}` : 'HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n0123456789'),
+      ),
+    );
+    const pool = newPool(upstream.origin, { timeoutMs: 100 });
+    const heldBack = (): Promise<ProximationError | undefined> =>
+      new Promise((resolve) => {
+        let held = false;
+        const control = pool.request(get(), {
+          onHead() {},
+          onData() {
+            if (held) return true;
+            held = true;
+            // Three timeouts' worth of a client that takes nothing.
+            setTimeout(() => control.resume(), 300);
+            return false;
+          },
+          onEnd: () => resolve(undefined),
+          onError: resolve,
+        });
+      });
+    expect(await heldBack()).toBeUndefined();
+    expect((await heldBack())?.code).toBe('ERR_UPSTREAM_TIMEOUT');
+  });
+
   it('fails a response that stops arriving with ERR_UPSTREAM_TIMEOUT and an invalid one with ERR_UPSTREAM_RESPONSE', async () => {
     const upstream = await rawUpstream((socket, i) =>
       onHeads(socket, () => socket.write(i === 0 ? 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf' : 'HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n')),
