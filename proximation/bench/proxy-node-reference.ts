@@ -1,12 +1,12 @@
 /**
- * The two Node reference rows (see `node-reference-server.ts`): Node's HTTPS server answering by itself,
- * and a minimal undici proxy. They run under the Node running the benchmark, which is the image's.
+ * The three Node reference rows (see `node-reference-server.ts`): Node's HTTPS server answering by itself,
+ * a minimal undici proxy, and a minimal proxy on plain sockets. They run under the Node running the benchmark, which is the image's.
  * Throws as `ProxyUnderTest.start` documents.
  */
 import type { ProxyUnderTest } from './proxy.js';
 import { startReferenceServer } from './reference-process.js';
 
-function nodeReference(key: string, label: string, mode: 'answer' | 'undici'): ProxyUnderTest {
+function nodeReference(key: string, label: string, mode: 'answer' | 'undici' | 'sockets'): ProxyUnderTest {
   return {
     key,
     label,
@@ -17,3 +17,4 @@ function nodeReference(key: string, label: string, mode: 'answer' | 'undici'): P
 
 export const nodeAnswering = nodeReference('node-answer', 'Node HTTPS server answering itself', 'answer');
 export const nodeMinimalProxy = nodeReference('node-undici', 'minimal undici proxy', 'undici');
+export const nodeSocketsProxy = nodeReference('node-sockets', 'minimal proxy on plain sockets', 'sockets');

@@ -132,15 +132,13 @@ function formatValue(value: number | null): string {
   return value >= 1000 ? formatRate(value) : value.toFixed(1);
 }
 
-export function renderTargets(targets: readonly TargetCheck[], subjectLabel: string, floorLabel: string): string {
+export function renderTargets(targets: readonly TargetCheck[], subjectLabel: string): string {
   return [
-    `Targets for ${subjectLabel} (and, for scale, what ${floorLabel} measured):`,
+    `Targets for ${subjectLabel} (and, for scale, what the Node references measured):`,
     ...targets.map((t) => {
       const verdict = t.pass === null ? 'NOT MEASURED' : t.pass ? 'PASS' : 'FAIL';
-      return (
-        `- ${verdict}: ${t.description} (measured ${formatValue(t.measured)}, limit ${formatValue(t.limit)}; ` +
-        `${floorLabel}: ${formatValue(t.nodeFloor)})`
-      );
+      const floors = t.floors.map((f) => `${f.label}: ${formatValue(f.value)}`).join('; ');
+      return `- ${verdict}: ${t.description} (measured ${formatValue(t.measured)}, limit ${formatValue(t.limit)}${floors === '' ? '' : `; ${floors}`})`;
     }),
   ].join('\n');
 }

@@ -43,8 +43,8 @@ export interface TargetCheck {
   readonly measured: number | null;
   readonly limit: number | null;
   readonly pass: boolean | null;
-  /** The same measure for Node's HTTPS server answering by itself: what any Node proxy starts from. */
-  readonly nodeFloor: number | null;
+  /** The same measure for each reference (see run.ts), by label: what any Node server or proxy starts from. */
+  readonly floors: readonly { readonly label: string; readonly value: number | null }[];
 }
 
 export function median(values: readonly number[]): number {
@@ -89,25 +89,25 @@ function check(
   measured: number | undefined,
   limit: number | undefined,
   atLeast: boolean,
-  nodeFloor: number | undefined,
+  floors: readonly { readonly label: string; readonly value: number | undefined }[],
 ): TargetCheck {
-  const floor = nodeFloor === undefined || Number.isNaN(nodeFloor) ? null : nodeFloor;
+  const known = floors.map(({ label, value }) => ({ label, value: value === undefined || Number.isNaN(value) ? null : value }));
   if (measured === undefined || limit === undefined || Number.isNaN(measured) || Number.isNaN(limit)) {
-    return { description, measured: measured ?? null, limit: limit ?? null, pass: null, nodeFloor: floor };
+    return { description, measured: measured ?? null, limit: limit ?? null, pass: null, floors: known };
   }
-  return { description, measured, limit, pass: atLeast ? measured >= limit : measured <= limit, nodeFloor: floor };
+  return { description, measured, limit, pass: atLeast ? measured >= limit : measured <= limit, floors: known };
 }
 
 export function checkTargets(
   summaries: readonly ProxySummary[],
-  keys: { readonly subject: string; readonly nginx: string; readonly caddy: string; readonly nodeFloor: string },
+  keys: { readonly subject: string; readonly nginx: string; readonly caddy: string; readonly floors: readonly string[] },
   scenarioKeys: { readonly keepAlive: string; readonly http2: string },
 ): TargetCheck[] {
   const find = (key: string): ProxySummary | undefined => summaries.find((s) => s.key === key);
   const subject = find(keys.subject);
   const nginx = find(keys.nginx);
   const caddy = find(keys.caddy);
-  const floor = find(keys.nodeFloor);
+  const floors = keys.floors.map(find).filter((f): f is ProxySummary => f !== undefined);
   const metric = (p: ProxySummary | undefined, scenario: string, pick: (s: ScenarioSummary) => number) => {
     const s = p?.scenarios[scenario];
     return s === undefined ? undefined : pick(s);
@@ -121,7 +121,13 @@ export function checkTargets(
     factor: number,
     atLeast: boolean,
   ) =>
-    check(description, metric(subject, scenario, pick), times(metric(base, scenario, pick), factor), atLeast, metric(floor, scenario, pick));
+    check(
+      description,
+      metric(subject, scenario, pick),
+      times(metric(base, scenario, pick), factor),
+      atLeast,
+      floors.map((f) => ({ label: f.label, value: metric(f, scenario, pick) })),
+    );
   return [
     scenarioCheck('HTTPS keep-alive req/s >= 2x Caddy', scenarioKeys.keepAlive, (s) => s.reqPerSec, caddy, 2, true),
     scenarioCheck(
@@ -133,6 +139,12 @@ export function checkTargets(
       false,
     ),
     scenarioCheck('HTTP/2 req/s >= 2x Caddy', scenarioKeys.http2, (s) => s.reqPerSec, caddy, 2, true),
-    check('RSS after the runs <= 80 MiB', subject?.rssAfterRunsMiB ?? undefined, 80, false, floor?.rssAfterRunsMiB ?? undefined),
+    check(
+      'RSS after the runs <= 80 MiB',
+      subject?.rssAfterRunsMiB ?? undefined,
+      80,
+      false,
+      floors.map((f) => ({ label: f.label, value: f.rssAfterRunsMiB ?? undefined })),
+    ),
   ];
 }
