@@ -7,7 +7,6 @@ import type { Duplex } from 'node:stream';
 import type { ResponseSink } from './types.js';
 
 export const MESSAGES = {
-  400: () => 'The request holds characters (CR, LF or NUL) that cannot be forwarded.',
   404: (host: string) => `No site is configured for host "${host}" on this proxy. Add it with: deploy site add <site> --host ${host}`,
   502: (upstream: string) => `The upstream ${upstream} could not be reached or closed the connection.`,
   503: (site: string) => `Site "${site}" has no active version yet. Register one with: deploy register --site ${site} ...`,

@@ -18,7 +18,7 @@
  *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
-import { isProximationError, type ProximationError } from '@proximation/shared';
+import type { ProximationError } from '@proximation/shared';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
 import type { ResponseHeaders } from './http1-response-parser.js';
@@ -151,13 +151,7 @@ interface Exchange {
 function dispatch(exchange: Exchange, upstream: Upstream): void {
   const { req } = exchange;
   const handler = new ForwardHandler(exchange, upstream);
-  try {
-    handler.control = upstream.pool.request({ method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null }, handler);
-  } catch (err) {
-    if (!isProximationError(err, 'ERR_UPSTREAM_REQUEST')) throw err;
-    sendError(exchange.res, 400, MESSAGES[400]());
-    exchange.onDone({ status: 400, bytes: 0, upstream: upstream.origin, error: err });
-  }
+  handler.control = upstream.pool.request({ method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null }, handler);
 }
 
 function uncork(res: ResponseSink): void {

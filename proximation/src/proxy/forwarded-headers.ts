@@ -25,7 +25,8 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'http2-settings',
-  // Node answers `Expect: 100-continue` itself; undici refuses to send it.
+  // Node answers `Expect: 100-continue` to the client itself, so the body follows at once: an upstream
+  // told to expect would answer 100 for nothing.
   'expect',
 ]);
 

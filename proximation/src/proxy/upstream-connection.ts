@@ -5,7 +5,7 @@
  * - The request head goes out in one write; a body streams with back-pressure (the client's stream is
  *   paused while the socket's buffer is full), framed by its Content-Length when the client gave one,
  *   else chunked. Node's server validated the client's method, path and header values before they came
- *   here, and `assertSendable` refuses a CR, LF or NUL anyway, so nothing can split the request.
+ *   here, and `unsendable` finds a CR, LF or NUL anyway, so nothing can split the request.
  * - The response is read by the strict parser (http1-response-parser.ts); its body is handed over as it
  *   arrives, and reading stops while the handler's sink is full (`onData` returned false) until
  *   `resume()`.
@@ -354,10 +354,14 @@ export class UpstreamConnection {
   }
 }
 
-/** Refuses what would let a value end the line it is on; Node's parsers already refuse these, this is the last line of defence. */
-export function assertSendable(request: UpstreamRequest): void {
+/**
+ * What would let a value end the line it is on, or undefined. Node's HTTP/1.1 and HTTP/2 servers already
+ * refuse CR, LF and NUL in what clients send; this is the last line of defence against request splitting.
+ */
+export function unsendable(request: UpstreamRequest): ProximationError | undefined {
   const bad = UNSENDABLE.test(request.method) || UNSENDABLE.test(request.path) || request.headers.some((v) => UNSENDABLE.test(v));
-  if (bad) throw new ProximationError('ERR_UPSTREAM_REQUEST', `the request ${request.method} ${JSON.stringify(request.path)} holds CR, LF or NUL in its target or headers`);
+  if (!bad) return undefined;
+  return new ProximationError('ERR_UPSTREAM_REQUEST', `the request ${request.method} ${JSON.stringify(request.path)} holds CR, LF or NUL in its target or headers`);
 }
 
 function requestHead(request: UpstreamRequest): string {

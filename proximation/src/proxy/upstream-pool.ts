@@ -11,13 +11,13 @@
  *
  * `close()` stops new requests, closes idle connections now and busy ones when their exchange ends, and
  * resolves when none is left; `destroy()` drops every connection at once, failing what is in flight.
- * A request on a closed pool fails with ERR_UPSTREAM_CLOSED. `request` throws ERR_UPSTREAM_REQUEST
- * (see `assertSendable`) before anything is sent.
+ * A request on a closed pool fails with ERR_UPSTREAM_CLOSED, one holding CR, LF or NUL with
+ * ERR_UPSTREAM_REQUEST (see `unsendable`), in both cases before anything is sent. `request` never throws.
  */
 import { ProximationError } from '@proximation/shared';
 import {
-  assertSendable,
   ExchangeControl,
+  unsendable,
   UpstreamConnection,
   type ConnectionOwner,
   type ConnectionTimeouts,
@@ -41,10 +41,10 @@ export class UpstreamPool implements ConnectionOwner {
   }
 
   request(request: UpstreamRequest, handler: ExchangeHandler): ExchangeControl {
-    assertSendable(request);
     const control = new ExchangeControl();
-    if (this.closing) {
-      handler.onError(new ProximationError('ERR_UPSTREAM_CLOSED', `the connection pool of ${this.origin} is closed`));
+    const refused = this.closing ? new ProximationError('ERR_UPSTREAM_CLOSED', `the connection pool of ${this.origin} is closed`) : unsendable(request);
+    if (refused !== undefined) {
+      handler.onError(refused);
       return control;
     }
     this.checkout().send(request, handler, control);
