@@ -151,7 +151,15 @@ interface Exchange {
 function dispatch(exchange: Exchange, upstream: Upstream): void {
   const { req } = exchange;
   const handler = new ForwardHandler(exchange, upstream);
-  handler.control = upstream.pool.request({ method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null }, handler);
+  handler.control = upstream.pool.request(
+    { method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null, bodyCut: () => streamReset(req) },
+    handler,
+  );
+}
+
+/** An HTTP/2 request whose stream the client reset before its end; an HTTP/1.1 request stream never ends when cut. */
+function streamReset(req: ProxyRequest): boolean {
+  return 'stream' in req && req.stream.aborted;
 }
 
 function uncork(res: ResponseSink): void {

@@ -37,6 +37,13 @@ export interface UpstreamRequest {
   headers: readonly string[];
   /** The client's body; null when it has none. */
   body: Readable | null;
+  /**
+   * Asked when `body` ends: true if it ended because the client cut it off, not because it finished
+   * (Node's HTTP/2 compatibility API ends the request stream of a reset stream as if it were complete).
+   * The exchange is then aborted: sending the chunked terminator would hand the upstream a truncated
+   * body as a whole one.
+   */
+  bodyCut?: () => boolean;
 }
 
 export interface ExchangeHandler {
@@ -194,6 +201,10 @@ export class UpstreamConnection {
     const onEnd = (): void => {
       cleanup();
       if (this.active !== active) return;
+      if (active.request.bodyCut?.() === true) {
+        this.abort();
+        return;
+      }
       if (chunked) this.socket.write('0\r\n\r\n', 'latin1');
       active.bodySent = true;
       this.rearmIfLapsed();

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
@@ -146,5 +147,46 @@ describe('forwarding over HTTPS', () => {
     await closedUpstream;
     const line = await p.waitForLog((l) => l.part === 'access' && l.path === '/slow');
     expect(line.status).toBe(0);
+  });
+
+  it('aborts the upstream request when the client goes away in the middle of an upload, on HTTP/1.1 and HTTP/2, and keeps serving', async () => {
+    let arrived!: () => void;
+    let aborted!: () => void;
+    const upstreamAborts: Promise<void>[] = [];
+    const u = await upstream((req, res) => {
+      if (req.method === 'GET') {
+        res.end('still here');
+        return;
+      }
+      upstreamAborts.push(new Promise((resolve) => (aborted = resolve)));
+      req.once('data', () => arrived());
+      req.on('close', () => {
+        if (!req.complete) aborted();
+      });
+      req.resume();
+    });
+    const p = await proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]));
+    const port = p.server.https.port;
+
+    const firstPart = new Promise<void>((resolve) => (arrived = resolve));
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'app.test', ca: p.ca, ALPNProtocols: ['http/1.1'] });
+    socket.write(`POST /up HTTP/1.1\r\nhost: app.test\r\ncontent-length: 1048576\r\n\r\n${'x'.repeat(1024)}`);
+    await firstPart;
+    socket.destroy();
+    await upstreamAborts[0];
+
+    const secondPart = new Promise<void>((resolve) => (arrived = resolve));
+    const session = http2.connect(`https://127.0.0.1:${port}`, { ca: p.ca, servername: 'app.test' });
+    const stream = session.request({ ':method': 'POST', ':path': '/up', ':authority': 'app.test' }, { endStream: false });
+    stream.on('error', () => {});
+    stream.write('x'.repeat(1024));
+    await secondPart;
+    // RST_STREAM before END_STREAM, as a browser aborting a fetch sends it (close() would end the stream first).
+    stream.destroy();
+    await upstreamAborts[1];
+    session.close();
+
+    const after = await httpsRequest(p, 'app.test');
+    expect([after.status, after.body]).toEqual([200, 'still here']);
   });
 });
