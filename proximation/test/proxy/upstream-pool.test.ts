@@ -100,7 +100,7 @@ describe('connection reuse', () => {
     ];
     const upstream = await rawUpstream((socket, i) =>
       onHeads(socket, () => {
-        if (i === 1) socket.end(answers[i]);
+        if (i === 1) socket.end(answers[i]!);
         else socket.write(answers[i]!);
       }),
     );
