@@ -1,9 +1,9 @@
 /**
  * Forwards one request to one upstream through its connection pool and streams the response back.
  *
- * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and a
- * response chunk that the client cannot take yet pauses the upstream read until the client drains, so a
- * 1 GB body in either direction holds only socket buffers. A client that goes away aborts the upstream
+ * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and once
+ * 128 KiB of the response wait for the client, the upstream is read no further until the client has
+ * taken them, so a 1 GB body in either direction holds only that and socket buffers. A client that goes away aborts the upstream
  * request. Failures map as nginx maps them: cannot connect → 502, connect or response timeout → 504; a
  * failure after the response headers were sent can only cut the client's response short.
  *
@@ -37,6 +37,9 @@ export interface ForwardResult {
 }
 
 export const STRICT_TRANSPORT_SECURITY = 'strict-transport-security';
+
+/** How much of a response may wait for a slow client before the upstream is read no further. */
+const CLIENT_BUFFER_BYTES = 128 * 1024;
 
 /** Failures that prove the request never reached the upstream. */
 const NOT_SENT = new Set(['ERR_UPSTREAM_CONNECT', 'ERR_UPSTREAM_CONNECT_TIMEOUT']);
@@ -89,7 +92,9 @@ class ForwardHandler implements ExchangeHandler {
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
-    if (this.res.write(chunk)) return true;
+    // Reading stops only once CLIENT_BUFFER_BYTES wait for the client, not at its stream's 16 KiB
+    // mark: each stop and restart costs two system calls, and a 64 KiB response would pay them.
+    if (this.res.write(chunk) || this.res.writableLength < CLIENT_BUFFER_BYTES) return true;
     this.res.once('drain', this.onDrain);
     return false;
   }

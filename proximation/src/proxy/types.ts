@@ -8,6 +8,8 @@ export type ProxyResponse = ServerResponse | Http2ServerResponse;
 /** What the proxy needs of a response; HTTP/1.1 and HTTP/2 responses both provide it. */
 export interface ResponseSink {
   readonly headersSent: boolean;
+  /** Bytes written and not yet taken by the client. */
+  readonly writableLength: number;
   hasHeader(name: string): boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   write(chunk: Buffer): boolean;

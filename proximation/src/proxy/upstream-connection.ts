@@ -245,7 +245,11 @@ export class UpstreamConnection {
       this.parser.execute(data);
     } catch (err) {
       this.fail(err as ProximationError);
+      return;
     }
+    // Paused only now, not when the sink filled: a response that ended in this read needs no pause
+    // (and no resume), and each costs a system call.
+    if (this.active?.paused === true) this.socket.pause();
   }
 
   private onHead(status: number, headers: ResponseHeaders): void {
@@ -257,17 +261,13 @@ export class UpstreamConnection {
   private onBody(chunk: Buffer): void {
     const active = this.active;
     if (active === undefined || chunk.length === 0) return;
-    if (!active.handler.onData(chunk) && !active.paused && this.active === active) {
-      active.paused = true;
-      this.socket.pause();
-    }
+    if (!active.handler.onData(chunk) && this.active === active) active.paused = true;
   }
 
   private onEnd(reusable: boolean): void {
     const active = this.active!;
     this.settle(active);
     this.served++;
-    if (active.paused) this.socket.resume();
     const idleMs = Math.min(active.idleMs ?? this.timeouts.idleMs, this.timeouts.maxIdleMs);
     if (reusable && active.bodySent && !this.closed && idleMs > 0) {
       this.idleUntil = Date.now() + idleMs;
