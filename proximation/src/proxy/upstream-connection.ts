@@ -54,13 +54,15 @@ export interface ExchangeHandler {
   onError(error: ProximationError): void;
 }
 
-export interface ConnectionTimeouts {
+export interface ConnectionOptions {
   connectTimeoutMs: number;
   timeoutMs: number;
   /** How long an idle connection is kept when the upstream does not say (`Keep-Alive: timeout=N`). */
   idleMs: number;
   /** The most an idle connection is kept, whatever the upstream says. */
   maxIdleMs: number;
+  /** Trust anchors (PEM) for https: upstreams instead of Node's; tests use it. */
+  ca?: string;
 }
 
 /** What a connection tells the pool it belongs to. */
@@ -124,17 +126,17 @@ export class UpstreamConnection {
   private constructor(
     readonly socket: Socket,
     private readonly owner: ConnectionOwner,
-    private readonly timeouts: ConnectionTimeouts,
+    private readonly options: ConnectionOptions,
   ) {
     this.parser = new ResponseParser({
       onHead: (status, headers) => this.onHead(status, headers),
       onBody: (chunk) => this.onBody(chunk),
       onEnd: (reusable) => this.onEnd(reusable),
     });
-    socket.setTimeout(timeouts.connectTimeoutMs);
+    socket.setTimeout(options.connectTimeoutMs);
     socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      socket.setTimeout(timeouts.timeoutMs);
+      socket.setTimeout(options.timeoutMs);
     });
     socket.on('data', (data: Buffer) => this.onSocketData(data));
     socket.on('timeout', () => this.onTimeout());
@@ -145,16 +147,16 @@ export class UpstreamConnection {
   }
 
   /** Opens a connection to an http: or https: origin; the request may be sent before it is up. */
-  static open(origin: URL, owner: ConnectionOwner, timeouts: ConnectionTimeouts): UpstreamConnection {
+  static open(origin: URL, owner: ConnectionOwner, options: ConnectionOptions): UpstreamConnection {
     const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     const socket =
       origin.protocol === 'https:'
-        ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] })
+        ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], ca: options.ca })
         : net.connect({ host, port });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    return new UpstreamConnection(socket, owner, timeouts);
+    return new UpstreamConnection(socket, owner, options);
   }
 
   get busy(): boolean {
@@ -268,7 +270,7 @@ export class UpstreamConnection {
     const active = this.active!;
     this.settle(active);
     this.served++;
-    const idleMs = Math.min(active.idleMs ?? this.timeouts.idleMs, this.timeouts.maxIdleMs);
+    const idleMs = Math.min(active.idleMs ?? this.options.idleMs, this.options.maxIdleMs);
     if (reusable && active.bodySent && !this.closed && idleMs > 0) {
       this.idleUntil = Date.now() + idleMs;
       this.owner.release(this);
@@ -295,8 +297,8 @@ export class UpstreamConnection {
     }
     this.fail(
       this.connected
-        ? new ProximationError('ERR_UPSTREAM_TIMEOUT', `the upstream sent nothing for ${this.timeouts.timeoutMs} ms`)
-        : new ProximationError('ERR_UPSTREAM_CONNECT_TIMEOUT', `could not connect within ${this.timeouts.connectTimeoutMs} ms`),
+        ? new ProximationError('ERR_UPSTREAM_TIMEOUT', `the upstream sent nothing for ${this.options.timeoutMs} ms`)
+        : new ProximationError('ERR_UPSTREAM_CONNECT_TIMEOUT', `could not connect within ${this.options.connectTimeoutMs} ms`),
     );
   }
 
@@ -348,7 +350,7 @@ export class UpstreamConnection {
     const active = this.active;
     if (!this.lapsed || active === undefined || !active.bodySent || active.paused) return;
     this.lapsed = false;
-    this.socket.setTimeout(this.timeouts.timeoutMs);
+    this.socket.setTimeout(this.options.timeoutMs);
   }
 
   private settle(active: Active): void {

@@ -20,7 +20,7 @@ import {
   unsendable,
   UpstreamConnection,
   type ConnectionOwner,
-  type ConnectionTimeouts,
+  type ConnectionOptions,
   type ExchangeHandler,
   type UpstreamRequest,
 } from './upstream-connection.js';
@@ -35,7 +35,7 @@ export class UpstreamPool implements ConnectionOwner {
 
   constructor(
     readonly origin: string,
-    private readonly timeouts: ConnectionTimeouts,
+    private readonly options: ConnectionOptions,
   ) {
     this.url = new URL(origin);
   }
@@ -101,7 +101,7 @@ export class UpstreamPool implements ConnectionOwner {
   }
 
   private open(): UpstreamConnection {
-    const connection = UpstreamConnection.open(this.url, this, this.timeouts);
+    const connection = UpstreamConnection.open(this.url, this, this.options);
     this.connections.add(connection);
     return connection;
   }

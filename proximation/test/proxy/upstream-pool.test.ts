@@ -1,12 +1,15 @@
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { PassThrough, Readable } from 'node:stream';
 import type { ProximationError } from '@proximation/shared';
 import { describe, expect, it } from 'vitest';
 import { UpstreamPool } from '../../src/proxy/upstream-pool.js';
-import type { ExchangeHandler, UpstreamRequest } from '../../src/proxy/upstream-connection.js';
+import type { ConnectionOptions, ExchangeHandler, UpstreamRequest } from '../../src/proxy/upstream-connection.js';
 import { managed } from '../support/fixtures.js';
+import { selfSignedCertificate } from '../support/self-signed.js';
 
 const resources = managed();
 
@@ -17,10 +20,10 @@ interface Outcome {
   error?: ProximationError;
 }
 
-const TIMEOUTS = { connectTimeoutMs: 2_000, timeoutMs: 2_000, idleMs: 30_000, maxIdleMs: 120_000 };
+const OPTIONS: ConnectionOptions = { connectTimeoutMs: 2_000, timeoutMs: 2_000, idleMs: 30_000, maxIdleMs: 120_000 };
 
-function newPool(origin: string, timeouts: Partial<typeof TIMEOUTS> = {}): UpstreamPool {
-  const pool = new UpstreamPool(origin, { ...TIMEOUTS, ...timeouts });
+function newPool(origin: string, options: Partial<ConnectionOptions> = {}): UpstreamPool {
+  const pool = new UpstreamPool(origin, { ...OPTIONS, ...options });
   resources.defer(() => pool.destroy());
   return pool;
 }
@@ -286,6 +289,23 @@ describe('responses', () => {
     const invalid = await exchange(pool, get());
     expect(invalid.error?.code).toBe('ERR_UPSTREAM_RESPONSE');
     expect(invalid.error?.message).toContain('different Content-Length values 1 and 2');
+  });
+
+  it('speaks HTTP/1.1 over TLS to an https: upstream it trusts, and refuses one it does not', async () => {
+    const certificate = await selfSignedCertificate();
+    const server = https.createServer(certificate, (req, res) => {
+      const socket = req.socket as TLSSocket;
+      res.end(`${socket.getProtocol()} ${socket.alpnProtocol}`);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    resources.defer(() => new Promise((resolve) => server.close(() => resolve())));
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const trusted = await exchange(newPool(origin, { ca: certificate.cert }), get());
+    expect(trusted).toMatchObject({ status: 200, body: 'TLSv1.3 http/1.1' });
+    const untrusted = await exchange(newPool(origin), get());
+    expect(untrusted.error?.code).toBe('ERR_UPSTREAM_CONNECT');
+    expect(untrusted.error?.message).toContain('SELF_SIGNED');
   });
 
   it('reports a refused connection as ERR_UPSTREAM_CONNECT', async () => {

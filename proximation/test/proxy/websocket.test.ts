@@ -1,18 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { FrameBoundaryTracker, buildCloseFrame } from '../../src/proxy/websocket-frames.js';
 import { WebSocketTunnels, type TunnelResult } from '../../src/proxy/websocket.js';
+import { selfSignedCertificate } from '../support/self-signed.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -464,18 +460,6 @@ describe('WebSocketTunnels', () => {
     await expect(tunnels.close({ code: 1006 })).rejects.toMatchObject({ code: 'ERR_WS_CLOSE_FRAME_INVALID' });
   });
 });
-
-async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-ws-'));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  const key = path.join(dir, 'key.pem');
-  const cert = path.join(dir, 'cert.pem');
-  await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ]);
-  return { key: await fs.readFile(key, 'utf8'), cert: await fs.readFile(cert, 'utf8') };
-}
 
 describe('FrameBoundaryTracker', () => {
   const lengths = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000];
