@@ -16,7 +16,8 @@
  * - Exactly one of `onEnd` / `onError` per exchange. Errors are ProximationErrors: ERR_UPSTREAM_CONNECT
  *   (cannot connect; the request was not sent), ERR_UPSTREAM_CONNECT_TIMEOUT, ERR_UPSTREAM_TIMEOUT,
  *   ERR_UPSTREAM_RESPONSE (invalid response), ERR_UPSTREAM_CLOSED (closed or reset before the response
- *   was complete), ERR_UPSTREAM_ABORTED (`abort()`, e.g. the client went away).
+ *   was complete), ERR_UPSTREAM_ABORTED (`abort()`, e.g. the client went away), ERR_PROXY_INTERNAL (a handler threw
+ *   while relaying the response).
  * - After the exchange the connection is handed back to its owner for reuse only if the response said
  *   it may be, the whole request was sent and nothing failed; otherwise it is destroyed. `idleUntil`
  *   says until when the owner may reuse it: the upstream's `Keep-Alive: timeout=N` less a second, else
@@ -27,7 +28,7 @@
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { ProximationError } from '@proximation/shared';
+import { ProximationError, errorMessage, isProximationError } from '@proximation/shared';
 import { ResponseParser, type ResponseHeaders } from './http1-response-parser.js';
 
 export interface UpstreamRequest {
@@ -124,7 +125,7 @@ export class UpstreamConnection {
   private lapsed = false;
 
   private constructor(
-    readonly socket: Socket,
+    private readonly socket: Socket,
     private readonly owner: ConnectionOwner,
     private readonly options: ConnectionOptions,
   ) {
@@ -157,10 +158,6 @@ export class UpstreamConnection {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     return new UpstreamConnection(socket, owner, options);
-  }
-
-  get busy(): boolean {
-    return this.active !== undefined;
   }
 
   /** Sends a request; the connection must be idle. */
@@ -246,7 +243,7 @@ export class UpstreamConnection {
     try {
       this.parser.execute(data);
     } catch (err) {
-      this.fail(err as ProximationError);
+      this.fail(asProximationError(err));
       return;
     }
     // Paused only now, not when the sink filled: a response that ended in this read needs no pause
@@ -310,7 +307,7 @@ export class UpstreamConnection {
     try {
       this.parser.end();
     } catch (err) {
-      this.fail(err as ProximationError);
+      this.fail(asProximationError(err));
     }
   }
 
@@ -365,6 +362,12 @@ export class UpstreamConnection {
     this.socket.destroy();
     this.owner.discard(this);
   }
+}
+
+/** The parser throws ProximationErrors; anything else came from a handler, and ends the exchange as well. */
+function asProximationError(err: unknown): ProximationError {
+  if (isProximationError(err)) return err;
+  return new ProximationError('ERR_PROXY_INTERNAL', `relaying the upstream's response failed: ${errorMessage(err)}`, { cause: err });
 }
 
 /**

@@ -308,6 +308,20 @@ describe('responses', () => {
     expect(untrusted.error?.message).toContain('SELF_SIGNED');
   });
 
+  it('ends the exchange with ERR_PROXY_INTERNAL when the handler throws, and drops the connection', async () => {
+    const upstream = await rawUpstream((socket) => onHeads(socket, () => socket.write(OK)));
+    const pool = newPool(upstream.origin);
+    const failed = await exchange(pool, get(), {
+      onHead: () => {
+        throw new Error('writeHead refused a header');
+      },
+    });
+    expect(failed.error?.code).toBe('ERR_PROXY_INTERNAL');
+    expect(failed.error?.message).toContain('writeHead refused a header');
+    expect((await exchange(pool, get())).body).toBe('ok');
+    expect(upstream.connections()).toBe(2);
+  });
+
   it('reports a refused connection as ERR_UPSTREAM_CONNECT', async () => {
     const server = net.createServer().listen(0, '127.0.0.1');
     await once(server, 'listening');
