@@ -194,6 +194,30 @@ describe('request bodies', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
   });
 
+  it('delivers an answer that comes before the upload ends, then drops the connection and lets the rest of the body drain', async () => {
+    const body = new PassThrough({ highWaterMark: 1024 });
+    let answer!: () => void;
+    // The upstream reads the head, then nothing: the upload stalls, and the client's stream is paused.
+    const upstream = await rawUpstream((socket) =>
+      socket.once('data', () => {
+        socket.pause();
+        answer = () => socket.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo long');
+      }),
+    );
+    const pool = newPool(upstream.origin);
+    const result = exchange(pool, { method: 'POST', path: '/', headers: ['host', 'a', 'content-length', '104857600'], body });
+    while (!body.isPaused()) {
+      body.write(Buffer.alloc(64 * 1024));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    answer();
+    expect(await result).toMatchObject({ status: 413, body: 'too long' });
+    // The client's stream flows into nothing now: 10 MiB more goes through without a reader of our own.
+    expect(body.isPaused()).toBe(false);
+    for (let i = 0; i < 160; i++) if (!body.write(Buffer.alloc(64 * 1024))) await once(body, 'drain');
+    expect(pool.idleCount).toBe(0);
+  });
+
   it('cancels the exchange when the client body stream is destroyed before its end', async () => {
     const body = new PassThrough();
     let upstreamSocketClosed!: () => void;
