@@ -3,9 +3,10 @@
  *
  * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and once
  * 128 KiB of the response wait for the client, the upstream is read no further until the client has
- * taken them, so a 1 GB body in either direction holds only that and socket buffers. A client that goes away aborts the upstream
- * request. Failures map as nginx maps them: cannot connect → 502, connect or response timeout → 504; a
- * failure after the response headers were sent can only cut the client's response short.
+ * taken them, so a 1 GB body in either direction holds only that and socket buffers. A client that goes
+ * away aborts the upstream request. Failures map as nginx maps them: cannot connect, a broken connection
+ * or an invalid response → 502, connect or response timeout → 504; a failure after the response headers
+ * were sent can only cut the client's response short.
  *
  * A request that could not reach its upstream (connection refused, unreachable, connect timeout) is
  * tried once on each other upstream of the version, but only when it has no body: a body stream that

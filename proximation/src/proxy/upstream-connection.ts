@@ -375,8 +375,8 @@ function asProximationError(err: unknown): ProximationError {
  * refuse CR, LF and NUL in what clients send; this is the last line of defence against request splitting.
  */
 export function unsendable(request: UpstreamRequest): ProximationError | undefined {
-  const bad = UNSENDABLE.test(request.method) || UNSENDABLE.test(request.path) || request.headers.some((v) => UNSENDABLE.test(v));
-  if (!bad) return undefined;
+  // One scan of one string: a regular expression per header would cost more on every request.
+  if (!UNSENDABLE.test(request.method + request.path + request.headers.join(''))) return undefined;
   return new ProximationError('ERR_UPSTREAM_REQUEST', `the request ${request.method} ${JSON.stringify(request.path)} holds CR, LF or NUL in its target or headers`);
 }
 

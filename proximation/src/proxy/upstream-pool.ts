@@ -60,7 +60,7 @@ export class UpstreamPool implements ConnectionOwner {
     return this.open();
   }
 
-  /** Idle connections, for tests and metrics. */
+  /** Idle connections (the tests watch reuse with it). */
   get idleCount(): number {
     return this.idle.length;
   }
