@@ -43,10 +43,14 @@ const LF = 10;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const MAX_CHUNK_LINE = 1024;
 const MAX_INTERIM = 16;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const STATUS_LINE = /^HTTP\/1\.([0-9]) ([0-9]{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const FIELD_BLOCK = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/y;
+/** RFC 9110 token characters (header names) and field-value characters (no controls but HTAB). */
+const TOKEN_CHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+const VALUE_CHAR = '[\\t\\x20-\\x7e\\x80-\\xff]';
+const FIELD_LINE = `${TOKEN_CHAR}+:${VALUE_CHAR}*`;
+const TOKEN = new RegExp(`^${TOKEN_CHAR}+$`);
+const FIELD_VALUE = new RegExp(`^${VALUE_CHAR}*$`);
+const STATUS_LINE = new RegExp(`^HTTP/1\\.([0-9]) ([0-9]{3})(?: ${VALUE_CHAR}*)?$`);
+const FIELD_BLOCK = new RegExp(`${FIELD_LINE}(?:\\r\\n${FIELD_LINE})*$`, 'y');
 const DECIMAL = /^[0-9]{1,15}$/;
 const HEX = /^[0-9A-Fa-f]{1,12}$/;
 
