@@ -19,6 +19,8 @@
  *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
+import { Http2ServerRequest } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { ProximationError } from '@proximation/shared';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
@@ -158,14 +160,14 @@ function dispatch(exchange: Exchange, upstream: Upstream): void {
   const { req } = exchange;
   const handler = new ForwardHandler(exchange, upstream);
   handler.control = upstream.pool.request(
-    { method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null, bodyCut: () => streamReset(req) },
+    { method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null, bodyCut: streamReset },
     handler,
   );
 }
 
 /** An HTTP/2 request whose stream the client reset before its end; an HTTP/1.1 request stream never ends when cut. */
-function streamReset(req: ProxyRequest): boolean {
-  return 'stream' in req && req.stream.aborted;
+function streamReset(body: Readable): boolean {
+  return body instanceof Http2ServerRequest && body.stream.aborted;
 }
 
 function uncork(res: ResponseSink): void {

@@ -44,7 +44,7 @@ export interface UpstreamRequest {
    * The exchange is then aborted: sending the chunked terminator would hand the upstream a truncated
    * body as a whole one.
    */
-  bodyCut?: () => boolean;
+  bodyCut?: (body: Readable) => boolean;
 }
 
 export interface ExchangeHandler {
@@ -200,7 +200,7 @@ export class UpstreamConnection {
     const onEnd = (): void => {
       cleanup();
       if (this.active !== active) return;
-      if (active.request.bodyCut?.() === true) {
+      if (active.request.bodyCut?.(body) === true) {
         this.abort();
         return;
       }
