@@ -124,6 +124,18 @@ describe('connection reuse', () => {
     expect(upstream.connections()).toBe(2);
   });
 
+  it('reuses an idle connection within its idle time and opens a new one after it', async () => {
+    const upstream = await rawUpstream((socket) => onHeads(socket, () => socket.write(OK)));
+    const pool = newPool(upstream.origin, { idleMs: 50 });
+    await exchange(pool, get());
+    await exchange(pool, get());
+    expect(upstream.connections()).toBe(1);
+    // Past the idle time (a bounded wait: what is tested is time passing).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await exchange(pool, get());
+    expect(upstream.connections()).toBe(2);
+  });
+
   it('sends an idempotent request again on a new connection when a reused one was closed under it', async () => {
     // The first connection answers once, then closes as the next request arrives: the keep-alive race.
     const upstream = await rawUpstream((socket, i) =>
