@@ -286,6 +286,26 @@ describe('responses', () => {
     expect(callsWhilePaused).toBeLessThanOrEqual(1);
   });
 
+  it('hands over body chunks the handler may keep: later reads do not change them', async () => {
+    // Distinct bytes in many writes, so that a chunk overwritten by a later read cannot look right.
+    const body = Buffer.from(Array.from({ length: 256 * 1024 }, (_, i) => (i * 7 + (i >> 10)) & 0xff));
+    const upstream = await resources.upstream((_req, res) => {
+      res.writeHead(200, { 'content-length': body.length });
+      for (let at = 0; at < body.length; at += 4096) res.write(body.subarray(at, at + 4096));
+      res.end();
+    });
+    const kept: Buffer[] = [];
+    const outcome = await exchange(newPool(upstream.origin), get(), {
+      onData: (chunk) => {
+        kept.push(chunk);
+        return true;
+      },
+    });
+    expect(outcome.error).toBeUndefined();
+    expect(kept.length).toBeGreaterThan(1);
+    expect(Buffer.concat(kept).equals(body)).toBe(true);
+  });
+
   it('does not time out while the sink is full, and times out when the upstream stalls after resume()', async () => {
     const body = 'y'.repeat(1024 * 1024);
     // The first response is complete; the second sends all it will in one piece, one byte short.
