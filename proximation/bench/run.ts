@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: measures proximation against nginx, Caddy and an http-proxy reference as HTTPS reverse
- * proxies in front of one nginx upstream, all on 127.0.0.1, and against two Node references that show
- * what Node itself costs (its HTTPS server answering alone, a minimal undici proxy, and a minimal proxy on
- * plain sockets). The proxy under test runs alone on core 0;
+ * proxies in front of one nginx upstream, all on 127.0.0.1, and against Node references that show
+ * what Node itself costs (its HTTPS server answering alone, a minimal undici proxy, a minimal proxy on
+ * plain sockets, and the same on bare TLS sockets without Node's HTTP server). The proxy under test runs alone on core 0;
  * the load generators, the upstream and this process run on core 1 (see rounds.ts for the schedule).
  * Prints progress to stderr, then a Markdown table and the target check to stdout, and writes
  * `bench/results/latest.json`.
@@ -24,7 +24,7 @@ import type { ProxyUnderTest } from './proxy.js';
 import { caddyProxy } from './proxy-caddy.js';
 import { httpProxyReference } from './proxy-http-proxy.js';
 import { nginxProxy } from './proxy-nginx.js';
-import { nodeAnswering, nodeMinimalProxy, nodeSocketsProxy } from './proxy-node-reference.js';
+import { nodeAnswering, nodeMinimalProxy, nodeRawProxy, nodeSocketsProxy } from './proxy-node-reference.js';
 import { proximationProxy, proximationWithAccessLog } from './proxy-proximation.js';
 import { renderTable, renderTargets } from './report-markdown.js';
 import { LATEST_RESULTS, writeResults } from './results-file.js';
@@ -42,11 +42,12 @@ const PROXIES: readonly ProxyUnderTest[] = [
   httpProxyReference,
   nodeMinimalProxy,
   nodeSocketsProxy,
+  nodeRawProxy,
   nodeAnswering,
 ];
 const PROXY_CORE = 0;
 const LOAD_CORE = 1;
-const KEYS = { subject: proximationProxy.key, nginx: nginxProxy.key, caddy: caddyProxy.key, floors: [nodeSocketsProxy.key, nodeAnswering.key] };
+const KEYS = { subject: proximationProxy.key, nginx: nginxProxy.key, caddy: caddyProxy.key, floors: [nodeSocketsProxy.key, nodeRawProxy.key, nodeAnswering.key] };
 const SCENARIO_KEYS = { keepAlive: 'https-keepalive-100b', http2: 'http2-100b' };
 
 function progress(line: string): void {
