@@ -74,7 +74,8 @@ function proximation(accessLog: boolean): ProxyUnderTest {
         PROXIMATION_ROUTES: routes,
         PROXIMATION_ISSUER: 'local',
         PROXIMATION_ACCESS_LOG: accessLog ? 'on' : 'off',
-        PROXIMATION_LOG_LEVEL: 'warn',
+        // info: start-up lines and the memory release (once per burst); the access log is its own setting.
+        PROXIMATION_LOG_LEVEL: 'info',
       };
       const service = await ctx.children.start({
         name: `proxy-${key}`,

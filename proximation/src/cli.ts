@@ -200,7 +200,7 @@ async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<Ret
   const memoryLog = log.child({ part: 'memory' });
   const stopMemoryRelease = startMemoryRelease({
     ...DEFAULT_MEMORY_RELEASE,
-    onRelease: (release) => memoryLog.debug(release, 'idle after a burst: heap collected'),
+    onRelease: (release) => memoryLog.info({ ...release, rssBytes: process.memoryUsage.rss() }, 'idle after a burst: heap collected'),
   });
   try {
     const server = await startServer(config, log);
