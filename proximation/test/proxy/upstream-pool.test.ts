@@ -306,6 +306,24 @@ describe('responses', () => {
     expect(Buffer.concat(kept).equals(body)).toBe(true);
   });
 
+  it('reads a response that arrives a few bytes per read: head, chunk sizes and trailers', async () => {
+    const response = 'HTTP/1.1 200 OK\r\nx-a: first\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-t: 2\r\n\r\n';
+    const upstream = await rawUpstream((socket) => {
+      socket.setNoDelay(true);
+      onHeads(socket, async () => {
+        // Each piece is written in its own turn of the loop, so the pool reads it on its own: what the
+        // parser keeps between reads must not be a view of a read buffer that the next read reuses.
+        for (let at = 0; at < response.length; at += 3) {
+          await new Promise((resolve) => socket.write(response.slice(at, at + 3), resolve));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+    });
+    const outcome = await exchange(newPool(upstream.origin), get());
+    expect(outcome).toMatchObject({ status: 200, body: 'hello world' });
+    expect(outcome.headers['x-a']).toBe('first');
+  });
+
   it('does not time out while the sink is full, and times out when the upstream stalls after resume()', async () => {
     const body = 'y'.repeat(1024 * 1024);
     // The first response is complete; the second sends all it will in one piece, one byte short.
