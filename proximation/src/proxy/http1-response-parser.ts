@@ -19,7 +19,8 @@
  *
  * Events: `onHead` once per final response (1xx interim responses are read and dropped; 101 is an error,
  * since upgrades do not come this way), `onBody` with slices of the buffers given to `execute` (no
- * copies: the caller may keep them), `onEnd` once the response is complete. `onEnd`'s `reusable` says
+ * copies: valid as long as the caller's buffer is; what the parser keeps between calls it copies),
+ * `onEnd` once the response is complete. `onEnd`'s `reusable` says
  * whether the connection may carry another request: not after `Connection: close`, an HTTP/1.0 response
  * without keep-alive or with Transfer-Encoding (RFC 9112 6.1), a body that ran to the close, or bytes
  * that came after the end of the response.

@@ -101,12 +101,11 @@ const NEEDS_LENGTH = new Set(['POST', 'PUT', 'PATCH']);
 const UNSENDABLE = /[\r\n\0]/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d+)/i;
 /**
- * Every upstream socket reads into this one buffer (Node's `onread`), which is reused as soon as a
- * read has been parsed: a socket's 'data' events would allocate a buffer per read and run it through
- * the stream machinery (paired runs: 9-18% less CPU per keep-alive request for a minimal forwarder,
- * about 3% for proximation). So
- * nothing may keep a slice of it past `onSocketData`: the parser copies what it holds between reads,
- * and `onBody` copies the body.
+ * Every upstream socket reads into this one buffer (Node's `onread`), which is reused as soon as a read
+ * has been parsed: a socket's 'data' events would allocate a buffer per read and run it through the
+ * stream machinery (paired runs: 9-18% less CPU per keep-alive request for a minimal forwarder, about
+ * 3% for proximation). So nothing may keep a slice of it past `onSocketData`: the parser copies what it
+ * holds between reads, and `onBody` copies the body.
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
