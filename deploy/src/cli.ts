@@ -4,9 +4,8 @@
  * `io.stdout` (a summary, a listing, JSON with --json, or help), errors to `io.stderr` as
  * "deploy: <message>" (never JSON, and nothing on stdout).
  */
-import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { errorMessage, isProximationError } from '@proximation/shared';
+import { packageVersion, runCommandLine } from '@proximation/shared';
 import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
 import { activateCommand } from './commands/activate.js';
@@ -43,7 +42,8 @@ Commands:
 ${commandList(COMMANDS)}
 
 Options:
-  -h, --help     show this help; "deploy <command> --help" shows a command's options
+  -h, --help     show this help; "deploy <command> --help" (or "deploy help <command>")
+                 shows a command's options
   --version      print the version of deploy
 
 Every command takes --routes FILE (default $PROXIMATION_ROUTES), or instead --proxy URL with
@@ -63,24 +63,16 @@ export async function main(
   env: NodeJS.ProcessEnv = process.env,
   io: { stdout: Writable; stderr: Writable } = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  try {
-    io.stdout.write(`${await run(argv, env)}\n`);
-    return 0;
-  } catch (err) {
-    if (isProximationError(err)) {
-      io.stderr.write(`deploy: ${err.message}\n`);
-      return err.code === 'ERR_USAGE' ? 2 : 1;
-    }
-    io.stderr.write(`deploy: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
-    return 1;
-  }
+  return runCommandLine('deploy', io, () => run(argv, env));
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
   const [first, second] = argv;
   if (first === undefined) throw usageError('No command given.', '');
   if (isHelp(first)) return HELP;
-  if (first === '--version') return packageVersion();
+  if (first === '--version') return `deploy ${packageVersion(new URL('../package.json', import.meta.url))}`;
+  // "deploy help <command...>" is "deploy <command...> --help".
+  if (first === 'help') return argv.length === 1 ? HELP : run([...argv.slice(1), '--help'], env);
   for (const command of COMMANDS) {
     const words = command.name.split(' ');
     if (words.every((word, i) => argv[i] === word)) return command.run(argv.slice(words.length), env);
@@ -93,9 +85,4 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
   }
   const hint = first.startsWith('-') ? ' The command comes first, then its options.' : '';
   throw usageError(`Unknown command ${JSON.stringify(first)}.${hint}`, '');
-}
-
-async function packageVersion(): Promise<string> {
-  const manifest = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-  return String(manifest.version);
 }

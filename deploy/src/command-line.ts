@@ -1,19 +1,35 @@
 /**
  * What every deploy command shares: usage errors, strict option parsing, flag values (integers,
  * durations), where the routing table is reached (the file, or a proxy's admin API), and text or
- * --json output.
+ * --json output. The parsing and the error style are both CLIs' (command-line.ts in
+ * @proximation/shared); this module binds them to deploy's commands and help.
  *
  * Usage errors are ProximationError `ERR_USAGE` (the CLI exits with 2 for them, 1 for every other
  * error); their message says what to type instead and points at the command's --help. A flag value
- * that cannot be parsed (a duration, a number) is a usage error; a value the routing table rejects (a
- * site name, an upstream URL) is not, it fails the command with the table's error.
+ * that is malformed on its own (a duration, a number, an upstream URL, a hostname) is a usage error; a
+ * value the routing table rejects given its contents (an unknown site, a host another site has) is
+ * not, it fails the command with the table's error.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ProximationError, isProximationError, parseDuration } from '@proximation/shared';
+import {
+  durationFlag as sharedDurationFlag,
+  integerFlag as sharedIntegerFlag,
+  parseCommandLine,
+  rejectPositionals as sharedRejectPositionals,
+  required as sharedRequired,
+  normalizeUpstreamUrl,
+  urlParseProblem,
+  usageError as sharedUsageError,
+  type FlagsOf,
+  type OptionTable,
+  type UsageContext,
+} from '@proximation/shared';
+import { isProximationError, type ProximationError } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
 import { fileTarget } from './file-target.js';
 import type { RoutesTarget } from './routes-target.js';
+
+export { output, plural } from '@proximation/shared';
 
 export interface Command {
   /** The words that select the command, such as "site add". */
@@ -43,24 +59,13 @@ export const JSON_OPTION = { json: { type: 'boolean' } } as const;
 
 export const JSON_OPTION_HELP = '  --json                 print the result as JSON';
 
-export function usageError(message: string, command: string): ProximationError {
-  const help = command === '' ? 'deploy --help' : `deploy ${command} --help`;
-  return new ProximationError('ERR_USAGE', `${message}\nRun "${help}" for usage.`);
+/** Where deploy's usage errors for `command` ('' for deploy itself) point. */
+export function deployUsage(command: string): UsageContext {
+  return { program: 'deploy', command };
 }
 
-/** Runs node:util parseArgs (strict), turning its errors into usage errors for `command`. */
-export function parseCommandLine<T>(parse: () => T, command: string): T {
-  try {
-    return parse();
-  } catch (err) {
-    const code = err instanceof Error ? String((err as NodeJS.ErrnoException).code) : '';
-    if (code.startsWith('ERR_PARSE_ARGS')) {
-      // Node's advice about "--" for unknown options misleads here: a typo is far likelier.
-      const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '([^']*)'/.exec((err as Error).message) : null;
-      throw usageError(unknown === null ? (err as Error).message : `Unknown option ${unknown[1]}.`, command);
-    }
-    throw err;
-  }
+export function usageError(message: string, command: string): ProximationError {
+  return sharedUsageError(deployUsage(command), message);
 }
 
 interface TargetFlags {
@@ -105,7 +110,7 @@ function proxyUrl(text: string, field: string, command: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw invalid('it is not an absolute URL');
+    throw invalid(urlParseProblem(text));
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid('the scheme must be http or https');
   if (url.username !== '' || url.password !== '') throw invalid('it must not contain credentials (the token goes in --token-file)');
@@ -125,11 +130,14 @@ function tokenSource(values: TargetFlags, env: NodeJS.ProcessEnv, command: strin
  * Parses a command that takes flags only. Returns undefined for --help (the caller prints its help),
  * else the flags; a stray argument is a usage error.
  */
-type FlagsOf<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
-
-export function parseFlags<const O extends ParseArgsConfig['options']>(args: string[], options: O, command: string): FlagsOf<O> | undefined {
-  const { values, positionals } = parseCommandLine(() => parseArgs({ args, options, strict: true, allowPositionals: true }), command);
+export function parseFlags<const O extends OptionTable>(args: string[], options: O, command: string): FlagsOf<O> | undefined {
+  const { values, positionals } = parseCommandLine(args, options, deployUsage(command));
   if ((values as { help?: unknown }).help === true) return undefined;
+  // "deploy versions dev" is a natural slip for "--site dev" ("register devbuild-42" for "--tag"): say so.
+  const flag = 'tag' in options ? 'tag' : 'site';
+  if (positionals.length === 1 && flag in options && (values as Record<string, unknown>)[flag] === undefined) {
+    throw usageError(`Unexpected argument ${JSON.stringify(positionals[0])}; to name the ${flag}, write --${flag} ${positionals[0]}.`, command);
+  }
   rejectPositionals(positionals, command);
   return values;
 }
@@ -138,14 +146,14 @@ export function parseFlags<const O extends ParseArgsConfig['options']>(args: str
  * Parses a command that takes one site name and flags (`site add <site> ...`). Returns undefined for
  * --help; a missing name or a second argument is a usage error showing `usage` and `oneName`.
  */
-export function parseSiteCommand<const O extends ParseArgsConfig['options']>(
+export function parseSiteCommand<const O extends OptionTable>(
   args: string[],
   options: O,
   command: string,
   usage: string,
   oneName: string,
 ): { values: FlagsOf<O>; site: string } | undefined {
-  const { values, positionals } = parseCommandLine(() => parseArgs({ args, options, strict: true, allowPositionals: true }), command);
+  const { values, positionals } = parseCommandLine(args, options, deployUsage(command));
   if ((values as { help?: unknown }).help === true) return undefined;
   const [site, ...extra] = positionals;
   if (site === undefined) throw usageError(`Missing the site name: ${usage}.`, command);
@@ -154,39 +162,33 @@ export function parseSiteCommand<const O extends ParseArgsConfig['options']>(
 }
 
 export function rejectPositionals(positionals: readonly string[], command: string): void {
-  if (positionals.length > 0) throw usageError(`Unexpected argument ${JSON.stringify(positionals[0])}.`, command);
+  sharedRejectPositionals(positionals, deployUsage(command));
 }
 
 /** The value of a required option; its absence is a usage error that shows an example. */
 export function required(value: string | undefined, flag: string, example: string, command: string): string {
-  if (value === undefined || value === '') throw usageError(`Missing ${flag}: ${example}.`, command);
-  return value;
+  return sharedRequired(value, flag, example, deployUsage(command));
 }
 
 /** A whole number within [min, max] given as `flag`'s value. */
 export function integerFlag(text: string, flag: string, min: number, max: number, command: string): number {
-  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw usageError(`Invalid ${flag} ${JSON.stringify(text)}: give a whole number from ${min} to ${max}.`, command);
-  }
-  return value;
+  return sharedIntegerFlag(text, flag, min, max, deployUsage(command));
 }
 
-/** A duration such as 500ms, 2s or 1m given as `flag`'s value, in milliseconds. */
-export function durationFlag(text: string, flag: string, command: string): number {
+/**
+ * An upstream URL given as `flag`'s value, normalised to its origin; a malformed one (scheme, path,
+ * credentials, port) is a usage error with the routing table's own account of what is wrong.
+ */
+export function upstreamFlag(text: string, flag: string, command: string): string {
   try {
-    return parseDuration(text, flag);
+    return normalizeUpstreamUrl(text, flag);
   } catch (err) {
-    if (isProximationError(err, 'ERR_INVALID_DURATION')) throw usageError(err.message, command);
+    if (isProximationError(err, 'ERR_INVALID_UPSTREAM')) throw usageError(err.message, command);
     throw err;
   }
 }
 
-/** The command's output: `data` as pretty JSON with --json, else `text`. */
-export function output(json: boolean | undefined, data: unknown, text: string): string {
-  return json === true ? JSON.stringify(data, null, 2) : text;
-}
-
-export function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+/** A duration such as 500ms, 2s or 1m given as `flag`'s value, in milliseconds. */
+export function durationFlag(text: string, flag: string, command: string): number {
+  return sharedDurationFlag(text, flag, deployUsage(command));
 }

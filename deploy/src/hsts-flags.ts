@@ -2,11 +2,11 @@
  * HSTS as deploy commands take it: `--max-age <duration>|off` with `--include-subdomains` and
  * `--preload` (`site hsts`), and the same flags with an `hsts-` prefix on `site add`.
  * `hstsFromFlags` returns the policy, null for off, or undefined when no HSTS flag was given. A
- * malformed duration, a part of a second, or a flag that needs a max-age are usage errors; the
- * policy's own rules (preload needs includeSubDomains and a year) are the routing table's, so they
- * fail the command with its error whichever way the table is reached.
+ * malformed duration, a part of a second, a flag that needs a max-age, and a policy that breaks the
+ * rules of HSTS (preload needs includeSubDomains and a year: the routing table's own rules, worded
+ * with the flags as the command spells them) are usage errors.
  */
-import type { HstsPolicy } from '@proximation/shared';
+import { hstsProblems, type HstsPolicy } from '@proximation/shared';
 import { durationFlag, usageError } from './command-line.js';
 
 export const HSTS_OPTIONS = {
@@ -43,9 +43,13 @@ export function hstsFromFlags(flags: HstsFlags, command: string): HstsPolicy | n
   if (ms % 1000 !== 0) {
     throw usageError(`Invalid ${maxAge.name} ${JSON.stringify(maxAge.value)}: HSTS max-age counts whole seconds; give such as 1y, 180d, 1h or 0s.`, command);
   }
-  return {
+  const policy = {
     maxAge: ms / 1000,
     ...(includeSubDomains.value === true ? { includeSubDomains: true } : {}),
     ...(preload.value === true ? { preload: true } : {}),
   };
+  const names = { maxAge: maxAge.name, includeSubDomains: includeSubDomains.name, preload: preload.name };
+  const problems = hstsProblems(policy, names);
+  if (problems.length > 0) throw usageError(`${problems.map((p) => `${names[p.field]} ${p.message}`).join('; ')}.`, command);
+  return policy;
 }

@@ -75,8 +75,8 @@ describe('deploy in API mode', () => {
 
     const normalised = (runs: Run[]) => runs.map((r) => ({ ...r, stdout: timeless(r.stdout) }));
     expect(normalised(inApiMode)).toEqual(normalised(inFileMode));
-    expect(inApiMode.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0]);
-    expect(inApiMode[23]!.stderr).toContain('deploy: Invalid HSTS setting for site "dev": preload requires includeSubDomains');
+    expect(inApiMode.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 2, 0, 1, 0]);
+    expect(inApiMode[23]!.stderr).toContain('deploy: --preload requires --include-subdomains');
     expect(inApiMode[6]!.stderr).toContain(`  ${broken.origin}: GET / answered 500 Internal Server Error (1 attempt)`);
     const stored = async (path: string) => timeless(await readFile(path, 'utf8'));
     expect(await stored(proxy.config.routesPath)).toBe(await stored(routes));

@@ -41,7 +41,10 @@ describe('deploy (global)', () => {
     for (const command of COMMANDS) expect(help.stdout).toMatch(new RegExp(`\\n  ${command}\\b`));
     expect(help.stdout).toContain('Exit status: 0 done, 1 failed (the message says why and what to do), 2 usage error.');
     expect((await deploy(['-h'])).stdout).toBe(help.stdout);
-    expect(await deploy(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    expect(await deploy(['--version'])).toEqual({ code: 0, stdout: `deploy ${version}\n`, stderr: '' });
+    expect(await deploy(['help'])).toEqual(help);
+    expect((await deploy(['help', 'site', 'add'])).stdout).toBe((await deploy(['site', 'add', '--help'])).stdout);
+    expect((await deploy(['help', 'site'])).stdout).toContain('site remove <site>');
     expect((await deploy(['site', '--help'])).stdout).toContain('site remove <site>');
   });
 
@@ -125,7 +128,10 @@ describe('deploy site add', () => {
     [['site', 'add', 'dev'], 'Missing --host: give each hostname of site "dev" with its own --host'],
     [['site', 'add', 'dev', 'dev.example.com'], 'Unexpected argument "dev.example.com"'],
     [['site', 'add', 'dev', '--hosts', 'a.com'], 'Unknown option --hosts.'],
-    [['site', 'add', 'dev', '--host'], "Option '--host' argument is ambiguous"],
+    [['site', 'add', 'dev', '--host'], '--host needs a value, but is followed by --routes; for a value starting with "-", write --host=--routes.'],
+    [['site', 'add', 'dev', '--host', '--tag-prefix', 'x-'], '--host needs a value, but is followed by --tag-prefix; for a value starting with "-", write --host=--tag-prefix.'],
+    [['site', 'add', 'dev', '--host=a.com', '--json=yes'], '--json takes no value; write it alone (got "--json=yes").'],
+    [['site', 'add', 'dev', '--hots', 'a.com'], 'Unknown option --hots. Did you mean --host?'],
   ])('exits 2 for %j without touching the routing table', async (args, message) => {
     expect(await expectRefusal(args, 2, message)).toContain('Run "deploy site add --help" for usage.');
   });
@@ -253,14 +259,15 @@ describe('deploy site hsts', () => {
     [['site', 'hsts', '--max-age', '1y'], 'site hsts', 'Missing the site name: deploy site hsts <site> --max-age <duration>|off.'],
     [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-include-subdomains'], 'site add', '--hsts-include-subdomains needs --hsts-max-age, such as --hsts-max-age 1y.'],
     [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-max-age', '1 year'], 'site add', 'Invalid duration "1 year" for --hsts-max-age'],
+    // The policy's rules, worded with the flags as typed (not the routing table's includeSubDomains).
+    [['site', 'hsts', 'dev', '--max-age', '1y', '--preload'], 'site hsts', '--preload requires --include-subdomains (hstspreload.org'],
+    [['site', 'hsts', 'dev', '--max-age', '180d', '--include-subdomains', '--preload'], 'site hsts', '--preload requires a --max-age of at least 1y (one year, as hstspreload.org requires); raise --max-age or drop --preload.'],
+    [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-max-age', '1d', '--hsts-preload'], 'site add', '--hsts-preload requires --hsts-include-subdomains'],
   ])('exits 2 for %j without touching the routing table', async (args, command, message) => {
     expect(await expectRefusal(args, 2, message)).toContain(`Run "deploy ${command} --help" for usage.`);
   });
 
   it.each([
-    [['site', 'hsts', 'dev', '--max-age', '1y', '--preload'], 'Invalid HSTS setting for site "dev": preload requires includeSubDomains'],
-    [['site', 'hsts', 'dev', '--max-age', '180d', '--include-subdomains', '--preload'], 'Invalid HSTS setting for site "dev": preload requires a maxAge of at least 31536000 (one year, as hstspreload.org requires); raise maxAge or drop preload.'],
-    [['site', 'add', 'shop', '--host', 'shop.example.com', '--hsts-max-age', '1d', '--hsts-preload'], 'Invalid HSTS setting for site "shop": preload requires includeSubDomains'],
     [['site', 'hsts', 'stage', '--max-age', '1y'], 'Unknown site "stage": known sites: dev.'],
   ])('exits 1 for %j with the routing table\'s error, leaving it as it was', async (args, message) => {
     await expectRefusal(args, 1, message);

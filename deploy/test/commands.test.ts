@@ -97,6 +97,15 @@ describe('deploy rollback', () => {
 });
 
 describe('deploy versions', () => {
+  it('answers "versions dev" with the hint to write --site dev, exiting 2', async () => {
+    const routes = await devWithVersions(1);
+    expect(await deploy(['versions', 'dev', '--routes', routes])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'deploy: Unexpected argument "dev"; to name the site, write --site dev.\nRun "deploy versions --help" for usage.\n',
+    });
+  });
+
   it('lists versions oldest first with the active one and the rollback order', async () => {
     const routes = await devWithVersions(3);
     await deployOk(['register', '--tag', 'devbuild-10', '--upstream', 'http://127.0.0.1:10', '--upstream', 'http://127.0.0.1:11', '--no-activate', '--routes', routes]);

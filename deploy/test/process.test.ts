@@ -24,11 +24,11 @@ describe('deploy as a process', () => {
     });
     expect(app.requests).toEqual(['GET /']);
     const failed = await run(['register', '--tag', 'devbuild-43', '--upstream', 'ftp://x', '--routes', routes]);
-    expect(failed.code).toBe(1);
+    expect(failed.code).toBe(2);
     expect(failed.stderr).toMatch(/^deploy: Invalid upstream "ftp:\/\/x"/);
     const usage = await run(['register', '--tag', 'devbuild-43']);
     expect(usage.code).toBe(2);
-    expect((await run(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    expect((await run(['--version'])).stdout).toMatch(/^deploy \d+\.\d+\.\d+\n$/);
   });
 
   it('keeps the old version serving and exits 1 when the new one fails its health check, then rolls back and lists as JSON', async () => {

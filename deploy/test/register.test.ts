@@ -215,7 +215,11 @@ describe('deploy register: bad input', () => {
     [['--tag', 'devbuild-1', '--site', 'dev', '--upstream', 'http://a'], 'Give either --tag, or --site and --version, not both.'],
     [['--site', 'dev', '--upstream', 'http://a'], 'Say which version to register: --site <site> --version <version>, or --tag <tag>.'],
     [['--tag', 'devbuild-1'], 'Missing --upstream'],
-    [['devbuild-1', '--upstream', 'http://a'], 'Unexpected argument "devbuild-1".'],
+    [['devbuild-1', '--upstream', 'http://a'], 'Unexpected argument "devbuild-1"; to name the tag, write --tag devbuild-1.'],
+    [['--tag', 'devbuild-1', '--upstream', '10.0.0.1:8080'], 'Invalid upstream "10.0.0.1:8080" for --upstream: it needs a scheme'],
+    [['--tag', 'devbuild-1', '--upstream', 'ftp://x'], 'Invalid upstream "ftp://x" for --upstream: the scheme must be http or https, not ftp'],
+    [['--tag', 'devbuild-1', '--upstream', 'http://10.0.0.1:80800'], 'Invalid upstream "http://10.0.0.1:80800" for --upstream: its port 80800 is out of range (1 to 65535)'],
+    [['--site', 'dev', '--version', '42', '--upstream', 'http://a'], 'Version "42" does not start with site dev\'s tag prefix "devbuild-": name it devbuild-...'],
     [['--tag', 'devbuild-1', '--upstream', 'http://a', '--activate'], 'Unknown option --activate.'],
     [['--tag', 'devbuild-1', '--upstream', 'http://a', '--replace', '--join'], 'Give either --replace or --join, not both.'],
     [['--tag', 'devbuild-1', '--upstream', 'http://a', '--health-timeout', '30'], 'Invalid duration "30" for --health-timeout: add a unit, for example "30ms" or "30s".'],
@@ -238,7 +242,6 @@ describe('deploy register: bad input', () => {
   it.each([
     [['--site', 'stage', '--version', 'v1', '--upstream', 'http://a'], 'Unknown site "stage": known sites: dev.'],
     [['--tag', 'nightly-1', '--upstream', 'http://a'], 'No site\'s tag prefix matches tag "nightly-1" (known tag prefixes: devbuild- (site dev))'],
-    [['--tag', 'devbuild-1', '--upstream', '10.0.0.1:8080'], 'Invalid upstream "10.0.0.1:8080" for version dev/devbuild-1: it needs a scheme'],
     [['--site', 'dev', '--version', 'v 1', '--upstream', 'http://a'], 'Invalid version name "v 1"'],
   ])('exits 1 for %j and leaves the routing table as it was', async (args, message) => {
     const routes = await routesWithDev();
@@ -247,6 +250,13 @@ describe('deploy register: bad input', () => {
     expect(result).toMatchObject({ code: 1, stdout: '' });
     expect(result.stderr).toContain(`deploy: ${message}`);
     expect(await readFile(routes, 'utf8')).toBe(before);
+  });
+
+  it('registers a version outside the site\'s tag prefix with --any-version-name, and one registered already without it', async () => {
+    const routes = await routesWithDev();
+    await deployOk(['register', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--any-version-name', '--routes', routes]);
+    await deployOk(['register', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:2', '--join', '--no-health-check', '--routes', routes]);
+    expect(await dev(routes)).toMatchObject({ activeVersion: 'hotfix-1', versions: [{ upstreams: ['http://127.0.0.1:1', 'http://127.0.0.1:2'] }] });
   });
 
   it('prefers --routes over PROXIMATION_ROUTES', async () => {

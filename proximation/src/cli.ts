@@ -11,20 +11,25 @@
  *
  * Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import {
   addSite,
-  errorMessage,
+  durationFlag,
   isProximationError,
-  parseDuration,
+  nearestName,
+  packageVersion,
+  parseCommandLine,
   registerVersion,
+  rejectPositionals,
+  runCommandLine,
+  unknownVariableWarnings,
   updateRoutingTableFile,
+  usageError,
+  type OptionTable,
 } from '@proximation/shared';
 import { certificatesReport, formatCertificatesReport } from './certs-report.js';
-import { loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
+import { SETTINGS, loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { createLogger } from './logger.js';
 import { renewCertificates } from './renew.js';
@@ -39,32 +44,96 @@ export interface CliIo {
   signal?: AbortSignal;
 }
 
-const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const PROGRAM = 'proximation';
+const VERSION = packageVersion(new URL('../package.json', import.meta.url));
+
+/** One command: its help, its own options (every command also takes the settings' flags). */
+interface CommandSpec {
+  readonly summary: string;
+  readonly description: string;
+  readonly options: OptionTable;
+  readonly optionsHelp: string;
+  /** The settings the command reads, shown in its help; 'all' for the proxy itself. */
+  readonly settings: 'all' | readonly (keyof Config)[];
+}
+
+const COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  serve: {
+    summary: 'run the proxy (default settings come from PROXIMATION_* variables)',
+    description: 'Runs the proxy until SIGTERM or SIGINT, then drains in-flight requests and exits 0.',
+    options: {},
+    optionsHelp: '',
+    settings: 'all',
+  },
+  demo: {
+    summary: 'run on an embedded default: local CA, state in ./.proximation-demo,\n             ports 8080/8443/8081, and an example site at https://localhost:8443/',
+    description: 'Serves an example site at https://localhost:8443/ from a small example upstream, with\ncertificates from the local CA and its state in ./.proximation-demo (the settings override these).',
+    options: {},
+    optionsHelp: '',
+    settings: 'all',
+  },
+  'ca-cert': {
+    summary: "print the local CA's root certificate in PEM (for curl --cacert)",
+    description: "Prints the local CA's root certificate (PEM), for curl --cacert or a trust store.",
+    options: {},
+    optionsHelp: '',
+    settings: ['letsencryptDir'],
+  },
+  renew: {
+    summary: "renew the routed names' certificates that are due, once, and exit:\n             0 when all succeeded or nothing was due, 1 when any failed",
+    description: "Renews the routed names' certificates that are due, once, and exits: 0 when all succeeded or\nnothing was due, 1 when any failed (for cron or a scheduled task).",
+    options: {
+      'force-renewal': { type: 'boolean' },
+      'cert-name': { type: 'string', multiple: true },
+      'dry-run': { type: 'boolean' },
+      'random-delay': { type: 'string' },
+      'deploy-hook': { type: 'string' },
+    },
+    optionsHelp: `  --force-renewal         renew even when not due (and despite the backoff)
+  --cert-name NAME        only this name (repeatable)
+  --dry-run               order from the CA but store nothing
+  --random-delay DURATION first sleep a random time below this (e.g. 1h, for cron)
+  --deploy-hook CMD       run by /bin/sh after each renewal, with RENEWED_LINEAGE
+                          and RENEWED_DOMAINS set as certbot does`,
+    settings: 'all',
+  },
+  certs: {
+    summary: 'list the certificates: names, issuer, expiry, next renewal, last error',
+    description: 'Lists the certificates: names, issuer, expiry, next renewal and last error.',
+    options: { json: { type: 'boolean' } },
+    optionsHelp: '  --json                  as JSON',
+    settings: ['letsencryptDir', 'routesPath'],
+  },
+};
+
+const GLOBAL_OPTIONS = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } } as const;
 
 const USAGE = `Usage: proximation <command> [options]
 
 Commands:
-  serve      run the proxy (default settings come from PROXIMATION_* variables)
-  demo       run on an embedded default: local CA, state in ./.proximation-demo,
-             ports 8080/8443/8081, and an example site at https://localhost:8443/
-  ca-cert    print the local CA's root certificate in PEM (for curl --cacert)
-  renew      renew the routed names' certificates that are due, once, and exit:
-             0 when all succeeded or nothing was due, 1 when any failed
-               --force-renewal         renew even when not due (and despite the backoff)
-               --cert-name NAME        only this name (repeatable)
-               --dry-run               order from the CA but store nothing
-               --random-delay DURATION first sleep a random time below this (e.g. 1h, for cron)
-               --deploy-hook CMD       run by /bin/sh after each renewal, with RENEWED_LINEAGE
-                                       and RENEWED_DOMAINS set as certbot does
-  certs      list the certificates: names, issuer, expiry, next renewal, last error
-               --json                  as JSON
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(9)}  ${c.summary}${c.optionsHelp === '' ? '' : `\n${c.optionsHelp.replace(/^ {2}/gm, '               ')}`}`)
+  .join('\n')}
+
+"proximation <command> --help" (or "proximation help <command>") shows one command's options.
 
 Options (each also read from its environment variable):
 ${settingsHelp()}
-  --help, --version
+  -h, --help, --version
+
+Exit status: 0 done, 1 failed (the message says why and what to do), 2 usage error (including a
+malformed flag value; a malformed PROXIMATION_* variable is 1).
 `;
 
-class UsageError extends Error {}
+function commandHelp(name: string, spec: CommandSpec): string {
+  const settings = spec.settings === 'all' ? settingsHelp() : settingsHelp(spec.settings);
+  const note = spec.settings === 'all' ? '' : '\nThe other settings of "proximation --help" are accepted too.';
+  return (
+    `Usage: proximation ${name} [options]\n\n${spec.description}\n\n` +
+    (spec.optionsHelp === '' ? '' : `Options:\n${spec.optionsHelp}\n\n`) +
+    `Settings (each also read from its environment variable):\n${settings}\n  -h, --help${note}\n`
+  );
+}
 
 const DEMO_DEFAULTS: Partial<Record<keyof Config, string>> = {
   httpPort: '8080',
@@ -74,48 +143,90 @@ const DEMO_DEFAULTS: Partial<Record<keyof Config, string>> = {
   issuer: 'local',
 };
 
-/** Flags that belong to one command, not to the settings. */
-const COMMAND_OPTIONS = {
-  'force-renewal': { type: 'boolean', command: 'renew' },
-  'cert-name': { type: 'string', multiple: true, command: 'renew' },
-  'dry-run': { type: 'boolean', command: 'renew' },
-  'random-delay': { type: 'string', command: 'renew' },
-  'deploy-hook': { type: 'string', command: 'renew' },
-  json: { type: 'boolean', command: 'certs' },
-} as const;
-
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-function parse(argv: string[]): { command: string | undefined; values: Values } {
-  try {
-    const commandOptions = Object.fromEntries(Object.entries(COMMAND_OPTIONS).map(([flag, { type, ...rest }]) => [flag, { type, ...('multiple' in rest ? { multiple: true } : {}) }]));
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { ...settingsArgOptions(), ...commandOptions, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
-      allowPositionals: true,
-      strict: true,
-    });
-    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-    for (const [flag, { command }] of Object.entries(COMMAND_OPTIONS)) {
-      if ((values as Values)[flag] !== undefined && positionals[0] !== command) throw new UsageError(`--${flag} is an option of "proximation ${command}" only`);
-    }
-    return { command: positionals[0], values: values as Values };
-  } catch (err) {
-    throw err instanceof UsageError ? err : new UsageError(errorMessage(err));
+interface Parsed {
+  command: string | undefined;
+  values: Values;
+  /** The help to print instead of running (for --help and "help <command>"). */
+  help?: string;
+}
+
+/**
+ * The command is the first argument that is not an option; the options are parsed against that
+ * command's table (its own options, the settings' flags, --help), so an option of another command
+ * is named as such.
+ */
+function parse(argv: string[]): Parsed {
+  const first = commandIndex(argv);
+  const name = first === -1 ? undefined : argv[first];
+  if (name === 'help') {
+    const topic = argv[first + 1];
+    if (topic === undefined) return { command: undefined, values: {}, help: USAGE };
+    const spec = COMMANDS[topic];
+    if (spec === undefined) throw unknownCommand(topic);
+    return { command: topic, values: {}, help: commandHelp(topic, spec) };
   }
+  if (name !== undefined && COMMANDS[name] === undefined) {
+    // A value of a misplaced option ("proximation --http-port 80 serve") is not a command either.
+    throw unknownCommand(name);
+  }
+  const spec = name === undefined ? undefined : COMMANDS[name];
+  const context = { program: PROGRAM, command: name ?? '' };
+  const options = { ...settingsArgOptions(), ...(spec?.options ?? {}), ...GLOBAL_OPTIONS };
+  const rest = first === -1 ? argv : [...argv.slice(0, first), ...argv.slice(first + 1)];
+  let parsed;
+  try {
+    parsed = parseCommandLine(rest, options, context);
+  } catch (err) {
+    throw name === undefined ? err : withOtherCommand(err, rest);
+  }
+  const { values, positionals } = parsed;
+  if (values.version === true) return { command: name, values };
+  if (values.help === true) return { command: name, values, help: spec === undefined || name === undefined ? USAGE : commandHelp(name, spec) };
+  rejectPositionals(positionals, context);
+  if (name === undefined) throw usageError(context, 'No command given.');
+  return { command: name, values };
+}
+
+/** Where the command word is: the first argument that is neither an option nor an option's value. */
+function commandIndex(argv: readonly string[]): number {
+  const takesValue = new Set(
+    [settingsArgOptions(), ...Object.values(COMMANDS).map((c) => c.options)].flatMap((table) =>
+      Object.entries(table).flatMap(([flag, option]) => (option.type === 'string' ? [`--${flag}`] : [])),
+    ),
+  );
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return i + 1 < argv.length ? i + 1 : -1;
+    if (!arg.startsWith('-')) return i;
+    if (takesValue.has(arg)) i++;
+  }
+  return -1;
+}
+
+function unknownCommand(name: string): Error {
+  const near = nearestName(name, Object.keys(COMMANDS));
+  return usageError({ program: PROGRAM, command: '' }, `Unknown command ${JSON.stringify(name)}.${near === undefined ? '' : ` Did you mean ${near}?`}`);
+}
+
+/** An unknown option that belongs to another command says so, instead of suggesting a near name. */
+function withOtherCommand(err: unknown, args: readonly string[]): unknown {
+  for (const [other, spec] of Object.entries(COMMANDS)) {
+    const flag = Object.keys(spec.options).find((option) => args.some((arg) => arg === `--${option}` || arg.startsWith(`--${option}=`)));
+    if (flag !== undefined && isProximationError(err, 'ERR_USAGE') && err.message.startsWith(`Unknown option --${flag}`)) {
+      return usageError({ program: PROGRAM, command: other }, `--${flag} is an option of "proximation ${other}" only.`);
+    }
+  }
+  return err;
 }
 
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  try {
-    const { command, values } = parse(argv);
-    if (values.version === true) {
-      io.stdout.write(`proximation ${VERSION}\n`);
-      return 0;
-    }
-    if (values.help === true || command === 'help') {
-      io.stdout.write(USAGE);
-      return 0;
-    }
+  return runCommandLine(PROGRAM, io, async () => {
+    const { command, values, help } = parse(argv);
+    if (values.version === true) return `${PROGRAM} ${VERSION}`;
+    if (help !== undefined) return help;
+    for (const warning of unknownVariableWarnings(io.env, 'PROXIMATION_', SETTINGS.map((s) => s.env))) io.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
     switch (command) {
       case 'serve':
         return await serve(loadConfig(values, io.env), io);
@@ -134,30 +245,15 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         io.stdout.write(values.json === true ? `${JSON.stringify(reports, null, 2)}\n` : formatCertificatesReport(reports));
         return 0;
       }
-      case undefined:
-        throw new UsageError('no command given');
       default:
-        throw new UsageError(`unknown command "${command}"`);
+        throw unknownCommand(String(command));
     }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`proximation: ${err.message}. Run "proximation --help" for usage.\n`);
-      return 2;
-    }
-    io.stderr.write(`proximation: ${isProximationError(err) ? err.message : errorMessage(err)}\n`);
-    return 1;
-  }
+  });
 }
 
 async function renew(config: Config, values: Values, io: CliIo): Promise<number> {
-  let randomDelayMs = 0;
-  if (typeof values['random-delay'] === 'string') {
-    try {
-      randomDelayMs = parseDuration(values['random-delay'], '--random-delay');
-    } catch (err) {
-      throw new UsageError(errorMessage(err));
-    }
-  }
+  const randomDelay = values['random-delay'];
+  const randomDelayMs = typeof randomDelay === 'string' ? durationFlag(randomDelay, '--random-delay', { program: PROGRAM, command: 'renew' }) : 0;
   // Logs go to stderr: stdout is the per-name summary cron mails.
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stderr });
   try {

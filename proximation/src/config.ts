@@ -3,12 +3,14 @@
  *
  * Every setting has one definition below, which yields its environment variable (`PROXIMATION_*`, for
  * ECS task definitions), its command-line flag, its default and its help line, so the three can never
- * drift apart. `loadConfig` reads flags first, then the environment, then the default, and throws a
- * `ProximationError` (`ERR_CONFIG_INVALID`) naming the flag or variable, the value and what is accepted.
+ * drift apart. `loadConfig` reads flags first, then the environment, then the default. A malformed flag
+ * value is a usage error (`ERR_USAGE`, exit 2); a malformed variable, or settings that contradict each
+ * other, are `ERR_CONFIG_INVALID` (exit 1). Each message names the flag or variable as given, the
+ * value and what is accepted; a contradiction names both settings.
  */
 import net from 'node:net';
 import path from 'node:path';
-import { ProximationError, parseDuration } from '@proximation/shared';
+import { ProximationError, formatDuration, isProximationError, parseDuration, usageError } from '@proximation/shared';
 import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 
 export type Issuer = 'local' | 'acme';
@@ -280,6 +282,8 @@ export function loadConfig(
   overrides: Partial<Record<keyof Config, string>> = {},
 ): Config {
   const out: Partial<Record<keyof Config, unknown>> = {};
+  /** How each setting was given, for messages: `--flag`, `VARIABLE` or `VARIABLE (default)`. */
+  const fields = {} as Record<keyof Config, string>;
   for (const s of SETTINGS) {
     const fromFlag = values[s.flag];
     const fromEnv = env[s.env];
@@ -295,25 +299,55 @@ export function loadConfig(
       text = overrides[s.key] ?? s.default;
       field = `${s.env} (default)`;
     }
-    if (text !== undefined) out[s.key] = s.parse(text, field);
+    fields[s.key] = field;
+    if (text === undefined) continue;
+    try {
+      out[s.key] = s.parse(text, field);
+    } catch (err) {
+      if (field.startsWith('--') && isProximationError(err)) {
+        throw usageError({ program: 'proximation', command: '' }, err.message);
+      }
+      throw err;
+    }
   }
   const config = out as Config;
+  const conflict = (message: string) => new ProximationError('ERR_CONFIG_INVALID', message);
   if ((config.acmeEabKid === undefined) !== (config.acmeEabHmacKey === undefined)) {
-    throw new ProximationError(
-      'ERR_CONFIG_INVALID',
-      'PROXIMATION_ACME_EAB_KID and PROXIMATION_ACME_EAB_HMAC_KEY (--acme-eab-kid, --acme-eab-hmac-key) go together: set both or neither.',
-    );
+    throw conflict('PROXIMATION_ACME_EAB_KID and PROXIMATION_ACME_EAB_HMAC_KEY (--acme-eab-kid, --acme-eab-hmac-key) go together: set both or neither.');
   }
   if (config.adminToken !== undefined && config.adminTokenFile !== undefined) {
-    throw new ProximationError(
-      'ERR_CONFIG_INVALID',
-      'PROXIMATION_ADMIN_TOKEN and PROXIMATION_ADMIN_TOKEN_FILE (--admin-token, --admin-token-file) are both set: set one (the file is safer).',
+    throw conflict('PROXIMATION_ADMIN_TOKEN and PROXIMATION_ADMIN_TOKEN_FILE (--admin-token, --admin-token-file) are both set: set one (the file is safer).');
+  }
+  // Node refuses to start an HTTP server whose headers timeout exceeds its request timeout (0: none).
+  if (config.requestTimeoutMs > 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw conflict(
+      `${fields.requestTimeoutMs}=${formatDuration(config.requestTimeoutMs)} is shorter than ${fields.headersTimeoutMs}=${formatDuration(config.headersTimeoutMs)}: ` +
+        'a request cannot take less time than its headers; raise the request timeout or lower the headers timeout.',
     );
   }
+  const clash = samePortClash(config, fields);
+  if (clash !== undefined) throw conflict(clash);
   if (config.adminTokenFile !== undefined) config.adminToken = readAdminTokenFile(config.adminTokenFile);
   config.routesPath ??= path.join(config.letsencryptDir, 'proximation', 'routes.json');
   config.publicHttpsPort ??= config.httpsPort;
   return config;
+}
+
+/** Two listeners on one port and address would fail at start with EADDRINUSE, naming neither setting. */
+function samePortClash(config: Config, fields: Record<keyof Config, string>): string | undefined {
+  const overlaps = config.listenAddress === undefined || config.listenAddress === config.adminAddress;
+  const pairs: Array<[keyof Config, keyof Config, boolean]> = [
+    ['httpPort', 'httpsPort', true],
+    ['httpPort', 'adminPort', overlaps],
+    ['httpsPort', 'adminPort', overlaps],
+  ];
+  for (const [a, b, shared] of pairs) {
+    const port = config[a];
+    if (shared && port !== 0 && port === config[b]) {
+      return `${fields[a]}=${String(port)} and ${fields[b]}=${String(config[b])} are the same port: give each listener its own.`;
+    }
+  }
+  return undefined;
 }
 
 /** The parseArgs option table for every setting (all take a string value). */
@@ -321,8 +355,9 @@ export function settingsArgOptions(): Record<string, { type: 'string' }> {
   return Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
 }
 
-export function settingsHelp(): string {
-  const rows = SETTINGS.map((s) => {
+/** The help lines of the settings (of `only` those, when given). */
+export function settingsHelp(only?: readonly (keyof Config)[]): string {
+  const rows = SETTINGS.filter((s) => only === undefined || only.includes(s.key)).map((s) => {
     const shown = s.defaultText ?? s.default;
     const def = shown === undefined ? '' : ` (default: ${shown})`;
     return `  --${s.flag} <value>\n      ${s.env}: ${s.help}${def}`;

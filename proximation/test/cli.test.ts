@@ -38,32 +38,85 @@ describe('proximation CLI, in-process', () => {
     }
   });
 
-  it('exits 2 with a usage message for an unknown command, a missing command and an unknown flag', async () => {
-    const unknown = await run(['frobnicate']);
-    expect(unknown.code).toBe(2);
-    expect(unknown.err).toContain('unknown command "frobnicate"');
-    expect(unknown.err).toContain('proximation --help');
+  it('exits 2 with a usage message for an unknown command, a missing command and an unknown flag, in its own words', async () => {
+    const unknown = await run(['srve']);
+    expect(unknown).toEqual({ code: 2, out: '', err: 'proximation: Unknown command "srve". Did you mean serve?\nRun "proximation --help" for usage.\n' });
 
     const none = await run([]);
     expect(none.code).toBe(2);
-    expect(none.err).toContain('no command given');
+    expect(none.err).toContain('No command given.');
 
-    const flag = await run(['serve', '--no-such-flag']);
-    expect(flag.code).toBe(2);
-    expect(flag.err).toContain('--no-such-flag');
-    expect(flag.err).toContain('proximation --help');
-    expect(flag.out).toBe('');
+    const flag = await run(['serve', '--bogus']);
+    expect(flag).toEqual({ code: 2, out: '', err: 'proximation: Unknown option --bogus.\nRun "proximation serve --help" for usage.\n' });
+    // Node's parseArgs wording (its advice about "--") never reaches the user.
+    const missing = await run(['serve', '--http-port']);
+    expect(missing.err).toBe('proximation: --http-port needs a value, such as --http-port <value>.\nRun "proximation serve --help" for usage.\n');
+    expect((await run(['serve', '--http-prot', '80'])).err).toContain('Unknown option --http-prot. Did you mean --http-port?');
+    expect((await run(['serve', '--json'])).err).toContain('--json is an option of "proximation certs" only.\nRun "proximation certs --help"');
+    // The command may come after the settings' flags.
+    expect((await run(['--letsencrypt-dir', '/nonexistent', 'serve', '--bogus'])).err).toContain('Unknown option --bogus.');
   });
 
-  it('exits 1 naming the variable and the value when an environment setting is invalid', async () => {
+  it('exits 2 for every malformed flag value, naming the flag as typed, and 1 for a malformed variable', async () => {
+    for (const [argv, message] of [
+      [['serve', '--routes-poll', '5'], 'Invalid duration "5" for --routes-poll: add a unit'],
+      [['renew', '--random-delay', '5'], 'Invalid duration "5" for --random-delay: add a unit'],
+      [['serve', '--http-port', '70000'], '--http-port="70000" is not valid: expected a port number from 0 to 65535.'],
+      [['serve', '--acme-directory', 'ftp://x'], '--acme-directory="ftp://x" is not valid'],
+      [['certs', '--log-level', 'loud'], '--log-level="loud" is not valid'],
+    ] as const) {
+      const res = await run([...argv]);
+      expect(res.code, argv.join(' ')).toBe(2);
+      expect(res.err).toContain(`proximation: ${message}`);
+      expect(res.err).toContain('for usage.');
+    }
     const res = await run(['serve'], { PROXIMATION_HTTP_PORT: 'abc', PROXIMATION_LETSENCRYPT_DIR: await stateDir() });
     expect(res.code).toBe(1);
     expect(res.err).toContain('PROXIMATION_HTTP_PORT="abc"');
     expect(res.err).toContain('a port number');
     // A flag wins over the variable, and its error names the flag.
     const flag = await run(['serve', '--http-port', '70000'], { PROXIMATION_HTTP_PORT: '80' });
-    expect(flag.code).toBe(1);
     expect(flag.err).toContain('--http-port="70000"');
+  });
+
+  it('shows one command\'s help with "<command> --help" and "help <command>", and the overview with "help"', async () => {
+    const renewHelp = await run(['renew', '--help']);
+    expect(renewHelp.code).toBe(0);
+    expect(renewHelp.out).toMatch(/^Usage: proximation renew \[options\]/);
+    expect(renewHelp.out).toContain('--random-delay DURATION');
+    expect(renewHelp.out).toContain('PROXIMATION_ACME_DIRECTORY');
+    expect(await run(['help', 'renew'])).toEqual(renewHelp);
+    const certsHelp = await run(['certs', '-h']);
+    expect(certsHelp.out).toContain('--json');
+    expect(certsHelp.out).toContain('PROXIMATION_LETSENCRYPT_DIR');
+    expect(certsHelp.out).not.toContain('PROXIMATION_HTTP_PORT');
+    expect(certsHelp.out).not.toContain('--random-delay');
+    expect((await run(['help'])).out).toBe((await run(['--help'])).out);
+    expect((await run(['help', 'srve'])).err).toContain('Did you mean serve?');
+  });
+
+  it('warns about a PROXIMATION_* variable that is not a setting, naming the nearest one, and still runs', async () => {
+    const res = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: await stateDir(), PROXIMATION_HTTP_PROT: '8080', PROXIMATION_ZZZZZZZZZZZZ: '1' });
+    expect(res.code).toBe(0);
+    expect(res.err).toBe(
+      'proximation: warning: PROXIMATION_HTTP_PROT is set but is not a setting; it is ignored. Did you mean PROXIMATION_HTTP_PORT?\n' +
+        'proximation: warning: PROXIMATION_ZZZZZZZZZZZZ is set but is not a setting; it is ignored.\n',
+    );
+  });
+
+  it('refuses settings that contradict each other before starting, naming both', async () => {
+    const env = { PROXIMATION_LETSENCRYPT_DIR: await stateDir(), PROXIMATION_REQUEST_TIMEOUT: '5s' };
+    const timeouts = await run(['serve'], env);
+    expect(timeouts).toEqual({
+      code: 1,
+      out: '',
+      err:
+        'proximation: PROXIMATION_REQUEST_TIMEOUT=5s is shorter than PROXIMATION_HEADERS_TIMEOUT (default)=10s: a request cannot take ' +
+        'less time than its headers; raise the request timeout or lower the headers timeout.\n',
+    });
+    const ports = await run(['serve', '--https-port', '8443', '--admin-port', '8443'], { PROXIMATION_LETSENCRYPT_DIR: env.PROXIMATION_LETSENCRYPT_DIR });
+    expect(ports.code).toBe(1);
+    expect(ports.err).toContain('--https-port=8443 and --admin-port=8443 are the same port');
   });
 
   it('refuses the local CA on a directory that holds an ACME account, for serve and renew, and changes nothing', async () => {

@@ -411,7 +411,7 @@ describe('the checks above', () => {
 
   it('catch a renew command the CLI refuses', async () => {
     const env = processEnv(onlyContainer(renewTaskDefinition(template)));
-    expect((await renewArgvProblems(['renew', '--random-dealy', '1h'], env)).join()).toMatch(/exited 2: proximation: Unknown option '--random-dealy'/);
+    expect((await renewArgvProblems(['renew', '--random-dealy', '1h'], env)).join()).toMatch(/exited 2: proximation: Unknown option --random-dealy. Did you mean --random-delay\?/);
     expect((await renewArgvProblems(['renew', '--random-delay', 'an hour'], env)).join()).toMatch(/exited 2: .*--random-delay/);
     expect((await renewArgvProblems(['serve', '--random-delay', '1h'], env)).join()).toMatch(/exited 2: .*--random-delay is an option of "proximation renew" only/);
   });

@@ -26,7 +26,17 @@ export interface HstsProblem {
   readonly message: string;
 }
 
-export function hstsProblems(policy: HstsPolicy): HstsProblem[] {
+/** What the fields are called where the policy came from: the routing table's keys, or a CLI's flags. */
+export interface HstsFieldNames {
+  readonly maxAge: string;
+  readonly includeSubDomains: string;
+  readonly preload: string;
+}
+
+const TABLE_NAMES: HstsFieldNames = { maxAge: 'maxAge', includeSubDomains: 'includeSubDomains', preload: 'preload' };
+
+/** The rules `policy` breaks; each message names the other fields by `names`. */
+export function hstsProblems(policy: HstsPolicy, names: HstsFieldNames = TABLE_NAMES): HstsProblem[] {
   const problems: HstsProblem[] = [];
   if (!Number.isSafeInteger(policy.maxAge) || policy.maxAge < 0) {
     problems.push({
@@ -35,10 +45,16 @@ export function hstsProblems(policy: HstsPolicy): HstsProblem[] {
     });
   }
   if (policy.preload === true && policy.includeSubDomains !== true) {
-    problems.push({ field: 'preload', message: 'requires includeSubDomains (hstspreload.org lists only domains whose policy covers their subdomains); set includeSubDomains or drop preload' });
+    problems.push({
+      field: 'preload',
+      message: `requires ${names.includeSubDomains} (hstspreload.org lists only domains whose policy covers their subdomains); set ${names.includeSubDomains} or drop ${names.preload}`,
+    });
   }
   if (policy.preload === true && policy.maxAge < PRELOAD_MIN_MAX_AGE) {
-    problems.push({ field: 'preload', message: `requires a maxAge of at least ${PRELOAD_MIN_MAX_AGE} (one year, as hstspreload.org requires); raise maxAge or drop preload` });
+    problems.push({
+      field: 'preload',
+      message: `requires a ${names.maxAge} of at least ${names === TABLE_NAMES ? PRELOAD_MIN_MAX_AGE : '1y'} (one year, as hstspreload.org requires); raise ${names.maxAge} or drop ${names.preload}`,
+    });
   }
   return problems;
 }

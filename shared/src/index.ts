@@ -2,8 +2,8 @@ export { ProximationError, isProximationError, errorMessage, isErrnoCode } from 
 export { normalizeHostname, inspectHostname, hostnameMatchesPattern } from './hostname.js';
 export type { NormalizeHostnameOptions } from './hostname.js';
 export { parseDuration, formatDuration } from './duration.js';
-export { hstsHeaderValue } from './hsts.js';
-export type { HstsPolicy } from './hsts.js';
+export { hstsHeaderValue, hstsProblems } from './hsts.js';
+export type { HstsPolicy, HstsFieldNames } from './hsts.js';
 export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
 export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
@@ -17,6 +17,7 @@ export {
   serializeRoutingTable,
   emptyRoutingTable,
   normalizeUpstreamUrl,
+  checkVersionName,
   defaultTagPrefix,
   findSite,
   findVersion,
@@ -59,3 +60,19 @@ export {
   errorFromBody,
 } from './admin-api.js';
 export type { ChangeResponseBody, ErrorResponseBody } from './admin-api.js';
+export {
+  usageError,
+  parseCommandLine,
+  nearestName,
+  unknownVariableWarnings,
+  rejectPositionals,
+  required,
+  integerFlag,
+  durationFlag,
+  output,
+  plural,
+  packageVersion,
+  runCommandLine,
+} from './command-line.js';
+export type { UsageContext, OptionTable, FlagsOf } from './command-line.js';
+export { urlParseProblem } from './url-text.js';

@@ -28,6 +28,7 @@ import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
+import { urlParseProblem } from './url-text.js';
 import { parseJsonText } from './json-text.js';
 import { describeIssues, valueAt } from './validation-issues.js';
 
@@ -260,7 +261,7 @@ function inspectUpstream(input: string): { origin: string } | { problem: string 
   try {
     url = new URL(input);
   } catch {
-    return { problem: 'it is not an absolute URL' };
+    return { problem: urlParseProblem(input) };
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `the scheme must be http or https, not ${url.protocol.slice(0, -1)}` };
   if (url.username !== '' || url.password !== '') return { problem: 'it must not contain credentials' };
@@ -278,6 +279,11 @@ export function defaultTagPrefix(siteName: string): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** Throws ERR_INVALID_VERSION_NAME unless `name` is a valid version name (for checks that need a valid one first). */
+export function checkVersionName(name: string): void {
+  checkName(VERSION_NAME, name);
 }
 
 function checkName(rule: NameRule, value: string): void {

@@ -627,7 +627,8 @@ describe('helpers', () => {
     ['http://x#top', 'it must not have a query or fragment'],
     ['http://x:80\t80', 'it contains whitespace or control characters'],
     [' http://x', 'it contains whitespace or control characters'],
-    ['http://x:99999', 'it is not an absolute URL'],
+    ['http://x:99999', 'its port 99999 is out of range (1 to 65535)'],
+    ['http://x:y', 'it is not an absolute URL'],
   ])('normalizeUpstreamUrl rejects %j', (input, problem) => {
     expectError(() => normalizeUpstreamUrl(input, '--upstream'), 'ERR_INVALID_UPSTREAM', `Invalid upstream ${JSON.stringify(input)} for --upstream: ${problem}; give an origin such as http://10.0.1.7:8080.`);
   });

@@ -16,7 +16,7 @@
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
-import { findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
+import { checkVersionName, findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
 import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
   COMMON_OPTIONS,
@@ -29,6 +29,7 @@ import {
   plural,
   usageError,
   parseFlags,
+  upstreamFlag,
 } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { upstreamFromEcs } from '../ecs-metadata.js';
@@ -50,6 +51,7 @@ const OPTIONS = {
   replace: { type: 'boolean' },
   join: { type: 'boolean' },
   'no-activate': { type: 'boolean' },
+  'any-version-name': { type: 'boolean' },
 } as const;
 
 const HELP = `Usage: deploy register --site <site> --version <version> --upstream <url> [--upstream <url>...]
@@ -81,6 +83,8 @@ Options:
   --replace              if the version exists, replace its upstreams with these
   --no-activate          register (stage) the version without activating or checking it
                          (upstreams added to the already active version are still checked)
+  --any-version-name     register a new version whose name does not start with the site's tag
+                         prefix (refused otherwise, as a likely wrong site or typo)
 ${HEALTH_OPTIONS_HELP}
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
@@ -112,6 +116,7 @@ export const registerCommand: Command = {
         NAME,
       );
     }
+    const givenOrigins = given.map((url) => upstreamFlag(url, '--upstream', NAME));
     if (values.replace === true && values.join === true) throw usageError('Give either --replace or --join, not both.', NAME);
     const portFlag = values['container-port'];
     if (portFlag !== undefined && !fromEcs) throw usageError('--container-port only applies with --upstream-from-ecs.', NAME);
@@ -126,7 +131,17 @@ export const registerCommand: Command = {
     const version = 'tag' in which ? which.tag : which.version;
     const { activeVersion: activeBefore, versions } = findSite(before, site);
     const existed = versions.some((v) => v.name === version);
-    const upstreams = [...given, ...(ecs === undefined ? [] : [ecs.upstream])].map((url) => normalizeUpstreamUrl(url, `version ${site}/${version}`));
+    const { tagPrefix } = findSite(before, site);
+    checkVersionName(version);
+    // A name outside the site's tag scheme is usually the wrong site or a typo; versions registered already are left alone.
+    if (!existed && tagPrefix !== undefined && !version.startsWith(tagPrefix) && values['any-version-name'] !== true) {
+      throw usageError(
+        `Version "${version}" does not start with site ${site}'s tag prefix "${tagPrefix}": name it ${tagPrefix}..., ` +
+          'check that it is the right site, or pass --any-version-name to register it under this name anyway.',
+        NAME,
+      );
+    }
+    const upstreams = [...givenOrigins, ...(ecs === undefined ? [] : [normalizeUpstreamUrl(ecs.upstream, `version ${site}/${version}`)])];
     const register = (activateNow: boolean, guard?: TrafficGuard): RoutingTableChange => ({
       op: 'registerVersion',
       site,
