@@ -1,12 +1,13 @@
 import { X509Certificate } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { SETTINGS } from '../src/config.js';
 import { httpRequest, tempDir, managed } from './support/fixtures.js';
-import { capturedIo, runMain, spawnCli } from './support/process.js';
+import { CLI_PATH, capturedIo, runMain, spawnCli } from './support/process.js';
 
 const resources = managed();
 
@@ -197,5 +198,33 @@ describe('proximation CLI, as a real process', () => {
     expect(cli.stderr()).toContain('PROXIMATION_ISSUER="bogus"');
     expect(cli.stderr()).toContain('one of local, acme');
     expect(cli.stdout()).toBe('');
+  });
+
+  it('names the path, the uid it runs as and the owner the state directory needs when access is refused', async () => {
+    const dir = await stateDir();
+    await chmod(path.dirname(dir), 0o755);
+    await mkdir(dir, { mode: 0o700 });
+    // As root, run as nobody (the usual case: a volume created by root, a task running as another user);
+    // otherwise take the permissions away from ourselves.
+    const asRoot = process.getuid!() === 0;
+    const [uid, gid] = asRoot ? [65534, 65534] : [process.getuid!(), process.getgid!()];
+    if (!asRoot) {
+      await chmod(dir, 0o000);
+      resources.defer(() => chmod(dir, 0o700));
+    }
+    for (const command of ['certs', 'serve']) {
+      const child = spawn(process.execPath, [CLI_PATH, command], {
+        env: { PATH: process.env.PATH, PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_HTTP_PORT: '0', PROXIMATION_HTTPS_PORT: '0', PROXIMATION_ADMIN_PORT: '0' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(asRoot ? { uid, gid } : {}),
+      });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      expect(code, err).toBe(1);
+      expect(err).toMatch(new RegExp(`^proximation: Permission denied on ${dir}/\\S+ \\(\\w+\\): proximation runs as uid ${uid} \\(gid ${gid}\\), but ${dir} is owned by uid ${process.getuid!()}`));
+      expect(err).toContain(`Its owner must be uid ${uid}`);
+      expect(err).toContain(`chown -R ${uid}:${gid} ${dir}`);
+    }
   });
 });

@@ -9,7 +9,9 @@
  *   ProximationError `ERR_USAGE` from `usageError`, whose message ends with the `--help` to run.
  * - `runCommandLine` runs a command and turns what it throws into the exit code and one line on
  *   stderr, `<program>: <message>`: 2 for ERR_USAGE, 1 for every other error (the message says what
- *   failed and what to do), 0 when the command returns; nothing of a failed command goes to stdout.
+ *   failed and what to do; a refused file access names the path, the uid the process runs as and the
+ *   owner it needs, see permission-hint.ts), 0 when the command returns; nothing of a failed command
+ *   goes to stdout.
  *
  * Nothing here touches the process (argv, env, exit): callers pass them in, so tests run in-process.
  */
@@ -18,6 +20,7 @@ import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from './duration.js';
 import { ProximationError, errorMessage, isProximationError } from './errors.js';
+import { permissionHint } from './permission-hint.js';
 
 /** Which help a usage error points at: `program command --help` (`command` '' for the program's). */
 export interface UsageContext {
@@ -176,6 +179,11 @@ export async function runCommandLine(
     io.stdout.write(result.endsWith('\n') ? result : `${result}\n`);
     return 0;
   } catch (err) {
+    const denied = permissionHint(err, program);
+    if (denied !== undefined) {
+      io.stderr.write(`${program}: ${denied}\n`);
+      return 1;
+    }
     if (isProximationError(err)) {
       io.stderr.write(`${program}: ${err.message}\n`);
       return err.code === 'ERR_USAGE' ? 2 : 1;

@@ -76,3 +76,4 @@ export {
 } from './command-line.js';
 export type { UsageContext, OptionTable, FlagsOf } from './command-line.js';
 export { urlParseProblem } from './url-text.js';
+export { permissionHint } from './permission-hint.js';
