@@ -16,6 +16,7 @@ import {
   parseCommandLine,
   rejectPositionals as sharedRejectPositionals,
   required as sharedRequired,
+  normalizeHostname,
   normalizeUpstreamUrl,
   urlParseProblem,
   usageError as sharedUsageError,
@@ -184,6 +185,16 @@ export function upstreamFlag(text: string, flag: string, command: string): strin
     return normalizeUpstreamUrl(text, flag);
   } catch (err) {
     if (isProximationError(err, 'ERR_INVALID_UPSTREAM')) throw usageError(err.message, command);
+    throw err;
+  }
+}
+
+/** A site's hostname given as `flag`'s value, normalised; a malformed one (or an IP address) is a usage error. */
+export function hostFlag(text: string, flag: string, command: string): string {
+  try {
+    return normalizeHostname(text, { refuseAddresses: true, field: flag });
+  } catch (err) {
+    if (isProximationError(err, 'ERR_INVALID_HOSTNAME')) throw usageError(err.message, command);
     throw err;
   }
 }

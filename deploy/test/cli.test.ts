@@ -132,12 +132,16 @@ describe('deploy site add', () => {
     [['site', 'add', 'dev', '--host', '--tag-prefix', 'x-'], '--host needs a value, but is followed by --tag-prefix; for a value starting with "-", write --host=--tag-prefix.'],
     [['site', 'add', 'dev', '--host=a.com', '--json=yes'], '--json takes no value; write it alone (got "--json=yes").'],
     [['site', 'add', 'dev', '--hots', 'a.com'], 'Unknown option --hots. Did you mean --host?'],
+    [['site', 'add', 'shop', '--host', 'shop.example.com:443'], 'Invalid hostname "shop.example.com:443" in --host: it contains ":"'],
+    // An address is never a site host: no certificate would ever be ordered for it.
+    [['site', 'add', 'ip', '--host', '127.0.0.1'], 'Invalid hostname "127.0.0.1" in --host: it is an IP address, and a site is reached by a DNS name'],
+    [['site', 'add', 'ip', '--host', '0x7f.1'], 'Invalid hostname "0x7f.1" in --host: it is an IP address'],
+    [['site', 'add', 'ip', '--host', '[::1]'], 'Invalid hostname "[::1]" in --host: it contains brackets'],
   ])('exits 2 for %j without touching the routing table', async (args, message) => {
     expect(await expectRefusal(args, 2, message)).toContain('Run "deploy site add --help" for usage.');
   });
 
   it.each([
-    [['site', 'add', 'shop', '--host', 'shop.example.com:443'], 'Invalid hostname "shop.example.com:443" in the hosts of site "shop"'],
     [['site', 'add', 'Shop', '--host', 'shop.example.com'], 'Invalid site name "Shop"'],
     [['site', 'add', 'dev', '--host', 'other.example.com'], 'Site "dev" already exists with hosts dev.example.com'],
     [['site', 'add', 'shop', '--host', 'dev.example.com'], 'Host "dev.example.com" already belongs to site "dev"'],

@@ -8,6 +8,11 @@
  * `-`, and is at most 253 characters long. With `allowWildcard`, the first label may be exactly `*`.
  * Throws ProximationError `ERR_INVALID_HOSTNAME` naming the input, the field and the rule broken.
  *
+ * With `refuseAddresses` (the hosts of a site), a name the URL standard reads as an IPv4 address (its
+ * last label is a number, such as 127.0.0.1, 10.1 or 0x7f.1) is refused too: sites are routed and
+ * certified by DNS name, and an ACME CA would refuse every order for such a name. IPv6 literals never
+ * pass (":" and brackets are refused for every name).
+ *
  * `inspectHostname` applies the same rules but returns the broken rule instead of throwing (for
  * validators that report errors their own way). `hostnameMatchesPattern` expects both arguments
  * already normalised.
@@ -18,9 +23,18 @@ import { ProximationError } from './errors.js';
 export interface NormalizeHostnameOptions {
   /** Accept `*.example.com` (the whole first label being `*`). */
   allowWildcard?: boolean;
+  /** Refuse names that are IPv4 addresses (for site hosts; see above). */
+  refuseAddresses?: boolean;
   /** Where the name came from (flag, JSON path, header), for the error message. */
   field?: string;
 }
+
+/** The URL standard's "ends in a number": the last label is decimal digits or 0x hex. */
+const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/;
+
+const ADDRESS_PROBLEM =
+  'it is an IP address, and a site is reached by a DNS name that certificates can be issued for; ' +
+  'point a DNS name at the address and use that (localhost for tests on this machine)';
 
 const MAX_NAME_LENGTH = 253;
 const MAX_LABEL_LENGTH = 63;
@@ -37,7 +51,7 @@ const RAW_RULES: ReadonlyArray<readonly [RegExp, string]> = [
 ];
 
 export function normalizeHostname(input: string, options: NormalizeHostnameOptions = {}): string {
-  const result = inspectHostname(input, options.allowWildcard === true);
+  const result = inspectHostname(input, options.allowWildcard === true, options.refuseAddresses === true);
   if ('hostname' in result) return result.hostname;
   const where = options.field === undefined ? '' : ` in ${options.field}`;
   throw new ProximationError(
@@ -47,7 +61,7 @@ export function normalizeHostname(input: string, options: NormalizeHostnameOptio
 }
 
 /** The normalised name, or the rule `input` breaks (for callers that report errors their own way). */
-export function inspectHostname(input: string, allowWildcard: boolean): { hostname: string } | { problem: string } {
+export function inspectHostname(input: string, allowWildcard: boolean, refuseAddresses = false): { hostname: string } | { problem: string } {
   if (input.length === 0) return { problem: 'it is empty' };
   for (const [pattern, problem] of RAW_RULES) {
     if (pattern.test(input)) return { problem };
@@ -64,6 +78,7 @@ export function inspectHostname(input: string, allowWildcard: boolean): { hostna
   const ascii = /^[\x00-\x7f]*$/.test(rest) ? rest.toLowerCase() : domainToASCII(rest);
   if (ascii.length === 0) return { problem: 'it is not a valid internationalised domain name' };
 
+  if (refuseAddresses && NUMERIC_LABEL.test(ascii.slice(ascii.lastIndexOf('.') + 1))) return { problem: ADDRESS_PROBLEM };
   const hostname = wildcard ? `*.${ascii}` : ascii;
   if (hostname.length > MAX_NAME_LENGTH) return { problem: `it is longer than ${MAX_NAME_LENGTH} characters` };
   for (const label of ascii.split('.')) {

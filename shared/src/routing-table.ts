@@ -110,7 +110,7 @@ const normalFormSchema = (inspect: (value: string) => { value: string } | { prob
   });
 
 const hostSchema = normalFormSchema((value) => {
-  const result = inspectHostname(value, false);
+  const result = inspectHostname(value, false, true);
   return 'hostname' in result ? { value: result.hostname } : { problem: `${result.problem}; use a plain DNS name such as app.example.com` };
 });
 const upstreamSchema = normalFormSchema((value) => {
@@ -449,7 +449,7 @@ export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTa
   if (request.hosts.length === 0) {
     throw new ProximationError('ERR_NO_HOSTS', `Site "${name}" needs at least one host (the names it is served under, such as app.example.com).`);
   }
-  const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { field: `the hosts of site "${name}"` })));
+  const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { refuseAddresses: true, field: `the hosts of site "${name}"` })));
   const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
   if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
   const hsts = request.hsts === undefined || request.hsts === null ? undefined : normalizeHsts(request.hsts, name);

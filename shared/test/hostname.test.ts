@@ -68,6 +68,17 @@ describe('normalizeHostname', () => {
     expect(() => normalizeHostname('*x.example.com', { allowWildcard: true })).toThrow(/only allowed as the whole first label/);
   });
 
+  it.each(['127.0.0.1', '10.1', '3232235777', '0x7f.1', '1.2.3.0X7F', 'example.com.5'])('refuses %j as a site host (an IPv4 address to the URL standard)', (input) => {
+    expect(normalizeHostname(input)).toBe(input.toLowerCase());
+    expect(() => normalizeHostname(input, { refuseAddresses: true, field: '--host' })).toThrow(
+      `Invalid hostname ${JSON.stringify(input)} in --host: it is an IP address, and a site is reached by a DNS name`,
+    );
+  });
+
+  it.each(['localhost', 'a-b.c0', '1.2.3.x4', '123.example.com'])('accepts %j as a site host', (input) => {
+    expect(normalizeHostname(input, { refuseAddresses: true })).toBe(input);
+  });
+
   it('names no field when none is given', () => {
     expect(() => normalizeHostname('a..b')).toThrow(/^Invalid hostname "a\.\.b": /);
   });

@@ -138,6 +138,7 @@ describe('parseRoutingTable', () => {
     ['no hosts', (j) => (j.sites[0].hosts = []), 'sites[0].hosts: a site needs at least one host (found [])'],
     ['an invalid host', (j) => (j.sites[0].hosts = ['dev..com']), 'sites[0].hosts[0]: it contains ".." (an empty label); use a plain DNS name'],
     ['a wildcard host', (j) => (j.sites[0].hosts = ['*.nomsbook.com']), 'sites[0].hosts[0]: wildcards ("*") are not allowed here'],
+    ['an IP address as a host', (j) => (j.sites[0].hosts = ['192.0.2.7']), 'sites[0].hosts[0]: it is an IP address, and a site is reached by a DNS name'],
     ['a host not in normal form', (j) => (j.sites[0].hosts = ['Dev.Nomsbook.com.']), 'sites[0].hosts[0]: not in normal form; write "dev.nomsbook.com" (found "Dev.Nomsbook.com.")'],
     ['a bad tag prefix', (j) => (j.sites[0].tagPrefix = 'dev build'), 'sites[0].tagPrefix: use one or more characters'],
     ['a bad version name', (j) => (j.sites[0].versions[0].name = '-41'), 'sites[0].versions[0].name: use 1-128 characters'],

@@ -5,7 +5,7 @@
  * time.
  */
 import { findSite } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, hostFlag, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { SITE_ADD_HSTS_OPTIONS, hstsFromFlags } from '../hsts-flags.js';
 import { describeSite, generationNote, siteJson } from '../presentation.js';
@@ -52,7 +52,7 @@ export const siteAddCommand: Command = {
     const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site add <site> --host <name>', 'give one site name, and each host with its own --host');
     if (parsed === undefined) return HELP;
     const { values, site: name } = parsed;
-    const hosts = values.host ?? [];
+    const hosts = (values.host ?? []).map((host) => hostFlag(host, '--host', NAME));
     if (hosts.length === 0) throw usageError(`Missing --host: give each hostname of site "${name}" with its own --host, such as --host ${name}.example.com.`, NAME);
     const hsts = hstsFromFlags(
       {

@@ -185,6 +185,9 @@ describe('POST /api/routes/changes', () => {
     const badUpstream = await postChange(proxy, { change: register('v2', 'ftp://x') });
     expect(badUpstream.status).toBe(400);
     expect(badUpstream.json.error.code).toBe('ERR_INVALID_UPSTREAM');
+    const address = await postChange(proxy, { change: { op: 'addSite', site: 'ip', hosts: ['203.0.113.9'] } });
+    expect(address.status).toBe(400);
+    expect(address.json.error).toMatchObject({ code: 'ERR_INVALID_HOSTNAME', message: expect.stringContaining('"203.0.113.9" in the hosts of site "ip": it is an IP address') });
     const checkedRollback = await postChange(proxy, { change: { op: 'rollback', site: 'dev' }, healthCheck: { path: '/', timeoutMs: 1000 } });
     expect(checkedRollback.status).toBe(400);
     expect(checkedRollback.json.error.code).toBe('ERR_INVALID_ARGUMENT');
