@@ -2,12 +2,14 @@
  * The deploy command line: `main` parses argv, runs one command and returns the exit code (0 done,
  * 1 failed, 2 usage error) instead of exiting, so tests can run it in-process. Output goes to
  * `io.stdout` (a summary, a listing, JSON with --json, or help), errors to `io.stderr` as
- * "deploy: <message>" (never JSON, and nothing on stdout).
+ * "deploy: <message>" (never JSON, and nothing on stdout). Commands that ask for confirmation ask on
+ * `io.stderr` when `io.stdin` is a terminal (see confirm.ts).
  */
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { packageVersion, runCommandLine } from '@proximation/shared';
 import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
+import type { CommandIo } from './confirm.js';
 import { activateCommand } from './commands/activate.js';
 import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
@@ -61,21 +63,22 @@ const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg ===
 export async function main(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-  io: { stdout: Writable; stderr: Writable } = { stdout: process.stdout, stderr: process.stderr },
+  io: { stdout: Writable; stderr: Writable; stdin?: Readable & { isTTY?: boolean } } = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
 ): Promise<number> {
-  return runCommandLine('deploy', io, () => run(argv, env));
+  const commandIo = io.stdin === undefined ? undefined : { stdin: io.stdin, stderr: io.stderr };
+  return runCommandLine('deploy', io, () => run(argv, env, commandIo));
 }
 
-async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
+async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undefined): Promise<string> {
   const [first, second] = argv;
   if (first === undefined) throw usageError('No command given.', '');
   if (isHelp(first)) return HELP;
   if (first === '--version') return `deploy ${packageVersion(new URL('../package.json', import.meta.url))}`;
   // "deploy help <command...>" is "deploy <command...> --help".
-  if (first === 'help') return argv.length === 1 ? HELP : run([...argv.slice(1), '--help'], env);
+  if (first === 'help') return argv.length === 1 ? HELP : run([...argv.slice(1), '--help'], env, io);
   for (const command of COMMANDS) {
     const words = command.name.split(' ');
-    if (words.every((word, i) => argv[i] === word)) return command.run(argv.slice(words.length), env);
+    if (words.every((word, i) => argv[i] === word)) return command.run(argv.slice(words.length), env, io);
   }
   const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
   if (group.length > 0) {

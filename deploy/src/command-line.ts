@@ -28,6 +28,7 @@ import { isProximationError, type ProximationError } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
 import { fileTarget } from './file-target.js';
+import type { CommandIo } from './confirm.js';
 import type { RoutesTarget } from './routes-target.js';
 
 export { output, plural } from '@proximation/shared';
@@ -38,8 +39,11 @@ export interface Command {
   /** The command line in brief, and what it does, for the global help. */
   readonly synopsis: string;
   readonly summary: string;
-  /** Parses `args` (what follows the command words) and runs the command; resolves to its output. */
-  run(args: string[], env: NodeJS.ProcessEnv): Promise<string>;
+  /**
+   * Parses `args` (what follows the command words) and runs the command; resolves to its output.
+   * `io` is where a command may ask for confirmation (see confirm.ts); without it, it never asks.
+   */
+  run(args: string[], env: NodeJS.ProcessEnv, io?: CommandIo): Promise<string>;
 }
 
 export const COMMON_OPTIONS = {

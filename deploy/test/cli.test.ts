@@ -163,8 +163,19 @@ describe('deploy site remove', () => {
     expect(table.sites.map((s) => s.name)).toEqual(['shop']);
     expect(JSON.parse(await deployOk(['site', 'remove', 'shop', '--json', '--routes', routes]))).toEqual({
       removed: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
+      dryRun: false,
       generation: 5,
     });
+  });
+
+  it('says what it would remove with --dry-run, and changes nothing', async () => {
+    const routes = await routesWithDev();
+    const before = await readFile(routes, 'utf8');
+    expect(await deployOk(['site', 'remove', 'dev', '--dry-run', '--routes', routes])).toBe(
+      'would remove site dev (hosts dev.example.com; tag prefix devbuild-; no active version (0 versions)); dry run, nothing changed (routing table generation 1)\n',
+    );
+    expect(JSON.parse(await deployOk(['site', 'remove', 'dev', '--dry-run', '--json', '--routes', routes]))).toMatchObject({ dryRun: true, generation: 1 });
+    expect(await readFile(routes, 'utf8')).toBe(before);
   });
 
   it('exits 1 for an unknown site and 2 without a site name, leaving the table as it was', async () => {

@@ -192,8 +192,13 @@ describe('deploy prune', () => {
       removed: [],
       kept: ['devbuild-2', 'devbuild-4', 'devbuild-5'],
       changed: false,
+      dryRun: false,
       generation: 8,
     });
+    expect(await deployOk(['prune', '--site', 'dev', '--keep', '0', '--dry-run', '--routes', routes])).toBe(
+      'would prune 2 versions of dev: devbuild-4, devbuild-5; would keep devbuild-2 (active devbuild-2); dry run, nothing changed (routing table generation 8)\n',
+    );
+    expect(await readFile(routes, 'utf8')).toBe(before);
     expect(await deployOk(['prune', '--site', 'dev', '--keep', '9', '--routes', routes])).toBe(
       'nothing to prune: site dev has 3 versions (active devbuild-2); nothing changed (routing table generation 8)\n',
     );
