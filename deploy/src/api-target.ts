@@ -47,10 +47,11 @@ export function apiTarget(base: URL, tokenSource: TokenSource): RoutesTarget {
       const { url, json } = await call('GET', ADMIN_ROUTES_PATH, undefined, BASE_TIMEOUT_MS);
       return validateRoutingTable(json, url);
     },
-    async update({ change, healthCheck }) {
+    async update({ change, healthCheck }, observer) {
       // Only the fields of the wire format: the proxy refuses unknown ones.
       const body = healthCheck === undefined ? { change } : { change, healthCheck: { path: healthCheck.path, timeoutMs: healthCheck.timeoutMs } };
       const timeoutMs = BASE_TIMEOUT_MS + (healthCheck === undefined ? 0 : HEALTH_GATE_ROUNDS * healthCheck.timeoutMs);
+      if (healthCheck !== undefined) observer?.remoteCheck?.(base.href, healthCheck);
       const { url, json } = await call('POST', ADMIN_CHANGES_PATH, body, timeoutMs);
       return parseChangeResponse(json, url);
     },

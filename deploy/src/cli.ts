@@ -5,7 +5,7 @@
  * "deploy: <message>" (never JSON, and nothing on stdout). Commands that ask for confirmation ask on
  * `io.stderr` when `io.stdin` is a terminal (see confirm.ts).
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { packageVersion, runCommandLine } from '@proximation/shared';
 import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
@@ -63,10 +63,9 @@ const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg ===
 export async function main(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-  io: { stdout: Writable; stderr: Writable; stdin?: Readable & { isTTY?: boolean } } = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+  io: CommandIo & { stdout: Writable } = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
 ): Promise<number> {
-  const commandIo = io.stdin === undefined ? undefined : { stdin: io.stdin, stderr: io.stderr };
-  return runCommandLine('deploy', io, () => run(argv, env, commandIo));
+  return runCommandLine('deploy', io, () => run(argv, env, io));
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undefined): Promise<string> {

@@ -11,11 +11,13 @@
 import { createInterface } from 'node:readline/promises';
 import type { Readable, Writable } from 'node:stream';
 import { ProximationError } from '@proximation/shared';
+import type { ProgressOutput } from './progress.js';
 
-/** Where a command may ask a question: the process's stdin and stderr, or a test's. */
-export interface CommandIo {
-  readonly stdin: Readable & { isTTY?: boolean };
-  readonly stderr: Writable;
+/** Where a command may ask a question or show progress: the process's stdin and stderr, or a test's. */
+export interface CommandIo extends ProgressOutput {
+  /** None: the command never asks. */
+  readonly stdin?: Readable & { isTTY?: boolean };
+  readonly stderr: Writable & { isTTY?: boolean; columns?: number };
 }
 
 export const CONFIRM_OPTIONS = { yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' } } as const;
@@ -24,12 +26,12 @@ export const CONFIRM_OPTIONS_HELP = `  --dry-run              say what would cha
   -y, --yes              do not ask for confirmation on a terminal`;
 
 /** Whether the command should ask: stdin is a terminal and --yes was not given. */
-export function shouldAsk(io: CommandIo | undefined, yes: boolean | undefined): io is CommandIo {
-  return io?.stdin.isTTY === true && yes !== true;
+export function shouldAsk(io: CommandIo | undefined, yes: boolean | undefined): io is CommandIo & { stdin: Readable } {
+  return io?.stdin?.isTTY === true && yes !== true;
 }
 
 /** Asks `question` (what will happen) with " Continue? [y/N] "; resolves on yes, rejects otherwise. */
-export async function confirmChange(io: CommandIo, question: string, nothingChanged: string): Promise<void> {
+export async function confirmChange(io: CommandIo & { stdin: Readable }, question: string, nothingChanged: string): Promise<void> {
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
   try {

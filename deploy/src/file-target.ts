@@ -9,12 +9,18 @@ import type { RoutingTableStore } from '@proximation/shared';
 import type { RoutesTarget } from './routes-target.js';
 
 export function fileTarget(path: string): RoutesTarget {
-  const store: RoutingTableStore = {
-    read: () => readRoutingTableFile(path),
-    update: (change) => updateRoutingTableFile(path, (table) => applyRoutingTableChange(table, change, new Date())),
-  };
+  const read = () => readRoutingTableFile(path);
   return {
-    read: store.read,
-    update: (request) => applyChangeRequest(store, request, { userAgent: 'proximation-deploy health check' }),
+    read,
+    update(request, observer) {
+      const store: RoutingTableStore = {
+        read,
+        update: (change) =>
+          updateRoutingTableFile(path, (table) => applyRoutingTableChange(table, change, new Date()), {
+            ...(observer?.lockWait === undefined ? {} : { onWait: (wait) => observer.lockWait?.(wait) }),
+          }),
+      };
+      return applyChangeRequest(store, request, { userAgent: 'proximation-deploy health check', ...(observer === undefined ? {} : { observer }) });
+    },
   };
 }

@@ -19,10 +19,18 @@
  *   check's (HealthCheckFailedError, ERR_HEALTH_CHECK_FAILED, with the results), the table's
  *   (ERR_ROUTES_INVALID, ERR_ROUTES_NEWER_SCHEMA) and the transport's (ERR_LOCK_TIMEOUT,
  *   ERR_PROXY_UNREACHABLE, ...). A rejected update leaves the table as it was.
+ * - `update`'s `observer`, if given, is told what the update waits for, as it happens: in file mode each
+ *   health check and attempt and each wait for the table's lock; in API mode that the proxy is running
+ *   the check (its attempts are not visible from here). It never changes what the update does.
  */
-import type { RoutingChangeRequest, RoutingChangeResult, RoutingTable } from '@proximation/shared';
+import type { ChangeObserver, HealthCheckOptions, RoutingChangeRequest, RoutingChangeResult, RoutingTable } from '@proximation/shared';
+
+export interface UpdateObserver extends ChangeObserver {
+  /** The proxy at `proxy` is running the request's health check (API mode). */
+  remoteCheck?(proxy: string, health: HealthCheckOptions): void;
+}
 
 export interface RoutesTarget {
   read(): Promise<RoutingTable>;
-  update(request: RoutingChangeRequest): Promise<RoutingChangeResult>;
+  update(request: RoutingChangeRequest, observer?: UpdateObserver): Promise<RoutingChangeResult>;
 }

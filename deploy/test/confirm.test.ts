@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { readRoutingTableFile } from '@proximation/shared';
-import { deployOk, routesWithDev, runDeploy, runDeployOnTerminal } from './helpers.js';
+import { answerOnce, deployOk, routesWithDev, runDeploy, runDeployOnTerminal } from './helpers.js';
 
 const QUESTION = 'Continue? [y/N] ';
 
@@ -21,13 +21,13 @@ describe('deploy prune on a terminal', () => {
   it('asks before removing the only rollback target, and changes nothing unless the answer is yes', async () => {
     const routes = await devWithTwoVersions();
     const before = await readFile(routes, 'utf8');
-    const refused = await runDeployOnTerminal(['prune', '--site', 'dev', '--keep', '0', '--routes', routes], { prompt: QUESTION, text: 'n\n' });
+    const refused = await runDeployOnTerminal(['prune', '--site', 'dev', '--keep', '0', '--routes', routes], answerOnce(QUESTION, 'n\n'));
     expect(refused.code).toBe(1);
     expect(refused.output).toContain(`This removes 1 version of dev (devbuild-1), leaving no version to roll back to. ${QUESTION}`);
     expect(refused.output).toContain('deploy: Not confirmed; nothing was pruned.');
     expect(await readFile(routes, 'utf8')).toBe(before);
 
-    const confirmed = await runDeployOnTerminal(['prune', '--site', 'dev', '--keep', '0', '--routes', routes], { prompt: QUESTION, text: 'yes\n' });
+    const confirmed = await runDeployOnTerminal(['prune', '--site', 'dev', '--keep', '0', '--routes', routes], answerOnce(QUESTION, 'yes\n'));
     expect(confirmed.code).toBe(0);
     expect(confirmed.output).toContain('pruned 1 version of dev: devbuild-1; kept devbuild-2 (active devbuild-2)');
     expect((await readRoutingTableFile(routes)).sites[0]!.versions.map((v) => v.name)).toEqual(['devbuild-2']);
@@ -50,11 +50,11 @@ describe('deploy prune on a terminal', () => {
 describe('deploy site remove', () => {
   it('asks on a terminal, and removes only on yes', async () => {
     const routes = await routesWithDev();
-    const refused = await runDeployOnTerminal(['site', 'remove', 'dev', '--routes', routes], { prompt: QUESTION, text: '\n' });
+    const refused = await runDeployOnTerminal(['site', 'remove', 'dev', '--routes', routes], answerOnce(QUESTION, '\n'));
     expect(refused.code).toBe(1);
     expect(refused.output).toContain(`This removes site dev (hosts dev.example.com; tag prefix devbuild-; no active version (0 versions)): the proxies stop serving its hosts. ${QUESTION}`);
     expect((await readRoutingTableFile(routes)).sites).toHaveLength(1);
-    const confirmed = await runDeployOnTerminal(['site', 'remove', 'dev', '--routes', routes], { prompt: QUESTION, text: 'y\n' });
+    const confirmed = await runDeployOnTerminal(['site', 'remove', 'dev', '--routes', routes], answerOnce(QUESTION, 'y\n'));
     expect(confirmed).toMatchObject({ code: 0, output: expect.stringContaining('removed site dev') });
     expect((await readRoutingTableFile(routes)).sites).toHaveLength(0);
   });

@@ -70,24 +70,35 @@ export function runDeploy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 
 /**
  * Runs the deploy bin on a real pseudo-terminal (util-linux `script`, which gives the child a pty as
- * stdin, stdout and stderr), answering `answer` once `prompt` appears in its output; without a prompt,
- * nothing is typed. Resolves with the exit code and everything the terminal showed.
+ * stdin, stdout and stderr). `react` sees everything the terminal has shown so far, after each chunk,
+ * and may type into it. Resolves with the exit code and everything the terminal showed.
  */
-export function runDeployOnTerminal(args: string[], answer?: { prompt: string; text: string }): Promise<{ code: number | null; output: string }> {
+export function runDeployOnTerminal(
+  args: string[],
+  react?: (output: string, type: (text: string) => void) => void,
+): Promise<{ code: number | null; output: string }> {
   if (!existsSync(DEPLOY_BIN)) throw new Error(`${DEPLOY_BIN} is missing: run "npx tsc -b" before these tests`);
   const quoted = [process.execPath, DEPLOY_BIN, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-  const child = spawn('script', ['-qec', quoted, '/dev/null'], { env: { PATH: process.env.PATH, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  // A wide terminal, so that no progress line is shortened to fit.
+  const child = spawn('script', ['-qec', `stty cols 300 rows 50; ${quoted}`, '/dev/null'], { env: { PATH: process.env.PATH, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'inherit'] });
   let output = '';
-  let answered = false;
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     output += chunk;
-    if (answer !== undefined && !answered && output.includes(answer.prompt)) {
-      answered = true;
-      child.stdin.write(answer.text);
-    }
+    react?.(output, (text) => child.stdin.write(text));
   });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output: output.replaceAll('\r\n', '\n') }));
   });
+}
+
+/** For runDeployOnTerminal: types `text` once `prompt` has appeared. */
+export function answerOnce(prompt: string, text: string): (output: string, type: (text: string) => void) => void {
+  let answered = false;
+  return (output, type) => {
+    if (!answered && output.includes(prompt)) {
+      answered = true;
+      type(text);
+    }
+  };
 }

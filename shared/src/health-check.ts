@@ -5,7 +5,8 @@
  * check with a tiny timeout still makes one real attempt); https upstreams are verified against the
  * system CAs plus NODE_EXTRA_CA_CERTS.
  *
- * `checkUpstreams` never throws: it resolves with one result per upstream, in the order given.
+ * `checkUpstreams` never throws: it resolves with one result per upstream, in the order given; its
+ * `onAttempt` (for progress; it must not throw) sees each attempt's result as it comes.
  * `healthCheckFailed` makes the ProximationError ERR_HEALTH_CHECK_FAILED for results with failures
  * (a HealthCheckFailedError, which keeps the results so that whoever reports the failure, such as deploy
  * after the proxy's admin API ran the check, can word it for its reader), naming each failed upstream
@@ -46,17 +47,27 @@ const MAX_ATTEMPT_MS = 5_000;
 const MIN_ATTEMPT_MS = 1_000;
 const DEFAULT_INTERVAL_MS = 250;
 
-export function checkUpstreams(upstreams: readonly string[], options: HealthCheckOptions): Promise<UpstreamHealth[]> {
+export function checkUpstreams(
+  upstreams: readonly string[],
+  options: HealthCheckOptions,
+  onAttempt?: (result: UpstreamHealth) => void,
+): Promise<UpstreamHealth[]> {
   const deadline = Date.now() + options.timeoutMs;
-  return Promise.all(upstreams.map((upstream) => checkUntilHealthy(upstream, options, deadline)));
+  return Promise.all(upstreams.map((upstream) => checkUntilHealthy(upstream, options, deadline, onAttempt)));
 }
 
-async function checkUntilHealthy(upstream: string, options: HealthCheckOptions, deadline: number): Promise<UpstreamHealth> {
+async function checkUntilHealthy(
+  upstream: string,
+  options: HealthCheckOptions,
+  deadline: number,
+  onAttempt: ((result: UpstreamHealth) => void) | undefined,
+): Promise<UpstreamHealth> {
   const interval = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   // Upstreams are stored as origins without a trailing slash, and the path starts with one.
   const url = `${upstream}${options.path}`;
   for (let attempts = 1; ; attempts++) {
     const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
+    onAttempt?.({ upstream, healthy, attempts, outcome });
     if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
     await delay(interval);
   }

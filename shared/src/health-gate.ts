@@ -16,12 +16,14 @@
  * A failed check throws HealthCheckFailedError (ERR_HEALTH_CHECK_FAILED) naming the change, what keeps
  * serving and each failed upstream; the change's own errors (such as ERR_SUPERSEDED) are thrown as they
  * are; an aborted `signal` throws its reason before the change is sent. In every such case the change
- * was not applied.
+ * was not applied. An `observer` is told when each check starts and each attempt's result (what a
+ * CLI shows while it waits); the store may tell it about lock waits.
  */
 import * as z from 'zod';
 import { ProximationError, isProximationError } from './errors.js';
 import { HealthCheckFailedError, checkUpstreams, healthCheckFailed, isHealthCheckPath } from './health-check.js';
 import type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
+import type { LockWait } from './lock.js';
 import type { RoutingTableUpdate } from './routes-file.js';
 import { findSite, routingTableChangeSchema, upstreamsGainingTraffic } from './routing-table.js';
 import type { RoutingTable, RoutingTableChange } from './routing-table.js';
@@ -60,6 +62,18 @@ export interface ChangeRequestOptions {
   readonly userAgent?: string;
   /** Stops before the change is sent (the one who asked went away). */
   readonly signal?: AbortSignal;
+  /** Told what the request waits for, for progress output; its methods must not throw. */
+  readonly observer?: ChangeObserver;
+}
+
+/** What a change request waits for while it runs: health checks and (in file mode) the table's lock. */
+export interface ChangeObserver {
+  /** A health check of `upstreams` began (one per round of the gate). */
+  healthCheckStarted?(upstreams: readonly string[], health: HealthCheckOptions): void;
+  /** One attempt on one upstream finished. */
+  healthAttempt?(result: UpstreamHealth): void;
+  /** The table's lock is held by another writer. */
+  lockWait?(wait: LockWait): void;
 }
 
 type GuardedChange = Extract<RoutingTableChange, { op: 'registerVersion' | 'activateVersion' }>;
@@ -92,7 +106,8 @@ export async function applyChangeRequest(
   for (let round = 1; ; round++) {
     const unchecked = upstreamsGainingTraffic(table, change).filter((u) => !checked.includes(u));
     if (unchecked.length > 0) {
-      const results = await checkUpstreams(unchecked, health);
+      options.observer?.healthCheckStarted?.(unchecked, health);
+      const results = await checkUpstreams(unchecked, health, options.observer?.healthAttempt?.bind(options.observer));
       if (results.some((r) => !r.healthy)) throw unhealthy(table, change, results, health);
       checked.push(...unchecked);
     }

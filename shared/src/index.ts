@@ -7,7 +7,7 @@ export type { HstsPolicy, HstsFieldNames } from './hsts.js';
 export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
 export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
-export type { Lock, LockOptions } from './lock.js';
+export type { Lock, LockOptions, LockWait } from './lock.js';
 export { parseJsonText } from './json-text.js';
 export {
   ROUTING_TABLE_SCHEMA_VERSION,
@@ -48,7 +48,7 @@ export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
 export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
 export { applyChangeRequest, HEALTH_GATE_ROUNDS } from './health-gate.js';
-export type { RoutingChangeRequest, RoutingChangeResult, RoutingTableStore, ChangeRequestOptions } from './health-gate.js';
+export type { RoutingChangeRequest, RoutingChangeResult, RoutingTableStore, ChangeRequestOptions, ChangeObserver } from './health-gate.js';
 export {
   ADMIN_ROUTES_PATH,
   ADMIN_CHANGES_PATH,

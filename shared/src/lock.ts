@@ -30,6 +30,8 @@
  *   not expired (an expired lease may already belong to someone else). Calling it again does nothing.
  *   `withLock` releases in `finally`.
  * - I/O failures while acquiring or releasing throw ProximationError `ERR_LOCK_IO` naming the path.
+ * - `onWait` is told, at each poll while another holds the lock, who holds it and for how long this
+ *   waiter has waited; it must not throw.
  */
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
@@ -57,6 +59,17 @@ export interface LockOptions {
   /** Who holds the lock, shown to waiters. Default `hostname:pid`. */
   owner?: string;
   signal?: AbortSignal;
+  /** Called each time the lock is found held by another (every 50-250 ms while waiting), for progress. */
+  onWait?: (wait: LockWait) => void;
+}
+
+/** A waiter's view of the lock it waits for. */
+export interface LockWait {
+  readonly path: string;
+  /** Who holds it and how fresh the lease is, such as "web-1:42 (lease last refreshed 1s ago, ...)". */
+  readonly holder: string;
+  readonly waitedMs: number;
+  readonly timeoutMs: number;
 }
 
 const DEFAULT_REFRESH_MS = 5_000;
@@ -91,7 +104,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
     throw new ProximationError('ERR_INVALID_ARGUMENT', `Lock timeoutMs must be a non-negative number of milliseconds, got ${timeoutMs}.`);
   }
-  const deadline = Date.now() + timeoutMs;
+  const startedAt = Date.now();
+  const deadline = startedAt + timeoutMs;
   await mkdir(dirname(path), { recursive: true }).catch((err: unknown) => {
     throw ioError(path, err);
   });
@@ -108,6 +122,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     if (isStale(current, refreshMs) && (await takeOver(path, current))) continue;
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw timeoutError(path, current, timeoutMs, refreshMs);
+    options.onWait?.({ path, holder: describeHolder(current, refreshMs), waitedMs: Date.now() - startedAt, timeoutMs });
     await pause(Math.min(remaining, POLL_MIN_MS + Math.random() * POLL_JITTER_MS), options.signal);
   }
 }
@@ -265,15 +280,17 @@ function isSameLockFile(a: LockFileState, b: LockFileState): boolean {
   return a.raw.equals(b.raw) && (a.lease !== undefined || a.mtimeMs === b.mtimeMs);
 }
 
-function timeoutError(path: string, current: LockFileState, timeoutMs: number, ownRefreshMs: number): ProximationError {
-  const holder =
-    current.lease === undefined
-      ? `an unknown owner (the lock file is empty or garbled; it counts as abandoned ${formatDuration(2 * ownRefreshMs)} after its last change)`
-      : `${current.lease.owner} (lease last refreshed ${formatDuration(Math.max(0, Date.now() - current.lease.refreshedAt))} ago, ` +
+function describeHolder(current: LockFileState, ownRefreshMs: number): string {
+  return current.lease === undefined
+    ? `an unknown owner (the lock file is empty or garbled; it counts as abandoned ${formatDuration(2 * ownRefreshMs)} after its last change)`
+    : `${current.lease.owner} (lease last refreshed ${formatDuration(Math.max(0, Date.now() - current.lease.refreshedAt))} ago, ` +
         `expires ${formatDuration(2 * current.lease.refreshMs)} after its last refresh)`;
+}
+
+function timeoutError(path: string, current: LockFileState, timeoutMs: number, ownRefreshMs: number): ProximationError {
   return new ProximationError(
     'ERR_LOCK_TIMEOUT',
-    `Timed out after ${formatDuration(timeoutMs)} waiting for the lock ${path}, held by ${holder}. ` +
+    `Timed out after ${formatDuration(timeoutMs)} waiting for the lock ${path}, held by ${describeHolder(current, ownRefreshMs)}. ` +
       'Retry later, or stop the holder if it is stuck; a lock left by a crashed process frees itself when its lease expires.',
   );
 }

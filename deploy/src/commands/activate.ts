@@ -9,6 +9,7 @@ import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, ope
 import type { Command } from '../command-line.js';
 import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
+import { observe, progressFor } from '../progress.js';
 
 const NAME = 'activate';
 
@@ -36,13 +37,13 @@ export const activateCommand: Command = {
   name: NAME,
   synopsis: 'activate --site <site> --version <version>',
   summary: 'Make a registered version active once it passes a health check.',
-  async run(args, env) {
+  async run(args, env, io) {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version to activate, such as --version devbuild-42', NAME);
     const health = healthCheckFromFlags(values, NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = observe(openRoutesTarget(values, env, NAME), progressFor(io, values.json, `${site}/${version}`));
 
     const before = await target.read();
     const { activeVersion: activeBefore } = findSite(before, site);

@@ -35,6 +35,7 @@ import type { Command } from '../command-line.js';
 import { upstreamFromEcs } from '../ecs-metadata.js';
 import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
+import { observe, progressFor } from '../progress.js';
 
 const NAME = 'register';
 
@@ -104,7 +105,7 @@ export const registerCommand: Command = {
   name: NAME,
   synopsis: 'register (--site <site> --version <version> | --tag <tag>) --upstream <url>...',
   summary: 'Register a version of a site and activate it once it passes a health check.',
-  async run(args, env) {
+  async run(args, env, io) {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
     const which = chosenVersion(values.site, values.version, values.tag);
@@ -123,10 +124,10 @@ export const registerCommand: Command = {
     const containerPort = portFlag === undefined ? undefined : integerFlag(portFlag, '--container-port', 1, 65535, NAME);
     const health = healthCheckFromFlags(values, NAME);
     const activate = values['no-activate'] !== true;
-    const target = openRoutesTarget(values, env, NAME);
+    const unobserved = openRoutesTarget(values, env, NAME);
 
     const ecs = fromEcs ? await upstreamFromEcs(env, containerPort === undefined ? {} : { containerPort }) : undefined;
-    const before = await target.read();
+    const before = await unobserved.read();
     const site = 'tag' in which ? siteForTag(before, which.tag).name : which.site;
     const version = 'tag' in which ? which.tag : which.version;
     const { activeVersion: activeBefore, versions } = findSite(before, site);
@@ -152,6 +153,7 @@ export const registerCommand: Command = {
       join: values.join === true,
       ...(guard === undefined ? {} : { guard }),
     });
+    const target = observe(unobserved, progressFor(io, values.json, `${site}/${version}`));
     const activeIn = (table: RoutingTable) => findSite(table, site).activeVersion === version;
 
     let staged: RoutingChangeResult;
