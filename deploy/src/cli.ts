@@ -6,7 +6,7 @@
  * `io.stderr` when `io.stdin` is a terminal (see confirm.ts).
  */
 import type { Writable } from 'node:stream';
-import { packageVersion, runCommandLine } from '@proximation/shared';
+import { runCommandLine } from '@proximation/shared';
 import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
 import type { CommandIo } from './confirm.js';
@@ -20,6 +20,7 @@ import { siteHstsCommand } from './commands/site-hsts.js';
 import { siteListCommand } from './commands/site-list.js';
 import { siteRemoveCommand } from './commands/site-remove.js';
 import { versionsCommand } from './commands/versions.js';
+import { deployVersion } from './version.js';
 
 const COMMANDS: readonly Command[] = [
   siteAddCommand,
@@ -72,7 +73,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undef
   const [first, second] = argv;
   if (first === undefined) throw usageError('No command given.', '');
   if (isHelp(first)) return HELP;
-  if (first === '--version') return `deploy ${packageVersion(new URL('../package.json', import.meta.url))}`;
+  if (first === '--version') return `deploy ${deployVersion()}`;
   // "deploy help <command...>" is "deploy <command...> --help".
   if (first === 'help') return argv.length === 1 ? HELP : run([...argv.slice(1), '--help'], env, io);
   for (const command of COMMANDS) {
