@@ -334,13 +334,15 @@ describe(TEMPLATE_FILE, () => {
     await expect(run(command, args, { env: { PATH: process.env.PATH, PROXIMATION_ADMIN_PORT: String(nothing) } })).rejects.toMatchObject({ code: 1 });
   });
 
-  it('renews twice a day with the service container, the command proximation renew --random-delay, which the CLI accepts', async () => {
+  it('renews twice a day, spread by the scheduler\'s flexible window, with the service container and a command the CLI accepts', async () => {
     const schedule = resourceOfType(template, 'AWS::Scheduler::Schedule')[1];
     expect(schedule.ScheduleExpression).toMatch(/^cron\(\d+ \d+,\d+ \* \* \? \*\)$/);
+    // The scheduler picks the start within the hour; a --random-delay would bill a Fargate task for sleeping.
+    expect(schedule.FlexibleTimeWindow).toEqual({ Mode: 'FLEXIBLE', MaximumWindowInMinutes: 60 });
     const renew = renewTaskDefinition(template);
     const renewContainer = onlyContainer(renew);
     const argv = renewContainer.command ?? [];
-    expect(argv.slice(0, 2)).toEqual(['renew', '--random-delay']);
+    expect(argv).toEqual(['renew']);
     expect(await renewArgvProblems(argv, processEnv(renewContainer))).toEqual([]);
     // The service's container, minus what only serving needs, so it renews the same lineages with the same account.
     const { portMappings, healthCheck, secrets, stopTimeout, ...common } = container;
