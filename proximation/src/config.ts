@@ -209,7 +209,7 @@ export const SETTINGS = [
   setting({ key: 'adminAddress', flag: 'admin-address', env: 'PROXIMATION_ADMIN_ADDRESS', default: '127.0.0.1', parse: address,
     help: 'address of the admin listener (keep it private)' }),
   setting({ key: 'adminToken', flag: 'admin-token', env: 'PROXIMATION_ADMIN_TOKEN', default: undefined, defaultText: 'none: the admin API is off', parse: parseAdminToken,
-    help: 'bearer token of the admin API (/api/routes), 16+ characters; prefer the _FILE setting, flags show in ps' }),
+    help: 'bearer token of the admin API (/api/routes), 16 to 4096 printable ASCII characters without spaces; prefer the _FILE setting, flags show in ps' }),
   setting({ key: 'adminTokenFile', flag: 'admin-token-file', env: 'PROXIMATION_ADMIN_TOKEN_FILE', default: undefined, defaultText: 'none', parse: absolutePath,
     help: 'file holding the admin token, read at start (instead of PROXIMATION_ADMIN_TOKEN)' }),
   setting({ key: 'letsencryptDir', flag: 'letsencrypt-dir', env: 'PROXIMATION_LETSENCRYPT_DIR', default: '/etc/letsencrypt', parse: absolutePath,
