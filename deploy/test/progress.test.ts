@@ -32,6 +32,18 @@ async function sickUpstream(): Promise<TestServer & { heal(): void }> {
   return { ...server, heal: () => (healthy = true) };
 }
 
+/** The routing table's lock held by "build-host-7:4242", and a watcher that releases it once the output names that holder. */
+async function lockHeldElsewhere(routes: string): Promise<(output: string) => void> {
+  const lock = await acquireLock(`${routes}.lock`, { owner: 'build-host-7:4242' });
+  let released = false;
+  return (output) => {
+    if (!released && output.includes('held by build-host-7:4242')) {
+      released = true;
+      void lock.release();
+    }
+  };
+}
+
 describe('deploy register without a terminal', () => {
   it('prints one line per interval on stderr while the health check waits, naming each failing upstream and its last answer', async () => {
     const routes = await routesWithDev();
@@ -49,14 +61,7 @@ describe('deploy register without a terminal', () => {
 
   it('prints who holds the routing table\'s lock while waiting for it', async () => {
     const routes = await routesWithDev();
-    const lock = await acquireLock(`${routes}.lock`, { owner: 'build-host-7:4242' });
-    let released = false;
-    const result = await deployWatching(['register', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], (err) => {
-      if (!released && err.includes('held by build-host-7:4242')) {
-        released = true;
-        void lock.release();
-      }
-    });
+    const result = await deployWatching(['register', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], await lockHeldElsewhere(routes));
     expect(result.code).toBe(0);
     expect(result.stderr.trimEnd().split('\n').at(-1)).toMatch(
       new RegExp(`^deploy: waiting for the routing table's lock ${routes}\\.lock, held by build-host-7:4242 \\(lease last refreshed \\d+(ms|s) ago, expires 10s after its last refresh\\): \\d+s of 1m$`),
@@ -95,14 +100,7 @@ describe('deploy register on a terminal', () => {
 
   it('shows who holds the lock while waiting for it', async () => {
     const routes = await routesWithDev();
-    const lock = await acquireLock(`${routes}.lock`, { owner: 'build-host-7:4242' });
-    let released = false;
-    const result = await runDeployOnTerminal(['register', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], (output) => {
-      if (!released && output.includes('held by build-host-7:4242')) {
-        released = true;
-        void lock.release();
-      }
-    });
+    const result = await runDeployOnTerminal(['register', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], await lockHeldElsewhere(routes));
     expect(result.code).toBe(0);
     expect(result.output).toContain(`waiting for the routing table's lock ${routes}.lock, held by build-host-7:4242 (lease last refreshed`);
     expect(result.output).toContain('registered dev/devbuild-1 (1 upstream); active without a health check');
