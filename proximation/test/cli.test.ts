@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
@@ -204,25 +204,31 @@ describe('proximation CLI, as a real process', () => {
     const dir = await stateDir();
     await chmod(path.dirname(dir), 0o755);
     await mkdir(dir, { mode: 0o700 });
-    // As root, run as nobody (the usual case: a volume created by root, a task running as another user);
-    // otherwise take the permissions away from ourselves.
+    // As root, the directory belongs to another uid and the process runs without capabilities (util-linux
+    // setpriv clears the bounding set), so root's override of file permissions is gone, as for any user.
+    // Otherwise, take the permissions away from ourselves.
     const asRoot = process.getuid!() === 0;
-    const [uid, gid] = asRoot ? [65534, 65534] : [process.getuid!(), process.getgid!()];
-    if (!asRoot) {
+    const [uid, gid] = [process.getuid!(), process.getgid!()];
+    const owner = asRoot ? 65534 : uid;
+    if (asRoot) await chown(dir, 65534, 65534);
+    else {
       await chmod(dir, 0o000);
       resources.defer(() => chmod(dir, 0o700));
     }
     for (const command of ['certs', 'serve']) {
-      const child = spawn(process.execPath, [CLI_PATH, command], {
+      const argv = [process.execPath, CLI_PATH, command];
+      const child = spawn(asRoot ? 'setpriv' : argv[0]!, asRoot ? ['--bounding-set=-all', '--', ...argv] : argv.slice(1), {
         env: { PATH: process.env.PATH, PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_HTTP_PORT: '0', PROXIMATION_HTTPS_PORT: '0', PROXIMATION_ADMIN_PORT: '0' },
         stdio: ['ignore', 'ignore', 'pipe'],
-        ...(asRoot ? { uid, gid } : {}),
       });
       let err = '';
       child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      const code = await new Promise<number | null>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('close', resolve);
+      });
       expect(code, err).toBe(1);
-      expect(err).toMatch(new RegExp(`^proximation: Permission denied on ${dir}/\\S+ \\(\\w+\\): proximation runs as uid ${uid} \\(gid ${gid}\\), but ${dir} is owned by uid ${process.getuid!()}`));
+      expect(err).toMatch(new RegExp(`^proximation: Permission denied on ${dir}/\\S+ \\(\\w+\\): proximation runs as uid ${uid} \\(gid ${gid}\\), but ${dir} is owned by uid ${owner}`));
       expect(err).toContain(`Its owner must be uid ${uid}`);
       expect(err).toContain(`chown -R ${uid}:${gid} ${dir}`);
     }
