@@ -5,12 +5,20 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { acquireLock, readRoutingTableFile } from '@proximation/shared';
+import { acquireLock, emptyRoutingTable, readRoutingTableFile } from '@proximation/shared';
+import { TOKEN } from '../../proximation/test/admin/api-request.js';
+import { managed } from '../../proximation/test/support/fixtures.js';
 import { main } from '../src/cli.js';
-import { routesWithDev, runDeployOnTerminal, startServer, type TestServer } from './helpers.js';
+import { deployOk, routesWithDev, runDeployOnTerminal, startServer, type TestServer } from './helpers.js';
+
+const the = managed();
 
 /** deploy in-process with captured output; `onStderr` sees stderr so far after each write. */
-async function deployWatching(argv: string[], onStderr: (text: string) => void = () => {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function deployWatching(
+  argv: string[],
+  onStderr: (text: string) => void = () => {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const [stdout, stderr] = [new PassThrough(), new PassThrough()];
   let out = '';
   let err = '';
@@ -19,7 +27,7 @@ async function deployWatching(argv: string[], onStderr: (text: string) => void =
     err += c.toString();
     onStderr(err);
   });
-  const code = await main(argv, {}, { stdout, stderr, progressIntervalMs: 20 });
+  const code = await main(argv, env, { stdout, stderr, progressIntervalMs: 20 });
   return { code, stdout: out, stderr: err };
 }
 
@@ -67,6 +75,23 @@ describe('deploy register without a terminal', () => {
       new RegExp(`^deploy: waiting for the routing table's lock ${routes}\\.lock, held by build-host-7:4242 \\(lease last refreshed \\d+(ms|s) ago, expires 10s after its last refresh\\): \\d+s of 1m$`),
     );
     expect((await readRoutingTableFile(routes)).sites[0]!.activeVersion).toBe('devbuild-1');
+  });
+
+  it('says it waits for the proxy while the proxy runs the health check (API mode)', async () => {
+    const proxy = await the.proxy(emptyRoutingTable(), { adminToken: TOKEN });
+    const admin = `http://127.0.0.1:${proxy.server.admin.port}`;
+    const env = { DEPLOY_PROXY_URL: admin, DEPLOY_TOKEN: TOKEN };
+    await deployOk(['site', 'add', 'dev', '--host', 'dev.example.com'], env);
+    const app = await sickUpstream();
+    const result = await deployWatching(
+      ['register', '--tag', 'devbuild-1', '--upstream', app.origin],
+      (err) => {
+        if (err.includes('waiting for the proxy')) app.heal();
+      },
+      env,
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr.split('\n')[0]).toMatch(new RegExp(`^deploy: waiting for the proxy ${admin}/ to health-check dev/devbuild-1 \\(GET /\\): \\d+s of 30s$`));
   });
 
   it('prints nothing but the JSON with --json', async () => {
