@@ -9,7 +9,11 @@
  *   renew     renew what is due once and exit (for cron); see renew.ts
  *   certs     list the certificates in the store (`--json` for a machine)
  *
- * Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
+ * Each command is one entry of COMMANDS (its help and its own options; every command also takes the
+ * settings' flags), parsed and reported as both CLIs do (command-line.ts in @proximation/shared): a
+ * mistake is named as typed, with the --help to run. Exit codes: 0 done, 1 failed (the message says why
+ * and what to do), 2 usage error, including a malformed flag value. Unknown PROXIMATION_* variables are
+ * warned about on stderr before a command runs.
  */
 import path from 'node:path';
 import type { Writable } from 'node:stream';
