@@ -15,9 +15,11 @@ import { http01Responder } from './certs/http01-responder.js';
 import { locksDirOf, openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
+import { H2StreamLimits } from './listeners/h2-stream-limits.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { ClientLimits } from './proxy/client-limits.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { Router } from './proxy/router.js';
@@ -96,6 +98,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxHeaderSize: config.maxHeaderSize,
     maxConnections: config.maxConnections,
   };
+  const clientLimits = new ClientLimits({
+    trustedProxies: config.trustedProxies,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    maxRequestRatePerAddress: config.maxRequestRatePerAddress,
+    maxUpstreamRequestsPerConnection: config.maxUpstreamRequestsPerConnection,
+    maxUpstreamRequestsPerAddress: config.maxUpstreamRequestsPerAddress,
+    observer: metrics,
+  });
+  const h2Limits = new H2StreamLimits({ maxHeaderListSize: config.maxHeaderSize, requestTimeoutMs: config.requestTimeoutMs, observer: metrics });
   // Its X.509 stack is loaded only where the challenge is configured.
   const tlsAlpn01 =
     config.issuer === 'acme' && config.acmeChallenge === 'tls-alpn-01'
@@ -108,8 +119,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     SNICallback: sni.SNICallback,
     // Only then is each connection's ClientHello looked at (see HttpsListener).
     ...(tlsAlpn01 === undefined ? {} : { acmeTlsAlpn: (name: string) => tlsAlpn01.contextFor(name) }),
-    onRequest: proxy.onRequest,
+    handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+    onRequest: (req, res) => {
+      if (h2Limits.admit(req, res) && clientLimits.admit(req, res)) proxy.onRequest(req, res);
+    },
     onUpgrade: proxy.onUpgrade,
+  });
+  https.server.on('tlsClientError', (err: Error & { code?: string }) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.limitHit('tls_handshake_timeout');
   });
   const http = new HttpListener({
     ...limits,
@@ -119,6 +136,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     isRouted: (host) => router.route(host) !== undefined,
     challenges: http01Responder(challenges, certsLog),
   });
+  clientLimits.watchConnections(https.server);
+  clientLimits.watchConnections(http.server);
   let draining = false;
   const admin = new AdminServer({
     port: config.adminPort,
@@ -144,6 +163,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     versionDrain.stop();
     await Promise.all(opened.map((close) => close()));
     await upstreams.destroy();
+    clientLimits.close();
     throw err;
   }
   certs.start();
@@ -167,6 +187,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await health.stop();
     await certs.stop();
     await upstreams.destroy();
+    clientLimits.close();
     await admin.close();
     serverLog.info('stopped');
   };

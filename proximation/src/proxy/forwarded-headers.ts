@@ -135,6 +135,17 @@ export function upstreamRequestHeaders(
   return { headers: out, client };
 }
 
+/**
+ * The client's address as far as it can be trusted, the same one `upstreamRequestHeaders` reports: the
+ * peer, or behind a trusted proxy the rightmost untrusted hop of its X-Forwarded-For.
+ */
+export function clientAddress(xff: string | string[] | undefined, peer: string, trusted: TrustedProxies): string {
+  const chain = Array.isArray(xff) ? xff.join(', ') : xff;
+  const peerAddress = plainAddress(peer);
+  if (chain === undefined || !trusted.has(peer)) return peerAddress;
+  return clientFromChain(`${chain}, ${peerAddress}`, trusted) ?? peerAddress;
+}
+
 /** The rightmost address in an X-Forwarded-For chain that is not a trusted proxy. */
 function clientFromChain(chain: string, trusted: TrustedProxies): string | undefined {
   const hops = chain.split(',');

@@ -21,6 +21,7 @@ export async function startListener(
     idleTimeoutMs: 5000,
     maxHeaderSize: 16384,
     maxConnections: 100,
+    handshakeTimeoutMs: 5000,
   });
   const { port } = await listener.listen();
   defer(() => listener.drain(Date.now() + 1000));

@@ -1,0 +1,141 @@
+/**
+ * Limits per client, so that one client cannot take what all the others share: the listeners'
+ * connection budget, the request rate, and the upstream connections a request holds while in flight.
+ *
+ * - Connections (`watchConnections`): open TCP connections per peer address and listener. One past
+ *   `maxConnectionsPerAddress` is closed as it arrives (before any TLS work). Trusted proxies are not
+ *   counted: a load balancer brings every client over its few addresses.
+ * - Requests (`admit`): the client address is the one the trusted-proxy rules give (the peer, or behind a
+ *   trusted proxy the rightmost untrusted X-Forwarded-For hop, see forwarded-headers.ts). Each address
+ *   has a token bucket of `2 × maxRequestRatePerAddress` refilled at `maxRequestRatePerAddress` per
+ *   second; an HTTP/1.1 request and an HTTP/2 stream (reset ones too: that is rapid reset) each take one.
+ *   A request is also refused while its connection has `maxUpstreamRequestsPerConnection`, or its address
+ *   `maxUpstreamRequestsPerAddress`, requests in flight (admitted and not yet closed); each one forwarded
+ *   holds one upstream connection for that time. A refused request gets 429 with Retry-After: 1 and never
+ *   reaches an upstream.
+ * - Every refusal is counted (LimitObserver). The state per address is dropped once it has nothing in
+ *   flight and its bucket is full again, swept every few seconds, so a scan from many addresses leaves
+ *   nothing behind. `close()` stops the sweep. Nothing here throws.
+ */
+import type net from 'node:net';
+import type { TrustedProxies } from '../config.js';
+import type { Limit, LimitObserver } from '../metrics.js';
+import { sendError } from './error-responses.js';
+import { clientAddress } from './forwarded-headers.js';
+import type { ProxyRequest, ProxyResponse } from './types.js';
+
+export interface ClientLimitsOptions {
+  trustedProxies: TrustedProxies;
+  maxConnectionsPerAddress: number;
+  /** Requests per second; bursts of twice as many pass. */
+  maxRequestRatePerAddress: number;
+  maxUpstreamRequestsPerConnection: number;
+  maxUpstreamRequestsPerAddress: number;
+  observer: LimitObserver;
+}
+
+interface AddressState {
+  inFlight: number;
+  tokens: number;
+  /** performance.now() of the last refill. */
+  at: number;
+}
+
+const SWEEP_MS = 10_000;
+
+const REFUSALS: Partial<Record<Limit, string>> = {
+  request_rate_per_address: 'too many requests from your address; slow down and try again.',
+  upstream_requests_per_connection: 'too many requests in progress on this connection; wait for some to finish.',
+  upstream_requests_per_address: 'too many requests in progress from your address; wait for some to finish.',
+};
+
+export class ClientLimits {
+  private readonly addresses = new Map<string, AddressState>();
+  /** In-flight requests per client connection (the HTTP/1.1 socket or the HTTP/2 session). */
+  private readonly connections = new WeakMap<object, number>();
+  private readonly burst: number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly options: ClientLimitsOptions) {
+    this.burst = 2 * options.maxRequestRatePerAddress;
+    this.sweeper = setInterval(() => this.sweep(performance.now()), SWEEP_MS).unref();
+  }
+
+  /** Counts `server`'s connections per peer address and closes those over the limit. */
+  watchConnections(server: net.Server): void {
+    const open = new Map<string, number>();
+    server.on('connection', (socket: net.Socket) => {
+      const peer = socket.remoteAddress;
+      if (peer === undefined || this.options.trustedProxies.has(peer)) return;
+      const count = open.get(peer) ?? 0;
+      if (count >= this.options.maxConnectionsPerAddress) {
+        this.options.observer.limitHit('connections_per_address');
+        socket.destroy();
+        return;
+      }
+      open.set(peer, count + 1);
+      socket.once('close', () => {
+        const left = open.get(peer)! - 1;
+        if (left === 0) open.delete(peer);
+        else open.set(peer, left);
+      });
+    });
+  }
+
+  /**
+   * Takes one request: true when it may go on (its in-flight slot is given back when `res` closes),
+   * false when it was refused and already answered 429.
+   */
+  admit(req: ProxyRequest, res: ProxyResponse): boolean {
+    const address = clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies);
+    const connection: object = 'stream' in req ? req.stream.session ?? req.socket : req.socket;
+    const now = performance.now();
+    let state = this.addresses.get(address);
+    if (state === undefined) {
+      state = { inFlight: 0, tokens: this.burst, at: now };
+      this.addresses.set(address, state);
+    } else {
+      this.refill(state, now);
+    }
+    const onConnection = this.connections.get(connection) ?? 0;
+    const refused: Limit | undefined =
+      state.tokens < 1
+        ? 'request_rate_per_address'
+        : onConnection >= this.options.maxUpstreamRequestsPerConnection
+          ? 'upstream_requests_per_connection'
+          : state.inFlight >= this.options.maxUpstreamRequestsPerAddress
+            ? 'upstream_requests_per_address'
+            : undefined;
+    if (refused !== undefined) {
+      this.options.observer.limitHit(refused);
+      if (!res.headersSent) res.setHeader('retry-after', '1');
+      sendError(res, 429, REFUSALS[refused]!);
+      return false;
+    }
+    state.tokens -= 1;
+    state.inFlight++;
+    this.connections.set(connection, onConnection + 1);
+    const slot = state;
+    res.once('close', () => {
+      slot.inFlight--;
+      this.connections.set(connection, this.connections.get(connection)! - 1);
+    });
+    return true;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private refill(state: AddressState, now: number): void {
+    state.tokens = Math.min(this.burst, state.tokens + ((now - state.at) / 1000) * this.options.maxRequestRatePerAddress);
+    state.at = now;
+  }
+
+  private sweep(now: number): void {
+    for (const [address, state] of this.addresses) {
+      this.refill(state, now);
+      if (state.inFlight === 0 && state.tokens >= this.burst) this.addresses.delete(address);
+    }
+  }
+}
