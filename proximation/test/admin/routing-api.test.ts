@@ -174,6 +174,15 @@ describe('POST /api/routes/changes', () => {
     expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
   });
 
+  it('answers 400, not 500, to a body nested 30,000 levels deep', async () => {
+    const { proxy } = await devProxy();
+    const deep = `{"change": {"op": "addSite", "site": "deep", "hosts": ${'['.repeat(30_000)}${']'.repeat(30_000)}}}`;
+    const answer = await postChange(proxy, deep);
+    expect(answer.status).toBe(400);
+    expect(answer.json.error).toMatchObject({ code: 'ERR_INVALID_REQUEST', message: expect.stringContaining('more than 64 levels deep') });
+    expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
+  });
+
   it('answers the operation\'s own error with the same code and message as file mode, and a status that fits', async () => {
     const { proxy } = await devProxy();
     const unknownSite = await postChange(proxy, { change: { op: 'rollback', site: 'stage' } });
