@@ -4,7 +4,7 @@
  * side. `close()` drains: health turns 503, listeners stop accepting, in-flight requests and WebSockets
  * get until the drain deadline, then everything left is cut.
  */
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
@@ -146,6 +146,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
     metrics,
+    metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
   });
 
   const serverLog = log.child({ part: 'server' });
@@ -193,4 +194,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   let closing: Promise<void> | undefined;
   return { ...addresses, close: () => (closing ??= close()) };
+}
+
+function isLoopback(address: string): boolean {
+  return net.isIPv4(address) ? address.startsWith('127.') : address === '::1';
 }
