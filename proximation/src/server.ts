@@ -18,6 +18,7 @@ import { HttpListener } from './listeners/http-listener.js';
 import { H2StreamLimits } from './listeners/h2-stream-limits.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
+import { OwnListeners } from './own-listeners.js';
 import { Metrics } from './metrics.js';
 import { ClientLimits } from './proxy/client-limits.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
@@ -77,11 +78,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const certs = certificates;
 
-  const watcher = new RoutesWatcher(config.routesPath, config.routesPollMs, log.child({ part: 'routes' }), (table) => {
-    router.update(table);
-    versionDrain.update(table);
-    certs.setHosts(router.hosts);
-  });
+  const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const watcher = new RoutesWatcher(
+    config.routesPath,
+    config.routesPollMs,
+    log.child({ part: 'routes' }),
+    (table) => {
+      router.update(table);
+      versionDrain.update(table);
+      certs.setHosts(router.hosts);
+    },
+    ownListeners.check,
+  );
   await watcher.start();
 
   const proxy = new ProxyHandler({
@@ -144,7 +152,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     host: config.adminAddress,
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
     authorize: adminAuthorizer(config.adminToken),
-    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
+    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), check: ownListeners.check, log: log.child({ part: 'admin' }) }),
     metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
   });
@@ -159,6 +167,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     opened.push(() => https.drain(Date.now()));
     const httpAddress = await http.listen();
     addresses = { admin: adminAddress, https: httpsAddress, http: httpAddress };
+    for (const address of [adminAddress, httpsAddress, httpAddress]) ownListeners.add(address.port);
   } catch (err) {
     await watcher.stop();
     versionDrain.stop();

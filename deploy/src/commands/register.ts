@@ -49,6 +49,7 @@ const OPTIONS = {
   'container-port': { type: 'string' },
   replace: { type: 'boolean' },
   join: { type: 'boolean' },
+  'allow-restricted-upstreams': { type: 'boolean' },
   'no-activate': { type: 'boolean' },
 } as const;
 
@@ -79,6 +80,12 @@ Options:
   --join                 if the version exists, add these upstreams to it (each task of a version
                          registering itself) instead of failing
   --replace              if the version exists, replace its upstreams with these
+  --allow-restricted-upstreams
+                         accept upstreams that are refused by default because a public request
+                         must not reach them: link-local and cloud metadata addresses
+                         (169.254.169.254, the ECS credentials endpoint 169.254.170.2,
+                         fd00:ec2::254) and unspecified ones (0.0.0.0, ::); only for a service
+                         that really lives there
   --no-activate          register (stage) the version without activating or checking it
                          (upstreams added to the already active version are still checked)
 ${HEALTH_OPTIONS_HELP}
@@ -135,6 +142,7 @@ export const registerCommand: Command = {
       activate: activateNow,
       replace: values.replace === true,
       join: values.join === true,
+      ...(values['allow-restricted-upstreams'] === true ? { allowRestrictedUpstreams: true } : {}),
       ...(guard === undefined ? {} : { guard }),
     });
     const activeIn = (table: RoutingTable) => findSite(table, site).activeVersion === version;
