@@ -12,6 +12,11 @@
  *   HTTP/2 a stream that has not delivered its whole body `requestTimeoutMs` after its headers is reset
  *   (RST_STREAM CANCEL), which ends the upstream request too (forward.ts aborts it when the client goes).
  *
+ * - Reset streams (rapid reset, CVE-2023-44487): Node hands a stream over as soon as its HEADERS are
+ *   decoded, before it reads the RST_STREAM that may follow in the same packet. `forward` hands an
+ *   HTTP/2 stream on only after the frames already received have been read (one setImmediate), and not
+ *   at all once the client has reset it: a reset stream then never costs an upstream connection.
+ *
  * `admit` returns false when it answered the request itself; HTTP/1.1 requests always pass. Each limit
  * that acts is counted (LimitObserver). Nothing here throws.
  */
@@ -51,6 +56,12 @@ export class H2StreamLimits {
     return true;
   }
 
+  /** Calls `next` for the request: at once on HTTP/1.1, on HTTP/2 once the frames read with it are processed, unless it was reset meanwhile. */
+  forward(req: ProxyRequest, res: ProxyResponse, next: (req: ProxyRequest, res: ProxyResponse) => void): void {
+    if (!(req instanceof http2.Http2ServerRequest)) next(req, res);
+    else setImmediate(forwardUnlessReset, req, res, next);
+  }
+
   private bound(stream: http2.ServerHttp2Stream, req: http2.Http2ServerRequest): void {
     const timer = setTimeout(() => {
       if (req.complete || stream.closed) return;
@@ -61,4 +72,8 @@ export class H2StreamLimits {
     req.once('end', done);
     stream.once('close', done);
   }
+}
+
+function forwardUnlessReset(req: http2.Http2ServerRequest, res: ProxyResponse, next: (req: ProxyRequest, res: ProxyResponse) => void): void {
+  if (!req.stream.destroyed) next(req, res);
 }

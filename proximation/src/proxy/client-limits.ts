@@ -13,10 +13,15 @@
  *   `maxUpstreamRequestsPerAddress`, requests in flight (admitted and not yet closed); each one forwarded
  *   holds one upstream connection for that time. A refused request gets 429 with Retry-After: 1 and never
  *   reaches an upstream.
+ * - Rapid reset and other stream floods: what costs is the connection, not the answer, so an HTTP/2
+ *   session that has `ABUSIVE_REFUSALS` streams refused for the rate is destroyed at once (a GOAWAY
+ *   ENHANCE_YOUR_CALM is attempted, not waited for), and its address owes a full burst: until its bucket is positive again its new
+ *   connections are closed as they arrive (before TLS) and its requests refused.
  * - Every refusal is counted (LimitObserver). The state per address is dropped once it has nothing in
  *   flight and its bucket is full again, swept every few seconds, so a scan from many addresses leaves
  *   nothing behind. `close()` stops the sweep. Nothing here throws.
  */
+import http2 from 'node:http2';
 import type net from 'node:net';
 import type { TrustedProxies } from '../config.js';
 import type { Limit, LimitObserver } from '../metrics.js';
@@ -42,6 +47,8 @@ interface AddressState {
 }
 
 const SWEEP_MS = 10_000;
+/** Rate refusals one HTTP/2 session may collect before it is closed; a browser never gets one. */
+const ABUSIVE_REFUSALS = 32;
 
 const REFUSALS: Partial<Record<Limit, string>> = {
   request_rate_per_address: 'too many requests from your address; slow down and try again.',
@@ -53,6 +60,8 @@ export class ClientLimits {
   private readonly addresses = new Map<string, AddressState>();
   /** In-flight requests per client connection (the HTTP/1.1 socket or the HTTP/2 session). */
   private readonly connections = new WeakMap<object, number>();
+  /** Streams refused for the rate, per HTTP/2 session. */
+  private readonly refusals = new WeakMap<http2.Http2Session, number>();
   private readonly burst: number;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -68,8 +77,10 @@ export class ClientLimits {
       const peer = socket.remoteAddress;
       if (peer === undefined || this.options.trustedProxies.has(peer)) return;
       const count = open.get(peer) ?? 0;
-      if (count >= this.options.maxConnectionsPerAddress) {
-        this.options.observer.limitHit('connections_per_address');
+      const refused: Limit | undefined =
+        count >= this.options.maxConnectionsPerAddress ? 'connections_per_address' : this.inDebt(peer) ? 'request_rate_per_address' : undefined;
+      if (refused !== undefined) {
+        this.options.observer.limitHit(refused);
         socket.destroy();
         return;
       }
@@ -108,6 +119,7 @@ export class ClientLimits {
             : undefined;
     if (refused !== undefined) {
       this.options.observer.limitHit(refused);
+      if (refused === 'request_rate_per_address' && 'stream' in req && this.abusive(req.stream.session, state)) return false;
       if (!res.headersSent) res.setHeader('retry-after', '1');
       sendError(res, 429, REFUSALS[refused]!);
       return false;
@@ -125,6 +137,25 @@ export class ClientLimits {
 
   close(): void {
     clearInterval(this.sweeper);
+  }
+
+  /** Counts a rate refusal on `session`; at ABUSIVE_REFUSALS closes it and puts its address in debt. */
+  private abusive(session: http2.Http2Session | undefined, state: AddressState): boolean {
+    if (session === undefined) return false;
+    const refusals = (this.refusals.get(session) ?? 0) + 1;
+    this.refusals.set(session, refusals);
+    if (refusals < ABUSIVE_REFUSALS) return false;
+    state.tokens = -this.burst;
+    session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    return true;
+  }
+
+  /** Whether `address` has used more than its requests, so that a new connection is refused. */
+  private inDebt(address: string): boolean {
+    const state = this.addresses.get(address);
+    if (state === undefined) return false;
+    this.refill(state, performance.now());
+    return state.tokens < 1;
   }
 
   private refill(state: AddressState, now: number): void {
