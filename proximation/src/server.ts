@@ -131,7 +131,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     onRequest: (req, res) => {
       if (h2Limits.admit(req, res) && clientLimits.admit(req, res)) h2Limits.forward(req, res, proxy.onRequest);
     },
-    onUpgrade: proxy.onUpgrade,
+    onUpgrade: (req, socket, head) => {
+      if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);
+    },
   });
   https.server.on('tlsClientError', (err: Error & { code?: string }) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.limitHit('tls_handshake_timeout');

@@ -8,7 +8,8 @@
  * - Requests (`admit`): the client address is the one the trusted-proxy rules give (the peer, or behind a
  *   trusted proxy the rightmost untrusted X-Forwarded-For hop, see forwarded-headers.ts). Each address
  *   has a token bucket of `2 × maxRequestRatePerAddress` refilled at `maxRequestRatePerAddress` per
- *   second; an HTTP/1.1 request and an HTTP/2 stream (reset ones too: that is rapid reset) each take one.
+ *   second; an HTTP/1.1 request, an HTTP/2 stream (reset ones too: that is rapid reset) and a WebSocket
+ *   upgrade (`admitUpgrade`) each take one.
  *   A request is also refused while its connection has `maxUpstreamRequestsPerConnection`, or its address
  *   `maxUpstreamRequestsPerAddress`, requests in flight (admitted and not yet closed); each one forwarded
  *   holds one upstream connection for that time. A refused request gets 429 with Retry-After: 1 and never
@@ -21,11 +22,13 @@
  *   flight and its bucket is full again, swept every few seconds, so a scan from many addresses leaves
  *   nothing behind. `close()` stops the sweep. Nothing here throws.
  */
+import type { IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TrustedProxies } from '../config.js';
 import type { Limit, LimitObserver } from '../metrics.js';
-import { sendError } from './error-responses.js';
+import { sendError, sendErrorToSocket } from './error-responses.js';
 import { clientAddress } from './forwarded-headers.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
 
@@ -98,16 +101,8 @@ export class ClientLimits {
    * false when it was refused and already answered 429.
    */
   admit(req: ProxyRequest, res: ProxyResponse): boolean {
-    const address = clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies);
+    const state = this.stateOf(req);
     const connection: object = 'stream' in req ? req.stream.session ?? req.socket : req.socket;
-    const now = performance.now();
-    let state = this.addresses.get(address);
-    if (state === undefined) {
-      state = { inFlight: 0, tokens: this.burst, at: now };
-      this.addresses.set(address, state);
-    } else {
-      this.refill(state, now);
-    }
     const onConnection = this.connections.get(connection) ?? 0;
     const refused: Limit | undefined =
       state.tokens < 1
@@ -135,8 +130,37 @@ export class ClientLimits {
     return true;
   }
 
+  /**
+   * Takes one WebSocket upgrade from the request rate (a tunnel is not a request in flight): true when it
+   * may go on, false when it was refused and the socket answered 429 and closed.
+   */
+  admitUpgrade(req: IncomingMessage, socket: Duplex): boolean {
+    const state = this.stateOf(req);
+    if (state.tokens >= 1) {
+      state.tokens -= 1;
+      return true;
+    }
+    this.options.observer.limitHit('request_rate_per_address');
+    sendErrorToSocket(socket, 429, REFUSALS.request_rate_per_address!);
+    return false;
+  }
+
   close(): void {
     clearInterval(this.sweeper);
+  }
+
+  /** The state of the request's client address (see the module header), refilled to now. */
+  private stateOf(req: ProxyRequest): AddressState {
+    const address = clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies);
+    const now = performance.now();
+    let state = this.addresses.get(address);
+    if (state === undefined) {
+      state = { inFlight: 0, tokens: this.burst, at: now };
+      this.addresses.set(address, state);
+    } else {
+      this.refill(state, now);
+    }
+    return state;
   }
 
   /** Counts a rate refusal on `session`; at ABUSIVE_REFUSALS closes it and puts its address in debt. */

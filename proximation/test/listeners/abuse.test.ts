@@ -174,6 +174,36 @@ describe('requests per address', () => {
     expect(await limitHits(p, 'request_rate_per_address')).toBe(33);
   });
 
+  it('takes WebSocket upgrades from the same rate: past it 429 on the socket, and no tunnel is opened', async () => {
+    const upstreamSockets: net.Socket[] = [];
+    const raw = net.createServer((socket) => {
+      upstreamSockets.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    resources.defer(async () => {
+      for (const socket of upstreamSockets) socket.destroy();
+      await new Promise<void>((resolve) => raw.close(() => resolve()));
+    });
+    const origin = `http://127.0.0.1:${(raw.address() as net.AddressInfo).port}`;
+    const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [origin] }]), { maxRequestRatePerAddress: '1' });
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = tls.connect({ host: '127.0.0.1', port: p.server.https.port, servername: 'app.test', ca: p.ca, ALPNProtocols: ['http/1.1'] });
+      resources.defer(async () => void s.destroy());
+      s.on('data', (c: Buffer) => answers.push(c.toString('latin1')));
+      s.on('error', () => {});
+      s.once('secureConnect', () =>
+        s.write('GET /ws HTTP/1.1\r\nhost: app.test\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+      );
+    }
+    // A burst of 2 is tunnelled (the silent upstream never answers them); the third is refused.
+    await waitUntil(() => upstreamSockets.length === 2 && answers.length === 1, 'two tunnels to reach the upstream and one upgrade to be answered');
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 429 /);
+    expect(await limitHits(p, 'request_rate_per_address')).toBe(1);
+    expect(upstreamSockets).toHaveLength(2);
+  });
+
   it('lets each client behind a trusted proxy have its own bucket', async () => {
     const u = await resources.upstream(echoHandler());
     const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]), { maxRequestRatePerAddress: '1', trustedProxies: '127.0.0.0/8' });
