@@ -18,8 +18,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { ChildSupervisor } from './children.js';
-import { imageNodeFlags, imagePreload } from './image-launch.js';
+import { imageNodeFlags } from './image-launch.js';
 import { freePorts } from './ports.js';
+import { routesFile, serveEnv } from './proxy-proximation.js';
 import { rssMiB } from './proc-usage.js';
 import { fetchLocal, pollUntilReady } from './readiness.js';
 
@@ -122,14 +123,7 @@ async function main(): Promise<number> {
     const routes = join(le, 'proximation', 'routes.json');
     await mkdir(join(le, 'proximation'), { recursive: true });
     const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    await writeFile(
-      routes,
-      `${JSON.stringify({
-        schemaVersion: 1,
-        generation: 1,
-        sites: [{ name: 'bench', hosts: ['localhost'], activeVersion: 'v1', history: [], versions: [{ name: 'v1', upstreams: [origin], registeredAt: new Date().toISOString() }] }],
-      })}\n`,
-    );
+    await writeFile(routes, routesFile(origin));
     const [httpPort, httpsPort, adminPort] = (await freePorts(3)) as [number, number, number];
     const proxy = await children.start({
       name: 'proximation',
@@ -137,18 +131,7 @@ async function main(): Promise<number> {
       args: [...imageNodeFlags(), proximationCli, 'serve'],
       core: 0,
       cwd: dir,
-      env: {
-        PATH: process.env.PATH,
-        ...imagePreload(),
-        NODE_ENV: 'production',
-        PROXIMATION_HTTP_PORT: String(httpPort),
-        PROXIMATION_HTTPS_PORT: String(httpsPort),
-        PROXIMATION_ADMIN_PORT: String(adminPort),
-        PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
-        PROXIMATION_LETSENCRYPT_DIR: le,
-        PROXIMATION_ACCESS_LOG: 'off',
-        PROXIMATION_LOG_LEVEL: 'warn',
-      },
+      env: { ...serveEnv({ httpPort, httpsPort, adminPort }, le, false), PROXIMATION_LOG_LEVEL: 'warn' },
     });
     await pollUntilReady('proximation /healthz', 30_000, [proxy], async () => {
       const { status } = await fetchLocal(adminPort, '/healthz');

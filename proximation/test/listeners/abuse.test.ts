@@ -49,6 +49,17 @@ function h2Session(p: Proxy): http2.ClientHttp2Session {
   return session;
 }
 
+/** Whether a TLS connection to the proxy gets through its handshake or is closed first. */
+function handshake(p: Proxy, alpn: string): Promise<'admitted' | 'closed'> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: p.server.https.port, servername: 'app.test', ca: p.ca, ALPNProtocols: [alpn] });
+    resources.defer(async () => void s.destroy());
+    s.once('secureConnect', () => resolve('admitted'));
+    s.on('error', () => {});
+    s.once('close', () => resolve('closed'));
+  });
+}
+
 interface StreamOutcome {
   status: number | undefined;
   rstCode: number;
@@ -163,13 +174,7 @@ describe('requests per address', () => {
     expect(u.requests.length).toBeLessThanOrEqual(2 + Math.ceil(elapsedS));
     expect(await limitHits(p, 'request_rate_per_address')).toBe(32);
     // The address now owes a burst: its next connection is closed before TLS.
-    const again = await new Promise<'admitted' | 'closed'>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: p.server.https.port, servername: 'app.test', ca: p.ca, ALPNProtocols: ['h2'] });
-      resources.defer(async () => void s.destroy());
-      s.once('secureConnect', () => resolve('admitted'));
-      s.on('error', () => {});
-      s.once('close', () => resolve('closed'));
-    });
+    const again = await handshake(p, 'h2');
     expect(again).toBe('closed');
     expect(await limitHits(p, 'request_rate_per_address')).toBe(33);
   });
@@ -221,16 +226,8 @@ describe('connections per address', () => {
   it('closes connections from one address past the limit, on both listeners, and exempts trusted proxies', async () => {
     const u = await resources.upstream(echoHandler());
     const routes = table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]);
-    const tlsConnect = (p: Proxy) =>
-      new Promise<'admitted' | 'closed'>((resolve) => {
-        const s = tls.connect({ host: '127.0.0.1', port: p.server.https.port, servername: 'app.test', ca: p.ca, ALPNProtocols: ['http/1.1'] });
-        resources.defer(async () => void s.destroy());
-        s.once('secureConnect', () => resolve('admitted'));
-        s.on('error', () => {});
-        s.once('close', () => resolve('closed'));
-      });
     const p = await resources.proxy(routes, { maxConnectionsPerAddress: '2' });
-    expect([await tlsConnect(p), await tlsConnect(p), await tlsConnect(p)]).toEqual(['admitted', 'admitted', 'closed']);
+    expect([await handshake(p, 'http/1.1'), await handshake(p, 'http/1.1'), await handshake(p, 'http/1.1')]).toEqual(['admitted', 'admitted', 'closed']);
     const plain = [0, 1, 2].map(() => net.connect(p.server.http.port, '127.0.0.1'));
     for (const s of plain) resources.defer(async () => void s.destroy());
     const third = await within(new Promise<void>((resolve) => plain[2]!.once('close', () => resolve())), 3000, 'the third plain-HTTP connection to be closed');
@@ -238,7 +235,7 @@ describe('connections per address', () => {
     expect(await limitHits(p, 'connections_per_address')).toBe(2);
 
     const behindLb = await resources.proxy(routes, { maxConnectionsPerAddress: '2', trustedProxies: '127.0.0.1' });
-    expect([await tlsConnect(behindLb), await tlsConnect(behindLb), await tlsConnect(behindLb)]).toEqual(['admitted', 'admitted', 'admitted']);
+    expect([await handshake(behindLb, 'http/1.1'), await handshake(behindLb, 'http/1.1'), await handshake(behindLb, 'http/1.1')]).toEqual(['admitted', 'admitted', 'admitted']);
   });
 });
 
