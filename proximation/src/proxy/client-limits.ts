@@ -18,6 +18,8 @@
  *   session that has `ABUSIVE_REFUSALS` streams refused for the rate is destroyed at once (a GOAWAY
  *   ENHANCE_YOUR_CALM is attempted, not waited for), and its address owes a full burst: until its bucket is positive again its new
  *   connections are closed as they arrive (before TLS) and its requests refused.
+ * - An IPv6 client counts by its /64 (one subscriber's usual allocation, from which it can pick any
+ *   address), an IPv4 one by its address (IPv4-mapped IPv6 peers as IPv4).
  * - Every refusal is counted (LimitObserver). The state per address is dropped once it has nothing in
  *   flight and its bucket is full again, swept every few seconds, so a scan from many addresses leaves
  *   nothing behind. `close()` stops the sweep. Nothing here throws.
@@ -77,8 +79,9 @@ export class ClientLimits {
   watchConnections(server: net.Server): void {
     const open = new Map<string, number>();
     server.on('connection', (socket: net.Socket) => {
-      const peer = socket.remoteAddress;
-      if (peer === undefined || this.options.trustedProxies.has(peer)) return;
+      const remote = socket.remoteAddress;
+      if (remote === undefined || this.options.trustedProxies.has(remote)) return;
+      const peer = limitKey(clientAddress(undefined, remote, this.options.trustedProxies));
       const count = open.get(peer) ?? 0;
       const refused: Limit | undefined =
         count >= this.options.maxConnectionsPerAddress ? 'connections_per_address' : this.inDebt(peer) ? 'request_rate_per_address' : undefined;
@@ -151,7 +154,7 @@ export class ClientLimits {
 
   /** The state of the request's client address (see the module header), refilled to now. */
   private stateOf(req: ProxyRequest): AddressState {
-    const address = clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies);
+    const address = limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
     const now = performance.now();
     let state = this.addresses.get(address);
     if (state === undefined) {
@@ -193,4 +196,17 @@ export class ClientLimits {
       if (state.inFlight === 0 && state.tokens >= this.burst) this.addresses.delete(address);
     }
   }
+}
+
+/** What per-address limits count by: an IPv4 address, or the /64 of an IPv6 address (`2001:db8:0:1::/64`). */
+export function limitKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const rest = tail === '' ? [] : tail.split(':');
+    while (groups.length + rest.length < 8) groups.push('0');
+    groups.push(...rest);
+  }
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':')}::/64`;
 }
