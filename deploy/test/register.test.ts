@@ -278,3 +278,16 @@ describe('deploy register: bad input', () => {
     expect(await readFile(routes, 'utf8')).toBe(broken);
   });
 });
+
+describe('deploy register: the proxy\'s own ports', () => {
+  it('refuses an upstream on a default proximation port of the proxy\'s host, before touching the table', async () => {
+    const { routes } = await devServing();
+    const before = await readFile(routes, 'utf8');
+    for (const own of ['http://127.0.0.1:9180', 'http://localhost', 'https://[::1]']) {
+      const refused = await deploy(['register', '--tag', 'devbuild-2', '--upstream', own, '--allow-restricted-upstreams', '--routes', routes]);
+      expect(refused.code, own).toBe(1);
+      expect(refused.stderr).toContain("own listeners");
+    }
+    expect(await readFile(routes, 'utf8')).toBe(before);
+  });
+});

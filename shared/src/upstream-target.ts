@@ -12,7 +12,9 @@
  * - unspecified and "this network" addresses, 0.0.0.0/8 and `::`: Linux connects them to the host itself.
  * A name is not resolved here (that would be a DNS lookup per validation, and the answer can change
  * later); the operator documentation says so. `ownListenerProblem` (the proxy's own ports on the host)
- * is applied by the proxy, the only one that knows them. Neither throws.
+ * is applied by the proxy, the only one that knows them; `deploy` applies it with the proxy's default
+ * ports (`DEFAULT_PROXY_PORTS`), so that a file-mode deploy does not write a table every proxy would
+ * refuse. Neither throws.
  */
 import net from 'node:net';
 
@@ -47,6 +49,9 @@ export function restrictedTargetProblem(origin: string): string | undefined {
   return `${origin} is an unspecified address, which connects to the proxy's own host`;
 }
 
+/** proximation's default HTTP, HTTPS and admin ports (PROXIMATION_HTTP_PORT, _HTTPS_PORT, _ADMIN_PORT). */
+export const DEFAULT_PROXY_PORTS: ReadonlySet<number> = new Set([80, 443, 9180]);
+
 /** The port an origin connects to. */
 export function originPort(url: URL): number {
   return url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
@@ -60,6 +65,6 @@ export function ownListenerProblem(origin: string, ports: ReadonlySet<number>, l
   const url = new URL(origin);
   if (!ports.has(originPort(url))) return undefined;
   const ip = ipOf(url);
-  const own = ip === undefined ? url.hostname === 'localhost' : ip.startsWith('127.') || ip === '::1' || local.has(ip) || restrictedTargetProblem(origin) !== undefined;
+  const own = ip === undefined ? url.hostname === 'localhost' : ip.startsWith('127.') || ip === '::1' || ip.startsWith('0.') || ip === '::' || local.has(ip);
   return own ? `${origin} is one of this proxy's own listeners (port ${originPort(url)}), which would serve them to the internet` : undefined;
 }

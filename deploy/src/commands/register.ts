@@ -16,7 +16,7 @@
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
-import { findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
+import { DEFAULT_PROXY_PORTS, ProximationError, findSite, findVersion, normalizeUpstreamUrl, ownListenerProblem, siteForTag } from '@proximation/shared';
 import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
   COMMON_OPTIONS,
@@ -134,6 +134,13 @@ export const registerCommand: Command = {
     const { activeVersion: activeBefore, versions } = findSite(before, site);
     const existed = versions.some((v) => v.name === version);
     const upstreams = [...given, ...(ecs === undefined ? [] : [ecs.upstream])].map((url) => normalizeUpstreamUrl(url, `version ${site}/${version}`));
+    // The proxy refuses its own listeners with its real ports; its default ones are known here too.
+    for (const upstream of upstreams) {
+      const problem = ownListenerProblem(upstream, DEFAULT_PROXY_PORTS, new Set());
+      if (problem !== undefined) {
+        throw new ProximationError('ERR_RESTRICTED_UPSTREAM', `Not registering ${site}/${version}: ${problem} (a default proximation port). Point it at the app's own port.`);
+      }
+    }
     const register = (activateNow: boolean, guard?: TrafficGuard): RoutingTableChange => ({
       op: 'registerVersion',
       site,

@@ -179,9 +179,10 @@ describe('POST /api/routes/changes', () => {
     const metadata = await postChange(proxy, { change: register('v2', 'http://169.254.169.254') });
     expect(metadata.status).toBe(400);
     expect(metadata.json.error).toMatchObject({ code: 'ERR_RESTRICTED_UPSTREAM', message: expect.stringContaining('allowRestrictedUpstreams') });
-    for (const own of [`http://127.0.0.1:${proxy.server.admin.port}`, `http://localhost:${proxy.server.https.port}`, `https://[::1]:${proxy.server.admin.port}`]) {
-      const answer = await postChange(proxy, { change: { ...register('v3', own), allowRestrictedUpstreams: true } });
-      expect(answer.status, own).toBe(400);
+    const own = [`http://127.0.0.1:${proxy.server.admin.port}`, `http://localhost:${proxy.server.https.port}`, `https://[::1]:${proxy.server.admin.port}`, `http://0.0.0.0:${proxy.server.admin.port}`];
+    for (const target of own) {
+      const answer = await postChange(proxy, { change: { ...register('v3', target), allowRestrictedUpstreams: true } });
+      expect(answer.status, target).toBe(400);
       expect(answer.json.error).toMatchObject({ code: 'ERR_RESTRICTED_UPSTREAM', message: expect.stringContaining("this proxy's own listeners") });
     }
     expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
