@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
-import { upstreamRequestHeaders } from './forwarded-headers.js';
+import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
@@ -54,8 +54,8 @@ export class ProxyHandler {
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined) {
       const [status, message] = unroutable(route, authority);
-      sendError(res, status, message);
-      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      const bytes = sendError(res, status, message);
+      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const selection = route.upstreams;
@@ -75,8 +75,8 @@ export class ProxyHandler {
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined || route.version === undefined) {
       const [status, message] = unroutable(route, authority);
-      sendErrorToSocket(socket, status, message);
-      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      const bytes = sendErrorToSocket(socket, status, message);
+      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const upstream = route.upstreams.pick(Date.now());

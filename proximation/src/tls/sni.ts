@@ -9,10 +9,12 @@
  *
  * Certificates are kept as PEM; the SecureContext (tens of KiB each in OpenSSL) is built on a name's
  * first handshake and kept in a bounded least-recently-used cache, so 10,000 routed names cost their
- * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the handshake
- * then fails with an unrecognized_name alert: the proxy shows no certificate for a name it does not route.
+ * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the callback
+ * then fails with UnrecognizedNameError, which the HTTPS listener turns into an unrecognized_name alert
+ * (handshake-alert.ts): the proxy shows no certificate for a name it does not route.
  */
 import tls from 'node:tls';
+import { UnrecognizedNameError } from './handshake-alert.js';
 
 export interface CertificateKeyPair {
   fullchainPem: string;
@@ -72,7 +74,7 @@ export class SniContexts {
       return;
     }
     this.lookup(name).then(
-      (found) => (found === undefined ? cb(new Error(`no certificate for ${name}`)) : cb(null, found)),
+      (found) => (found === undefined ? cb(new UnrecognizedNameError(`no certificate for ${name}`)) : cb(null, found)),
       (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
     );
   };

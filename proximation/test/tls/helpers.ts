@@ -9,6 +9,7 @@ import { within } from '../support/process.js';
 export async function startListener(
   SNICallback: ConstructorParameters<typeof HttpsListener>[0]['SNICallback'],
   defer: (close: () => Promise<void>) => void,
+  extra: Pick<ConstructorParameters<typeof HttpsListener>[0], 'acmeTlsAlpn'> = {},
 ): Promise<{ listener: HttpsListener; port: number }> {
   const listener = new HttpsListener({
     port: 0,
@@ -22,6 +23,7 @@ export async function startListener(
     maxHeaderSize: 16384,
     maxConnections: 100,
     handshakeTimeoutMs: 5000,
+    ...extra,
   });
   const { port } = await listener.listen();
   defer(() => listener.drain(Date.now() + 1000));
