@@ -14,7 +14,7 @@
  * - State gauges (connections, WebSockets, routing generation, certificate expiry) are read from their
  *   sources at scrape time, so nothing on the request path updates them.
  * - `proximation_limit_hits_total{limit}` counts each time a limit that bounds an abusive client acted
- *   (a connection closed, a stream reset, a 429/431/408 answered); `limit` is one of `LIMITS`, and every
+ *   (a connection closed, a stream reset, a 429/431 answered, a request made to wait); `limit` is one of `LIMITS`, and every
  *   series exists from the start at 0.
  * - Nothing here throws once constructed; `exposition()` rejects only if a collector does.
  */
@@ -144,7 +144,7 @@ export class Metrics implements ExchangeObserver, LimitObserver {
     this.renewals.inc({ result: 'failure' }, 0);
     const limits = new Counter({
       name: 'proximation_limit_hits_total',
-      help: 'Times a limit against abusive clients acted (connection closed, stream reset, 408/429/431 answered), by limit',
+      help: 'Times a limit against abusive clients acted (connection closed, stream reset, 429/431 answered, request made to wait), by limit',
       labelNames: ['limit'],
       registers,
     });

@@ -129,7 +129,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...(tlsAlpn01 === undefined ? {} : { acmeTlsAlpn: (name: string) => tlsAlpn01.contextFor(name) }),
     handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
     onRequest: (req, res) => {
-      if (h2Limits.admit(req, res) && clientLimits.admit(req, res)) h2Limits.forward(req, res, proxy.onRequest);
+      if (h2Limits.admit(req, res)) clientLimits.admit(req, res, () => h2Limits.forward(req, res, proxy.onRequest));
     },
     onUpgrade: (req, socket, head) => {
       if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);

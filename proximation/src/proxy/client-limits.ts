@@ -10,17 +10,21 @@
  *   has a token bucket of `2 × maxRequestRatePerAddress` refilled at `maxRequestRatePerAddress` per
  *   second; an HTTP/1.1 request, an HTTP/2 stream (reset ones too: that is rapid reset) and a WebSocket
  *   upgrade (`admitUpgrade`) each take one.
- *   A request is also refused while its connection has `maxUpstreamRequestsPerConnection`, or its address
- *   `maxUpstreamRequestsPerAddress`, requests in flight (admitted and not yet closed); each one forwarded
- *   holds one upstream connection for that time. A refused request gets 429 with Retry-After: 1 and never
- *   reaches an upstream.
+ *   Past the rate a request gets 429 with Retry-After: 1 and never reaches an upstream.
+ * - Requests in flight (admitted and not yet closed; each one forwarded holds one upstream connection
+ *   for that time): while its connection has `maxUpstreamRequestsPerConnection`, or its address
+ *   `maxUpstreamRequestsPerAddress`, a request waits, in order of arrival, until one of them closes. A
+ *   waiting request holds no upstream connection, and its own bounds still run (the client may reset
+ *   it, HTTP/2's request deadline, the listener's timeouts); one that closes while waiting is dropped. So
+ *   128 slow uploads on one session hold at most the cap's upstream connections, and a browser page with
+ *   many slow requests is slowed, not broken.
  * - Rapid reset and other stream floods: what costs is the connection, not the answer, so an HTTP/2
  *   session that has `ABUSIVE_REFUSALS` streams refused for the rate is destroyed at once (a GOAWAY
  *   ENHANCE_YOUR_CALM is attempted, not waited for), and its address owes a full burst: until its bucket is positive again its new
  *   connections are closed as they arrive (before TLS) and its requests refused.
  * - An IPv6 client counts by its /64 (one subscriber's usual allocation, from which it can pick any
  *   address), an IPv4 one by its address (IPv4-mapped IPv6 peers as IPv4).
- * - Every refusal is counted (LimitObserver). The state per address is dropped once it has nothing in
+ * - Every refusal, and every request that has to wait, is counted (LimitObserver). The state per address is dropped once it has nothing in
  *   flight and its bucket is full again, swept every few seconds, so a scan from many addresses leaves
  *   nothing behind. `close()` stops the sweep. Nothing here throws.
  */
@@ -49,17 +53,22 @@ interface AddressState {
   tokens: number;
   /** performance.now() of the last refill. */
   at: number;
+  /** Requests waiting for a slot, oldest first. */
+  waiting: Waiting[];
+}
+
+interface Waiting {
+  /** The HTTP/1.1 socket or the HTTP/2 session. */
+  connection: object;
+  res: ProxyResponse;
+  proceed: () => void;
 }
 
 const SWEEP_MS = 10_000;
 /** Rate refusals one HTTP/2 session may collect before it is closed; a browser never gets one. */
 const ABUSIVE_REFUSALS = 32;
 
-const REFUSALS: Partial<Record<Limit, string>> = {
-  request_rate_per_address: 'too many requests from your address; slow down and try again.',
-  upstream_requests_per_connection: 'too many requests in progress on this connection; wait for some to finish.',
-  upstream_requests_per_address: 'too many requests in progress from your address; wait for some to finish.',
-};
+const RATE_REFUSAL = 'too many requests from your address; slow down and try again.';
 
 export class ClientLimits {
   private readonly addresses = new Map<string, AddressState>();
@@ -100,37 +109,33 @@ export class ClientLimits {
   }
 
   /**
-   * Takes one request: true when it may go on (its in-flight slot is given back when `res` closes),
-   * false when it was refused and already answered 429.
+   * Takes one request: `proceed` is called now or, while the caps are full, once a slot frees (the slot
+   * is given back when `res` closes); never when the request was refused (answered 429) or closed while
+   * it waited.
    */
-  admit(req: ProxyRequest, res: ProxyResponse): boolean {
-    const state = this.stateOf(req);
-    const connection: object = 'stream' in req ? req.stream.session ?? req.socket : req.socket;
-    const onConnection = this.connections.get(connection) ?? 0;
-    const refused: Limit | undefined =
-      state.tokens < 1
-        ? 'request_rate_per_address'
-        : onConnection >= this.options.maxUpstreamRequestsPerConnection
-          ? 'upstream_requests_per_connection'
-          : state.inFlight >= this.options.maxUpstreamRequestsPerAddress
-            ? 'upstream_requests_per_address'
-            : undefined;
-    if (refused !== undefined) {
-      this.options.observer.limitHit(refused);
-      if (refused === 'request_rate_per_address' && 'stream' in req && this.abusive(req.stream.session, state)) return false;
+  admit(req: ProxyRequest, res: ProxyResponse, proceed: () => void): void {
+    const key = limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
+    const state = this.stateOf(key);
+    if (state.tokens < 1) {
+      this.options.observer.limitHit('request_rate_per_address');
+      if ('stream' in req && this.abusive(req.stream.session, state)) return;
       if (!res.headersSent) res.setHeader('retry-after', '1');
-      sendError(res, 429, REFUSALS[refused]!);
-      return false;
+      sendError(res, 429, RATE_REFUSAL);
+      return;
     }
     state.tokens -= 1;
-    state.inFlight++;
-    this.connections.set(connection, onConnection + 1);
-    const slot = state;
+    const waiting: Waiting = { connection: 'stream' in req ? (req.stream.session ?? req.socket) : req.socket, res, proceed };
+    const full = this.full(state, waiting.connection);
+    if (full === undefined) {
+      this.start(state, waiting);
+      return;
+    }
+    this.options.observer.limitHit(full);
+    state.waiting.push(waiting);
     res.once('close', () => {
-      slot.inFlight--;
-      this.connections.set(connection, this.connections.get(connection)! - 1);
+      const at = state.waiting.indexOf(waiting);
+      if (at !== -1) state.waiting.splice(at, 1);
     });
-    return true;
   }
 
   /**
@@ -138,13 +143,13 @@ export class ClientLimits {
    * may go on, false when it was refused and the socket answered 429 and closed.
    */
   admitUpgrade(req: IncomingMessage, socket: Duplex): boolean {
-    const state = this.stateOf(req);
+    const state = this.stateOf(limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies)));
     if (state.tokens >= 1) {
       state.tokens -= 1;
       return true;
     }
     this.options.observer.limitHit('request_rate_per_address');
-    sendErrorToSocket(socket, 429, REFUSALS.request_rate_per_address!);
+    sendErrorToSocket(socket, 429, RATE_REFUSAL);
     return false;
   }
 
@@ -152,18 +157,49 @@ export class ClientLimits {
     clearInterval(this.sweeper);
   }
 
-  /** The state of the request's client address (see the module header), refilled to now. */
-  private stateOf(req: ProxyRequest): AddressState {
-    const address = limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
+  /** The state of a client address (a `limitKey`), refilled to now. */
+  private stateOf(key: string): AddressState {
     const now = performance.now();
-    let state = this.addresses.get(address);
+    let state = this.addresses.get(key);
     if (state === undefined) {
-      state = { inFlight: 0, tokens: this.burst, at: now };
-      this.addresses.set(address, state);
+      state = { inFlight: 0, tokens: this.burst, at: now, waiting: [] };
+      this.addresses.set(key, state);
     } else {
       this.refill(state, now);
     }
     return state;
+  }
+
+  /** Which cap keeps a request of `connection` waiting, if one does. */
+  private full(state: AddressState, connection: object): Limit | undefined {
+    if ((this.connections.get(connection) ?? 0) >= this.options.maxUpstreamRequestsPerConnection) return 'upstream_requests_per_connection';
+    if (state.inFlight >= this.options.maxUpstreamRequestsPerAddress) return 'upstream_requests_per_address';
+    return undefined;
+  }
+
+  private start(state: AddressState, request: Waiting): void {
+    const { connection } = request;
+    state.inFlight++;
+    this.connections.set(connection, (this.connections.get(connection) ?? 0) + 1);
+    request.res.once('close', () => {
+      state.inFlight--;
+      this.connections.set(connection, this.connections.get(connection)! - 1);
+      this.startWaiting(state);
+    });
+    request.proceed();
+  }
+
+  /** Starts the waiting requests of `state` that fit now, oldest first. */
+  private startWaiting(state: AddressState): void {
+    for (let i = 0; i < state.waiting.length && state.inFlight < this.options.maxUpstreamRequestsPerAddress; ) {
+      const next = state.waiting[i]!;
+      if (this.full(state, next.connection) !== undefined) {
+        i++;
+        continue;
+      }
+      state.waiting.splice(i, 1);
+      this.start(state, next);
+    }
   }
 
   /** Counts a rate refusal on `session`; at ABUSIVE_REFUSALS closes it and puts its address in debt. */
@@ -193,7 +229,7 @@ export class ClientLimits {
   private sweep(now: number): void {
     for (const [address, state] of this.addresses) {
       this.refill(state, now);
-      if (state.inFlight === 0 && state.tokens >= this.burst) this.addresses.delete(address);
+      if (state.inFlight === 0 && state.waiting.length === 0 && state.tokens >= this.burst) this.addresses.delete(address);
     }
   }
 }
