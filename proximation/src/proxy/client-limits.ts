@@ -114,8 +114,7 @@ export class ClientLimits {
    * it waited.
    */
   admit(req: ProxyRequest, res: ProxyResponse, proceed: () => void): void {
-    const key = limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
-    const state = this.stateOf(key);
+    const state = this.stateOf(this.keyOf(req));
     if (state.tokens < 1) {
       this.options.observer.limitHit('request_rate_per_address');
       if ('stream' in req && this.abusive(req.stream.session, state)) return;
@@ -143,7 +142,7 @@ export class ClientLimits {
    * may go on, false when it was refused and the socket answered 429 and closed.
    */
   admitUpgrade(req: IncomingMessage, socket: Duplex): boolean {
-    const state = this.stateOf(limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies)));
+    const state = this.stateOf(this.keyOf(req));
     if (state.tokens >= 1) {
       state.tokens -= 1;
       return true;
@@ -155,6 +154,11 @@ export class ClientLimits {
 
   close(): void {
     clearInterval(this.sweeper);
+  }
+
+  /** The request's client address (see the module header) as limits count it. */
+  private keyOf(req: ProxyRequest): string {
+    return limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
   }
 
   /** The state of a client address (a `limitKey`), refilled to now. */
