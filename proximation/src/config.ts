@@ -255,7 +255,7 @@ export const SETTINGS = [
   setting({ key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'PROXIMATION_HEADERS_TIMEOUT', default: '10s', parse: duration,
     help: 'time a client has to send request headers' }),
   setting({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'PROXIMATION_REQUEST_TIMEOUT', default: '5m', parse: duration,
-    help: 'time a client has to send a whole HTTP/1.1 request, body included' }),
+    help: 'time a client has to send a whole request, body included (HTTP/1.1: 408; HTTP/2: the stream is reset)' }),
   setting({ key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'PROXIMATION_IDLE_TIMEOUT', default: '1m', parse: duration,
     help: 'idle client connections are closed after this' }),
   setting({ key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', env: 'PROXIMATION_UPSTREAM_CONNECT_TIMEOUT', default: '5s',
