@@ -100,6 +100,18 @@ describe('deploy register: health-gated activation', () => {
     expect(app.requests).toEqual([]);
   });
 
+  it('refuses a link-local upstream such as the ECS credentials endpoint unless --allow-restricted-upstreams, checking nothing', async () => {
+    const { routes } = await devServing();
+    const before = await readFile(routes, 'utf8');
+    const refused = await deploy(['register', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--routes', routes]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('http://169.254.170.2 is a link-local or cloud metadata address');
+    expect(refused.stderr).toContain('--allow-restricted-upstreams');
+    expect(await readFile(routes, 'utf8')).toBe(before);
+    await deployOk(['register', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--allow-restricted-upstreams', '--no-activate', '--routes', routes]);
+    expect((await dev(routes)).versions[1]).toMatchObject({ name: 'devbuild-2', upstreams: ['http://169.254.170.2'], allowRestrictedUpstreams: true });
+  });
+
   it('changes nothing when the same version is registered again, and re-activates an older one after checking it', async () => {
     const { routes, origin } = await devServing();
     await deployOk(['register', '--tag', 'devbuild-2', '--upstream', origin, '--routes', routes]);
@@ -274,5 +286,18 @@ describe('deploy register: bad input', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`deploy: Invalid routing table ${routes}: sites[0].hosts: required field is missing`);
     expect(await readFile(routes, 'utf8')).toBe(broken);
+  });
+});
+
+describe('deploy register: the proxy\'s own ports', () => {
+  it('refuses an upstream on a default proximation port of the proxy\'s host, before touching the table', async () => {
+    const { routes } = await devServing();
+    const before = await readFile(routes, 'utf8');
+    for (const own of ['http://127.0.0.1:9180', 'http://localhost', 'https://[::1]']) {
+      const refused = await deploy(['register', '--tag', 'devbuild-2', '--upstream', own, '--allow-restricted-upstreams', '--routes', routes]);
+      expect(refused.code, own).toBe(1);
+      expect(refused.stderr).toContain("own listeners");
+    }
+    expect(await readFile(routes, 'utf8')).toBe(before);
   });
 });

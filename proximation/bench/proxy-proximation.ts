@@ -20,7 +20,8 @@ import { fetchLocal, pollUntilReady } from './readiness.js';
 const cli = fileURLToPath(new URL('../dist/bin/proximation.js', import.meta.url));
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/;
 
-function routesFile(upstreamOrigin: string): string {
+/** A routing table with one site `bench` (host `localhost`) whose active version is `upstreamOrigin`. */
+export function routesFile(upstreamOrigin: string): string {
   const version = 'bench-1';
   const table = {
     schemaVersion: 1,
@@ -43,6 +44,21 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PROXIMATION_')));
 }
 
+/** The environment of `proximation serve` as the image runs it, on 127.0.0.1 with these ports and state directory. */
+export function serveEnv(ports: { httpPort: number; httpsPort: number; adminPort: number }, leDir: string, accessLog: boolean): NodeJS.ProcessEnv {
+  return {
+    ...cleanEnv(),
+    ...imagePreload(),
+    NODE_ENV: 'production',
+    PROXIMATION_HTTP_PORT: String(ports.httpPort),
+    PROXIMATION_HTTPS_PORT: String(ports.httpsPort),
+    PROXIMATION_ADMIN_PORT: String(ports.adminPort),
+    PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+    PROXIMATION_LETSENCRYPT_DIR: leDir,
+    PROXIMATION_ACCESS_LOG: accessLog ? 'on' : 'off',
+  };
+}
+
 function proximation(accessLog: boolean): ProxyUnderTest {
   const key = accessLog ? 'proximation-access-log' : 'proximation';
   const label = accessLog ? 'proximation (access log on)' : 'proximation';
@@ -63,17 +79,9 @@ function proximation(accessLog: boolean): ProxyUnderTest {
       await mkdir(join(leDir, 'proximation'), { recursive: true, mode: 0o755 });
       await writeFile(routes, routesFile(ctx.upstream.origin));
       const env: NodeJS.ProcessEnv = {
-        ...cleanEnv(),
-        ...imagePreload(),
-        NODE_ENV: 'production',
-        PROXIMATION_HTTP_PORT: String(httpPort),
-        PROXIMATION_HTTPS_PORT: String(httpsPort),
-        PROXIMATION_ADMIN_PORT: String(adminPort),
-        PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
-        PROXIMATION_LETSENCRYPT_DIR: leDir,
+        ...serveEnv({ httpPort, httpsPort, adminPort }, leDir, accessLog),
         PROXIMATION_ROUTES: routes,
         PROXIMATION_ISSUER: 'local',
-        PROXIMATION_ACCESS_LOG: accessLog ? 'on' : 'off',
         // info: start-up lines and the memory release (once per burst); the access log is its own setting.
         PROXIMATION_LOG_LEVEL: 'info',
       };

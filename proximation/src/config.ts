@@ -15,6 +15,8 @@ import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 
 export type Issuer = 'local' | 'acme';
 export type LogFormat = 'json' | 'pretty';
+/** Whether GET /metrics needs the admin token: `auto` when the admin listener is not on loopback and a token is set. */
+export type MetricsAuth = 'auto' | 'on' | 'off';
 export const ACME_KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
 export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01'] as const;
@@ -61,6 +63,12 @@ export interface Config {
   drainTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  tlsHandshakeTimeoutMs: number;
+  maxConnectionsPerAddress: number;
+  maxRequestRatePerAddress: number;
+  maxUpstreamRequestsPerConnection: number;
+  maxUpstreamRequestsPerAddress: number;
+  metricsAuth: MetricsAuth;
   healthIntervalMs: number;
   healthPath: string;
   healthTimeoutMs: number;
@@ -249,7 +257,7 @@ export const SETTINGS = [
   setting({ key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'PROXIMATION_HEADERS_TIMEOUT', default: '10s', parse: duration,
     help: 'time a client has to send request headers' }),
   setting({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'PROXIMATION_REQUEST_TIMEOUT', default: '5m', parse: duration,
-    help: 'time a client has to send a whole HTTP/1.1 request, body included' }),
+    help: 'time a client has to send a whole request, body included (HTTP/1.1: 408; HTTP/2: the stream is reset)' }),
   setting({ key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'PROXIMATION_IDLE_TIMEOUT', default: '1m', parse: duration,
     help: 'idle client connections are closed after this' }),
   setting({ key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', env: 'PROXIMATION_UPSTREAM_CONNECT_TIMEOUT', default: '5s',
@@ -262,6 +270,18 @@ export const SETTINGS = [
     help: 'largest request header block in bytes; larger gets 431' }),
   setting({ key: 'maxConnections', flag: 'max-connections', env: 'PROXIMATION_MAX_CONNECTIONS', default: '10000', parse: positiveInt,
     help: 'client connections per listener; more are refused' }),
+  setting({ key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout', env: 'PROXIMATION_TLS_HANDSHAKE_TIMEOUT', default: '10s', parse: duration,
+    help: 'time a client has to finish the TLS handshake on the HTTPS listener; then the connection is closed' }),
+  setting({ key: 'maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'PROXIMATION_MAX_CONNECTIONS_PER_ADDRESS', default: '256', parse: positiveInt,
+    help: 'open connections from one client address per listener (trusted proxies exempt); more are closed at once' }),
+  setting({ key: 'maxRequestRatePerAddress', flag: 'max-request-rate-per-address', env: 'PROXIMATION_MAX_REQUEST_RATE_PER_ADDRESS', default: '500', parse: positiveInt,
+    help: 'new requests (HTTP/2 streams included) per second from one client address, bursts of twice that; more get 429' }),
+  setting({ key: 'maxUpstreamRequestsPerConnection', flag: 'max-upstream-requests-per-connection', env: 'PROXIMATION_MAX_UPSTREAM_REQUESTS_PER_CONNECTION', default: '100', parse: positiveInt,
+    help: 'requests of one client connection in flight to upstreams at once; more wait for one to finish' }),
+  setting({ key: 'maxUpstreamRequestsPerAddress', flag: 'max-upstream-requests-per-address', env: 'PROXIMATION_MAX_UPSTREAM_REQUESTS_PER_ADDRESS', default: '512', parse: positiveInt,
+    help: 'requests of one client address in flight to upstreams at once; more wait for one to finish' }),
+  setting({ key: 'metricsAuth', flag: 'metrics-auth', env: 'PROXIMATION_METRICS_AUTH', default: 'auto', parse: oneOf(['auto', 'on', 'off'] as const),
+    help: 'whether GET /metrics needs the admin token: on, off, or auto (when the admin address is not loopback and a token is set)' }),
   setting({ key: 'healthIntervalMs', flag: 'health-interval', env: 'PROXIMATION_HEALTH_INTERVAL', default: '5s', parse: duration,
     help: 'how often every upstream of an active version is checked' }),
   setting({ key: 'healthPath', flag: 'health-path', env: 'PROXIMATION_HEALTH_PATH', default: '/', parse: requestPath,
@@ -328,6 +348,12 @@ export function loadConfig(
   const clash = samePortClash(config, fields);
   if (clash !== undefined) throw conflict(clash);
   if (config.adminTokenFile !== undefined) config.adminToken = readAdminTokenFile(config.adminTokenFile);
+  if (config.metricsAuth === 'on' && config.adminToken === undefined) {
+    throw new ProximationError(
+      'ERR_CONFIG_INVALID',
+      'PROXIMATION_METRICS_AUTH=on (--metrics-auth) needs the admin token: set PROXIMATION_ADMIN_TOKEN_FILE (or PROXIMATION_ADMIN_TOKEN), or use auto or off.',
+    );
+  }
   config.routesPath ??= path.join(config.letsencryptDir, 'proximation', 'routes.json');
   config.publicHttpsPort ??= config.httpsPort;
   return config;

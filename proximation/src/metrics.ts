@@ -13,6 +13,9 @@
  *   under site="" version="".
  * - State gauges (connections, WebSockets, routing generation, certificate expiry) are read from their
  *   sources at scrape time, so nothing on the request path updates them.
+ * - `proximation_limit_hits_total{limit}` counts each time a limit that bounds an abusive client acted
+ *   (a connection closed, a stream reset, a 429/431 answered, a request made to wait); `limit` is one of `LIMITS`, and every
+ *   series exists from the start at 0.
  * - Nothing here throws once constructed; `exposition()` rejects only if a collector does.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -41,6 +44,23 @@ export interface ExchangeObserver {
 
 export type RenewalResult = 'success' | 'failure';
 
+/** The limits against abusive clients that count in proximation_limit_hits_total (the README's Security section lists them). */
+export const LIMITS = [
+  'tls_handshake_timeout',
+  'header_list_size',
+  'h2_request_timeout',
+  'connections_per_address',
+  'request_rate_per_address',
+  'upstream_requests_per_connection',
+  'upstream_requests_per_address',
+] as const;
+export type Limit = (typeof LIMITS)[number];
+
+/** Told each time a limit acts. */
+export interface LimitObserver {
+  limitHit(limit: Limit): void;
+}
+
 /** Upstream timeout is 60 s by default, so the buckets reach it. */
 const RESPONSE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -51,11 +71,12 @@ interface RouteChildren {
   version: string;
 }
 
-export class Metrics implements ExchangeObserver {
+export class Metrics implements ExchangeObserver, LimitObserver {
   readonly registry = new Registry();
   private readonly requests: Counter<'site' | 'version' | 'status'>;
   private readonly responseSeconds: Histogram<'site' | 'version'>;
   private readonly renewals: Counter<'result'>;
+  private readonly limitHits = new Map<Limit, Counter.Internal>();
   private readonly children = new WeakMap<RouteLabels, RouteChildren>();
   private readonly unrouted: RouteChildren;
   /** notAfter of each served certificate, by name. */
@@ -121,6 +142,17 @@ export class Metrics implements ExchangeObserver {
     // Both series exist from the start, so an alert on failures sees 0 rather than no data.
     this.renewals.inc({ result: 'success' }, 0);
     this.renewals.inc({ result: 'failure' }, 0);
+    const limits = new Counter({
+      name: 'proximation_limit_hits_total',
+      help: 'Times a limit against abusive clients acted (connection closed, stream reset, 429/431 answered, request made to wait), by limit',
+      labelNames: ['limit'],
+      registers,
+    });
+    for (const limit of LIMITS) {
+      const child = limits.labels({ limit });
+      child.inc(0);
+      this.limitHits.set(limit, child);
+    }
     collectDefaultMetrics({ register: this.registry });
     this.unrouted = this.bind('', '');
   }
@@ -156,6 +188,10 @@ export class Metrics implements ExchangeObserver {
 
   certificateRemoved(name: string): void {
     this.expiries.delete(name);
+  }
+
+  limitHit(limit: Limit): void {
+    this.limitHits.get(limit)!.inc();
   }
 
   renewal(result: RenewalResult): void {

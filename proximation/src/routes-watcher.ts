@@ -26,6 +26,8 @@ export class RoutesWatcher {
     private readonly pollMs: number,
     private readonly log: Logger,
     private readonly onTable: (table: RoutingTable) => void,
+    /** Rules of the serving side beyond the table's own validation; throws to reject a table. */
+    private readonly check: (table: RoutingTable) => void = () => {},
   ) {}
 
   get table(): RoutingTable | undefined {
@@ -78,7 +80,9 @@ export class RoutesWatcher {
     if (text === this.lastText) return;
     this.lastText = text;
     try {
-      this.accept(parseRoutingTable(text, this.path), text);
+      const table = parseRoutingTable(text, this.path);
+      this.check(table);
+      this.accept(table, text);
     } catch (err) {
       this.log.error({ path: this.path, err: errorMessage(err) }, 'routing table rejected; still serving the last good one');
     }

@@ -4,7 +4,7 @@
  * side. `close()` drains: health turns 503, listeners stop accepting, in-flight requests and WebSockets
  * get until the drain deadline, then everything left is cut.
  */
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
@@ -15,9 +15,12 @@ import { http01Responder } from './certs/http01-responder.js';
 import { locksDirOf, openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import { HttpListener } from './listeners/http-listener.js';
+import { H2StreamLimits } from './listeners/h2-stream-limits.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
+import { OwnListeners } from './own-listeners.js';
 import { Metrics } from './metrics.js';
+import { ClientLimits } from './proxy/client-limits.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { Router } from './proxy/router.js';
@@ -75,11 +78,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const certs = certificates;
 
-  const watcher = new RoutesWatcher(config.routesPath, config.routesPollMs, log.child({ part: 'routes' }), (table) => {
-    router.update(table);
-    versionDrain.update(table);
-    certs.setHosts(router.hosts);
-  });
+  const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const watcher = new RoutesWatcher(
+    config.routesPath,
+    config.routesPollMs,
+    log.child({ part: 'routes' }),
+    (table) => {
+      router.update(table);
+      versionDrain.update(table);
+      certs.setHosts(router.hosts);
+    },
+    ownListeners.check,
+  );
   await watcher.start();
 
   const proxy = new ProxyHandler({
@@ -96,6 +106,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxHeaderSize: config.maxHeaderSize,
     maxConnections: config.maxConnections,
   };
+  const clientLimits = new ClientLimits({
+    trustedProxies: config.trustedProxies,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    maxRequestRatePerAddress: config.maxRequestRatePerAddress,
+    maxUpstreamRequestsPerConnection: config.maxUpstreamRequestsPerConnection,
+    maxUpstreamRequestsPerAddress: config.maxUpstreamRequestsPerAddress,
+    observer: metrics,
+  });
+  const h2Limits = new H2StreamLimits({ maxHeaderListSize: config.maxHeaderSize, requestTimeoutMs: config.requestTimeoutMs, observer: metrics });
   // Its X.509 stack is loaded only where the challenge is configured.
   const tlsAlpn01 =
     config.issuer === 'acme' && config.acmeChallenge === 'tls-alpn-01'
@@ -108,8 +127,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     SNICallback: sni.SNICallback,
     // Only then is each connection's ClientHello looked at (see HttpsListener).
     ...(tlsAlpn01 === undefined ? {} : { acmeTlsAlpn: (name: string) => tlsAlpn01.contextFor(name) }),
-    onRequest: proxy.onRequest,
-    onUpgrade: proxy.onUpgrade,
+    handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+    onRequest: (req, res) => {
+      if (h2Limits.admit(req, res)) clientLimits.admit(req, res, () => h2Limits.forward(req, res, proxy.onRequest));
+    },
+    onUpgrade: (req, socket, head) => {
+      if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);
+    },
+  });
+  https.server.on('tlsClientError', (err: Error & { code?: string }) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.limitHit('tls_handshake_timeout');
   });
   const http = new HttpListener({
     ...limits,
@@ -119,14 +146,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     isRouted: (host) => router.route(host) !== undefined,
     challenges: http01Responder(challenges, certsLog),
   });
+  clientLimits.watchConnections(https.server);
+  clientLimits.watchConnections(http.server);
   let draining = false;
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
     authorize: adminAuthorizer(config.adminToken),
-    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
+    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), check: ownListeners.check, log: log.child({ part: 'admin' }) }),
     metrics,
+    metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
   });
 
   const serverLog = log.child({ part: 'server' });
@@ -139,11 +169,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     opened.push(() => https.drain(Date.now()));
     const httpAddress = await http.listen();
     addresses = { admin: adminAddress, https: httpsAddress, http: httpAddress };
+    for (const address of [adminAddress, httpsAddress, httpAddress]) ownListeners.add(address.port);
   } catch (err) {
     await watcher.stop();
     versionDrain.stop();
     await Promise.all(opened.map((close) => close()));
     await upstreams.destroy();
+    clientLimits.close();
     throw err;
   }
   certs.start();
@@ -167,9 +199,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await health.stop();
     await certs.stop();
     await upstreams.destroy();
+    clientLimits.close();
     await admin.close();
     serverLog.info('stopped');
   };
   let closing: Promise<void> | undefined;
   return { ...addresses, close: () => (closing ??= close()) };
+}
+
+function isLoopback(address: string): boolean {
+  return net.isIPv4(address) ? address.startsWith('127.') : address === '::1';
 }

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -110,5 +111,33 @@ describe('GET /metrics on the admin listener', () => {
     expect((await httpRequest(withToken.server.admin.port, '127.0.0.1', '/api/routes')).status).toBe(401);
     // A second server in the same process has its own registry.
     expect(value((await scrape(other)).samples, 'proximation_requests_total', { site: 'app' })).toBeUndefined();
+  });
+
+  it('wants the admin token with PROXIMATION_METRICS_AUTH=on, and by default once the admin listener is not on loopback', async () => {
+    const u = await resources.upstream((_req, res) => res.end('ok'));
+    const routes = table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]);
+    const withBearer = (p: Proxy, token: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: p.server.admin.port, path: '/metrics', headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+    for (const settings of [{ metricsAuth: 'on' }, { adminAddress: '0.0.0.0' }]) {
+      const p = await resources.proxy(routes, { adminToken: TOKEN, ...settings });
+      const anonymous = await scrape(p);
+      expect(anonymous.status, JSON.stringify(settings)).toBe(401);
+      expect(anonymous.headers['www-authenticate']).toMatch(/^Bearer /);
+      expect(await withBearer(p, 'wrong-token-0123456789abcdef')).toBe(401);
+      expect(await withBearer(p, TOKEN)).toBe(200);
+      // /healthz stays open for load balancers.
+      expect((await httpRequest(p.server.admin.port, '127.0.0.1', '/healthz')).status).toBe(200);
+    }
+    // Off, or on loopback by default, scrapers need nothing.
+    for (const settings of [{ metricsAuth: 'off', adminAddress: '0.0.0.0' }, {}]) {
+      const p = await resources.proxy(routes, { adminToken: TOKEN, ...settings });
+      expect((await scrape(p)).status, JSON.stringify(settings)).toBe(200);
+    }
+    await expect(resources.proxy(routes, { metricsAuth: 'on' })).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID', message: expect.stringContaining('PROXIMATION_METRICS_AUTH=on') });
   });
 });

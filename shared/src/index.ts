@@ -1,5 +1,6 @@
 export { ProximationError, isProximationError, errorMessage, isErrnoCode } from './errors.js';
 export { normalizeHostname, inspectHostname, hostnameMatchesPattern } from './hostname.js';
+export { DEFAULT_PROXY_PORTS, ownListenerProblem, restrictedTargetProblem } from './upstream-target.js';
 export type { NormalizeHostnameOptions } from './hostname.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { hstsHeaderValue, hstsProblems } from './hsts.js';

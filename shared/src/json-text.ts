@@ -3,18 +3,31 @@
  * byte-order mark is ignored) or throws ProximationError with the caller's `code`, naming `source` and the
  * line and column of the first syntax error. V8's own messages give no position for some errors
  * ("Unexpected token") and quote the whole input, so the error is located by a small scanner instead.
+ *
+ * Nesting is bounded (`MAX_JSON_DEPTH` arrays and objects inside each other) before anything else: a
+ * body of 30,000 `[` would otherwise overflow the stack of every recursive walk after JSON.parse (the
+ * syntax scanner, schema validation, error messages) with a RangeError instead of a clear answer.
+ * Every document proximation reads nests less than 10 deep.
  */
 import { ProximationError } from './errors.js';
 
+export const MAX_JSON_DEPTH = 64;
+
 export function parseJsonText(text: string, source: string, code: string): unknown {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  const tooDeep = tooDeepAt(body);
+  if (tooDeep !== -1) {
+    const { line, column } = position(body, tooDeep);
+    throw new ProximationError(
+      code,
+      `${source} nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep (at line ${line}, column ${column}); no valid document does.`,
+    );
+  }
   try {
     return JSON.parse(body);
   } catch (err) {
     const { offset, problem } = locateSyntaxError(body) ?? { offset: 0, problem: (err as Error).message };
-    const before = body.slice(0, offset);
-    const line = before.split('\n').length;
-    const column = offset - before.lastIndexOf('\n');
+    const { line, column } = position(body, offset);
     throw new ProximationError(
       code,
       `${source} is not valid JSON: ${problem} at line ${line}, column ${column}. ` +
@@ -22,6 +35,31 @@ export function parseJsonText(text: string, source: string, code: string): unkno
       { cause: err },
     );
   }
+}
+
+function position(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  return { line: before.split('\n').length, column: offset - before.lastIndexOf('\n') };
+}
+
+/** The offset of the first `[` or `{` that opens level MAX_JSON_DEPTH + 1 outside strings, or -1. */
+function tooDeepAt(text: string): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* backslash */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) {
+      inString = true;
+    } else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (++depth > MAX_JSON_DEPTH) return i;
+    } else if (c === 93 /* ] */ || c === 125 /* } */) {
+      depth--;
+    }
+  }
+  return -1;
 }
 
 class SyntaxProblem {

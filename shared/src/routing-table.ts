@@ -7,7 +7,8 @@
  * wrong (malformed JSON with line and column; otherwise the JSON path such as
  * `sites[0].versions[1].upstreams[0]` and the value found), always naming `source`. A table that passes
  * is in normal form: hostnames and upstream URLs normalised and distinct, names well-formed and unique,
- * every referenced version present.
+ * every referenced version present, and no version has a restricted upstream (link-local, cloud metadata,
+ * unspecified: upstream-target.ts) unless it sets `allowRestrictedUpstreams: true`.
  *
  * Operations never mutate their input. Each returns a new table with generation + 1, or the very same
  * table object (===) when the request changes nothing, so callers can skip the write. Invalid requests
@@ -15,7 +16,7 @@
  * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
  * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
  * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
- * ERR_INVALID_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
+ * ERR_INVALID_UPSTREAM, ERR_RESTRICTED_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
  * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
  *
  * `RoutingTableChange` describes each operation as plain JSON-compatible data (with its zod schema,
@@ -30,6 +31,7 @@ import { inspectHostname, normalizeHostname } from './hostname.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { urlParseProblem } from './url-text.js';
 import { parseJsonText } from './json-text.js';
+import { restrictedTargetProblem } from './upstream-target.js';
 import { describeIssues, valueAt } from './validation-issues.js';
 
 export interface SiteVersion {
@@ -38,6 +40,8 @@ export interface SiteVersion {
   readonly upstreams: readonly string[];
   /** ISO-8601 UTC timestamp. */
   readonly registeredAt: string;
+  /** The operator's opt-in to upstreams refused by default (see upstream-target.ts); absent: refused. */
+  readonly allowRestrictedUpstreams?: true;
 }
 
 export interface Site {
@@ -92,6 +96,8 @@ const TAG_PREFIX: NameRule = {
   description: 'use one or more characters of A-Z, a-z, 0-9, ".", "_" and "-"',
 };
 const UPSTREAM_EXAMPLE = 'give an origin such as http://10.0.1.7:8080';
+const RESTRICTED_OPT_IN =
+  'it is refused unless the version opts in with "allowRestrictedUpstreams": true (deploy register --allow-restricted-upstreams), for a service that really lives there';
 
 // ---------------------------------------------------------------------------------------------------
 // Schema and validation
@@ -122,6 +128,13 @@ const siteVersionSchema = z.strictObject({
   name: nameSchema(VERSION_NAME),
   upstreams: z.array(upstreamSchema).min(1, `a version needs at least one upstream; ${UPSTREAM_EXAMPLE}`),
   registeredAt: z.iso.datetime({ error: 'must be an ISO-8601 UTC timestamp such as 2026-11-25T10:00:00.000Z' }),
+  allowRestrictedUpstreams: z.literal(true, { error: 'must be true, or left out' }).optional(),
+}).superRefine((version, ctx) => {
+  if (version.allowRestrictedUpstreams === true) return;
+  version.upstreams.forEach((upstream, u) => {
+    const problem = restrictedTargetProblem(upstream);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['upstreams', u], message: `${problem}; ${RESTRICTED_OPT_IN}`, input: upstream });
+  });
 });
 
 /** The shape of an HSTS policy; the routing table also checks its rules, a change leaves them to the operation. */
@@ -224,7 +237,12 @@ export function serializeRoutingTable(table: RoutingTable): string {
       ...(site.hsts === undefined ? {} : { hsts: serializeHsts(site.hsts) }),
       activeVersion: site.activeVersion,
       history: site.history,
-      versions: site.versions.map((v) => ({ name: v.name, upstreams: v.upstreams, registeredAt: v.registeredAt })),
+      versions: site.versions.map((v) => ({
+        name: v.name,
+        upstreams: v.upstreams,
+        registeredAt: v.registeredAt,
+        ...(v.allowRestrictedUpstreams === true ? { allowRestrictedUpstreams: true } : {}),
+      })),
     })),
   };
   return `${JSON.stringify(canonical, null, 2)}\n`;
@@ -267,6 +285,7 @@ function inspectUpstream(input: string): { origin: string } | { problem: string 
   if (url.username !== '' || url.password !== '') return { problem: 'it must not contain credentials' };
   if (url.pathname !== '/') return { problem: `it must not have a path (${url.pathname})` };
   if (url.search !== '' || url.hash !== '') return { problem: 'it must not have a query or fragment' };
+  if (url.port === '0') return { problem: 'port 0 cannot be connected to' };
   return { origin: url.origin };
 }
 
@@ -531,6 +550,8 @@ export interface RegisterVersionRequest {
    * themselves); keeps its registration time and place. Not together with `replace`.
    */
   join?: boolean;
+  /** Allow upstreams that are refused by default (link-local, cloud metadata, unspecified: upstream-target.ts). */
+  allowRestrictedUpstreams?: boolean;
   guard?: TrafficGuard;
 }
 
@@ -551,12 +572,24 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
       throw new ProximationError('ERR_INVALID_UPSTREAM', `No upstream given for ${field}; ${UPSTREAM_EXAMPLE}.`);
     }
     const upstreams = distinct(request.upstreams.map((url) => normalizeUpstreamUrl(url, field)));
+    const allowRestricted = request.allowRestrictedUpstreams === true;
+    if (!allowRestricted) {
+      for (const upstream of upstreams) {
+        const problem = restrictedTargetProblem(upstream);
+        if (problem !== undefined) throw new ProximationError('ERR_RESTRICTED_UPSTREAM', `Not registering ${field}: ${problem}; ${RESTRICTED_OPT_IN}.`);
+      }
+    }
+    const optIn = (v: SiteVersion, keep: boolean): SiteVersion => {
+      const { allowRestrictedUpstreams: _was, ...rest } = v;
+      return allowRestricted || keep ? { ...rest, allowRestrictedUpstreams: true } : rest;
+    };
     const existing = site.versions.find((v) => v.name === version);
     const activated = (s: Site) => guardTraffic(site, request.activate ? withActive(s, version) : s, request.guard);
     if (existing !== undefined && request.join === true) {
       const joined = distinct([...existing.upstreams, ...upstreams]);
       if (joined.length === existing.upstreams.length) return activated(site);
-      return activated({ ...site, versions: site.versions.map((v) => (v === existing ? { ...v, upstreams: joined } : v)) });
+      const extended = optIn({ ...existing, upstreams: joined }, existing.allowRestrictedUpstreams === true);
+      return activated({ ...site, versions: site.versions.map((v) => (v === existing ? extended : v)) });
     }
     if (existing !== undefined && sameSet(existing.upstreams, upstreams)) return activated(site);
     if (existing !== undefined && request.replace !== true) {
@@ -567,7 +600,7 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
           'or replace its upstreams explicitly (deploy register --replace).',
       );
     }
-    const registered: SiteVersion = { name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) };
+    const registered = optIn({ name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) }, false);
     return activated({ ...site, versions: [...site.versions.filter((v) => v !== existing), registered] });
   });
 }
@@ -657,6 +690,7 @@ export const routingTableChangeSchema = z
         activate: z.boolean(),
         replace: z.boolean().optional(),
         join: z.boolean().optional(),
+        allowRestrictedUpstreams: z.boolean().optional(),
         guard: trafficGuardSchema.optional(),
       }),
       z.strictObject({ op: z.literal('activateVersion'), site: z.string(), version: z.string(), guard: trafficGuardSchema.optional() }),
@@ -701,6 +735,7 @@ export function applyRoutingTableChange(table: RoutingTable, change: RoutingTabl
         activate: change.activate,
         replace: change.replace,
         join: change.join,
+        allowRestrictedUpstreams: change.allowRestrictedUpstreams,
         guard: change.guard,
         registeredAt: now,
       });

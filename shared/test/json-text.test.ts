@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseJsonText } from '../src/json-text.js';
+import { MAX_JSON_DEPTH, parseJsonText } from '../src/json-text.js';
 
 describe('parseJsonText', () => {
   it('parses valid JSON, ignoring a byte-order mark', () => {
@@ -24,5 +24,17 @@ describe('parseJsonText', () => {
     expect(() => parseJsonText(text, '/etc/x/routes.json', 'ERR_ROUTES_INVALID')).toThrow(
       expect.objectContaining({ code: 'ERR_ROUTES_INVALID', message: `/etc/x/routes.json is not valid JSON: ${where}. Fix the syntax there (JSON allows no comments, trailing commas or single quotes).` }),
     );
+  });
+
+  it('refuses nesting deeper than MAX_JSON_DEPTH with a ProximationError, valid or not, and counts no brackets inside strings', () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(parseJsonText(deep(MAX_JSON_DEPTH), 'f.json', 'ERR_X')).toBeInstanceOf(Array);
+    expect(parseJsonText(`{"a": "${'['.repeat(1000)}"}`, 'f.json', 'ERR_X')).toEqual({ a: '['.repeat(1000) });
+    expect(parseJsonText(`["\\\\", ${deep(MAX_JSON_DEPTH - 1)}]`, 'f.json', 'ERR_X')).toHaveLength(2);
+    for (const text of [deep(30_000), '['.repeat(30_000), `{"a": ${'{"b": '.repeat(100)}1`]) {
+      expect(() => parseJsonText(text, 'body', 'ERR_INVALID_REQUEST')).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_REQUEST', message: expect.stringMatching(/^body nests arrays and objects more than 64 levels deep \(at line 1, column \d+\)/) }),
+      );
+    }
   });
 });

@@ -634,3 +634,45 @@ describe('helpers', () => {
     expectError(() => normalizeUpstreamUrl(input, '--upstream'), 'ERR_INVALID_UPSTREAM', `Invalid upstream ${JSON.stringify(input)} for --upstream: ${problem}; give an origin such as http://10.0.1.7:8080.`);
   });
 });
+
+describe('restricted upstream targets', () => {
+  const register = (table: RoutingTable, upstreams: string[], extra: { allowRestrictedUpstreams?: boolean; join?: boolean; version?: string } = {}) =>
+    registerVersion(table, { site: 'dev', version: extra.version ?? 'c', upstreams, registeredAt: AT, activate: true, ...extra });
+
+  it.each([
+    ['http://169.254.169.254', 'link-local or cloud metadata'],
+    ['http://169.254.170.2', 'link-local or cloud metadata'],
+    // The URL parser's own spellings of 169.254.169.254: decimal, hex, and IPv4-mapped IPv6.
+    ['http://2852039166', 'link-local or cloud metadata'],
+    ['http://0xa9fea9fe:80', 'link-local or cloud metadata'],
+    ['http://[::ffff:169.254.169.254]', 'link-local or cloud metadata'],
+    ['http://[fd00:ec2::254]', 'link-local or cloud metadata'],
+    ['http://[fe80::1]:8080', 'link-local or cloud metadata'],
+    ['http://0.0.0.0:8080', 'unspecified address'],
+    ['http://[::]:8080', 'unspecified address'],
+  ])('refuses %s by default, in the operation and when the table is read', (upstream, why) => {
+    expectError(() => register(sample(), [upstream]), 'ERR_RESTRICTED_UPSTREAM', 'dev/c', why, '"allowRestrictedUpstreams": true', '--allow-restricted-upstreams');
+    const origin = new URL(upstream).origin;
+    const text = exampleWith((json) => (json.sites[0].versions[0].upstreams = [origin]));
+    expectError(() => parseRoutingTable(text, 'routes.json'), 'ERR_ROUTES_INVALID', 'sites[0].versions[0].upstreams[0]', why);
+  });
+
+  it('refuses port 0 always', () => {
+    expectError(() => register(sample(), ['http://10.0.0.3:0'], { allowRestrictedUpstreams: true }), 'ERR_INVALID_UPSTREAM', 'port 0');
+  });
+
+  it('accepts them with the version\'s opt-in, which is stored, kept by a join and needed again by the next version', () => {
+    const opted = checked(register(sample(), ['http://169.254.170.2'], { allowRestrictedUpstreams: true }));
+    expect(findVersion(findSite(opted, 'dev'), 'c')).toEqual({ name: 'c', upstreams: ['http://169.254.170.2'], registeredAt: AT.toISOString(), allowRestrictedUpstreams: true });
+    expect(serializeRoutingTable(opted)).toContain('"allowRestrictedUpstreams": true');
+    const joined = checked(register(opted, ['http://10.0.0.9'], { join: true }));
+    expect(findVersion(findSite(joined, 'dev'), 'c').allowRestrictedUpstreams).toBe(true);
+    // The opt-in covers what the request that carries it adds, not what later requests add.
+    expectError(() => register(opted, ['http://169.254.169.254'], { join: true }), 'ERR_RESTRICTED_UPSTREAM');
+    expectError(() => register(opted, ['http://169.254.170.2'], { version: 'd' }), 'ERR_RESTRICTED_UPSTREAM');
+    // Ordinary private addresses, loopback and names are no restricted targets.
+    checked(register(sample(), ['http://10.0.0.3:8080', 'http://127.0.0.1:3000', 'http://[fd12::1]:80', 'http://app.internal']));
+    const flagged = exampleWith((json) => (json.sites[0].versions[0].allowRestrictedUpstreams = false));
+    expectError(() => parseRoutingTable(flagged, 'routes.json'), 'ERR_ROUTES_INVALID', 'allowRestrictedUpstreams', 'must be true, or left out');
+  });
+});

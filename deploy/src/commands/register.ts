@@ -16,7 +16,7 @@
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
-import { checkVersionName, findSite, findVersion, normalizeUpstreamUrl, siteForTag } from '@proximation/shared';
+import { DEFAULT_PROXY_PORTS, ProximationError, checkVersionName, findSite, findVersion, normalizeUpstreamUrl, ownListenerProblem, siteForTag } from '@proximation/shared';
 import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
   COMMON_OPTIONS,
@@ -51,6 +51,7 @@ const OPTIONS = {
   'container-port': { type: 'string' },
   replace: { type: 'boolean' },
   join: { type: 'boolean' },
+  'allow-restricted-upstreams': { type: 'boolean' },
   'no-activate': { type: 'boolean' },
   'any-version-name': { type: 'boolean' },
 } as const;
@@ -82,6 +83,12 @@ Options:
   --join                 if the version exists, add these upstreams to it (each task of a version
                          registering itself) instead of failing
   --replace              if the version exists, replace its upstreams with these
+  --allow-restricted-upstreams
+                         accept upstreams that are refused by default because a public request
+                         must not reach them: link-local and cloud metadata addresses
+                         (169.254.169.254, the ECS credentials endpoint 169.254.170.2,
+                         fd00:ec2::254) and unspecified ones (0.0.0.0, ::); only for a service
+                         that really lives there
   --no-activate          register (stage) the version without activating or checking it
                          (upstreams added to the already active version are still checked)
   --any-version-name     register a new version whose name does not start with the site's tag
@@ -143,6 +150,13 @@ export const registerCommand: Command = {
       );
     }
     const upstreams = [...givenOrigins, ...(ecs === undefined ? [] : [normalizeUpstreamUrl(ecs.upstream, `version ${site}/${version}`)])];
+    // The proxy refuses its own listeners with its real ports; its default ones are known here too.
+    for (const upstream of upstreams) {
+      const problem = ownListenerProblem(upstream, DEFAULT_PROXY_PORTS, new Set());
+      if (problem !== undefined) {
+        throw new ProximationError('ERR_RESTRICTED_UPSTREAM', `Not registering ${site}/${version}: ${problem} (a default proximation port). Point it at the app's own port.`);
+      }
+    }
     const register = (activateNow: boolean, guard?: TrafficGuard): RoutingTableChange => ({
       op: 'registerVersion',
       site,
@@ -151,6 +165,7 @@ export const registerCommand: Command = {
       activate: activateNow,
       replace: values.replace === true,
       join: values.join === true,
+      ...(values['allow-restricted-upstreams'] === true ? { allowRestrictedUpstreams: true } : {}),
       ...(guard === undefined ? {} : { guard }),
     });
     const target = observe(unobserved, progressFor(io, values.json, `${site}/${version}`));

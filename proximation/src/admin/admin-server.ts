@@ -4,7 +4,8 @@
  * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
  *   sending before connections close), with a small JSON body for humans. It needs no token.
  * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
- *   needs no token either: scrapers rarely carry one, and the listener is private.
+ *   needs no token unless `metricsNeedToken` (then it is refused as the API is, below): scrapers rarely
+ *   carry one, and on loopback nobody else can reach it.
  * - `/api/...` is the routing API (routing-api.ts): `GET /api/routes`, `POST /api/routes/changes`.
  *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
  *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
@@ -33,6 +34,8 @@ export interface AdminServerOptions {
   authorize: AdminAuthorizer;
   routingApi: RoutingApi;
   metrics: { readonly contentType: string; exposition(): Promise<string> };
+  /** Whether GET /metrics needs the admin token too. */
+  metricsNeedToken: boolean;
 }
 
 const DISABLED_MESSAGE =
@@ -66,7 +69,7 @@ export class AdminServer {
       return;
     }
     if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
-      void this.sendMetrics(req, res);
+      if (!this.options.metricsNeedToken || this.authorized(req, res)) void this.sendMetrics(req, res);
       return;
     }
     if (path === '/api' || path.startsWith('/api/')) {
@@ -91,11 +94,12 @@ export class AdminServer {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  private onApiRequest(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+  /** Whether the request carries the admin token; answers it (403 or 401) when not. */
+  private authorized(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const access = this.options.authorize(req.headers.authorization);
     if (access === 'disabled') {
       sendError(res, new ProximationError('ERR_ADMIN_API_DISABLED', DISABLED_MESSAGE));
-      return;
+      return false;
     }
     if (access !== 'allowed') {
       const problem = access === 'no-token' ? 'This request carries no admin token' : 'The admin token of this request is wrong';
@@ -108,8 +112,13 @@ export class AdminServer {
         ),
         { 'www-authenticate': access === 'no-token' ? 'Bearer realm="proximation admin"' : 'Bearer realm="proximation admin", error="invalid_token"' },
       );
-      return;
+      return false;
     }
+    return true;
+  }
+
+  private onApiRequest(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    if (!this.authorized(req, res)) return;
     const endpoint = this.endpoints.get(path);
     if (endpoint === undefined) {
       sendError(res, new ProximationError('ERR_NOT_FOUND', `No admin API endpoint ${path}; there are GET ${ADMIN_ROUTES_PATH} and POST ${ADMIN_CHANGES_PATH}.`));

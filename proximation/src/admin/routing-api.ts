@@ -41,6 +41,8 @@ export interface RoutingApiOptions {
   routesPath: string;
   /** Makes this instance serve the table just written. */
   afterChange: () => Promise<void>;
+  /** The serving side's rules for a table (the routes watcher's); a change whose result breaks them is refused. */
+  check: (table: RoutingTable) => void;
   log: Logger;
 }
 
@@ -97,7 +99,9 @@ export class RoutingApi {
           (table) => {
             cancel.signal.throwIfAborted();
             generationBefore = checked(table).generation;
-            return applyRoutingTableChange(table, change, new Date());
+            const next = applyRoutingTableChange(table, change, new Date());
+            if (next !== table) this.options.check(next);
+            return next;
           },
           { signal: cancel.signal },
         ),

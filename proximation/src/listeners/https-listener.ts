@@ -28,7 +28,7 @@
  * flight passes through JS (a 'readable' event, a scan of the ClientHello, an unshift) before OpenSSL
  * sees it; measured here at about 60-120 µs of CPU per connection, 10-15 % of a full ECDSA P-256
  * handshake. None when `acmeTlsAlpn` is unset (the local CA, HTTP-01). A client that sends no
- * complete ClientHello within headersTimeoutMs is disconnected.
+ * complete ClientHello within handshakeTimeoutMs is disconnected.
  */
 import http2 from 'node:http2';
 import type { IncomingMessage } from 'node:http';
@@ -57,6 +57,8 @@ export interface HttpsListenerOptions {
   idleTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  /** Node's own default is 120 s: a connection stalled in its handshake held a connection slot that long. */
+  handshakeTimeoutMs: number;
 }
 
 /** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all fine and left to Node. */
@@ -94,12 +96,13 @@ export class HttpsListener {
       ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${TLS12_CIPHERS}`,
       ecdhCurve: 'X25519:P-256:P-384',
       honorCipherOrder: true,
+      handshakeTimeout: options.handshakeTimeoutMs,
       sessionTimeout: SESSION_LIFETIME_S,
       maxSessionMemory: 32,
       settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize },
       maxHeaderListPairs: 256,
     });
-    if (options.acmeTlsAlpn !== undefined) routeAcmeTlsAlpn(server, options.acmeTlsAlpn, options.headersTimeoutMs);
+    if (options.acmeTlsAlpn !== undefined) routeAcmeTlsAlpn(server, options.acmeTlsAlpn, options.handshakeTimeoutMs);
     Object.assign(server, {
       maxHeaderSize: options.maxHeaderSize,
       headersTimeout: options.headersTimeoutMs,

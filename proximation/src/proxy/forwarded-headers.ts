@@ -6,7 +6,12 @@
  * `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
  * values (and `Forwarded`) are kept only when the peer is a trusted proxy (e.g. the load balancer's
  * subnet); then the peer is appended to X-Forwarded-For and the client address is the rightmost
- * untrusted one in the chain.
+ * untrusted one in the chain. The other headers apps read a client's identity from (`X-Forwarded-Port`,
+ * `X-Forwarded-Prefix`, `X-Client-IP`, `True-Client-IP`, `CF-Connecting-IP`) are likewise dropped
+ * unless the peer is trusted. `X-Real-IP` is always replaced by the client address worked out here: a
+ * load balancer such as an ALB passes a client's own X-Real-IP through untouched, so not even a trusted
+ * peer's value can be believed. Spellings with `_` for `-` of all these are dropped whatever the peer:
+ * CGI-style servers (WSGI, PHP-FPM, Rack) map both to the same variable, and no proxy sends them.
  *
  * Towards the client: hop-by-hop headers of the upstream's response are dropped; the server writing the
  * response adds its own framing.
@@ -30,7 +35,27 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+/** Headers that say who the client is or how it connected: only a trusted proxy may send them on. */
+const FORWARDING = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+]);
+const REAL_IP = 'x-real-ip';
+
+/** A name an app could read as one of FORWARDING or X-Real-IP that must not come from the client as written. */
+function spoofedSpelling(lower: string): boolean {
+  if (lower === REAL_IP) return true;
+  if (!lower.includes('_')) return false;
+  const dashed = lower.replaceAll('_', '-');
+  return dashed === REAL_IP || FORWARDING.has(dashed);
+}
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined || value === '') return undefined;
@@ -79,28 +104,46 @@ export function upstreamRequestHeaders(
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const lower = name.toLowerCase();
     const value = rawHeaders[i + 1]!;
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || spoofedSpelling(lower)) continue;
     if (FORWARDING.has(lower)) {
       if (!keepForwarding) continue;
       if (lower === 'x-forwarded-for') {
         xff = xff === undefined ? value : `${xff}, ${value}`;
         continue;
       }
-      if (lower === 'x-forwarded-proto') proto ??= value;
-      else if (lower === 'x-forwarded-host') forwardedHost ??= value;
-      if (lower !== 'forwarded') continue;
+      if (lower === 'x-forwarded-proto') {
+        proto ??= value;
+        continue;
+      }
+      if (lower === 'x-forwarded-host') {
+        forwardedHost ??= value;
+        continue;
+      }
     }
     if (lower === 'host') hasHost = true;
     out.push(name, value);
   }
   if (!hasHost) out.push('host', authority);
   const peerAddress = plainAddress(peer);
+  const client = xff === undefined ? peerAddress : clientFromChain(xff, trusted) ?? peerAddress;
   out.push(
     'x-forwarded-for', xff === undefined ? peerAddress : `${xff}, ${peerAddress}`,
     'x-forwarded-proto', proto ?? scheme,
     'x-forwarded-host', forwardedHost ?? authority,
+    REAL_IP, client,
   );
-  return { headers: out, client: xff === undefined ? peerAddress : clientFromChain(xff, trusted) ?? peerAddress };
+  return { headers: out, client };
+}
+
+/**
+ * The client's address as far as it can be trusted, the same one `upstreamRequestHeaders` reports: the
+ * peer, or behind a trusted proxy the rightmost untrusted hop of its X-Forwarded-For.
+ */
+export function clientAddress(xff: string | string[] | undefined, peer: string, trusted: TrustedProxies): string {
+  const chain = Array.isArray(xff) ? xff.join(', ') : xff;
+  const peerAddress = plainAddress(peer);
+  if (chain === undefined || !trusted.has(peer)) return peerAddress;
+  return clientFromChain(`${chain}, ${peerAddress}`, trusted) ?? peerAddress;
 }
 
 /** The rightmost address in an X-Forwarded-For chain that is not a trusted proxy. */

@@ -45,11 +45,12 @@ beforeEach(async () => {
     acmeTlsAlpn: (name) => responder.contextFor(name),
     onRequest: (req, res) => res.end(`hello ${req.httpVersion}`),
     onUpgrade: (_req, socket) => socket.destroy(),
-    headersTimeoutMs: 500,
+    headersTimeoutMs: 5000,
     requestTimeoutMs: 5000,
     idleTimeoutMs: 5000,
     maxHeaderSize: 16384,
     maxConnections: 100,
+    handshakeTimeoutMs: 500,
   });
   const { port } = await listener.listen();
   cleanup.push(() => listener.drain(Date.now() + 1000));
@@ -145,7 +146,7 @@ describe('TLS-ALPN-01 on the HTTPS listener', () => {
     expect(await connect({ port, servername: 'a.test', ALPNProtocols: ['http/1.1'], ca: setup.rootPem })).toMatchObject({ alpn: 'http/1.1', authorized: true });
   });
 
-  it('disconnects a client that sends no ClientHello within the headers timeout', async () => {
+  it('disconnects a client that sends no ClientHello within the handshake timeout', async () => {
     const socket = net.connect(setup.port, '127.0.0.1');
     const started = Date.now();
     await new Promise((resolve) => socket.once('close', resolve));

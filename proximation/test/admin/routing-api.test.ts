@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { readRoutingTableFile, serializeRoutingTable } from '@proximation/shared';
-import { httpsRequest, managed, table, type Proxy } from '../support/fixtures.js';
+import { httpsRequest, managed, table, writeRoutes, type Proxy } from '../support/fixtures.js';
 import { waitUntil } from '../support/process.js';
 import { TOKEN, apiRequest, postChange } from './api-request.js';
 
@@ -171,6 +171,41 @@ describe('POST /api/routes/changes', () => {
     // Streamed without a Content-Length, it is cut off at the limit too.
     const streamed = await postChange(proxy, JSON.stringify(huge), { 'content-length': undefined, 'transfer-encoding': 'chunked' });
     expect(streamed.status).toBe(413);
+    expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
+  });
+
+  it('refuses restricted upstreams (400) unless the version opts in, and never the proxy\'s own listeners', async () => {
+    const { proxy } = await devProxy();
+    const metadata = await postChange(proxy, { change: register('v2', 'http://169.254.169.254') });
+    expect(metadata.status).toBe(400);
+    expect(metadata.json.error).toMatchObject({ code: 'ERR_RESTRICTED_UPSTREAM', message: expect.stringContaining('allowRestrictedUpstreams') });
+    const own = [`http://127.0.0.1:${proxy.server.admin.port}`, `http://localhost:${proxy.server.https.port}`, `https://[::1]:${proxy.server.admin.port}`, `http://0.0.0.0:${proxy.server.admin.port}`];
+    for (const target of own) {
+      const answer = await postChange(proxy, { change: { ...register('v3', target), allowRestrictedUpstreams: true } });
+      expect(answer.status, target).toBe(400);
+      expect(answer.json.error).toMatchObject({ code: 'ERR_RESTRICTED_UPSTREAM', message: expect.stringContaining("this proxy's own listeners") });
+    }
+    expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
+    const optedIn = await postChange(proxy, { change: { ...register('v4', 'http://169.254.170.2', false), allowRestrictedUpstreams: true } });
+    expect(optedIn.status).toBe(200);
+    expect(optedIn.json.table.sites[0].versions[1]).toMatchObject({ name: 'v4', upstreams: ['http://169.254.170.2'], allowRestrictedUpstreams: true });
+  });
+
+  it('keeps serving the last good table when the file names the proxy\'s own admin port as an upstream', async () => {
+    const { proxy } = await devProxy();
+    const bad = table([{ name: 'dev', hosts: ['dev.example.com'], upstreams: [`http://127.0.0.1:${proxy.server.admin.port}`], version: 'loop' }], 7);
+    await writeRoutes(proxy.config.routesPath, bad);
+    const line = await proxy.waitForLog((l) => l.msg === 'routing table rejected; still serving the last good one');
+    expect(line.err).toContain("dev/loop (sites[0].versions[0].upstreams[0])");
+    expect((await httpsRequest(proxy, 'dev.example.com')).body).toBe('v1');
+  });
+
+  it('answers 400, not 500, to a body nested 30,000 levels deep', async () => {
+    const { proxy } = await devProxy();
+    const deep = `{"change": {"op": "addSite", "site": "deep", "hosts": ${'['.repeat(30_000)}${']'.repeat(30_000)}}}`;
+    const answer = await postChange(proxy, deep);
+    expect(answer.status).toBe(400);
+    expect(answer.json.error).toMatchObject({ code: 'ERR_INVALID_REQUEST', message: expect.stringContaining('more than 64 levels deep') });
     expect((await readRoutingTableFile(proxy.config.routesPath)).generation).toBe(1);
   });
 

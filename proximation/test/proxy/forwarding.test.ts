@@ -87,6 +87,34 @@ describe('forwarding over HTTPS', () => {
     expect(b.headers.forwarded).toBe('for=6.6.6.6');
   });
 
+  it('never passes on a client identity header from an untrusted peer, and sets X-Real-IP to the client address', async () => {
+    const u = await upstream(echoHandler());
+    const identity = {
+      'x-real-ip': '6.6.6.1',
+      'x-forwarded-port': '8443',
+      'x-forwarded-prefix': '/admin',
+      'x-client-ip': '6.6.6.2',
+      'true-client-ip': '6.6.6.3',
+      'cf-connecting-ip': '6.6.6.4',
+      // CGI-style servers read these as HTTP_X_REAL_IP and HTTP_X_FORWARDED_FOR.
+      x_real_ip: '6.6.6.5',
+      x_forwarded_for: '6.6.6.6',
+    };
+    const names = Object.keys(identity);
+
+    const untrusted = await proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]));
+    const a = JSON.parse((await httpsRequest(untrusted, 'app.test', { headers: identity })).body) as { headers: Record<string, string> };
+    expect(names.filter((n) => n !== 'x-real-ip' && a.headers[n] !== undefined), 'identity headers that reached the upstream').toEqual([]);
+    expect(a.headers['x-real-ip']).toBe('127.0.0.1');
+
+    const trusted = await proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]), { trustedProxies: '127.0.0.0/8' });
+    const b = JSON.parse((await httpsRequest(trusted, 'app.test', { headers: { ...identity, 'x-forwarded-for': '203.0.113.9' } })).body) as { headers: Record<string, string> };
+    expect(b.headers).toMatchObject({ 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/admin', 'x-client-ip': '6.6.6.2', 'true-client-ip': '6.6.6.3', 'cf-connecting-ip': '6.6.6.4' });
+    // A load balancer passes a client's own X-Real-IP through: it is the chain's client instead.
+    expect(b.headers['x-real-ip']).toBe('203.0.113.9');
+    expect([b.headers.x_real_ip, b.headers.x_forwarded_for]).toEqual([undefined, undefined]);
+  });
+
   it('removes hop-by-hop headers in both directions', async () => {
     const u = await upstream((req, res) => {
       res.setHeader('x-secret-hop', 'no');

@@ -22,6 +22,7 @@ export async function startListener(
     idleTimeoutMs: 5000,
     maxHeaderSize: 16384,
     maxConnections: 100,
+    handshakeTimeoutMs: 5000,
     ...extra,
   });
   const { port } = await listener.listen();
