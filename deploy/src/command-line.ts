@@ -12,7 +12,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ProximationError, isProximationError, parseDuration } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
-import { fileTarget } from './file-target.js';
+import { fileTarget, issuancePolicyFromEnv } from './file-target.js';
 import type { RoutesTarget } from './routes-target.js';
 
 export interface Command {
@@ -95,7 +95,7 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
       command,
     );
   }
-  return fileTarget(routes);
+  return fileTarget(routes, issuancePolicyFromEnv(env));
 }
 
 function proxyUrl(text: string, field: string, command: string): URL {

@@ -2,7 +2,7 @@
  * How commands show sites, versions and the routing table, so that every command shows them alike:
  * the JSON shapes of --json output and the phrases of the one-line text output. Pure functions.
  */
-import { hstsHeaderValue, type RoutingTable, type Site } from '@proximation/shared';
+import { hstsHeaderValue, type RoutingTable, type Site, type SiteChallenge } from '@proximation/shared';
 import { plural } from './command-line.js';
 
 export interface SiteJson {
@@ -10,6 +10,7 @@ export interface SiteJson {
   hosts: readonly string[];
   tagPrefix: string | null;
   hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean } | null;
+  challenge: SiteChallenge | null;
   activeVersion: string | null;
   versionCount: number;
 }
@@ -20,6 +21,7 @@ export function siteJson(site: Site): SiteJson {
     hosts: site.hosts,
     tagPrefix: site.tagPrefix ?? null,
     hsts: site.hsts === undefined ? null : { maxAge: site.hsts.maxAge, includeSubDomains: site.hsts.includeSubDomains === true, preload: site.hsts.preload === true },
+    challenge: site.challenge ?? null,
     activeVersion: site.activeVersion,
     versionCount: site.versions.length,
   };
@@ -28,7 +30,8 @@ export function siteJson(site: Site): SiteJson {
 /** "hosts dev.example.com; tag prefix devbuild-", plus `; HSTS "max-age=31536000"` when the site has HSTS */
 export function describeSite(site: Site): string {
   const hsts = site.hsts === undefined ? '' : `; HSTS "${hstsHeaderValue(site.hsts)}"`;
-  return `hosts ${site.hosts.join(', ')}; ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}${hsts}`;
+  const challenge = site.challenge === undefined ? '' : `; challenge ${site.challenge}`;
+  return `hosts ${site.hosts.join(', ')}; ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}${hsts}${challenge}`;
 }
 
 /** "active devbuild-42 of 3 versions", "no active version (1 version)" */

@@ -47,6 +47,7 @@ export interface RenewIo {
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
   const table = await readRoutingTableFile(config.routesPath);
   const routed = new Set(table.sites.flatMap((site) => site.hosts));
+  const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : site.hosts.map((host) => [host, site.challenge!] as const))));
   const notRouted = request.certNames.filter((name) => !routed.has(name));
   if (notRouted.length > 0) {
     throw new ProximationError(
@@ -71,7 +72,7 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
     names.map(async (name) => {
       let outcome: RenewOutcome;
       try {
-        outcome = await manager.renew(name, { force: request.force, dryRun: request.dryRun });
+        outcome = await manager.renew(name, { force: request.force, dryRun: request.dryRun, challenge: siteChallenges.get(name) });
       } catch (err) {
         outcome = { status: 'failed', error: errorMessage(err), backoff: undefined, cert: undefined };
       }

@@ -56,7 +56,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const metrics = new Metrics({ connections: (): number => https.connections, websockets: () => tunnels.size, routesGeneration: () => router.generation });
 
   let certificates: CertificateManager | undefined;
-  const sni = new SniContexts(async (host) => certificates?.certificateFor(host));
+  const sni = new SniContexts(async (name) => {
+    const host = certificates?.servingHost(name);
+    const cert = host === undefined ? undefined : await certificates?.certificateFor(host);
+    return host === undefined || cert === undefined ? undefined : { name: host, pair: cert };
+  });
   certificates = new CertificateManager({
     store,
     issuer,
@@ -78,7 +82,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const watcher = new RoutesWatcher(config.routesPath, config.routesPollMs, log.child({ part: 'routes' }), (table) => {
     router.update(table);
     versionDrain.update(table);
-    certs.setHosts(router.hosts);
+    certs.setHosts(router.hosts, router.hostChallenges);
   });
   await watcher.start();
 
@@ -125,7 +129,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     host: config.adminAddress,
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
     authorize: adminAuthorizer(config.adminToken),
-    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), log: log.child({ part: 'admin' }) }),
+    routingApi: new RoutingApi({
+      routesPath: config.routesPath,
+      afterChange: () => watcher.poll(),
+      issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
+      log: log.child({ part: 'admin' }),
+    }),
     metrics,
   });
 

@@ -31,10 +31,14 @@ export {
   pruneVersions,
   applyRoutingTableChange,
   upstreamsGainingTraffic,
+  SITE_CHALLENGES,
 } from './routing-table.js';
+export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
 export type {
   RoutingTable,
   Site,
+  SiteChallenge,
+  IssuancePolicy,
   SiteVersion,
   AddSiteRequest,
   RegisterVersionRequest,

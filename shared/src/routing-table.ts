@@ -15,7 +15,7 @@
  * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
  * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
  * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
- * ERR_INVALID_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
+ * ERR_INVALID_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, ERR_WILDCARD_NEEDS_DNS01, and for guarded changes (TrafficGuard)
  * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
  *
  * `RoutingTableChange` describes each operation as plain JSON-compatible data (with its zod schema,
@@ -27,6 +27,7 @@
 import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
+import { isWildcardHost, wildcardProblem } from './wildcard-host.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { parseJsonText } from './json-text.js';
 import { describeIssues, valueAt } from './validation-issues.js';
@@ -45,6 +46,8 @@ export interface Site {
   readonly tagPrefix?: string;
   /** Strict-Transport-Security for the site's HTTPS responses; absent: none. */
   readonly hsts?: HstsPolicy;
+  /** How the CA validates the site's names; absent: the proxy's PROXIMATION_ACME_CHALLENGE. */
+  readonly challenge?: SiteChallenge;
   readonly activeVersion: string | null;
   /** Previously active versions, most recent last. */
   readonly history: readonly string[];
@@ -56,6 +59,19 @@ export interface RoutingTable {
   readonly schemaVersion: 1;
   readonly generation: number;
   readonly sites: readonly Site[];
+}
+
+export const SITE_CHALLENGES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
+export type SiteChallenge = (typeof SITE_CHALLENGES)[number];
+
+/**
+ * What the certificates of the proxies that serve the table are ordered with, for the rules that depend
+ * on it: a wildcard host needs DNS-01 (the site's challenge, else `challenge`), unless the issuer is the
+ * local CA, which needs no challenge.
+ */
+export interface IssuancePolicy {
+  readonly issuer: 'local' | 'acme';
+  readonly challenge: SiteChallenge;
 }
 
 export const ROUTING_TABLE_SCHEMA_VERSION = 1;
@@ -109,8 +125,10 @@ const normalFormSchema = (inspect: (value: string) => { value: string } | { prob
   });
 
 const hostSchema = normalFormSchema((value) => {
-  const result = inspectHostname(value, false);
-  return 'hostname' in result ? { value: result.hostname } : { problem: `${result.problem}; use a plain DNS name such as app.example.com` };
+  const result = inspectHostname(value, true);
+  if (!('hostname' in result)) return { problem: `${result.problem}; use a plain DNS name such as app.example.com, or *.example.com for a wildcard` };
+  const wildcard = wildcardProblem(result.hostname);
+  return wildcard === undefined ? { value: result.hostname } : { problem: wildcard };
 });
 const upstreamSchema = normalFormSchema((value) => {
   const result = inspectUpstream(value);
@@ -135,6 +153,7 @@ const siteSchema = z.strictObject({
   hosts: z.array(hostSchema).min(1, 'a site needs at least one host'),
   tagPrefix: nameSchema(TAG_PREFIX).optional(),
   hsts: hstsSchema.optional(),
+  challenge: z.enum(SITE_CHALLENGES, { error: `must be one of ${SITE_CHALLENGES.join(', ')}` }).optional(),
   activeVersion: z.string().nullable(),
   history: z.array(z.string()).max(MAX_HISTORY, `at most ${MAX_HISTORY} entries are kept`),
   versions: z.array(siteVersionSchema),
@@ -221,6 +240,7 @@ export function serializeRoutingTable(table: RoutingTable): string {
       hosts: site.hosts,
       ...(site.tagPrefix === undefined ? {} : { tagPrefix: site.tagPrefix }),
       ...(site.hsts === undefined ? {} : { hsts: serializeHsts(site.hsts) }),
+      ...(site.challenge === undefined ? {} : { challenge: site.challenge }),
       activeVersion: site.activeVersion,
       history: site.history,
       versions: site.versions.map((v) => ({ name: v.name, upstreams: v.upstreams, registeredAt: v.registeredAt })),
@@ -430,6 +450,8 @@ export interface AddSiteRequest {
   tagPrefix?: string;
   /** HSTS for the new site; null: none. Left out, an existing site's HSTS is not compared (see addSite). */
   hsts?: HstsPolicy | null;
+  /** The site's ACME challenge; left out: the proxy's, and an existing site's is not compared. */
+  challenge?: SiteChallenge;
 }
 
 /**
@@ -437,20 +459,25 @@ export interface AddSiteRequest {
  * HSTS, when the request gives one: provisioning scripts written before HSTS must keep passing once
  * HSTS was set with setSiteHsts).
  */
-export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTable {
+export function addSite(table: RoutingTable, request: AddSiteRequest, policy?: IssuancePolicy): RoutingTable {
   const { name } = request;
   checkName(SITE_NAME, name);
   if (request.hosts.length === 0) {
     throw new ProximationError('ERR_NO_HOSTS', `Site "${name}" needs at least one host (the names it is served under, such as app.example.com).`);
   }
-  const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { field: `the hosts of site "${name}"` })));
+  const hosts = distinct(request.hosts.map((host) => normalizeSiteHost(host, name)));
+  if (request.challenge !== undefined && !SITE_CHALLENGES.includes(request.challenge)) {
+    throw new ProximationError('ERR_INVALID_ARGUMENT', `Site "${name}": challenge ${JSON.stringify(request.challenge)} is not one of ${SITE_CHALLENGES.join(', ')}.`);
+  }
+  checkWildcardIssuance(name, hosts, request.challenge, policy);
   const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
   if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
   const hsts = request.hsts === undefined || request.hsts === null ? undefined : normalizeHsts(request.hsts, name);
 
   const existing = table.sites.find((s) => s.name === name);
   if (existing !== undefined) {
-    const sameDefinition = sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix;
+    const sameDefinition =
+      sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix && (request.challenge === undefined || request.challenge === existing.challenge);
     if (sameDefinition && (request.hsts === undefined || sameHsts(existing.hsts, hsts))) return table;
     if (sameDefinition) {
       throw new ProximationError(
@@ -485,11 +512,33 @@ export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTa
     hosts,
     ...(tagPrefix === undefined ? {} : { tagPrefix }),
     ...(hsts === undefined ? {} : { hsts }),
+    ...(request.challenge === undefined ? {} : { challenge: request.challenge }),
     activeVersion: null,
     history: [],
     versions: [],
   };
   return nextGeneration(table, [...table.sites, site]);
+}
+
+/** A site's host: a hostname, or a wildcard `*.<registered domain>`. */
+function normalizeSiteHost(host: string, site: string): string {
+  const normal = normalizeHostname(host, { allowWildcard: true, field: `the hosts of site "${site}"` });
+  const problem = wildcardProblem(normal);
+  if (problem !== undefined) throw new ProximationError('ERR_INVALID_HOSTNAME', `Invalid host ${JSON.stringify(host)} for site "${site}": ${problem}.`);
+  return normal;
+}
+
+/** Wildcard certificates are validated over DNS-01 only; the local CA needs no validation. */
+function checkWildcardIssuance(site: string, hosts: readonly string[], challenge: SiteChallenge | undefined, policy: IssuancePolicy | undefined): void {
+  const wildcards = hosts.filter(isWildcardHost);
+  if (wildcards.length === 0 || policy === undefined || policy.issuer === 'local') return;
+  const effective = challenge ?? policy.challenge;
+  if (effective === 'dns-01') return;
+  throw new ProximationError(
+    'ERR_WILDCARD_NEEDS_DNS01',
+    `Site "${site}": ${list(wildcards)} ${wildcards.length === 1 ? 'is a wildcard' : 'are wildcards'}, and a CA validates wildcards only over dns-01, ` +
+      `but the site's certificates would be validated over ${effective}. Give the site --challenge dns-01 (with a DNS provider configured on the proxies: PROXIMATION_DNS_PROVIDER), or list the hosts one by one.`,
+  );
 }
 
 function describeHsts(hsts: HstsPolicy | undefined): string {
@@ -640,6 +689,7 @@ export const routingTableChangeSchema = z
         hosts: z.array(z.string()).readonly(),
         tagPrefix: z.string().optional(),
         hsts: hstsShapeSchema.nullable().optional(),
+        challenge: z.enum(SITE_CHALLENGES).optional(),
       }),
       z.strictObject({ op: z.literal('removeSite'), site: z.string() }),
       z.strictObject({ op: z.literal('setHsts'), site: z.string(), hsts: hstsShapeSchema.nullable() }),
@@ -673,8 +723,11 @@ export function upstreamsGainingTraffic(table: RoutingTable, change: RoutingTabl
   return before === undefined || after === undefined ? [] : newlyServing(before, after);
 }
 
-/** Applies `change` like the operation it names; `now` is the registration time of a registered version. */
-export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date): RoutingTable {
+/**
+ * Applies `change` like the operation it names; `now` is the registration time of a registered version;
+ * `policy`, when the caller knows how the proxies order certificates, judges wildcard hosts.
+ */
+export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date, policy?: IssuancePolicy): RoutingTable {
   switch (change.op) {
     case 'addSite':
       return addSite(table, {
@@ -682,7 +735,8 @@ export function applyRoutingTableChange(table: RoutingTable, change: RoutingTabl
         hosts: change.hosts,
         ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }),
         ...(change.hsts === undefined ? {} : { hsts: change.hsts }),
-      });
+        ...(change.challenge === undefined ? {} : { challenge: change.challenge }),
+      }, policy);
     case 'removeSite':
       return removeSite(table, change.site);
     case 'setHsts':

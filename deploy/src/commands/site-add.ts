@@ -4,7 +4,7 @@
  * HSTS, if HSTS flags are given) changes nothing and succeeds, so provisioning scripts can run it every
  * time.
  */
-import { findSite } from '@proximation/shared';
+import { SITE_CHALLENGES, findSite, type SiteChallenge } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { SITE_ADD_HSTS_OPTIONS, hstsFromFlags } from '../hsts-flags.js';
@@ -17,10 +17,12 @@ const OPTIONS = {
   ...JSON_OPTION,
   host: { type: 'string', multiple: true },
   'tag-prefix': { type: 'string' },
+  challenge: { type: 'string' },
   ...SITE_ADD_HSTS_OPTIONS,
 } as const;
 
 const HELP = `Usage: deploy site add <site> --host <name> [--host <name>...] [--tag-prefix <prefix>]
+                       [--challenge http-01|tls-alpn-01|dns-01]
                        [--hsts-max-age <duration> [--hsts-include-subdomains] [--hsts-preload]]
 
 Adds a site to the routing table: the proxies obtain certificates for its hosts and serve them once
@@ -30,9 +32,13 @@ nothing changes.
 <site> is 1-63 characters of a-z, 0-9 and "-".
 
 Options:
-  --host <name>          a hostname of the site, such as dev.example.com; repeat for several
+  --host <name>          a hostname of the site, such as dev.example.com, or a wildcard such as
+                         *.example.com (any one label under it that no site lists itself;
+                         needs dns-01, unless the proxies use the local CA); repeat for several
   --tag-prefix <p>       versions tagged <p>... belong to this site (deploy register --tag);
                          default: devbuild- for site dev, release- for site prod, none otherwise
+  --challenge <type>     how the CA validates the site's names (ACME); default: the proxies'
+                         PROXIMATION_ACME_CHALLENGE. dns-01 needs a DNS provider on the proxies
   --hsts-max-age <d>     send Strict-Transport-Security with this max-age on the site's HTTPS
                          responses, such as 1y or 180d (whole seconds); default: no HSTS.
                          Change it later with "deploy site hsts"
@@ -41,12 +47,12 @@ Options:
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
-With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "activeVersion", "versionCount"},
+With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "challenge", "activeVersion", "versionCount"},
 "changed", "generation"}.`;
 
 export const siteAddCommand: Command = {
   name: NAME,
-  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>] [--hsts-max-age <d>]',
+  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>] [--challenge <type>] [--hsts-max-age <d>]',
   summary: 'Add a site served under the given hostnames.',
   async run(args, env) {
     const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site add <site> --host <name>', 'give one site name, and each host with its own --host');
@@ -65,7 +71,18 @@ export const siteAddCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
-    const change = { op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }), ...(hsts === undefined ? {} : { hsts }) } as const;
+    const challenge = values.challenge;
+    if (challenge !== undefined && !(SITE_CHALLENGES as readonly string[]).includes(challenge)) {
+      throw usageError(`--challenge ${challenge}: give one of ${SITE_CHALLENGES.join(', ')}.`, NAME);
+    }
+    const change = {
+      op: 'addSite',
+      site: name,
+      hosts,
+      ...(tagPrefix === undefined ? {} : { tagPrefix }),
+      ...(hsts === undefined ? {} : { hsts }),
+      ...(challenge === undefined ? {} : { challenge: challenge as SiteChallenge }),
+    } as const;
     const { table, changed } = await target.update({ change });
     const site = findSite(table, name);
     const text = changed

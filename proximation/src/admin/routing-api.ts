@@ -33,7 +33,7 @@ import {
   serializeRoutingTable,
   updateRoutingTableFile,
 } from '@proximation/shared';
-import type { ChangeResponseBody, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
+import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { readJsonBody, sendError, sendJson } from './api-http.js';
 
@@ -41,6 +41,8 @@ export interface RoutingApiOptions {
   routesPath: string;
   /** Makes this instance serve the table just written. */
   afterChange: () => Promise<void>;
+  /** How this proxy orders certificates, for the rules that depend on it (wildcard hosts need DNS-01). */
+  issuancePolicy: IssuancePolicy;
   log: Logger;
 }
 
@@ -97,7 +99,7 @@ export class RoutingApi {
           (table) => {
             cancel.signal.throwIfAborted();
             generationBefore = checked(table).generation;
-            return applyRoutingTableChange(table, change, new Date());
+            return applyRoutingTableChange(table, change, new Date(), this.options.issuancePolicy);
           },
           { signal: cancel.signal },
         ),

@@ -91,6 +91,8 @@ export interface RenewOptions {
   force: boolean;
   /** Order whether due or not, but store nothing (no lineage, renewal file or backoff state) and take no lock. */
   dryRun: boolean;
+  /** The ACME challenge the host's site chose; undefined: the lineage's or the configured one. */
+  challenge?: AcmeChallengeType | undefined;
 }
 
 /** What `renew` did for one name; `cert` is what the store holds afterwards, if anything. */
@@ -192,7 +194,7 @@ export class CertificateManager {
   }
 
   private async obtain(host: string): Promise<LoadedCertificate | undefined> {
-    const outcome = await this.renew(host, { force: false, dryRun: false });
+    const outcome = await this.renew(host, { force: false, dryRun: false, challenge: this.challenges.get(host) });
     const cert = 'cert' in outcome ? outcome.cert : undefined;
     if (cert !== undefined && this.hosts.has(host) && this.served.get(host) !== cert.serialNumber) {
       this.served.set(host, cert.serialNumber);
@@ -202,10 +204,9 @@ export class CertificateManager {
   }
 
   /** Orders a certificate for `host` if it is due (or `force`), unless the backoff says wait. */
-  async renew(host: string, { force, dryRun }: RenewOptions): Promise<RenewOutcome> {
+  async renew(host: string, { force, dryRun, challenge }: RenewOptions): Promise<RenewOutcome> {
     const { store, issuer, log } = this.options;
     const lineage = lineageName(host);
-    const challenge = this.challenges.get(host);
     const before = await store.read(lineage);
     // A dry run always orders, as certbot's does: it is there to prove that renewal would work.
     if (!force && !dryRun && before !== undefined && (await this.usable(before, new Date()))) return { status: 'not-due', cert: before };

@@ -121,6 +121,26 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     expect(listing).not.toMatch(/renewal configuration file .* is broken/i);
   });
 
+  it('serves a wildcard host whose site chose dns-01 while the proxy validates others over http-01', async () => {
+    const le = await letsencryptDir();
+    const upstream = await resources.upstream((_req, res) => res.end('wild'));
+    const routes = table([{ name: 'wild', hosts: ['*.wild.dns.test'], upstreams: [upstream.origin] }]);
+    const proxy = await resources.proxy({ ...routes, sites: routes.sites.map((site) => ({ ...site, challenge: 'dns-01' as const })) }, {
+      letsencryptDir: le,
+      issuer: 'acme',
+      acmeDirectory: pebble.directoryUrl,
+      acmeCaCerts: pebble.caCertsPath,
+      dnsProvider: 'rfc2136',
+      dnsRfc2136Credentials: bind.credentialsFile,
+      dnsResolvers: `127.0.0.1:${bind.port}`,
+      dnsAuthoritativePort: String(bind.port),
+    });
+    const leaf = await servedCertificate(pebble, 'anything.wild.dns.test', proxy.server.https.port);
+    expect(leaf.subjectAltName).toBe('DNS:*.wild.dns.test');
+    expect((await servedCertificate(pebble, 'other.wild.dns.test', proxy.server.https.port)).serialNumber).toBe(leaf.serialNumber);
+    expect((await readRenewalConf(new CertStore(le), '_wildcard.wild.dns.test'))!.params.get('pref_challs')).toEqual(['dns-01']);
+  });
+
   it('renews a lineage certbot obtained with its dns-rfc2136 plugin with the same server and key, whatever the configured challenge', async () => {
     const le = await letsencryptDir();
     await runCertbot(pebble, le, 'certonly', '--server', pebble.directoryUrl, '--agree-tos', '--register-unsafely-without-email',
