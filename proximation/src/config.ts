@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { ProximationError, parseDuration } from '@proximation/shared';
+import { ProximationError, networkMatcher, parseDuration, parseNetwork } from '@proximation/shared';
 import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 import { parseServer, type DnsServer } from './certs/dns01/dns-client.js';
 
@@ -86,26 +86,12 @@ export interface TrustedProxies {
 
 export function parseTrustedProxies(text: string, field: string): TrustedProxies {
   const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const blocks = new net.BlockList();
-  for (const entry of list) {
-    const [address = '', prefixText] = entry.split('/');
-    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
-    const max = family === 'ipv4' ? 32 : 128;
-    const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (family === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-      throw invalid(field, entry, 'an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8, comma-separated');
-    }
-    blocks.addSubnet(address, prefix, family);
-  }
-  return {
-    list,
-    has(address) {
-      if (list.length === 0) return false;
-      // Node reports IPv4 peers on a dual-stack socket as ::ffff:a.b.c.d.
-      const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-      return blocks.check(plain, net.isIPv4(plain) ? 'ipv4' : 'ipv6');
-    },
-  };
+  const networks = list.map((entry) => parseNetwork(entry) ?? invalidNetwork(field, entry));
+  return { list, has: networkMatcher(networks) };
+}
+
+function invalidNetwork(field: string, entry: string): never {
+  throw invalid(field, entry, 'an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8, comma-separated');
 }
 
 interface Setting<K extends keyof Config> {

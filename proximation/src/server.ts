@@ -44,7 +44,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
 
   const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
-  const router = new Router(upstreams);
+  const router = new Router(upstreams, adminAuthorizer(config.adminToken));
   const health = new HealthChecker(
     upstreams,
     { intervalMs: config.healthIntervalMs, path: config.healthPath, timeoutMs: config.healthTimeoutMs },

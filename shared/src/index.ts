@@ -32,12 +32,19 @@ export {
   applyRoutingTableChange,
   upstreamsGainingTraffic,
   SITE_CHALLENGES,
+  setSitePreview,
+  previewHost,
+  previewWildcard,
+  previewLabelProblem,
 } from './routing-table.js';
 export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
+export { networkMatcher, parseNetwork } from './networks.js';
+export type { Network } from './networks.js';
 export type {
   RoutingTable,
   Site,
   SiteChallenge,
+  SitePreview,
   IssuancePolicy,
   SiteVersion,
   AddSiteRequest,

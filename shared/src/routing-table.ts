@@ -28,6 +28,7 @@ import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
 import { isWildcardHost, wildcardProblem } from './wildcard-host.js';
+import { parseNetwork } from './networks.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { parseJsonText } from './json-text.js';
 import { describeIssues, valueAt } from './validation-issues.js';
@@ -48,6 +49,8 @@ export interface Site {
   readonly hsts?: HstsPolicy;
   /** How the CA validates the site's names; absent: the proxy's PROXIMATION_ACME_CHALLENGE. */
   readonly challenge?: SiteChallenge;
+  /** A host per version, `<version>.<domain>`; absent: none. */
+  readonly preview?: SitePreview;
   readonly activeVersion: string | null;
   /** Previously active versions, most recent last. */
   readonly history: readonly string[];
@@ -59,6 +62,18 @@ export interface RoutingTable {
   readonly schemaVersion: 1;
   readonly generation: number;
   readonly sites: readonly Site[];
+}
+
+/**
+ * Preview hosts: every version of the site at `<version, lower case>.<domain>`, active or not, under one
+ * wildcard certificate for `*.<domain>`. Without `networks` and `token` anyone may use them; with either,
+ * a client must be in one of `networks` (CIDR, the client as X-Forwarded-For from trusted proxies tells)
+ * or present the proxy's admin token (`token: true`).
+ */
+export interface SitePreview {
+  readonly domain: string;
+  readonly networks?: readonly string[];
+  readonly token?: boolean;
 }
 
 export const SITE_CHALLENGES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
@@ -135,6 +150,24 @@ const upstreamSchema = normalFormSchema((value) => {
   return 'origin' in result ? { value: result.origin } : { problem: `${result.problem}; ${UPSTREAM_EXAMPLE}` };
 });
 
+const networkSchema = normalFormSchema((value) => {
+  const network = parseNetwork(value);
+  return network === undefined
+    ? { problem: 'not an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8' }
+    : { value: network.prefix === (network.family === 'ipv4' ? 32 : 128) && !value.includes('/') ? network.address : `${network.address}/${network.prefix}` };
+});
+
+const previewSchema = z.strictObject({
+  domain: normalFormSchema((value) => {
+    const result = inspectHostname(value, false);
+    if (!('hostname' in result)) return { problem: `${result.problem}; use a domain such as preview.example.com` };
+    const wildcard = wildcardProblem(`*.${result.hostname}`);
+    return wildcard === undefined ? { value: result.hostname } : { problem: wildcard };
+  }),
+  networks: z.array(networkSchema).min(1, 'list at least one network, or leave the field out').optional(),
+  token: z.boolean().optional(),
+});
+
 const siteVersionSchema = z.strictObject({
   name: nameSchema(VERSION_NAME),
   upstreams: z.array(upstreamSchema).min(1, `a version needs at least one upstream; ${UPSTREAM_EXAMPLE}`),
@@ -154,6 +187,7 @@ const siteSchema = z.strictObject({
   tagPrefix: nameSchema(TAG_PREFIX).optional(),
   hsts: hstsSchema.optional(),
   challenge: z.enum(SITE_CHALLENGES, { error: `must be one of ${SITE_CHALLENGES.join(', ')}` }).optional(),
+  preview: previewSchema.optional(),
   activeVersion: z.string().nullable(),
   history: z.array(z.string()).max(MAX_HISTORY, `at most ${MAX_HISTORY} entries are kept`),
   versions: z.array(siteVersionSchema),
@@ -197,6 +231,15 @@ const routingTableSchema = z
           if (earlier !== undefined) issue(['sites', s, 'versions', v, 'upstreams', u], `upstream already listed at ${earlier}`);
         });
       });
+      if (site.preview !== undefined) {
+        const labels = new Map<string, string>();
+        site.versions.forEach((version, v) => {
+          const problem = previewLabelProblem(version.name);
+          if (problem !== undefined) issue(['sites', s, 'versions', v, 'name'], `${problem}, and the site has preview hosts`);
+          const same = firstSeen(labels, version.name.toLowerCase(), `${at}.versions[${v}].name`);
+          if (same !== undefined) issue(['sites', s, 'versions', v, 'name'], `the same preview host as ${same} (names are compared in lower case)`);
+        });
+      }
       if (site.activeVersion !== null && !versions.has(site.activeVersion)) {
         issue(['sites', s, 'activeVersion'], 'not one of the site\'s versions; use null or the name of a version in "versions"');
       }
@@ -241,12 +284,21 @@ export function serializeRoutingTable(table: RoutingTable): string {
       ...(site.tagPrefix === undefined ? {} : { tagPrefix: site.tagPrefix }),
       ...(site.hsts === undefined ? {} : { hsts: serializeHsts(site.hsts) }),
       ...(site.challenge === undefined ? {} : { challenge: site.challenge }),
+      ...(site.preview === undefined ? {} : { preview: serializePreview(site.preview) }),
       activeVersion: site.activeVersion,
       history: site.history,
       versions: site.versions.map((v) => ({ name: v.name, upstreams: v.upstreams, registeredAt: v.registeredAt })),
     })),
   };
   return `${JSON.stringify(canonical, null, 2)}\n`;
+}
+
+function serializePreview(preview: SitePreview): SitePreview {
+  return {
+    domain: preview.domain,
+    ...(preview.networks === undefined ? {} : { networks: preview.networks }),
+    ...(preview.token === undefined ? {} : { token: preview.token }),
+  };
 }
 
 /** The policy's fields in the documented order; flags kept as written (a hand-written false stays). */
@@ -304,6 +356,72 @@ function checkName(rule: NameRule, value: string): void {
   if (value.length > rule.maxLength || !rule.pattern.test(value)) {
     throw new ProximationError(rule.code, `Invalid ${rule.what} ${JSON.stringify(value)}: ${rule.description}.`);
   }
+}
+
+const PREVIEW_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** Why `version`, lower-cased, cannot be the first label of a preview host; undefined when it can. */
+export function previewLabelProblem(version: string): string | undefined {
+  const label = version.toLowerCase();
+  if (label.length > 63) return `"${label}" is longer than 63 characters, the most a DNS label may have`;
+  if (!PREVIEW_LABEL.test(label)) return `"${label}" is not a DNS label (a-z, 0-9 and "-", not starting or ending with "-"; no "." or "_")`;
+  return undefined;
+}
+
+/** The preview host of `version` of `site`; undefined when the site has no preview domain. */
+export function previewHost(site: Site, version: string): string | undefined {
+  return site.preview === undefined ? undefined : `${version.toLowerCase()}.${site.preview.domain}`;
+}
+
+/** The certificate name that covers every preview host of `site`. */
+export function previewWildcard(site: Site): string | undefined {
+  return site.preview === undefined ? undefined : `*.${site.preview.domain}`;
+}
+
+/** Every version of `site` must make a distinct preview label once it has a preview domain. */
+function checkPreviewLabels(site: Site, domain: string, versions: readonly string[]): void {
+  const seen = new Map<string, string>();
+  for (const version of versions) {
+    const problem = previewLabelProblem(version);
+    if (problem !== undefined) {
+      throw new ProximationError(
+        'ERR_INVALID_VERSION_NAME',
+        `Version ${site.name}/${version} cannot have a preview host under ${domain}: ${problem}. ` +
+          'Register it under a name that is a DNS label (such as build-42), or remove it before setting the preview domain.',
+      );
+    }
+    const earlier = seen.get(version.toLowerCase());
+    if (earlier !== undefined) {
+      throw new ProximationError(
+        'ERR_INVALID_VERSION_NAME',
+        `Versions ${site.name}/${earlier} and ${site.name}/${version} would share the preview host ${version.toLowerCase()}.${domain} (names are compared in lower case); remove one or register under another name.`,
+      );
+    }
+    seen.set(version.toLowerCase(), version);
+  }
+}
+
+function normalizePreview(preview: SitePreview, site: string): SitePreview {
+  const domain = normalizeHostname(preview.domain, { field: `the preview domain of site "${site}"` });
+  const problem = wildcardProblem(`*.${domain}`);
+  if (problem !== undefined) throw new ProximationError('ERR_INVALID_HOSTNAME', `Invalid preview domain ${JSON.stringify(preview.domain)} for site "${site}": ${problem}.`);
+  const networks = preview.networks?.map((entry) => {
+    const network = parseNetwork(entry);
+    if (network === undefined) {
+      throw new ProximationError('ERR_INVALID_ARGUMENT', `Invalid preview network ${JSON.stringify(entry)} for site "${site}": give an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8.`);
+    }
+    return entry.includes('/') ? `${network.address}/${network.prefix}` : network.address;
+  });
+  return {
+    domain,
+    ...(networks === undefined || networks.length === 0 ? {} : { networks: distinct(networks) }),
+    ...(preview.token === true ? { token: true } : {}),
+  };
+}
+
+function samePreview(a: SitePreview | undefined, b: SitePreview | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.domain === b.domain && sameSet(a.networks ?? [], b.networks ?? []) && (a.token === true) === (b.token === true);
 }
 
 function distinct(values: readonly string[]): string[] {
@@ -452,6 +570,8 @@ export interface AddSiteRequest {
   hsts?: HstsPolicy | null;
   /** The site's ACME challenge; left out: the proxy's, and an existing site's is not compared. */
   challenge?: SiteChallenge;
+  /** Preview hosts for the site's versions; left out: none, and an existing site's are not compared. */
+  preview?: SitePreview;
 }
 
 /**
@@ -469,7 +589,8 @@ export function addSite(table: RoutingTable, request: AddSiteRequest, policy?: I
   if (request.challenge !== undefined && !SITE_CHALLENGES.includes(request.challenge)) {
     throw new ProximationError('ERR_INVALID_ARGUMENT', `Site "${name}": challenge ${JSON.stringify(request.challenge)} is not one of ${SITE_CHALLENGES.join(', ')}.`);
   }
-  checkWildcardIssuance(name, hosts, request.challenge, policy);
+  const preview = request.preview === undefined ? undefined : normalizePreview(request.preview, name);
+  checkWildcardIssuance(name, preview === undefined ? hosts : [...hosts, `*.${preview.domain}`], request.challenge, policy);
   const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
   if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
   const hsts = request.hsts === undefined || request.hsts === null ? undefined : normalizeHsts(request.hsts, name);
@@ -477,7 +598,10 @@ export function addSite(table: RoutingTable, request: AddSiteRequest, policy?: I
   const existing = table.sites.find((s) => s.name === name);
   if (existing !== undefined) {
     const sameDefinition =
-      sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix && (request.challenge === undefined || request.challenge === existing.challenge);
+      sameSet(existing.hosts, hosts) &&
+      existing.tagPrefix === tagPrefix &&
+      (request.challenge === undefined || request.challenge === existing.challenge) &&
+      (preview === undefined || samePreview(existing.preview, preview));
     if (sameDefinition && (request.hsts === undefined || sameHsts(existing.hsts, hsts))) return table;
     if (sameDefinition) {
       throw new ProximationError(
@@ -513,6 +637,7 @@ export function addSite(table: RoutingTable, request: AddSiteRequest, policy?: I
     ...(tagPrefix === undefined ? {} : { tagPrefix }),
     ...(hsts === undefined ? {} : { hsts }),
     ...(request.challenge === undefined ? {} : { challenge: request.challenge }),
+    ...(preview === undefined ? {} : { preview }),
     activeVersion: null,
     history: [],
     versions: [],
@@ -552,6 +677,22 @@ export function setSiteHsts(table: RoutingTable, site: string, hsts: HstsPolicy 
     if (sameHsts(s.hsts, policy)) return s;
     const { hsts: _replaced, ...rest } = s;
     return policy === undefined ? rest : { ...rest, hsts: policy };
+  });
+}
+
+/**
+ * Gives the site's versions preview hosts under `preview.domain` (null: none any more); the same table if
+ * it is already so. Every registered version must make a distinct DNS label (ERR_INVALID_VERSION_NAME).
+ */
+export function setSitePreview(table: RoutingTable, site: string, preview: SitePreview | null, policy?: IssuancePolicy): RoutingTable {
+  return updateSite(table, site, (s) => {
+    const next = preview === null ? undefined : normalizePreview(preview, s.name);
+    if (samePreview(s.preview, next)) return s;
+    const { preview: _replaced, ...rest } = s;
+    if (next === undefined) return rest;
+    checkPreviewLabels(s, next.domain, s.versions.map((v) => v.name));
+    checkWildcardIssuance(s.name, [`*.${next.domain}`], s.challenge, policy);
+    return { ...rest, preview: next };
   });
 }
 
@@ -610,6 +751,7 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
           'or replace its upstreams explicitly (deploy register --replace).',
       );
     }
+    if (site.preview !== undefined) checkPreviewLabels(site, site.preview.domain, [...site.versions.filter((v) => v !== existing).map((v) => v.name), version]);
     const registered: SiteVersion = { name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) };
     return activated({ ...site, versions: [...site.versions.filter((v) => v !== existing), registered] });
   });
@@ -679,6 +821,8 @@ export function pruneVersions(table: RoutingTable, site: string, keep: number): 
  * operations take cannot drift apart. The schema checks the shape only; the operations judge the values (names, hosts,
  * upstream URLs) with the same errors whoever sent the change.
  */
+const previewShapeSchema = z.strictObject({ domain: z.string(), networks: z.array(z.string()).readonly().optional(), token: z.boolean().optional() });
+
 export const routingTableChangeSchema = z
   .discriminatedUnion(
     'op',
@@ -690,8 +834,10 @@ export const routingTableChangeSchema = z
         tagPrefix: z.string().optional(),
         hsts: hstsShapeSchema.nullable().optional(),
         challenge: z.enum(SITE_CHALLENGES).optional(),
+        preview: previewShapeSchema.optional(),
       }),
       z.strictObject({ op: z.literal('removeSite'), site: z.string() }),
+      z.strictObject({ op: z.literal('setPreview'), site: z.string(), preview: previewShapeSchema.nullable() }),
       z.strictObject({ op: z.literal('setHsts'), site: z.string(), hsts: hstsShapeSchema.nullable() }),
       z.strictObject({
         op: z.literal('registerVersion'),
@@ -708,7 +854,7 @@ export const routingTableChangeSchema = z
       z.strictObject({ op: z.literal('removeVersion'), site: z.string(), version: z.string() }),
       z.strictObject({ op: z.literal('pruneVersions'), site: z.string(), keep: z.int().min(0, 'must be a non-negative integer') }),
     ],
-    { error: 'must be one of addSite, removeSite, setHsts, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
+    { error: 'must be one of addSite, removeSite, setHsts, setPreview, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
   )
   .readonly();
 export type RoutingTableChange = z.output<typeof routingTableChangeSchema>;
@@ -736,11 +882,14 @@ export function applyRoutingTableChange(table: RoutingTable, change: RoutingTabl
         ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }),
         ...(change.hsts === undefined ? {} : { hsts: change.hsts }),
         ...(change.challenge === undefined ? {} : { challenge: change.challenge }),
+        ...(change.preview === undefined ? {} : { preview: change.preview }),
       }, policy);
     case 'removeSite':
       return removeSite(table, change.site);
     case 'setHsts':
       return setSiteHsts(table, change.site, change.hsts);
+    case 'setPreview':
+      return setSitePreview(table, change.site, change.preview, policy);
     case 'registerVersion':
       return registerVersion(table, {
         site: change.site,

@@ -16,7 +16,9 @@ import {
   removeVersion,
   rollback,
   serializeRoutingTable,
+  previewHost,
   setSiteHsts,
+  setSitePreview,
   siteForTag,
   upstreamsGainingTraffic,
   validateRoutingTable,
@@ -284,6 +286,47 @@ describe('wildcard hosts', () => {
     const table = add(['app.example.com'], 'dns-01');
     expect(addSite(table, { name: 'wild', hosts: ['app.example.com'] }, acme('http-01'))).toBe(table);
     expect(() => addSite(table, { name: 'wild', hosts: ['app.example.com'], challenge: 'http-01' }, acme('http-01'))).toThrow(/already exists/);
+  });
+});
+
+describe('preview hosts', () => {
+  const staged = (names: string[]) =>
+    names.reduce(
+      (table, version) => registerVersion(table, { site: 'shop', version, upstreams: ['http://10.0.0.1:80'], registeredAt: new Date(0), activate: false }),
+      addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'] }),
+    );
+
+  it('sets a normalised preview domain and access, written back in order, and keeps the table when unchanged', () => {
+    const table = setSitePreview(staged(['v1', 'Build-2']), 'shop', { domain: 'Preview.Example.COM', networks: ['10.0.0.0/8', '192.0.2.7'], token: true });
+    const site = findSite(table, 'shop');
+    expect(site.preview).toEqual({ domain: 'preview.example.com', networks: ['10.0.0.0/8', '192.0.2.7'], token: true });
+    expect(previewHost(site, 'Build-2')).toBe('build-2.preview.example.com');
+    expect(parseRoutingTable(serializeRoutingTable(table), 'routes.json')).toEqual(table);
+    expect(setSitePreview(table, 'shop', { domain: 'preview.example.com', networks: ['192.0.2.7', '10.0.0.0/8'], token: true })).toBe(table);
+    expect(findSite(setSitePreview(table, 'shop', null), 'shop').preview).toBeUndefined();
+  });
+
+  it('refuses versions that cannot be a DNS label, when the domain is set and at register time', () => {
+    expect(() => setSitePreview(staged(['v1.2']), 'shop', { domain: 'preview.example.com' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_VERSION_NAME', message: expect.stringContaining('"v1.2" is not a DNS label') }),
+    );
+    expect(() => setSitePreview(staged(['a'.repeat(64)]), 'shop', { domain: 'preview.example.com' })).toThrow('longer than 63 characters');
+    expect(() => setSitePreview(staged(['V1', 'v1']), 'shop', { domain: 'preview.example.com' })).toThrow('would share the preview host v1.preview.example.com');
+    const withPreview = setSitePreview(staged(['v1']), 'shop', { domain: 'preview.example.com' });
+    expect(() => registerVersion(withPreview, { site: 'shop', version: 'build_3', upstreams: ['http://10.0.0.1:80'], registeredAt: new Date(0), activate: false })).toThrow(
+      /cannot have a preview host under preview.example.com/,
+    );
+    expect(() => registerVersion(withPreview, { site: 'shop', version: 'V1', upstreams: ['http://10.0.0.2:80'], registeredAt: new Date(0), activate: false })).toThrow(/would share/);
+  });
+
+  it('refuses a public suffix as the domain, bad networks, and on ACME a preview wildcard without dns-01', () => {
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'co.uk' })).toThrow('"co.uk" is a public suffix');
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'preview.example.com', networks: ['10.0.0.0/33'] })).toThrow('Invalid preview network "10.0.0.0/33"');
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'preview.example.com' }, { issuer: 'acme', challenge: 'http-01' })).toThrow(/ERR_WILDCARD_NEEDS_DNS01|\*\.preview\.example\.com is a wildcard/);
+    expect(() => addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'], preview: { domain: 'preview.example.com' } }, { issuer: 'acme', challenge: 'tls-alpn-01' })).toThrow(/is a wildcard/);
+    const invalid = JSON.parse(serializeRoutingTable(staged(['v_1'])));
+    invalid.sites[0].preview = { domain: 'preview.example.com' };
+    expect(() => validateRoutingTable(invalid, 'routes.json')).toThrow('sites[0].versions[0].name: "v_1" is not a DNS label');
   });
 });
 
