@@ -18,7 +18,7 @@ export const ACME_KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072
 export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
 export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
 export type AcmeChallengeType = (typeof ACME_CHALLENGES)[number];
-export const DNS_PROVIDERS = ['rfc2136', 'hook'] as const;
+export const DNS_PROVIDERS = ['rfc2136', 'route53', 'hook'] as const;
 export type DnsProviderType = (typeof DNS_PROVIDERS)[number];
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
@@ -352,7 +352,7 @@ function checkDnsProvider(config: Config): void {
     throw new ProximationError('ERR_CONFIG_INVALID', what);
   };
   if (config.issuer === 'acme' && config.acmeChallenge === 'dns-01' && config.dnsProvider === undefined) {
-    missing('PROXIMATION_ACME_CHALLENGE=dns-01 needs PROXIMATION_DNS_PROVIDER (--dns-provider): rfc2136 or hook.');
+    missing(`PROXIMATION_ACME_CHALLENGE=dns-01 needs PROXIMATION_DNS_PROVIDER (--dns-provider): ${DNS_PROVIDERS.join(', ')}.`);
   }
   if (config.dnsProvider === 'rfc2136' && config.dnsRfc2136Credentials === undefined) {
     missing("PROXIMATION_DNS_PROVIDER=rfc2136 needs PROXIMATION_DNS_RFC2136_CREDENTIALS (--dns-rfc2136-credentials): certbot's dns-rfc2136 credentials file.");

@@ -164,7 +164,11 @@ export class AcmeIssuer implements CertificateIssuer {
     private readonly transport: AcmeTransport,
   ) {
     this.accounts = new AccountStore(options.store.configDir, options.settings.directoryUrl, options.locksDir);
-    this.providers = new DnsProviders(options.settings.dns.hookTimeoutMs);
+    this.providers = new DnsProviders({
+      hookTimeoutMs: options.settings.dns.hookTimeoutMs,
+      changeTimeoutMs: options.settings.dns.propagation.timeoutMs,
+      locksDir: options.locksDir,
+    });
     this.journal = new DnsJournal(dnsJournalDir(options.store.configDir), (lineage) => options.store.liveDir(lineage));
   }
 
@@ -390,7 +394,7 @@ export class AcmeIssuer implements CertificateIssuer {
     if (spec === undefined) {
       throw new ProximationError(
         'ERR_DNS_PROVIDER_MISSING',
-        'a dns-01 challenge was asked for, but no DNS provider is configured: set PROXIMATION_DNS_PROVIDER (rfc2136 or hook) and its settings.',
+        'a dns-01 challenge was asked for, but no DNS provider is configured: set PROXIMATION_DNS_PROVIDER (rfc2136, route53 or hook) and its settings.',
       );
     }
     return { type, dns: { provider: await this.providers.open(spec) } };

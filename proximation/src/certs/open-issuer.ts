@@ -54,6 +54,8 @@ function dnsProviderSpec(config: Config): DnsProviderSpec | undefined {
   switch (config.dnsProvider) {
     case 'rfc2136':
       return { type: 'rfc2136', credentialsFile: config.dnsRfc2136Credentials! };
+    case 'route53':
+      return { type: 'route53' };
     case 'hook':
       return { type: 'hook', authHook: config.dnsHookAuth!, cleanupHook: config.dnsHookCleanup! };
     case undefined:

@@ -1,7 +1,7 @@
 /**
  * Which DNS provider answers a DNS-01 challenge, and opening it. A provider is named by a spec: from the
  * configuration (PROXIMATION_DNS_PROVIDER and its settings), or read back from a lineage's renewal file
- * in certbot's terms (`authenticator = dns-rfc2136` with `dns_rfc2136_credentials`, or
+ * in certbot's terms (`authenticator = dns-rfc2136` with `dns_rfc2136_credentials`, `dns-route53`, or
  * `manual` with hooks and `pref_challs = dns-01`), so a lineage, ours or certbot's, is renewed with the
  * provider it was obtained with.
  *
@@ -15,6 +15,7 @@ import type { DnsProvider } from './provider.js';
 
 export type DnsProviderSpec =
   | { type: 'rfc2136'; credentialsFile: string }
+  | { type: 'route53' }
   | { type: 'hook'; authHook: string; cleanupHook: string };
 
 /** The provider a lineage's `[renewalparams]` name, if they name a DNS-01 one. */
@@ -26,6 +27,7 @@ export function dnsSpecFromParams(params: ReadonlyMap<string, ConfValue>): DnsPr
   const authenticator = text('authenticator');
   const credentialsFile = text('dns_rfc2136_credentials');
   if (authenticator === 'dns-rfc2136' && credentialsFile !== undefined) return { type: 'rfc2136', credentialsFile };
+  if (authenticator === 'dns-route53') return { type: 'route53' };
   const challenges = params.get('pref_challs');
   const prefersDns = (Array.isArray(challenges) ? challenges : [challenges ?? '']).some((c) => c.trim().toLowerCase() === 'dns-01');
   const authHook = text('manual_auth_hook');
@@ -37,7 +39,8 @@ export function dnsSpecFromParams(params: ReadonlyMap<string, ConfValue>): DnsPr
 export class DnsProviders {
   private readonly opened = new Map<string, Promise<DnsProvider>>();
 
-  constructor(private readonly hookTimeoutMs: number) {}
+  /** `locksDir`: Route 53's per-name locks; `timeoutMs`: how long a hook may run, a Route 53 change may take. */
+  constructor(private readonly options: { hookTimeoutMs: number; changeTimeoutMs: number; locksDir: string }) {}
 
   open(spec: DnsProviderSpec): Promise<DnsProvider> {
     const key = JSON.stringify(spec);
@@ -56,8 +59,10 @@ export class DnsProviders {
     switch (spec.type) {
       case 'rfc2136':
         return (await import('./rfc2136.js')).openRfc2136Provider(spec.credentialsFile);
+      case 'route53':
+        return (await import('./route53.js')).openRoute53Provider(this.options.locksDir, this.options.changeTimeoutMs);
       case 'hook':
-        return (await import('./hook.js')).openHookProvider(spec.authHook, spec.cleanupHook, this.hookTimeoutMs);
+        return (await import('./hook.js')).openHookProvider(spec.authHook, spec.cleanupHook, this.options.hookTimeoutMs);
     }
   }
 }
