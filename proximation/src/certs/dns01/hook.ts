@@ -8,7 +8,7 @@
  *   CERTBOT_ALL_DOMAINS   the names of the order, comma-separated (here: the validated name)
  *   CERTBOT_REMAINING_CHALLENGES   0: each challenge is presented on its own
  *   CERTBOT_AUTH_OUTPUT   to the cleanup hook: what the auth hook printed
- *   PROXIMATION_DNS_RECORD_NAME    where the record goes (_acme-challenge.<domain>, or a CNAME's target)
+ *   ACME_CHALLENGE_RECORD    where the record goes (_acme-challenge.<domain>, or a CNAME's target)
  *
  * A hook that exits non-zero, or runs longer than the bound (it and everything it started are then
  * killed with SIGKILL), throws ProximationError ERR_DNS_HOOK_FAILED naming the hook, the exit status or
@@ -55,7 +55,7 @@ function runHook(which: 'auth' | 'cleanup', command: string, record: TxtRecord, 
         CERTBOT_VALIDATION: record.value,
         CERTBOT_ALL_DOMAINS: record.domain,
         CERTBOT_REMAINING_CHALLENGES: '0',
-        PROXIMATION_DNS_RECORD_NAME: record.name,
+        ACME_CHALLENGE_RECORD: record.name,
         ...(authOutput === undefined ? {} : { CERTBOT_AUTH_OUTPUT: authOutput }),
       },
     });
@@ -77,7 +77,7 @@ function runHook(which: 'auth' | 'cleanup', command: string, record: TxtRecord, 
       return new ProximationError(
         'ERR_DNS_HOOK_FAILED',
         `the DNS ${which} hook for ${record.name} (${command}) ${what}${tail === '' ? '' : `; it printed: ${tail}`}. ` +
-          `Fix the hook (PROXIMATION_DNS_HOOK_${which === 'auth' ? 'AUTH' : 'CLEANUP'}); it gets CERTBOT_DOMAIN, CERTBOT_VALIDATION and PROXIMATION_DNS_RECORD_NAME.`,
+          `Fix the hook (PROXIMATION_DNS_HOOK_${which === 'auth' ? 'AUTH' : 'CLEANUP'}); it gets CERTBOT_DOMAIN, CERTBOT_VALIDATION and ACME_CHALLENGE_RECORD.`,
       );
     };
     child.once('error', (err) => {
