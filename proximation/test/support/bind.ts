@@ -1,21 +1,19 @@
 /**
  * A real authoritative DNS server for the DNS-01 tests: BIND 9 (Debian's `named`), started in the
- * foreground on a free loopback port (UDP and TCP) with its own zone, TSIG key and `recursion no`.
- *
- * The zone (`zone`, default dns.test) has its SOA, `ns1.<zone>` as its only NS (127.0.0.1), and every
- * name in it resolving to 127.0.0.1 (a wildcard A), so Pebble, pointed at this server with
- * `-dnsserver`, finds both the proxy and the TXT records. Updates are allowed only when signed with the
- * key (HMAC-SHA256); `credentialsFile` is certbot's dns-rfc2136 file for it. `startBind` resolves once
+ * foreground on a free loopback port (UDP and TCP) with the set-up of bench/bind-config.ts: its own zone
+ * (`zone`, default dns.test) where every name is 127.0.0.1, so Pebble, pointed at this server with
+ * `-dnsserver`, finds both the proxy and the TXT records, and a TSIG key that alone may update it;
+ * `credentialsFile` is certbot's dns-rfc2136 file for it. `startBind` resolves once
  * named logs that it is running; `output()` is what it logged (every update is logged, so tests can
  * count them); `close` kills it with SIGKILL and removes its directory.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll } from 'vitest';
+import { BIND_RUNNING, writeBindConfig } from '../../bench/bind-config.js';
 import { freePorts } from './process.js';
 
 const execFileAsync = promisify(execFile);
@@ -37,42 +35,8 @@ export interface Bind {
 export async function startBind({ zone = 'dns.test' } = {}): Promise<Bind> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-bind-'));
   const [port] = (await freePorts(1)) as [number];
-  const keyName = 'proximation-test.';
-  const secret = randomBytes(32).toString('base64');
-  await fs.writeFile(
-    path.join(dir, 'named.conf'),
-    `options {
-  directory "${dir}";
-  pid-file "${dir}/named.pid";
-  listen-on port ${port} { 127.0.0.1; };
-  listen-on-v6 { none; };
-  recursion no;
-  dnssec-validation no;
-  notify no;
-  allow-query { any; };
-};
-controls { };
-key "${keyName}" { algorithm hmac-sha256; secret "${secret}"; };
-zone "${zone}" { type primary; file "${dir}/${zone}.zone"; allow-update { key "${keyName}"; }; };
-`,
-  );
-  await fs.writeFile(
-    path.join(dir, `${zone}.zone`),
-    `$TTL 60
-@ IN SOA ns1.${zone}. hostmaster.${zone}. 1 60 60 600 60
-@ IN NS ns1.${zone}.
-@ IN A 127.0.0.1
-* IN A 127.0.0.1
-ns1 IN A 127.0.0.1
-`,
-  );
-  const credentialsFile = path.join(dir, 'rfc2136.ini');
-  await fs.writeFile(
-    credentialsFile,
-    `dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = ${port}\ndns_rfc2136_name = ${keyName}\ndns_rfc2136_secret = ${secret}\ndns_rfc2136_algorithm = HMAC-SHA256\n`,
-    { mode: 0o600 },
-  );
-  const child = spawn('named', ['-g', '-c', path.join(dir, 'named.conf'), '-n', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { confPath, keyName, secret, credentialsFile } = await writeBindConfig(dir, port, zone);
+  const child = spawn('named', ['-g', '-c', confPath, '-n', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const close = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -88,7 +52,7 @@ ns1 IN A 127.0.0.1
       const timer = setTimeout(() => reject(new Error(`named did not start within ${READY_TIMEOUT_MS} ms: ${output}`)), READY_TIMEOUT_MS);
       const onData = (chunk: Buffer): void => {
         output += chunk.toString();
-        if (/^\S+ \S+ running$/m.test(output)) {
+        if (BIND_RUNNING.test(output)) {
           clearTimeout(timer);
           resolve();
         }
