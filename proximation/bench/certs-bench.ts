@@ -127,6 +127,24 @@ function servedSerial(port: number, host: string, ca: string): Promise<string> {
   });
 }
 
+/** Until every host has a lineage in `le` and is served a certificate that verifies against `rootPem`. */
+async function waitUntilServed(service: Service, le: string, hosts: readonly string[], httpsPort: number, rootPem: string): Promise<void> {
+  const deadline = Date.now() + ISSUE_TIMEOUT_MS;
+  for (;;) {
+    const stored = hosts.filter((host) => existsSync(join(le, 'live', host, 'privkey.pem'))).length;
+    if (stored === hosts.length) break;
+    if (service.exitStatus() !== undefined) {
+      throw new ProximationError('ERR_BENCH_NOT_READY', `proximation exited (${service.exitStatus()}) during issuance:\n${service.logTail()}`);
+    }
+    if (Date.now() > deadline) {
+      throw new ProximationError('ERR_BENCH_TIMEOUT', `only ${stored} of ${hosts.length} certificates after ${ISSUE_TIMEOUT_MS} ms:\n${service.logTail()}`);
+    }
+    await sleep(20);
+  }
+  // Stored is not yet served: every name's handshake must verify against Pebble's root.
+  for (const host of hosts) await servedSerial(httpsPort, host, rootPem);
+}
+
 async function issueBench(children: ChildSupervisor, dir: string): Promise<Row> {
   const pebble = await startPebble(children, dir);
   const le = join(dir, 'issue-le');
@@ -141,20 +159,7 @@ async function issueBench(children: ChildSupervisor, dir: string): Promise<Row> 
   const hosts = Array.from({ length: ISSUE_NAMES }, (_, i) => `n${i}.bench.test`);
   const started = performance.now();
   await writeRoutes(routes, routingTable(hosts, 2));
-  const deadline = Date.now() + ISSUE_TIMEOUT_MS;
-  for (;;) {
-    const stored = hosts.filter((host) => existsSync(join(le, 'live', host, 'privkey.pem'))).length;
-    if (stored === hosts.length) break;
-    if (service.exitStatus() !== undefined) {
-      throw new ProximationError('ERR_BENCH_NOT_READY', `proximation exited (${service.exitStatus()}) during issuance:\n${service.logTail()}`);
-    }
-    if (Date.now() > deadline) {
-      throw new ProximationError('ERR_BENCH_TIMEOUT', `only ${stored} of ${hosts.length} certificates after ${ISSUE_TIMEOUT_MS} ms:\n${service.logTail()}`);
-    }
-    await sleep(20);
-  }
-  // Stored is not yet served: every name's handshake must verify against Pebble's root.
-  for (const host of hosts) await servedSerial(PEBBLE_TLS_ALPN01_PORT, host, pebble.rootPem);
+  await waitUntilServed(service, le, hosts, PEBBLE_TLS_ALPN01_PORT, pebble.rootPem);
   const seconds = (performance.now() - started) / 1000;
   await children.stop(service);
   await pebble.close();
@@ -208,15 +213,7 @@ async function dns01Bench(children: ChildSupervisor, dir: string): Promise<Row[]
   const hosts = Array.from({ length: DNS01_NAMES }, (_, i) => `d${i}.${DNS01_ZONE}`);
   const started = performance.now();
   await writeRoutes(routes, routingTable(hosts, 2));
-  const deadline = Date.now() + ISSUE_TIMEOUT_MS;
-  for (;;) {
-    const stored = hosts.filter((host) => existsSync(join(le, 'live', host, 'privkey.pem'))).length;
-    if (stored === hosts.length) break;
-    if (service.exitStatus() !== undefined) throw new ProximationError('ERR_BENCH_NOT_READY', `proximation exited (${service.exitStatus()}) during DNS-01 issuance:\n${service.logTail()}`);
-    if (Date.now() > deadline) throw new ProximationError('ERR_BENCH_TIMEOUT', `only ${stored} of ${hosts.length} DNS-01 certificates after ${ISSUE_TIMEOUT_MS} ms:\n${service.logTail()}`);
-    await sleep(20);
-  }
-  for (const host of hosts) await servedSerial(https, host, pebble.rootPem);
+  await waitUntilServed(service, le, hosts, https, pebble.rootPem);
   const seconds = (performance.now() - started) / 1000;
   await children.stop(service);
   await pebble.close();

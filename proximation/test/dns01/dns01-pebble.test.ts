@@ -5,32 +5,22 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import dgram from 'node:dgram';
 import path from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAcmeIssuer, type AcmeIssuerSettings, type DnsSettings } from '../../src/certs/acme-issuer.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { AcmeIssuerSettings, DnsSettings } from '../../src/certs/acme-issuer.js';
 import { CertStore } from '../../src/certs/cert-store.js';
-import { CertificateManager } from '../../src/certs/certificate-manager.js';
-import { ChallengeStore } from '../../src/certs/challenge-store.js';
 import { dnsJournalDir } from '../../src/certs/dns01/journal.js';
 import { readRenewalConf } from '../../src/certs/renewal-conf.js';
-import { startBind, type Bind } from '../support/bind.js';
+import type { Bind } from '../support/bind.js';
+import { bindDnsSettings, useBindAndPebble, dns01Issuer, dns01ProxySettings } from '../support/dns01.js';
 import { echoHandler, managed, table, tempDir, writeRoutes } from '../support/fixtures.js';
-import { PEBBLE_WAIT_MS, acmeProcessEnv, runCertbot, servedCertificate, startPebble, type Pebble } from '../support/pebble.js';
+import { acmeProcessEnv, runCertbot, servedCertificate, type Pebble } from '../support/pebble.js';
 import { startServeProcess, waitUntil } from '../support/process.js';
 
-const silent = pino({ level: 'silent' });
 const resources = managed();
+const the = useBindAndPebble();
 let bind: Bind;
 let pebble: Pebble;
-beforeAll(async () => {
-  bind = await startBind();
-  // No reuse of valid authorizations, so every order really validates (and the update counts are exact).
-  pebble = await startPebble({ dnsServer: `127.0.0.1:${bind.port}`, env: { PEBBLE_AUTHZREUSE: '0' } });
-}, PEBBLE_WAIT_MS);
-afterAll(async () => {
-  await pebble?.close();
-  await bind?.close();
-});
+beforeAll(() => ({ bind, pebble } = the));
 
 /** Updates BIND applied so far, from its own log. */
 function updates(): { added: number; deleted: number } {
@@ -44,36 +34,11 @@ async function letsencryptDir(): Promise<string> {
   return path.join(dir.path, 'le');
 }
 
-function dnsSettings(overrides: Partial<DnsSettings['propagation']> = {}, credentialsFile = bind.credentialsFile): DnsSettings {
-  return {
-    provider: { type: 'rfc2136', credentialsFile },
-    hookTimeoutMs: 10_000,
-    propagation: { resolvers: [{ host: '127.0.0.1', port: bind.port }], authoritativePort: bind.port, timeoutMs: 10_000, ...overrides },
-  };
+function dnsSettings(propagation: Partial<DnsSettings['propagation']> = {}): DnsSettings {
+  return bindDnsSettings(bind, { propagation });
 }
 
-async function openIssuer(le: string, settings: Partial<AcmeIssuerSettings> = {}) {
-  const store = new CertStore(le);
-  const issuer = await openAcmeIssuer({
-    store,
-    challenges: new ChallengeStore(path.join(le, 'proximation', 'challenges')),
-    locksDir: path.join(le, 'proximation', 'locks'),
-    log: silent,
-    settings: {
-      directoryUrl: pebble.directoryUrl,
-      email: undefined,
-      caCertsPath: pebble.caCertsPath,
-      profile: undefined,
-      eab: undefined,
-      keyType: 'ecdsa-p256',
-      challenge: 'dns-01',
-      dns: dnsSettings(),
-      ...settings,
-    },
-  });
-  const manager = new CertificateManager({ store, issuer, locksDir: path.join(le, 'proximation', 'locks'), pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
-  return { store, issuer, manager };
-}
+const openIssuer = (le: string, settings: Partial<AcmeIssuerSettings> = {}) => dns01Issuer(pebble, bind, le, settings);
 
 const sans = (pem: string): string[] => new X509Certificate(pem).subjectAltName!.split(', ').map((s) => s.replace(/^DNS:/, '')).sort();
 
@@ -101,17 +66,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
   it('serves a certificate obtained over DNS-01 and writes a renewal file that certbot lists', async () => {
     const le = await letsencryptDir();
     const upstream = await resources.upstream(echoHandler());
-    const proxy = await resources.proxy(table([{ name: 'web', hosts: ['web.dns.test'], upstreams: [upstream.origin] }]), {
-      letsencryptDir: le,
-      issuer: 'acme',
-      acmeDirectory: pebble.directoryUrl,
-      acmeCaCerts: pebble.caCertsPath,
-      acmeChallenge: 'dns-01',
-      dnsProvider: 'rfc2136',
-      dnsRfc2136Credentials: bind.credentialsFile,
-      dnsResolvers: `127.0.0.1:${bind.port}`,
-      dnsAuthoritativePort: String(bind.port),
-    });
+    const proxy = await resources.proxy(table([{ name: 'web', hosts: ['web.dns.test'], upstreams: [upstream.origin] }]), { ...dns01ProxySettings(pebble, bind, le), acmeChallenge: 'dns-01' });
     const leaf = await servedCertificate(pebble, 'web.dns.test', proxy.server.https.port);
     expect(leaf.subjectAltName).toBe('DNS:web.dns.test');
     const conf = await readRenewalConf(new CertStore(le), 'web.dns.test');
@@ -125,16 +80,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     const le = await letsencryptDir();
     const upstream = await resources.upstream((_req, res) => res.end('wild'));
     const routes = table([{ name: 'wild', hosts: ['*.wild.dns.test'], upstreams: [upstream.origin] }]);
-    const proxy = await resources.proxy({ ...routes, sites: routes.sites.map((site) => ({ ...site, challenge: 'dns-01' as const })) }, {
-      letsencryptDir: le,
-      issuer: 'acme',
-      acmeDirectory: pebble.directoryUrl,
-      acmeCaCerts: pebble.caCertsPath,
-      dnsProvider: 'rfc2136',
-      dnsRfc2136Credentials: bind.credentialsFile,
-      dnsResolvers: `127.0.0.1:${bind.port}`,
-      dnsAuthoritativePort: String(bind.port),
-    });
+    const proxy = await resources.proxy({ ...routes, sites: routes.sites.map((site) => ({ ...site, challenge: 'dns-01' as const })) }, dns01ProxySettings(pebble, bind, le));
     const leaf = await servedCertificate(pebble, 'anything.wild.dns.test', proxy.server.https.port);
     expect(leaf.subjectAltName).toBe('DNS:*.wild.dns.test');
     expect((await servedCertificate(pebble, 'other.wild.dns.test', proxy.server.https.port)).serialNumber).toBe(leaf.serialNumber);
@@ -146,7 +92,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     await runCertbot(pebble, le, 'certonly', '--server', pebble.directoryUrl, '--agree-tos', '--register-unsafely-without-email',
       '--authenticator', 'dns-rfc2136', '--dns-rfc2136-credentials', bind.credentialsFile, '--dns-rfc2136-propagation-seconds', '1',
       '-d', 'cb.dns.test');
-    const { manager, store } = await openIssuer(le, { challenge: 'http-01', dns: { ...dnsSettings(), provider: undefined } });
+    const { manager, store } = await openIssuer(le, { challenge: 'http-01', dns: bindDnsSettings(bind, { provider: undefined }) });
     const certbotSerial = (await store.read('cb.dns.test'))!.serialNumber;
     const before = updates();
     const outcome = await manager.renew('cb.dns.test', { force: true, dryRun: false });

@@ -4,31 +4,20 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAcmeIssuer } from '../../src/certs/acme-issuer.js';
-import { CertStore } from '../../src/certs/cert-store.js';
-import { CertificateManager } from '../../src/certs/certificate-manager.js';
-import { ChallengeStore } from '../../src/certs/challenge-store.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { DnsProviderSpec } from '../../src/certs/dns01/providers.js';
 import { readRenewalConf } from '../../src/certs/renewal-conf.js';
-import { startBind, type Bind } from '../support/bind.js';
+import type { Bind } from '../support/bind.js';
+import { bindDnsSettings, useBindAndPebble, dns01Issuer } from '../support/dns01.js';
 import { managed, tempDir } from '../support/fixtures.js';
-import { PEBBLE_WAIT_MS, runCertbot, startPebble, type Pebble } from '../support/pebble.js';
+import { runCertbot, type Pebble } from '../support/pebble.js';
 import { waitUntil } from '../support/process.js';
 
-const silent = pino({ level: 'silent' });
 const resources = managed();
+const the = useBindAndPebble();
 let bind: Bind;
 let pebble: Pebble;
-beforeAll(async () => {
-  bind = await startBind();
-  pebble = await startPebble({ dnsServer: `127.0.0.1:${bind.port}`, env: { PEBBLE_AUTHZREUSE: '0' } });
-}, PEBBLE_WAIT_MS);
-afterAll(async () => {
-  await pebble?.close();
-  await bind?.close();
-});
+beforeAll(() => ({ bind, pebble } = the));
 
 /** A certbot-style hook: nsupdate with the test zone's key, at _acme-challenge.$CERTBOT_DOMAIN. */
 function nsupdateHook(op: 'add' | 'delete'): string {
@@ -43,29 +32,12 @@ async function setup(spec: DnsProviderSpec, options: { hookTimeoutMs?: number; p
   const dir = await tempDir('proximation-hook-');
   resources.defer(() => dir.close());
   const le = path.join(dir.path, 'le');
-  const store = new CertStore(le);
-  const issuer = await openAcmeIssuer({
-    store,
-    challenges: new ChallengeStore(path.join(le, 'proximation', 'challenges')),
-    locksDir: path.join(le, 'proximation', 'locks'),
-    log: silent,
-    settings: {
-      directoryUrl: pebble.directoryUrl,
-      email: undefined,
-      caCertsPath: pebble.caCertsPath,
-      profile: undefined,
-      eab: undefined,
-      keyType: 'ecdsa-p256',
-      challenge: 'dns-01',
-      dns: {
-        provider: spec,
-        hookTimeoutMs: options.hookTimeoutMs ?? 20_000,
-        propagation: { resolvers: [{ host: '127.0.0.1', port: bind.port }], authoritativePort: bind.port, timeoutMs: options.propagationTimeoutMs ?? 10_000 },
-      },
-    },
+  const dns = bindDnsSettings(bind, {
+    provider: spec,
+    ...(options.hookTimeoutMs === undefined ? {} : { hookTimeoutMs: options.hookTimeoutMs }),
+    ...(options.propagationTimeoutMs === undefined ? {} : { propagation: { timeoutMs: options.propagationTimeoutMs } }),
   });
-  const manager = new CertificateManager({ store, issuer, locksDir: path.join(le, 'proximation', 'locks'), pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
-  return { le, store, manager };
+  return { le, ...(await dns01Issuer(pebble, bind, le, { dns })) };
 }
 
 /** A path in a fresh directory removed after the test, for what a hook leaves behind. */

@@ -4,17 +4,13 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAcmeIssuer } from '../../src/certs/acme-issuer.js';
-import { CertStore } from '../../src/certs/cert-store.js';
-import { ChallengeStore } from '../../src/certs/challenge-store.js';
 import { startBind, type Bind } from '../support/bind.js';
+import { bindDnsSettings, dns01Issuer } from '../support/dns01.js';
 import { startFakeRoute53, type FakeRoute53 } from '../support/fake-route53.js';
 import { managed, tempDir } from '../support/fixtures.js';
 import { PEBBLE_WAIT_MS, startPebble, type Pebble } from '../support/pebble.js';
 
-const silent = pino({ level: 'silent' });
 const resources = managed();
 const AWS_ENV = { AWS_ENDPOINT_URL_ROUTE_53: '', AWS_ACCESS_KEY_ID: 'AKIDPROXIMATIONTEST', AWS_SECRET_ACCESS_KEY: 'test-secret', AWS_REGION: 'us-east-1' };
 const saved: Record<string, string | undefined> = {};
@@ -53,23 +49,8 @@ afterAll(async () => {
 async function route53Issuer() {
   const dir = await tempDir('proximation-route53-');
   resources.defer(() => dir.close());
-  const le = path.join(dir.path, 'le');
-  return openAcmeIssuer({
-    store: new CertStore(le),
-    challenges: new ChallengeStore(path.join(le, 'proximation', 'challenges')),
-    locksDir: path.join(le, 'proximation', 'locks'),
-    log: silent,
-    settings: {
-      directoryUrl: pebble.directoryUrl,
-      email: undefined,
-      caCertsPath: pebble.caCertsPath,
-      profile: undefined,
-      eab: undefined,
-      keyType: 'ecdsa-p256',
-      challenge: 'dns-01',
-      dns: { provider: { type: 'route53' }, hookTimeoutMs: 1000, propagation: { resolvers: [{ host: '127.0.0.1', port: bind.port }], authoritativePort: bind.port, timeoutMs: 20_000 } },
-    },
-  });
+  const dns = bindDnsSettings(bind, { provider: { type: 'route53' }, propagation: { timeoutMs: 20_000 } });
+  return (await dns01Issuer(pebble, bind, path.join(dir.path, 'le'), { dns })).issuer;
 }
 
 describe('DNS-01 through Route 53 (contract-tested against a local endpoint)', () => {
