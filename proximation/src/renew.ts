@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, errorMessage, readRoutingTableFile } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTableFile } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
@@ -46,8 +46,8 @@ export interface RenewIo {
 
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
   const table = await readRoutingTableFile(config.routesPath);
-  const routed = new Set(table.sites.flatMap((site) => site.hosts));
-  const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : site.hosts.map((host) => [host, site.challenge!] as const))));
+  const routed = new Set(table.sites.flatMap(certificateNames));
+  const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : certificateNames(site).map((host) => [host, site.challenge!] as const))));
   const notRouted = request.certNames.filter((name) => !routed.has(name));
   if (notRouted.length > 0) {
     throw new ProximationError(

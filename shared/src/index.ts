@@ -34,7 +34,7 @@ export {
   SITE_CHALLENGES,
   setSitePreview,
   previewHost,
-  previewWildcard,
+  certificateNames,
   previewLabelProblem,
 } from './routing-table.js';
 export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';

@@ -373,9 +373,9 @@ export function previewHost(site: Site, version: string): string | undefined {
   return site.preview === undefined ? undefined : `${version.toLowerCase()}.${site.preview.domain}`;
 }
 
-/** The certificate name that covers every preview host of `site`. */
-export function previewWildcard(site: Site): string | undefined {
-  return site.preview === undefined ? undefined : `*.${site.preview.domain}`;
+/** The names `site` needs certificates for: its hosts, and `*.<preview domain>` for every preview host. */
+export function certificateNames(site: Site): readonly string[] {
+  return site.preview === undefined ? site.hosts : [...site.hosts, `*.${site.preview.domain}`];
 }
 
 /** Every version of `site` must make a distinct preview label once it has a preview domain. */

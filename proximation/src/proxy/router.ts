@@ -11,7 +11,7 @@
  * site's preview gate (preview-access.ts); a site's own host of the same name wins. The certificate
  * side is given `*.<domain>` for them all (`hosts`), not each preview host.
  */
-import { hstsHeaderValue, previewHost, previewWildcard, wildcardOf, type RoutingTable, type SiteChallenge, type SiteVersion } from '@proximation/shared';
+import { certificateNames, hstsHeaderValue, previewHost, wildcardOf, type RoutingTable, type SiteChallenge, type SiteVersion } from '@proximation/shared';
 import type { AdminAuthorizer } from '../admin/admin-auth.js';
 import { previewGate, type PreviewGate } from './preview-access.js';
 import { RoundRobin } from './upstream-selection.js';
@@ -70,8 +70,7 @@ export class Router {
       const active = site.versions.find((v) => v.name === site.activeVersion);
       const hsts = site.hsts && hstsHeaderValue(site.hsts);
       const route: Route = { site: site.name, version: active?.name, upstreams: active && selection(active), hsts };
-      const wildcard = previewWildcard(site);
-      for (const host of wildcard === undefined ? site.hosts : [...site.hosts, wildcard]) {
+      for (const host of certificateNames(site)) {
         certificateHosts.push(host);
         if (site.challenge !== undefined) challenges.set(host, site.challenge);
       }
