@@ -2,6 +2,8 @@
 # Installs the Debian packages proximation's tests (or benchmarks) need on a fresh machine.
 #   scripts/install-system-deps.sh          what `npm test` needs
 #   scripts/install-system-deps.sh bench    also what `npm run bench` needs
+# Runs as root as it is (CI containers have no sudo); as another user it re-runs itself through sudo,
+# and only when something is missing, so a prepared machine needs no root at all.
 set -euo pipefail
 
 packages=(
@@ -18,15 +20,28 @@ if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators
 fi
 
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$package")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-system-deps: already installed: ${packages[*]}"
+  exit 0
+fi
+
 if [[ $(id -u) -ne 0 ]]; then
-  echo "install-system-deps: run as root (sudo $0 $*)" >&2
+  if command -v sudo >/dev/null; then
+    echo "install-system-deps: installing ${missing[*]} needs root: running again through sudo" >&2
+    exec sudo -- "$0" "$@"
+  fi
+  echo "install-system-deps: ${missing[*]} missing, and installing them needs root: run this as root (there is no sudo here)" >&2
   exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian packages enable their services; the benchmark starts its own instances.
 if [[ "${1:-}" == "bench" ]] && command -v systemctl >/dev/null; then
   systemctl disable --now nginx caddy >/dev/null 2>&1 || true
 fi
-echo "install-system-deps: installed ${packages[*]}"
+echo "install-system-deps: installed ${missing[*]}"

@@ -37,6 +37,7 @@ import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 import { inspectClientHello } from '../tls/client-hello.js';
+import { UnrecognizedNameError, alertingSniCallback, type SniCallback } from '../tls/handshake-alert.js';
 import { SESSION_LIFETIME_S, TICKET_KEY_ROTATION_MS, rotateTicketKeys } from '../tls/ticket-keys.js';
 import { listen } from './listen.js';
 
@@ -45,7 +46,8 @@ const ACME_TLS_ALPN = 'acme-tls/1';
 export interface HttpsListenerOptions {
   port: number;
   host: string | undefined;
-  SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+  /** Refusing a name with UnrecognizedNameError sends the client an unrecognized_name alert. */
+  SNICallback: SniCallback;
   /** TLS-ALPN-01 responder: the challenge context for a name, or undefined. Unset: no peeking at all. */
   acmeTlsAlpn?: (servername: string) => Promise<SecureContext | undefined>;
   onRequest: (req: ProxyRequest, res: ProxyResponse) => void;
@@ -86,7 +88,8 @@ export class HttpsListener {
   constructor(private readonly options: HttpsListenerOptions) {
     const server = http2.createSecureServer({
       allowHTTP1: true,
-      SNICallback: options.SNICallback,
+      // A refused name gets its TLS alert, not a bare TCP close.
+      SNICallback: alertingSniCallback(options.SNICallback),
       minVersion: 'TLSv1.2',
       ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${TLS12_CIPHERS}`,
       ecdhCurve: 'X25519:P-256:P-384',
@@ -179,12 +182,12 @@ function routeAcmeTlsAlpn(server: http2.Http2SecureServer, contextFor: (name: st
     ALPNProtocols: [ACME_TLS_ALPN],
     minVersion: 'TLSv1.2',
     handshakeTimeout: helloTimeoutMs,
-    SNICallback: (name, cb) => {
+    SNICallback: alertingSniCallback((name, cb) => {
       contextFor(name).then(
-        (context) => (context === undefined ? cb(new Error(`no TLS-ALPN-01 challenge is pending for ${name}`)) : cb(null, context)),
+        (context) => (context === undefined ? cb(new UnrecognizedNameError(`no TLS-ALPN-01 challenge is pending for ${name}`)) : cb(null, context)),
         (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
       );
-    },
+    }),
   });
   challenges.on('secureConnection', (socket: TLSSocket) => socket.end());
   challenges.on('tlsClientError', () => {});

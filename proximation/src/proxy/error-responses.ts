@@ -18,9 +18,12 @@ function body(message: string): string {
   return `proximation: ${message}\n`;
 }
 
-/** Ends `res` with a proxy-generated status and message, unless its headers are already out. */
-export function sendError(res: ResponseSink, status: number, message: string): void {
-  if (res.headersSent) return;
+/**
+ * Ends `res` with a proxy-generated status and message, unless its headers are already out. Returns the
+ * body bytes sent (0 when nothing was), for the access log.
+ */
+export function sendError(res: ResponseSink, status: number, message: string): number {
+  if (res.headersSent) return 0;
   const text = body(message);
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
@@ -28,13 +31,15 @@ export function sendError(res: ResponseSink, status: number, message: string): v
     'cache-control': 'no-store',
   });
   res.end(text);
+  return Buffer.byteLength(text);
 }
 
-/** The same answer on a raw socket (an upgrade request that will not be tunnelled), then closes it. */
-export function sendErrorToSocket(socket: Duplex, status: number, message: string): void {
+/** The same answer on a raw socket (an upgrade request that will not be tunnelled), then closes it; the body bytes. */
+export function sendErrorToSocket(socket: Duplex, status: number, message: string): number {
   const text = body(message);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${text}`,
   );
+  return Buffer.byteLength(text);
 }

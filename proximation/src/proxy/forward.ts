@@ -133,8 +133,8 @@ class ForwardHandler implements ExchangeHandler {
       }
     }
     const status = TIMEOUTS.has(code) ? 504 : 502;
-    sendError(this.res, status, status === 504 ? MESSAGES[504](origin) : MESSAGES[502](origin));
-    this.settle({ status, bytes: 0, upstream: origin, error });
+    const bytes = sendError(this.res, status, status === 504 ? MESSAGES[504](origin) : MESSAGES[502](origin));
+    this.settle({ status, bytes, upstream: origin, error });
   }
 
   /** Ends this attempt; `undefined` when another attempt takes the exchange over. */

@@ -116,7 +116,8 @@ function clientFromChain(chain: string, trusted: TrustedProxies): string | undef
   return hops[0]?.trim();
 }
 
-function plainAddress(address: string): string {
+/** An IPv4 peer of a dual-stack socket as plain a.b.c.d (Node reports it as ::ffff:a.b.c.d): one form in headers and logs. */
+export function plainAddress(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 

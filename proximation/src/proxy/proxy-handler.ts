@@ -16,7 +16,7 @@ import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
-import { upstreamRequestHeaders } from './forwarded-headers.js';
+import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
 import { hostOf, type Route, type Router } from './router.js';
@@ -57,8 +57,8 @@ export class ProxyHandler {
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined) {
       const [status, message] = unroutable(route, authority);
-      sendError(res, status, message);
-      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      const bytes = sendError(res, status, message);
+      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const selection = route.upstreams;
@@ -83,8 +83,8 @@ export class ProxyHandler {
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined || route.version === undefined) {
       const [status, message] = unroutable(route, authority);
-      sendErrorToSocket(socket, status, message);
-      this.log({ req, authority, client: peer, route, upstream: undefined, start }, { status, bytes: 0 });
+      const bytes = sendErrorToSocket(socket, status, message);
+      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);

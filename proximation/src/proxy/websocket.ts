@@ -249,7 +249,7 @@ class Tunnel {
     this.phase = 'answering';
     this.status = status;
     this.conclude('error', error);
-    sendErrorToSocket(this.client, status, message);
+    this.responseBytes += sendErrorToSocket(this.client, status, message);
     this.release(this.client);
   }
 

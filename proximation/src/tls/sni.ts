@@ -9,8 +9,9 @@
  *
  * Certificates are kept as PEM; the SecureContext (tens of KiB each in OpenSSL) is built on a name's
  * first handshake and kept in a bounded least-recently-used cache, so 10,000 routed names cost their
- * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the handshake
- * then fails with an unrecognized_name alert: the proxy shows no certificate for a name it does not route.
+ * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the callback
+ * then fails with UnrecognizedNameError, which the HTTPS listener turns into an unrecognized_name alert
+ * (handshake-alert.ts): the proxy shows no certificate for a name it does not route.
  *
  * A name without a certificate of its own is served the certificate of its wildcard (`*.example.com` for
  * a.example.com) when one is set; `resolve` answers which name (the name or its wildcard) the certificate
@@ -18,6 +19,7 @@
  */
 import tls from 'node:tls';
 import { wildcardOf } from '@proximation/shared';
+import { UnrecognizedNameError } from './handshake-alert.js';
 
 export interface CertificateKeyPair {
   fullchainPem: string;
@@ -78,7 +80,7 @@ export class SniContexts {
       return;
     }
     this.lookup(name).then(
-      (found) => (found === undefined ? cb(new Error(`no certificate for ${name}`)) : cb(null, found)),
+      (found) => (found === undefined ? cb(new UnrecognizedNameError(`no certificate for ${name}`)) : cb(null, found)),
       (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
     );
   };

@@ -41,6 +41,33 @@ describe('forwarding over HTTPS', () => {
     expect(typeof line.durationMs).toBe('number');
   });
 
+  it("logs the bytes of the proxy's own pages and one form of an IPv4 client's address, on a dual-stack listener", async () => {
+    const u = await upstream(echoHandler());
+    const closed = await upstream(echoHandler());
+    await closed.close();
+    const p = await proxy(
+      table([
+        { name: 'app', hosts: ['app.test'], upstreams: [u.origin] },
+        { name: 'idle', hosts: ['idle.test'] },
+        { name: 'gone', hosts: ['gone.test'], upstreams: [closed.origin] },
+      ]),
+      { listenAddress: '::' },
+    );
+    const answers = {
+      '/ok': await httpsRequest(p, 'app.test', { path: '/ok' }),
+      // SNI app.test, Host of no site: the 404 page.
+      '/unknown': await httpsRequest(p, 'app.test', { path: '/unknown', headers: { host: 'nowhere.test' } }),
+      '/idle': await httpsRequest(p, 'idle.test', { path: '/idle' }),
+      '/gone': await httpsRequest(p, 'gone.test', { path: '/gone' }),
+    };
+    expect(Object.values(answers).map((a) => a.status)).toEqual([200, 404, 503, 502]);
+    for (const [path, answer] of Object.entries(answers)) {
+      const line = await p.waitForLog((l) => l.part === 'access' && l.path === path);
+      expect(line, path).toMatchObject({ client: '127.0.0.1', bytes: Buffer.byteLength(answer.body) });
+      expect(Buffer.byteLength(answer.body)).toBeGreaterThan(0);
+    }
+  });
+
   it('drops client X-Forwarded-* from an untrusted peer and keeps them from a trusted one', async () => {
     const u = await upstream(echoHandler());
     const spoofed = { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil.test', forwarded: 'for=6.6.6.6' };

@@ -9,6 +9,7 @@ import { within } from '../support/process.js';
 export async function startListener(
   SNICallback: ConstructorParameters<typeof HttpsListener>[0]['SNICallback'],
   defer: (close: () => Promise<void>) => void,
+  extra: Pick<ConstructorParameters<typeof HttpsListener>[0], 'acmeTlsAlpn'> = {},
 ): Promise<{ listener: HttpsListener; port: number }> {
   const listener = new HttpsListener({
     port: 0,
@@ -21,6 +22,7 @@ export async function startListener(
     idleTimeoutMs: 5000,
     maxHeaderSize: 16384,
     maxConnections: 100,
+    ...extra,
   });
   const { port } = await listener.listen();
   defer(() => listener.drain(Date.now() + 1000));

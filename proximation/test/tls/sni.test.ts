@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -5,7 +6,8 @@ import tls from 'node:tls';
 import { expect, it } from 'vitest';
 import { LocalCa } from '../../src/certs/local-ca.js';
 import { SniContexts } from '../../src/tls/sni.js';
-import { managed, tempDir } from '../support/fixtures.js';
+import { managed, table, tempDir } from '../support/fixtures.js';
+import { startListener } from './helpers.js';
 
 const resources = managed();
 
@@ -38,4 +40,27 @@ it('serves every name with a context cache smaller than the number of names, and
   serials.set('a.test', await issue('a.test'));
   expect(await servedSerial('a.test')).toBe(serials.get('a.test'));
   await expect(servedSerial('unknown.test')).rejects.toThrow();
+});
+
+/** What `openssl s_client` prints about the server's answer to a ClientHello for `name` (it exits 1 on an alert). */
+function openssl(port: number, name: string, ...args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', name, ...args], (_err, stdout, stderr) => resolve(stdout + stderr));
+    child.stdin?.end();
+  });
+}
+
+it('refuses a name it does not serve with an unrecognized_name alert (112), on TLS 1.3 and 1.2, and over the TLS-ALPN-01 path', async () => {
+  const upstream = await resources.upstream((_req, res) => res.end('ok'));
+  const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream.origin] }]));
+  const port = p.server.https.port;
+  for (const version of ['-tls1_3', '-tls1_2']) {
+    expect(await openssl(port, 'stranger.test', version), version).toContain('SSL alert number 112');
+    expect(await openssl(port, 'app.test', version, '-CAfile', path.join(p.config.letsencryptDir, 'proximation', 'local-ca', 'root.pem')), version).toContain('Verify return code: 0 (ok)');
+  }
+  // With TLS-ALPN-01 on, every ClientHello is looked at first: ordinary and challenge handshakes alike.
+  const listener = await startListener((name, cb) => cb(new Error(`not ${name}`)), resources.defer, { acmeTlsAlpn: async () => undefined });
+  expect(await openssl(listener.port, 'pending.test', '-alpn', 'acme-tls/1')).toContain('SSL alert number 112');
+  // A callback that fails for another reason is an internal_error (80), not a silent close.
+  expect(await openssl(listener.port, 'pending.test', '-alpn', 'h2')).toContain('SSL alert number 80');
 });
