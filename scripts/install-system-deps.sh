@@ -13,6 +13,8 @@ packages=(
   pebble            # a real ACME CA for the issuance tests, with pebble-challtestsrv as its DNS
   testssl.sh        # the TLS baseline check: no HIGH or CRITICAL finding against a running proximation
   libjemalloc2      # the allocator the image preloads: the image-content test and the benchmark run proximation on it
+  bind9 bind9-dnsutils  # DNS-01: an authoritative BIND the tests start, dig to read it back, nsupdate for the hook tests
+  python3-certbot-dns-rfc2136  # certbot's rfc2136 plugin: the oracle for DNS-01 lineages in certbot's terms
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators

@@ -17,6 +17,7 @@ import { removeCommand } from './commands/remove.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { siteAddCommand } from './commands/site-add.js';
 import { siteHstsCommand } from './commands/site-hsts.js';
+import { sitePreviewCommand } from './commands/site-preview.js';
 import { siteListCommand } from './commands/site-list.js';
 import { siteRemoveCommand } from './commands/site-remove.js';
 import { versionsCommand } from './commands/versions.js';
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   siteRemoveCommand,
   siteListCommand,
   siteHstsCommand,
+  sitePreviewCommand,
   registerCommand,
   activateCommand,
   rollbackCommand,

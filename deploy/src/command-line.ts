@@ -27,7 +27,7 @@ import {
 import { isProximationError, type ProximationError } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
-import { fileTarget } from './file-target.js';
+import { fileTarget, issuancePolicyFromEnv } from './file-target.js';
 import type { CommandIo } from './confirm.js';
 import type { RoutesTarget } from './routes-target.js';
 
@@ -105,7 +105,7 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
       command,
     );
   }
-  return fileTarget(routes);
+  return fileTarget(routes, issuancePolicyFromEnv(env));
 }
 
 function proxyUrl(text: string, field: string, command: string): URL {

@@ -3,12 +3,25 @@
  * `PROXIMATION_ROUTES`): reads validate the file, updates run under the file's lease lock and write
  * atomically (see routes-file.ts in @proximation/shared), so any number of deploy processes on any
  * number of hosts can change it at once without losing a change. Health checks run from this process.
+ *
+ * `policy` is how the proxies on this file order certificates (for the wildcard rules), which deploy
+ * cannot ask a file: `issuancePolicyFromEnv` reads the proxies' own PROXIMATION_ISSUER and
+ * PROXIMATION_ACME_CHALLENGE, with the proxies' defaults (the local CA, http-01), as deploy usually runs
+ * where they run (the same task definition's environment); in API mode the proxy judges with its own.
  */
-import { applyChangeRequest, applyRoutingTableChange, readRoutingTableFile, updateRoutingTableFile } from '@proximation/shared';
-import type { RoutingTableStore } from '@proximation/shared';
+import { SITE_CHALLENGES, applyChangeRequest, applyRoutingTableChange, readRoutingTableFile, updateRoutingTableFile } from '@proximation/shared';
+import type { IssuancePolicy, RoutingTableStore, SiteChallenge } from '@proximation/shared';
 import type { RoutesTarget } from './routes-target.js';
 
-export function fileTarget(path: string): RoutesTarget {
+export function issuancePolicyFromEnv(env: NodeJS.ProcessEnv): IssuancePolicy {
+  const challenge = env.PROXIMATION_ACME_CHALLENGE;
+  return {
+    issuer: env.PROXIMATION_ISSUER === 'acme' ? 'acme' : 'local',
+    challenge: SITE_CHALLENGES.includes(challenge as SiteChallenge) ? (challenge as SiteChallenge) : 'http-01',
+  };
+}
+
+export function fileTarget(path: string, policy: IssuancePolicy): RoutesTarget {
   const read = () => readRoutingTableFile(path);
   return {
     read,
@@ -16,7 +29,7 @@ export function fileTarget(path: string): RoutesTarget {
       const store: RoutingTableStore = {
         read,
         update: (change) =>
-          updateRoutingTableFile(path, (table) => applyRoutingTableChange(table, change, new Date()), {
+          updateRoutingTableFile(path, (table) => applyRoutingTableChange(table, change, new Date(), policy), {
             ...(observer?.lockWait === undefined ? {} : { onWait: (wait) => observer.lockWait?.(wait) }),
           }),
       };

@@ -59,8 +59,8 @@ describe('deploy (global)', () => {
     [[], 'No command given.\nRun "deploy --help" for usage.'],
     [['deploy'], 'Unknown command "deploy".'],
     [['--routes', 'x', 'register'], 'Unknown command "--routes". The command comes first, then its options.'],
-    [['site'], '"deploy site" needs a subcommand: site add, site remove, site list, site hsts.'],
-    [['site', 'rename', 'dev'], 'Unknown command "site rename"; try site add, site remove, site list, site hsts.'],
+    [['site'], '"deploy site" needs a subcommand: site add, site remove, site list, site hsts, site preview.'],
+    [['site', 'rename', 'dev'], 'Unknown command "site rename"; try site add, site remove, site list, site hsts, site preview.'],
   ])('exits 2 for %j', async (args, message) => {
     const result = await deploy(args);
     expect(result.code).toBe(2);
@@ -117,7 +117,7 @@ describe('deploy site add', () => {
     const routes = join(await tempDir(), 'routes.json');
     const stdout = await deployOk(['site', 'add', 'shop', '--host', 'shop.example.com', '--json', '--routes', routes]);
     expect(JSON.parse(stdout)).toEqual({
-      site: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
+      site: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, challenge: null, preview: null, activeVersion: null, versionCount: 0 },
       changed: true,
       generation: 1,
     });
@@ -162,7 +162,7 @@ describe('deploy site remove', () => {
     const table = await readRoutingTableFile(routes);
     expect(table.sites.map((s) => s.name)).toEqual(['shop']);
     expect(JSON.parse(await deployOk(['site', 'remove', 'shop', '--json', '--routes', routes]))).toEqual({
-      removed: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
+      removed: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, challenge: null, preview: null, activeVersion: null, versionCount: 0 },
       dryRun: false,
       generation: 5,
     });
@@ -204,8 +204,8 @@ describe('deploy site list', () => {
     expect(JSON.parse(await deployOk(['site', 'list', '--json', '--routes', routes]))).toEqual({
       generation: 3,
       sites: [
-        { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: null, activeVersion: 'devbuild-1', versionCount: 1 },
-        { name: 'blog', hosts: ['blog.example.com', 'www.blog.example.com'], tagPrefix: null, hsts: null, activeVersion: null, versionCount: 0 },
+        { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: null, challenge: null, preview: null, activeVersion: 'devbuild-1', versionCount: 1 },
+        { name: 'blog', hosts: ['blog.example.com', 'www.blog.example.com'], tagPrefix: null, hsts: null, challenge: null, preview: null, activeVersion: null, versionCount: 0 },
       ],
     });
   });
@@ -235,7 +235,7 @@ describe('deploy site hsts', () => {
       'dev  hosts dev.example.com; tag prefix devbuild-; HSTS "max-age=31536000; includeSubDomains"; no active version (0 versions)\n',
     );
     expect(JSON.parse(await deployOk(['site', 'hsts', 'dev', '--max-age', '2y', '--include-subdomains', '--preload', '--json', '--routes', routes]))).toEqual({
-      site: { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: { maxAge: 63_072_000, includeSubDomains: true, preload: true }, activeVersion: null, versionCount: 0 },
+      site: { name: 'dev', hosts: ['dev.example.com'], tagPrefix: 'devbuild-', hsts: { maxAge: 63_072_000, includeSubDomains: true, preload: true }, challenge: null, preview: null, activeVersion: null, versionCount: 0 },
       changed: true,
       generation: 3,
     });

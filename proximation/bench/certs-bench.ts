@@ -5,10 +5,16 @@
  *     root), target < 30 s, with proximation's own pacing (MAX_ORDERS_IN_FLIGHT, set by Let's Encrypt's
  *     request limits) and Pebble as the tests run it (validation without random sleeps, 5% of nonces
  *     rejected);
- * (b) start-up time (process spawn to /healthz 200) and RSS with LINEAGES lineages on disk, issued
+ * (b) DNS01_NAMES names over DNS-01 from Pebble, resolving through a BIND 9 the bench starts, updated over
+ *     RFC 2136 with TSIG: the time (routing table write to every certificate served), target < 60 s; the
+ *     most orders in flight at once (from proximation's log: order created .. issued), target ≤ 8; and the
+ *     DNS updates BIND applied (from its own log), target one present and one cleanup per authorization;
+ * (c) start-up time (process spawn to /healthz 200) and RSS with LINEAGES lineages on disk, issued
  *     beforehand by the local CA, with a tenth and with all of them routed, target < 2 s and < 300 MiB
  *     (certificates are loaded by SNI, lazily). A start that fails is a row with its reason, not an abort.
- * Prints a Markdown table and writes results/certs.json. Every child is killed on exit; the work
+ * Arguments name the phases to run (`issue`, `dns01`, `startup`; default all), for measuring one.
+ * Prints a Markdown table and writes results/certs.json (a run of some phases: results/certs-<phases>.json,
+ * so it never replaces a full run's file). Every child is killed on exit; the work
  * directory is removed. Throws (exit 1) when a phase cannot run: Pebble or proximation not starting
  * (ERR_BENCH_NOT_READY), a certificate not obtained in time (ERR_BENCH_TIMEOUT).
  */
@@ -21,13 +27,18 @@ import { connect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ProximationError, errorMessage, serializeRoutingTable, type RoutingTable } from '@proximation/shared';
+import { MAX_ORDERS_IN_FLIGHT } from '../dist/certs/certificate-manager.js';
 import { openLocalIssuer } from '../dist/certs/local-issuer.js';
+import { BIND_RUNNING, writeBindConfig } from './bind-config.js';
 import { ChildSupervisor, type Service } from './children.js';
 import { PEBBLE_HTTP01_PORT, PEBBLE_TLS_ALPN01_PORT, startPebble } from './pebble.js';
 import { freePorts } from './ports.js';
 import { fetchLocal, pollUntilReady } from './readiness.js';
 
 const ISSUE_NAMES = 100;
+const DNS01_NAMES = 50;
+const DNS01_TARGET_S = 60;
+const DNS01_ZONE = 'dns.bench.test';
 const LINEAGES = 10_000;
 /** How many of the lineages the routing table routes, per start: a tenth, and all of them. */
 const ROUTED = [1_000, 10_000] as const;
@@ -40,7 +51,8 @@ const READY_TIMEOUT_MS = 30_000;
 const SETTLE_MS = 5_000;
 
 const cli = fileURLToPath(new URL('../dist/bin/proximation.js', import.meta.url));
-const RESULTS = fileURLToPath(new URL('../bench/results/certs.json', import.meta.url));
+const resultsFile = (phases: readonly string[]): string =>
+  fileURLToPath(new URL(`../bench/results/certs${phases.length === 0 ? '' : `-${phases.join('-')}`}.json`, import.meta.url));
 
 interface Row {
   readonly measure: string;
@@ -115,6 +127,24 @@ function servedSerial(port: number, host: string, ca: string): Promise<string> {
   });
 }
 
+/** Until every host has a lineage in `le` and is served a certificate that verifies against `rootPem`. */
+async function waitUntilServed(service: Service, le: string, hosts: readonly string[], httpsPort: number, rootPem: string): Promise<void> {
+  const deadline = Date.now() + ISSUE_TIMEOUT_MS;
+  for (;;) {
+    const stored = hosts.filter((host) => existsSync(join(le, 'live', host, 'privkey.pem'))).length;
+    if (stored === hosts.length) break;
+    if (service.exitStatus() !== undefined) {
+      throw new ProximationError('ERR_BENCH_NOT_READY', `proximation exited (${service.exitStatus()}) during issuance:\n${service.logTail()}`);
+    }
+    if (Date.now() > deadline) {
+      throw new ProximationError('ERR_BENCH_TIMEOUT', `only ${stored} of ${hosts.length} certificates after ${ISSUE_TIMEOUT_MS} ms:\n${service.logTail()}`);
+    }
+    await sleep(20);
+  }
+  // Stored is not yet served: every name's handshake must verify against Pebble's root.
+  for (const host of hosts) await servedSerial(httpsPort, host, rootPem);
+}
+
 async function issueBench(children: ChildSupervisor, dir: string): Promise<Row> {
   const pebble = await startPebble(children, dir);
   const le = join(dir, 'issue-le');
@@ -129,24 +159,80 @@ async function issueBench(children: ChildSupervisor, dir: string): Promise<Row> 
   const hosts = Array.from({ length: ISSUE_NAMES }, (_, i) => `n${i}.bench.test`);
   const started = performance.now();
   await writeRoutes(routes, routingTable(hosts, 2));
-  const deadline = Date.now() + ISSUE_TIMEOUT_MS;
-  for (;;) {
-    const stored = hosts.filter((host) => existsSync(join(le, 'live', host, 'privkey.pem'))).length;
-    if (stored === hosts.length) break;
-    if (service.exitStatus() !== undefined) {
-      throw new ProximationError('ERR_BENCH_NOT_READY', `proximation exited (${service.exitStatus()}) during issuance:\n${service.logTail()}`);
-    }
-    if (Date.now() > deadline) {
-      throw new ProximationError('ERR_BENCH_TIMEOUT', `only ${stored} of ${hosts.length} certificates after ${ISSUE_TIMEOUT_MS} ms:\n${service.logTail()}`);
-    }
-    await sleep(20);
-  }
-  // Stored is not yet served: every name's handshake must verify against Pebble's root.
-  for (const host of hosts) await servedSerial(PEBBLE_TLS_ALPN01_PORT, host, pebble.rootPem);
+  await waitUntilServed(service, le, hosts, PEBBLE_TLS_ALPN01_PORT, pebble.rootPem);
   const seconds = (performance.now() - started) / 1000;
   await children.stop(service);
   await pebble.close();
   return { measure: `issue ${ISSUE_NAMES} certificates from Pebble (HTTP-01)`, value: round(seconds), unit: 's', target: `< ${ISSUE_TARGET_S} s`, met: seconds < ISSUE_TARGET_S };
+}
+
+/** A BIND 9 on a free port, authoritative for DNS01_ZONE, ready once it logs that it runs. */
+async function startBind(children: ChildSupervisor, dir: string): Promise<{ port: number; credentialsFile: string; service: Service }> {
+  const bindDir = join(dir, 'bind');
+  await mkdir(bindDir, { recursive: true });
+  const [port] = (await freePorts(1)) as [number];
+  const { confPath, credentialsFile } = await writeBindConfig(bindDir, port, DNS01_ZONE);
+  const service = await children.start({ name: 'named', command: 'named', args: ['-g', '-c', confPath, '-n', '1'] });
+  await pollUntilReady('BIND', READY_TIMEOUT_MS, [service], async () => {
+    if (!BIND_RUNNING.test(await readFile(service.logPath, 'utf8'))) throw new Error('named is not running yet');
+  });
+  return { port, credentialsFile, service };
+}
+
+/** The most orders open at once, from proximation's JSON log lines in order. */
+function maxOrdersInFlight(log: string): number {
+  let open = 0;
+  let max = 0;
+  for (const line of log.split('\n')) {
+    if (line.includes('"msg":"ACME order created"')) max = Math.max(max, ++open);
+    else if (line.includes('"msg":"ACME certificate issued"') || line.includes('"msg":"could not obtain a certificate; will retry"')) open--;
+  }
+  return max;
+}
+
+async function dns01Bench(children: ChildSupervisor, dir: string): Promise<Row[]> {
+  const bind = await startBind(children, dir);
+  const pebbleDir = join(dir, 'pebble-dns01');
+  await mkdir(pebbleDir, { recursive: true });
+  const pebble = await startPebble(children, pebbleDir, `127.0.0.1:${bind.port}`);
+  const le = join(dir, 'dns01-le');
+  const routes = join(le, 'proximation', 'routes.json');
+  await writeRoutes(routes, routingTable([], 1));
+  const [http, https] = (await freePorts(2)) as [number, number];
+  const { service } = await serve(children, 'proximation-dns01', le, { http, https }, {
+    PROXIMATION_ISSUER: 'acme',
+    PROXIMATION_ACME_DIRECTORY: pebble.directoryUrl,
+    PROXIMATION_ACME_CA_CERTS: pebble.caCertsPath,
+    PROXIMATION_ACME_CHALLENGE: 'dns-01',
+    PROXIMATION_DNS_PROVIDER: 'rfc2136',
+    PROXIMATION_DNS_RFC2136_CREDENTIALS: bind.credentialsFile,
+    PROXIMATION_DNS_RESOLVERS: `127.0.0.1:${bind.port}`,
+    PROXIMATION_DNS_AUTHORITATIVE_PORT: String(bind.port),
+    PROXIMATION_LOG_LEVEL: 'info',
+  });
+  const hosts = Array.from({ length: DNS01_NAMES }, (_, i) => `d${i}.${DNS01_ZONE}`);
+  const started = performance.now();
+  await writeRoutes(routes, routingTable(hosts, 2));
+  await waitUntilServed(service, le, hosts, https, pebble.rootPem);
+  const seconds = (performance.now() - started) / 1000;
+  await children.stop(service);
+  await pebble.close();
+  const inFlight = maxOrdersInFlight(await readFile(service.logPath, 'utf8'));
+  const bindLog = await readFile(bind.service.logPath, 'utf8');
+  await children.stop(bind.service);
+  const presents = bindLog.match(/adding an RR at '_acme-challenge/g)?.length ?? 0;
+  const cleanups = bindLog.match(/deleting an RR at _acme-challenge/g)?.length ?? 0;
+  return [
+    { measure: `issue ${DNS01_NAMES} certificates from Pebble over DNS-01 (RFC 2136 to BIND)`, value: round(seconds), unit: 's', target: `< ${DNS01_TARGET_S} s`, met: seconds < DNS01_TARGET_S },
+    { measure: 'DNS-01: most orders in flight at once', value: inFlight, unit: 'orders', target: `≤ ${MAX_ORDERS_IN_FLIGHT}`, met: inFlight <= MAX_ORDERS_IN_FLIGHT },
+    {
+      measure: `DNS-01: updates BIND applied (${presents} present, ${cleanups} cleanup)`,
+      value: presents + cleanups,
+      unit: 'updates',
+      target: `${2 * DNS01_NAMES} (one present, one cleanup per authorization)`,
+      met: presents === DNS01_NAMES && cleanups === DNS01_NAMES,
+    },
+  ];
 }
 
 /**
@@ -244,19 +330,25 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const startedAt = new Date().toISOString();
   try {
-    const rows = [await issueBench(children, dir), ...(await startupBench(children, dir))];
+    const phases = { issue: async () => [await issueBench(children, dir)], dns01: () => dns01Bench(children, dir), startup: () => startupBench(children, dir) };
+    const chosen = process.argv.slice(2);
+    const unknown = chosen.filter((name) => !(name in phases));
+    if (unknown.length > 0) throw new ProximationError('ERR_BENCH_COMMAND', `unknown phase ${unknown.join(', ')}: choose from ${Object.keys(phases).join(', ')}.`);
+    const rows: Row[] = [];
+    for (const [name, run] of Object.entries(phases)) if (chosen.length === 0 || chosen.includes(name)) rows.push(...(await run()));
     const table = markdown(rows);
     console.log(table);
-    const results = { startedAt, finishedAt: new Date().toISOString(), issueNames: ISSUE_NAMES, lineages: LINEAGES, rows, markdown: table };
-    const temp = await open(`${RESULTS}.tmp`, 'w');
+    const results = { startedAt, finishedAt: new Date().toISOString(), issueNames: ISSUE_NAMES, dns01Names: DNS01_NAMES, lineages: LINEAGES, rows, markdown: table };
+    const resultsPath = resultsFile(chosen);
+    const temp = await open(`${resultsPath}.tmp`, 'w');
     try {
       await temp.writeFile(`${JSON.stringify(results, null, 2)}\n`);
       await temp.sync();
     } finally {
       await temp.close();
     }
-    await rename(`${RESULTS}.tmp`, RESULTS);
-    console.log(`results written to ${RESULTS}`);
+    await rename(`${resultsPath}.tmp`, resultsPath);
+    console.log(`results written to ${resultsPath}`);
   } finally {
     killAll();
     await rm(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /**
- * Let's Encrypt's Pebble (with pebble-challtestsrv as its DNS: every name is 127.0.0.1), both from Debian,
+ * Let's Encrypt's Pebble (with pebble-challtestsrv as its DNS: every name is 127.0.0.1, or a given DNS server), both from Debian,
  * as the ACME CA of the certificate benchmark. It validates HTTP-01 on PEBBLE_HTTP01_PORT and TLS-ALPN-01
  * on PEBBLE_TLS_ALPN01_PORT, so the proxy under test listens there; the ACME and management ports are
  * fixed too, so one Pebble per machine at a time: `startPebble` first takes the lease the test suite's
@@ -67,17 +67,18 @@ async function httpsIdentity(children: ChildSupervisor, dir: string): Promise<{ 
   return { ca, cert, key };
 }
 
-export async function startPebble(children: ChildSupervisor, dir: string): Promise<BenchPebble> {
+/** `dnsServer` (host:port): the DNS Pebble resolves with instead of pebble-challtestsrv (a BIND for DNS-01). */
+export async function startPebble(children: ChildSupervisor, dir: string, dnsServer?: string): Promise<BenchPebble> {
   const ports = await acquireLock(PORTS_LOCK, { timeoutMs: PORTS_WAIT_MS });
   try {
-    return await startOnPorts(children, dir, () => ports.release());
+    return await startOnPorts(children, dir, () => ports.release(), dnsServer);
   } catch (err) {
     await ports.release();
     throw err;
   }
 }
 
-async function startOnPorts(children: ChildSupervisor, dir: string, releasePorts: () => Promise<void>): Promise<BenchPebble> {
+async function startOnPorts(children: ChildSupervisor, dir: string, releasePorts: () => Promise<void>, dnsServer: string | undefined): Promise<BenchPebble> {
   const identity = await httpsIdentity(children, dir);
   const config = join(dir, 'pebble.json');
   await writeFile(config, JSON.stringify({
@@ -94,7 +95,7 @@ async function startOnPorts(children: ChildSupervisor, dir: string, releasePorts
     },
   }));
   // IPv6 off (or Pebble dials [::1]); challtestsrv's own challenge listeners off (they take the proxy's ports).
-  const dns = await children.start({
+  const dns = dnsServer !== undefined ? undefined : await children.start({
     name: 'pebble-challtestsrv',
     command: 'pebble-challtestsrv',
     args: ['-defaultIPv4', '127.0.0.1', '-defaultIPv6', '', '-dns01', `127.0.0.1:${DNS_PORT}`, '-management', `127.0.0.1:${CHALLTESTSRV_PORT}`,
@@ -103,13 +104,13 @@ async function startOnPorts(children: ChildSupervisor, dir: string, releasePorts
   const pebble = await children.start({
     name: 'pebble',
     command: 'pebble',
-    args: ['-config', config, '-dnsserver', `127.0.0.1:${DNS_PORT}`, '-strict'],
+    args: ['-config', config, '-dnsserver', dnsServer ?? `127.0.0.1:${DNS_PORT}`, '-strict'],
     // Without it every validation sleeps up to 5 s at random.
     env: { ...process.env, PEBBLE_VA_NOSLEEP: '1' },
   });
   const caPem = await readFile(identity.ca, 'utf8');
   const directoryUrl = `https://127.0.0.1:${ACME_PORT}/dir`;
-  const services = [dns, pebble];
+  const services = dns === undefined ? [pebble] : [dns, pebble];
   await pollUntilReady('Pebble directory', READY_TIMEOUT_MS, services, () => fetchText(directoryUrl, caPem));
   const rootPem = await fetchText(`https://127.0.0.1:${MANAGEMENT_PORT}/roots/0`, caPem);
   const close = async (): Promise<void> => {

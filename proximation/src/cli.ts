@@ -20,6 +20,8 @@ import type { Writable } from 'node:stream';
 import {
   addSite,
   durationFlag,
+  setSitePreview,
+  errorMessage,
   isProximationError,
   nearestName,
   packageVersion,
@@ -320,7 +322,8 @@ async function demo(config: Config, io: CliIo): Promise<number> {
   const upstream = await startExampleUpstream();
   try {
     await updateRoutingTableFile(config.routesPath, (table) => {
-      const withSite = addSite(table, { name: 'example', hosts: ['localhost'] });
+      // Preview hosts too: curl resolves every *.localhost name to the loopback address.
+      const withSite = setSitePreview(addSite(table, { name: 'example', hosts: ['localhost'] }), 'example', { domain: 'preview.localhost' });
       return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
     });
     return await serve(config, io, (server) => {
@@ -328,6 +331,7 @@ async function demo(config: Config, io: CliIo): Promise<number> {
       io.stderr.write(
         `\nproximation demo is running: site "example" at localhost, routed to ${upstream.origin}.\n` +
           `Try:\n  curl --cacert ${ca} https://localhost:${server.https.port}/\n` +
+          `  curl --cacert ${ca} https://demo.preview.localhost:${server.https.port}/   (version "demo" at its preview host)\n` +
           `  curl -i http://localhost:${server.http.port}/          (redirects to HTTPS)\n` +
           `  curl http://127.0.0.1:${server.admin.port}/healthz\nStop with Ctrl-C.\n\n`,
       );

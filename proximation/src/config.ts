@@ -10,8 +10,9 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { ProximationError, formatDuration, isProximationError, parseDuration, usageError } from '@proximation/shared';
+import { ProximationError, formatDuration, isProximationError, networkMatcher, parseDuration, parseNetwork, usageError } from '@proximation/shared';
 import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
+import { parseServer, type DnsServer } from './certs/dns01/dns-client.js';
 
 export type Issuer = 'local' | 'acme';
 export type LogFormat = 'json' | 'pretty';
@@ -19,8 +20,10 @@ export type LogFormat = 'json' | 'pretty';
 export type MetricsAuth = 'auto' | 'on' | 'off';
 export const ACME_KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
-export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01'] as const;
+export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
 export type AcmeChallengeType = (typeof ACME_CHALLENGES)[number];
+export const DNS_PROVIDERS = ['rfc2136', 'route53', 'hook'] as const;
+export type DnsProviderType = (typeof DNS_PROVIDERS)[number];
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
@@ -49,6 +52,16 @@ export interface Config {
   acmeEabHmacKey: string | undefined;
   acmeKeyType: AcmeKeyType;
   acmeChallenge: AcmeChallengeType;
+  /** Who answers DNS-01 challenges (globally, or for sites that ask for dns-01). */
+  dnsProvider: DnsProviderType | undefined;
+  dnsRfc2136Credentials: string | undefined;
+  dnsHookAuth: string | undefined;
+  dnsHookCleanup: string | undefined;
+  dnsHookTimeoutMs: number;
+  dnsPropagationTimeoutMs: number;
+  /** Recursive resolvers for the propagation check; undefined: the system's (/etc/resolv.conf). */
+  dnsResolvers: DnsServer[] | undefined;
+  dnsAuthoritativePort: number;
   trustedProxies: TrustedProxies;
   logLevel: string;
   logFormat: LogFormat | undefined;
@@ -83,26 +96,12 @@ export interface TrustedProxies {
 
 export function parseTrustedProxies(text: string, field: string): TrustedProxies {
   const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const blocks = new net.BlockList();
-  for (const entry of list) {
-    const [address = '', prefixText] = entry.split('/');
-    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
-    const max = family === 'ipv4' ? 32 : 128;
-    const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (family === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-      throw invalid(field, entry, 'an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8, comma-separated');
-    }
-    blocks.addSubnet(address, prefix, family);
-  }
-  return {
-    list,
-    has(address) {
-      if (list.length === 0) return false;
-      // Node reports IPv4 peers on a dual-stack socket as ::ffff:a.b.c.d.
-      const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-      return blocks.check(plain, net.isIPv4(plain) ? 'ipv4' : 'ipv6');
-    },
-  };
+  const networks = list.map((entry) => parseNetwork(entry) ?? invalidNetwork(field, entry));
+  return { list, has: networkMatcher(networks) };
+}
+
+function invalidNetwork(field: string, entry: string): never {
+  throw invalid(field, entry, 'an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8, comma-separated');
 }
 
 interface Setting<K extends keyof Config> {
@@ -198,6 +197,20 @@ function requestPath(text: string, field: string): string {
   return text;
 }
 
+function dnsServers(text: string, field: string): DnsServer[] {
+  const servers = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  return servers.map((entry) => {
+    const server = parseServer(entry, 53);
+    if (server === undefined || net.isIP(server.host) === 0) throw invalid(field, entry, 'IP addresses with optional ports, comma-separated, such as 10.0.0.2,[fd00::2]:53');
+    return server;
+  });
+}
+
+function command(text: string, field: string): string {
+  if (text.trim() === '') throw invalid(field, text, 'a shell command');
+  return text;
+}
+
 function absolutePath(text: string, field: string): string {
   if (text === '') throw invalid(field, text, 'a directory or file path');
   return path.resolve(text);
@@ -241,7 +254,23 @@ export const SETTINGS = [
   setting({ key: 'acmeKeyType', flag: 'acme-key-type', env: 'PROXIMATION_ACME_KEY_TYPE', default: 'ecdsa-p256', parse: oneOf(ACME_KEY_TYPES),
     help: `certificate key type: ${ACME_KEY_TYPES.join(', ')}` }),
   setting({ key: 'acmeChallenge', flag: 'acme-challenge', env: 'PROXIMATION_ACME_CHALLENGE', default: 'http-01', parse: oneOf(ACME_CHALLENGES),
-    help: 'how the CA validates names: http-01 (port 80) or tls-alpn-01 (port 443)' }),
+    help: 'how the CA validates names: http-01 (port 80), tls-alpn-01 (port 443) or dns-01 (a TXT record; needs PROXIMATION_DNS_PROVIDER); a site may choose its own' }),
+  setting({ key: 'dnsProvider', flag: 'dns-provider', env: 'PROXIMATION_DNS_PROVIDER', default: undefined, defaultText: 'none', parse: oneOf(DNS_PROVIDERS),
+    help: `who puts DNS-01 TXT records up: ${DNS_PROVIDERS.join(', ')}` }),
+  setting({ key: 'dnsRfc2136Credentials', flag: 'dns-rfc2136-credentials', env: 'PROXIMATION_DNS_RFC2136_CREDENTIALS', default: undefined, defaultText: 'none', parse: absolutePath,
+    help: "certbot's dns-rfc2136 credentials file: server, TSIG key name, secret, algorithm (provider rfc2136)" }),
+  setting({ key: 'dnsHookAuth', flag: 'dns-hook-auth', env: 'PROXIMATION_DNS_HOOK_AUTH', default: undefined, defaultText: 'none', parse: command,
+    help: "command that adds the TXT record, run as certbot's --manual-auth-hook (provider hook)" }),
+  setting({ key: 'dnsHookCleanup', flag: 'dns-hook-cleanup', env: 'PROXIMATION_DNS_HOOK_CLEANUP', default: undefined, defaultText: 'none', parse: command,
+    help: "command that removes it, run as certbot's --manual-cleanup-hook (provider hook)" }),
+  setting({ key: 'dnsHookTimeoutMs', flag: 'dns-hook-timeout', env: 'PROXIMATION_DNS_HOOK_TIMEOUT', default: '2m', parse: duration,
+    help: 'a DNS hook running longer is killed and the order fails' }),
+  setting({ key: 'dnsPropagationTimeoutMs', flag: 'dns-propagation-timeout', env: 'PROXIMATION_DNS_PROPAGATION_TIMEOUT', default: '2m', parse: duration,
+    help: "how long to wait for every authoritative server of the name to answer a DNS-01 record before the order fails" }),
+  setting({ key: 'dnsResolvers', flag: 'dns-resolvers', env: 'PROXIMATION_DNS_RESOLVERS', default: undefined, defaultText: "the system's", parse: dnsServers,
+    help: 'resolvers that find a DNS-01 record\'s zone and name servers (and follow CNAMEs), such as 10.0.0.2,10.0.0.3:5353' }),
+  setting({ key: 'dnsAuthoritativePort', flag: 'dns-authoritative-port', env: 'PROXIMATION_DNS_AUTHORITATIVE_PORT', default: '53', parse: port,
+    help: 'port on which the authoritative servers are asked whether a DNS-01 record is there' }),
   setting({ key: 'trustedProxies', flag: 'trusted-proxies', env: 'PROXIMATION_TRUSTED_PROXIES', default: '', defaultText: 'none', parse: parseTrustedProxies,
     help: 'comma-separated addresses or CIDR blocks whose X-Forwarded-* headers are kept' }),
   setting({ key: 'logLevel', flag: 'log-level', env: 'PROXIMATION_LOG_LEVEL', default: 'info',
@@ -347,6 +376,7 @@ export function loadConfig(
   }
   const clash = samePortClash(config, fields);
   if (clash !== undefined) throw conflict(clash);
+  checkDnsProvider(config);
   if (config.adminTokenFile !== undefined) config.adminToken = readAdminTokenFile(config.adminTokenFile);
   if (config.metricsAuth === 'on' && config.adminToken === undefined) {
     throw new ProximationError(
@@ -374,6 +404,22 @@ function samePortClash(config: Config, fields: Record<keyof Config, string>): st
     }
   }
   return undefined;
+}
+
+/** The provider's own settings must be there; dns-01 as the global challenge needs a provider. */
+function checkDnsProvider(config: Config): void {
+  const missing = (what: string): never => {
+    throw new ProximationError('ERR_CONFIG_INVALID', what);
+  };
+  if (config.issuer === 'acme' && config.acmeChallenge === 'dns-01' && config.dnsProvider === undefined) {
+    missing(`PROXIMATION_ACME_CHALLENGE=dns-01 needs PROXIMATION_DNS_PROVIDER (--dns-provider): ${DNS_PROVIDERS.join(', ')}.`);
+  }
+  if (config.dnsProvider === 'rfc2136' && config.dnsRfc2136Credentials === undefined) {
+    missing("PROXIMATION_DNS_PROVIDER=rfc2136 needs PROXIMATION_DNS_RFC2136_CREDENTIALS (--dns-rfc2136-credentials): certbot's dns-rfc2136 credentials file.");
+  }
+  if (config.dnsProvider === 'hook' && (config.dnsHookAuth === undefined || config.dnsHookCleanup === undefined)) {
+    missing('PROXIMATION_DNS_PROVIDER=hook needs both PROXIMATION_DNS_HOOK_AUTH and PROXIMATION_DNS_HOOK_CLEANUP (--dns-hook-auth, --dns-hook-cleanup).');
+  }
 }
 
 /** The parseArgs option table for every setting (all take a string value). */

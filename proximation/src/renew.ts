@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, errorMessage, readRoutingTableFile } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTableFile } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
@@ -46,7 +46,8 @@ export interface RenewIo {
 
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
   const table = await readRoutingTableFile(config.routesPath);
-  const routed = new Set(table.sites.flatMap((site) => site.hosts));
+  const routed = new Set(table.sites.flatMap(certificateNames));
+  const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : certificateNames(site).map((host) => [host, site.challenge!] as const))));
   const notRouted = request.certNames.filter((name) => !routed.has(name));
   if (notRouted.length > 0) {
     throw new ProximationError(
@@ -71,7 +72,7 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
     names.map(async (name) => {
       let outcome: RenewOutcome;
       try {
-        outcome = await manager.renew(name, { force: request.force, dryRun: request.dryRun });
+        outcome = await manager.renew(name, { force: request.force, dryRun: request.dryRun, challenge: siteChallenges.get(name) });
       } catch (err) {
         outcome = { status: 'failed', error: errorMessage(err), backoff: undefined, cert: undefined };
       }

@@ -47,7 +47,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
 
   const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
-  const router = new Router(upstreams);
+  const router = new Router(upstreams, adminAuthorizer(config.adminToken));
   const health = new HealthChecker(
     upstreams,
     { intervalMs: config.healthIntervalMs, path: config.healthPath, timeoutMs: config.healthTimeoutMs },
@@ -59,7 +59,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const metrics = new Metrics({ connections: (): number => https.connections, websockets: () => tunnels.size, routesGeneration: () => router.generation });
 
   let certificates: CertificateManager | undefined;
-  const sni = new SniContexts(async (host) => certificates?.certificateFor(host));
+  const sni = new SniContexts(async (name) => {
+    const host = certificates?.servingHost(name);
+    const cert = host === undefined ? undefined : await certificates?.certificateFor(host);
+    return host === undefined || cert === undefined ? undefined : { name: host, pair: cert };
+  });
   certificates = new CertificateManager({
     store,
     issuer,
@@ -86,7 +90,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     (table) => {
       router.update(table);
       versionDrain.update(table);
-      certs.setHosts(router.hosts);
+      certs.setHosts(router.hosts, router.hostChallenges);
     },
     ownListeners.check,
   );
@@ -154,7 +158,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     host: config.adminAddress,
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: router.generation }),
     authorize: adminAuthorizer(config.adminToken),
-    routingApi: new RoutingApi({ routesPath: config.routesPath, afterChange: () => watcher.poll(), check: ownListeners.check, log: log.child({ part: 'admin' }) }),
+    routingApi: new RoutingApi({
+      routesPath: config.routesPath,
+      afterChange: () => watcher.poll(),
+      check: ownListeners.check,
+      issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
+      log: log.child({ part: 'admin' }),
+    }),
     metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
   });

@@ -316,6 +316,26 @@ describe(TEMPLATE_FILE, () => {
     expect(config.adminToken).toBe(SECRET_EXAMPLE);
   });
 
+  it('with a Route 53 zone, tells the tasks to answer DNS-01 there and lets them change only _acme-challenge TXT records in it', () => {
+    const values: Values = {
+      ...PLACEHOLDERS,
+      parameters: { ...PLACEHOLDERS.parameters, Route53HostedZoneId: 'Z0EXAMPLE' },
+      pseudo: { ...PLACEHOLDERS.pseudo, 'AWS::Partition': 'aws', 'AWS::AccountId': '123456789012' },
+    };
+    const withZone = apiShape(evaluate(template, referenced(template, resourceOfType(template, 'AWS::ECS::Service')[1].TaskDefinition), values)) as unknown as TaskDefinition;
+    const dnsContainer = onlyContainer(withZone);
+    expect(settingsProblems(dnsContainer)).toEqual([]);
+    expect(configOf(dnsContainer).dnsProvider).toBe('route53');
+    expect(configOf(container).dnsProvider).toBeUndefined();
+    // The role's last policy is the one that depends on the zone.
+    const policy = ((template.Resources.TaskRole!.Properties as JsonObject).Policies as Json[]).at(-1)!;
+    const role = JSON.stringify(evaluate(template, policy, values));
+    expect(role).toContain('"route53:ChangeResourceRecordSets"');
+    expect(role).toContain('"route53:ChangeResourceRecordSetsNormalizedRecordNames":["_acme-challenge.*"]');
+    expect(role).toContain('hostedzone/Z0EXAMPLE');
+    expect(() => evaluate(template, policy, { ...values, parameters: PLACEHOLDERS.parameters })).toThrow('AWS::NoValue');
+  });
+
   it('runs the container as the image is built: ports, volume, health check, stop timeout', () => {
     expect(containerProblems(service, configOf(container))).toEqual([]);
   });

@@ -33,10 +33,21 @@ export {
   pruneVersions,
   applyRoutingTableChange,
   upstreamsGainingTraffic,
+  SITE_CHALLENGES,
+  setSitePreview,
+  previewHost,
+  certificateNames,
+  previewLabelProblem,
 } from './routing-table.js';
+export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
+export { networkMatcher, parseNetwork } from './networks.js';
+export type { Network } from './networks.js';
 export type {
   RoutingTable,
   Site,
+  SiteChallenge,
+  SitePreview,
+  IssuancePolicy,
   SiteVersion,
   AddSiteRequest,
   RegisterVersionRequest,

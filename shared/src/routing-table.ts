@@ -16,7 +16,7 @@
  * ERR_UNKNOWN_SITE, ERR_UNKNOWN_VERSION, ERR_SITE_EXISTS, ERR_HOST_TAKEN, ERR_TAG_PREFIX_TAKEN,
  * ERR_VERSION_EXISTS, ERR_VERSION_ACTIVE, ERR_NO_ROLLBACK, ERR_NO_SITE_FOR_TAG, ERR_INVALID_SITE_NAME,
  * ERR_INVALID_VERSION_NAME, ERR_INVALID_TAG_PREFIX, ERR_INVALID_HOSTNAME, ERR_NO_HOSTS,
- * ERR_INVALID_UPSTREAM, ERR_RESTRICTED_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, and for guarded changes (TrafficGuard)
+ * ERR_INVALID_UPSTREAM, ERR_RESTRICTED_UPSTREAM, ERR_INVALID_HSTS, ERR_INVALID_ARGUMENT, ERR_WILDCARD_NEEDS_DNS01, and for guarded changes (TrafficGuard)
  * ERR_UNCHECKED_UPSTREAMS and ERR_SUPERSEDED.
  *
  * `RoutingTableChange` describes each operation as plain JSON-compatible data (with its zod schema,
@@ -28,6 +28,8 @@
 import * as z from 'zod';
 import { ProximationError } from './errors.js';
 import { inspectHostname, normalizeHostname } from './hostname.js';
+import { isWildcardHost, wildcardProblem } from './wildcard-host.js';
+import { parseNetwork } from './networks.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { urlParseProblem } from './url-text.js';
 import { parseJsonText } from './json-text.js';
@@ -50,6 +52,10 @@ export interface Site {
   readonly tagPrefix?: string;
   /** Strict-Transport-Security for the site's HTTPS responses; absent: none. */
   readonly hsts?: HstsPolicy;
+  /** How the CA validates the site's names; absent: the proxy's PROXIMATION_ACME_CHALLENGE. */
+  readonly challenge?: SiteChallenge;
+  /** A host per version, `<version>.<domain>`; absent: none. */
+  readonly preview?: SitePreview;
   readonly activeVersion: string | null;
   /** Previously active versions, most recent last. */
   readonly history: readonly string[];
@@ -61,6 +67,31 @@ export interface RoutingTable {
   readonly schemaVersion: 1;
   readonly generation: number;
   readonly sites: readonly Site[];
+}
+
+/**
+ * Preview hosts: every version of the site at `<version, lower case>.<domain>`, active or not, under one
+ * wildcard certificate for `*.<domain>`. Without `networks` and `token` anyone may use them; with either,
+ * a client must be in one of `networks` (CIDR, the client as X-Forwarded-For from trusted proxies tells)
+ * or present the proxy's admin token (`token: true`).
+ */
+export interface SitePreview {
+  readonly domain: string;
+  readonly networks?: readonly string[];
+  readonly token?: boolean;
+}
+
+export const SITE_CHALLENGES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
+export type SiteChallenge = (typeof SITE_CHALLENGES)[number];
+
+/**
+ * What the certificates of the proxies that serve the table are ordered with, for the rules that depend
+ * on it: a wildcard host needs DNS-01 (the site's challenge, else `challenge`), unless the issuer is the
+ * local CA, which needs no challenge.
+ */
+export interface IssuancePolicy {
+  readonly issuer: 'local' | 'acme';
+  readonly challenge: SiteChallenge;
 }
 
 export const ROUTING_TABLE_SCHEMA_VERSION = 1;
@@ -116,12 +147,32 @@ const normalFormSchema = (inspect: (value: string) => { value: string } | { prob
   });
 
 const hostSchema = normalFormSchema((value) => {
-  const result = inspectHostname(value, false, true);
-  return 'hostname' in result ? { value: result.hostname } : { problem: `${result.problem}; use a plain DNS name such as app.example.com` };
+  const result = inspectHostname(value, true, true);
+  if (!('hostname' in result)) return { problem: `${result.problem}; use a plain DNS name such as app.example.com, or *.example.com for a wildcard` };
+  const wildcard = wildcardProblem(result.hostname);
+  return wildcard === undefined ? { value: result.hostname } : { problem: wildcard };
 });
 const upstreamSchema = normalFormSchema((value) => {
   const result = inspectUpstream(value);
   return 'origin' in result ? { value: result.origin } : { problem: `${result.problem}; ${UPSTREAM_EXAMPLE}` };
+});
+
+const networkSchema = normalFormSchema((value) => {
+  const network = parseNetwork(value);
+  return network === undefined
+    ? { problem: 'not an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8' }
+    : { value: network.prefix === (network.family === 'ipv4' ? 32 : 128) && !value.includes('/') ? network.address : `${network.address}/${network.prefix}` };
+});
+
+const previewSchema = z.strictObject({
+  domain: normalFormSchema((value) => {
+    const result = inspectHostname(value, false);
+    if (!('hostname' in result)) return { problem: `${result.problem}; use a domain such as preview.example.com` };
+    const wildcard = wildcardProblem(`*.${result.hostname}`);
+    return wildcard === undefined ? { value: result.hostname } : { problem: wildcard };
+  }),
+  networks: z.array(networkSchema).min(1, 'list at least one network, or leave the field out').optional(),
+  token: z.boolean().optional(),
 });
 
 const siteVersionSchema = z.strictObject({
@@ -149,6 +200,8 @@ const siteSchema = z.strictObject({
   hosts: z.array(hostSchema).min(1, 'a site needs at least one host'),
   tagPrefix: nameSchema(TAG_PREFIX).optional(),
   hsts: hstsSchema.optional(),
+  challenge: z.enum(SITE_CHALLENGES, { error: `must be one of ${SITE_CHALLENGES.join(', ')}` }).optional(),
+  preview: previewSchema.optional(),
   activeVersion: z.string().nullable(),
   history: z.array(z.string()).max(MAX_HISTORY, `at most ${MAX_HISTORY} entries are kept`),
   versions: z.array(siteVersionSchema),
@@ -192,6 +245,15 @@ const routingTableSchema = z
           if (earlier !== undefined) issue(['sites', s, 'versions', v, 'upstreams', u], `upstream already listed at ${earlier}`);
         });
       });
+      if (site.preview !== undefined) {
+        const labels = new Map<string, string>();
+        site.versions.forEach((version, v) => {
+          const problem = previewLabelProblem(version.name);
+          if (problem !== undefined) issue(['sites', s, 'versions', v, 'name'], `${problem}, and the site has preview hosts`);
+          const same = firstSeen(labels, version.name.toLowerCase(), `${at}.versions[${v}].name`);
+          if (same !== undefined) issue(['sites', s, 'versions', v, 'name'], `the same preview host as ${same} (names are compared in lower case)`);
+        });
+      }
       if (site.activeVersion !== null && !versions.has(site.activeVersion)) {
         issue(['sites', s, 'activeVersion'], 'not one of the site\'s versions; use null or the name of a version in "versions"');
       }
@@ -235,6 +297,8 @@ export function serializeRoutingTable(table: RoutingTable): string {
       hosts: site.hosts,
       ...(site.tagPrefix === undefined ? {} : { tagPrefix: site.tagPrefix }),
       ...(site.hsts === undefined ? {} : { hsts: serializeHsts(site.hsts) }),
+      ...(site.challenge === undefined ? {} : { challenge: site.challenge }),
+      ...(site.preview === undefined ? {} : { preview: serializePreview(site.preview) }),
       activeVersion: site.activeVersion,
       history: site.history,
       versions: site.versions.map((v) => ({
@@ -246,6 +310,14 @@ export function serializeRoutingTable(table: RoutingTable): string {
     })),
   };
   return `${JSON.stringify(canonical, null, 2)}\n`;
+}
+
+function serializePreview(preview: SitePreview): SitePreview {
+  return {
+    domain: preview.domain,
+    ...(preview.networks === undefined ? {} : { networks: preview.networks }),
+    ...(preview.token === undefined ? {} : { token: preview.token }),
+  };
 }
 
 /** The policy's fields in the documented order; flags kept as written (a hand-written false stays). */
@@ -309,6 +381,72 @@ function checkName(rule: NameRule, value: string): void {
   if (value.length > rule.maxLength || !rule.pattern.test(value)) {
     throw new ProximationError(rule.code, `Invalid ${rule.what} ${JSON.stringify(value)}: ${rule.description}.`);
   }
+}
+
+const PREVIEW_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** Why `version`, lower-cased, cannot be the first label of a preview host; undefined when it can. */
+export function previewLabelProblem(version: string): string | undefined {
+  const label = version.toLowerCase();
+  if (label.length > 63) return `"${label}" is longer than 63 characters, the most a DNS label may have`;
+  if (!PREVIEW_LABEL.test(label)) return `"${label}" is not a DNS label (a-z, 0-9 and "-", not starting or ending with "-"; no "." or "_")`;
+  return undefined;
+}
+
+/** The preview host of `version` of `site`; undefined when the site has no preview domain. */
+export function previewHost(site: Site, version: string): string | undefined {
+  return site.preview === undefined ? undefined : `${version.toLowerCase()}.${site.preview.domain}`;
+}
+
+/** The names `site` needs certificates for: its hosts, and `*.<preview domain>` for every preview host. */
+export function certificateNames(site: Site): readonly string[] {
+  return site.preview === undefined ? site.hosts : [...site.hosts, `*.${site.preview.domain}`];
+}
+
+/** Every version of `site` must make a distinct preview label once it has a preview domain. */
+function checkPreviewLabels(site: Site, domain: string, versions: readonly string[]): void {
+  const seen = new Map<string, string>();
+  for (const version of versions) {
+    const problem = previewLabelProblem(version);
+    if (problem !== undefined) {
+      throw new ProximationError(
+        'ERR_INVALID_VERSION_NAME',
+        `Version ${site.name}/${version} cannot have a preview host under ${domain}: ${problem}. ` +
+          'Register it under a name that is a DNS label (such as build-42), or remove it before setting the preview domain.',
+      );
+    }
+    const earlier = seen.get(version.toLowerCase());
+    if (earlier !== undefined) {
+      throw new ProximationError(
+        'ERR_INVALID_VERSION_NAME',
+        `Versions ${site.name}/${earlier} and ${site.name}/${version} would share the preview host ${version.toLowerCase()}.${domain} (names are compared in lower case); remove one or register under another name.`,
+      );
+    }
+    seen.set(version.toLowerCase(), version);
+  }
+}
+
+function normalizePreview(preview: SitePreview, site: string): SitePreview {
+  const domain = normalizeHostname(preview.domain, { field: `the preview domain of site "${site}"` });
+  const problem = wildcardProblem(`*.${domain}`);
+  if (problem !== undefined) throw new ProximationError('ERR_INVALID_HOSTNAME', `Invalid preview domain ${JSON.stringify(preview.domain)} for site "${site}": ${problem}.`);
+  const networks = preview.networks?.map((entry) => {
+    const network = parseNetwork(entry);
+    if (network === undefined) {
+      throw new ProximationError('ERR_INVALID_ARGUMENT', `Invalid preview network ${JSON.stringify(entry)} for site "${site}": give an IP address or CIDR block such as 10.0.0.0/16 or fd00::/8.`);
+    }
+    return entry.includes('/') ? `${network.address}/${network.prefix}` : network.address;
+  });
+  return {
+    domain,
+    ...(networks === undefined || networks.length === 0 ? {} : { networks: distinct(networks) }),
+    ...(preview.token === true ? { token: true } : {}),
+  };
+}
+
+function samePreview(a: SitePreview | undefined, b: SitePreview | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.domain === b.domain && sameSet(a.networks ?? [], b.networks ?? []) && (a.token === true) === (b.token === true);
 }
 
 function distinct(values: readonly string[]): string[] {
@@ -455,6 +593,10 @@ export interface AddSiteRequest {
   tagPrefix?: string;
   /** HSTS for the new site; null: none. Left out, an existing site's HSTS is not compared (see addSite). */
   hsts?: HstsPolicy | null;
+  /** The site's ACME challenge; left out: the proxy's, and an existing site's is not compared. */
+  challenge?: SiteChallenge;
+  /** Preview hosts for the site's versions; left out: none, and an existing site's are not compared. */
+  preview?: SitePreview;
 }
 
 /**
@@ -462,20 +604,29 @@ export interface AddSiteRequest {
  * HSTS, when the request gives one: provisioning scripts written before HSTS must keep passing once
  * HSTS was set with setSiteHsts).
  */
-export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTable {
+export function addSite(table: RoutingTable, request: AddSiteRequest, policy?: IssuancePolicy): RoutingTable {
   const { name } = request;
   checkName(SITE_NAME, name);
   if (request.hosts.length === 0) {
     throw new ProximationError('ERR_NO_HOSTS', `Site "${name}" needs at least one host (the names it is served under, such as app.example.com).`);
   }
-  const hosts = distinct(request.hosts.map((host) => normalizeHostname(host, { refuseAddresses: true, field: `the hosts of site "${name}"` })));
+  const hosts = distinct(request.hosts.map((host) => normalizeSiteHost(host, name)));
+  if (request.challenge !== undefined && !SITE_CHALLENGES.includes(request.challenge)) {
+    throw new ProximationError('ERR_INVALID_ARGUMENT', `Site "${name}": challenge ${JSON.stringify(request.challenge)} is not one of ${SITE_CHALLENGES.join(', ')}.`);
+  }
+  const preview = request.preview === undefined ? undefined : normalizePreview(request.preview, name);
+  checkWildcardIssuance(name, preview === undefined ? hosts : [...hosts, `*.${preview.domain}`], request.challenge, policy);
   const tagPrefix = request.tagPrefix ?? defaultTagPrefix(name);
   if (tagPrefix !== undefined) checkName(TAG_PREFIX, tagPrefix);
   const hsts = request.hsts === undefined || request.hsts === null ? undefined : normalizeHsts(request.hsts, name);
 
   const existing = table.sites.find((s) => s.name === name);
   if (existing !== undefined) {
-    const sameDefinition = sameSet(existing.hosts, hosts) && existing.tagPrefix === tagPrefix;
+    const sameDefinition =
+      sameSet(existing.hosts, hosts) &&
+      existing.tagPrefix === tagPrefix &&
+      (request.challenge === undefined || request.challenge === existing.challenge) &&
+      (preview === undefined || samePreview(existing.preview, preview));
     if (sameDefinition && (request.hsts === undefined || sameHsts(existing.hsts, hsts))) return table;
     if (sameDefinition) {
       throw new ProximationError(
@@ -510,11 +661,34 @@ export function addSite(table: RoutingTable, request: AddSiteRequest): RoutingTa
     hosts,
     ...(tagPrefix === undefined ? {} : { tagPrefix }),
     ...(hsts === undefined ? {} : { hsts }),
+    ...(request.challenge === undefined ? {} : { challenge: request.challenge }),
+    ...(preview === undefined ? {} : { preview }),
     activeVersion: null,
     history: [],
     versions: [],
   };
   return nextGeneration(table, [...table.sites, site]);
+}
+
+/** A site's host: a hostname, or a wildcard `*.<registered domain>`. */
+function normalizeSiteHost(host: string, site: string): string {
+  const normal = normalizeHostname(host, { allowWildcard: true, refuseAddresses: true, field: `the hosts of site "${site}"` });
+  const problem = wildcardProblem(normal);
+  if (problem !== undefined) throw new ProximationError('ERR_INVALID_HOSTNAME', `Invalid host ${JSON.stringify(host)} for site "${site}": ${problem}.`);
+  return normal;
+}
+
+/** Wildcard certificates are validated over DNS-01 only; the local CA needs no validation. */
+function checkWildcardIssuance(site: string, hosts: readonly string[], challenge: SiteChallenge | undefined, policy: IssuancePolicy | undefined): void {
+  const wildcards = hosts.filter(isWildcardHost);
+  if (wildcards.length === 0 || policy === undefined || policy.issuer === 'local') return;
+  const effective = challenge ?? policy.challenge;
+  if (effective === 'dns-01') return;
+  throw new ProximationError(
+    'ERR_WILDCARD_NEEDS_DNS01',
+    `Site "${site}": ${list(wildcards)} ${wildcards.length === 1 ? 'is a wildcard' : 'are wildcards'}, and a CA validates wildcards only over dns-01, ` +
+      `but the site's certificates would be validated over ${effective}. Give the site --challenge dns-01 (with a DNS provider configured on the proxies: PROXIMATION_DNS_PROVIDER), or list the hosts one by one.`,
+  );
 }
 
 function describeHsts(hsts: HstsPolicy | undefined): string {
@@ -528,6 +702,22 @@ export function setSiteHsts(table: RoutingTable, site: string, hsts: HstsPolicy 
     if (sameHsts(s.hsts, policy)) return s;
     const { hsts: _replaced, ...rest } = s;
     return policy === undefined ? rest : { ...rest, hsts: policy };
+  });
+}
+
+/**
+ * Gives the site's versions preview hosts under `preview.domain` (null: none any more); the same table if
+ * it is already so. Every registered version must make a distinct DNS label (ERR_INVALID_VERSION_NAME).
+ */
+export function setSitePreview(table: RoutingTable, site: string, preview: SitePreview | null, policy?: IssuancePolicy): RoutingTable {
+  return updateSite(table, site, (s) => {
+    const next = preview === null ? undefined : normalizePreview(preview, s.name);
+    if (samePreview(s.preview, next)) return s;
+    const { preview: _replaced, ...rest } = s;
+    if (next === undefined) return rest;
+    checkPreviewLabels(s, next.domain, s.versions.map((v) => v.name));
+    checkWildcardIssuance(s.name, [`*.${next.domain}`], s.challenge, policy);
+    return { ...rest, preview: next };
   });
 }
 
@@ -600,6 +790,7 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
           'or replace its upstreams explicitly (deploy register --replace).',
       );
     }
+    if (site.preview !== undefined) checkPreviewLabels(site, site.preview.domain, [...site.versions.filter((v) => v !== existing).map((v) => v.name), version]);
     const registered = optIn({ name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) }, false);
     return activated({ ...site, versions: [...site.versions.filter((v) => v !== existing), registered] });
   });
@@ -669,6 +860,8 @@ export function pruneVersions(table: RoutingTable, site: string, keep: number): 
  * operations take cannot drift apart. The schema checks the shape only; the operations judge the values (names, hosts,
  * upstream URLs) with the same errors whoever sent the change.
  */
+const previewShapeSchema = z.strictObject({ domain: z.string(), networks: z.array(z.string()).readonly().optional(), token: z.boolean().optional() });
+
 export const routingTableChangeSchema = z
   .discriminatedUnion(
     'op',
@@ -679,8 +872,11 @@ export const routingTableChangeSchema = z
         hosts: z.array(z.string()).readonly(),
         tagPrefix: z.string().optional(),
         hsts: hstsShapeSchema.nullable().optional(),
+        challenge: z.enum(SITE_CHALLENGES).optional(),
+        preview: previewShapeSchema.optional(),
       }),
       z.strictObject({ op: z.literal('removeSite'), site: z.string() }),
+      z.strictObject({ op: z.literal('setPreview'), site: z.string(), preview: previewShapeSchema.nullable() }),
       z.strictObject({ op: z.literal('setHsts'), site: z.string(), hsts: hstsShapeSchema.nullable() }),
       z.strictObject({
         op: z.literal('registerVersion'),
@@ -698,7 +894,7 @@ export const routingTableChangeSchema = z
       z.strictObject({ op: z.literal('removeVersion'), site: z.string(), version: z.string() }),
       z.strictObject({ op: z.literal('pruneVersions'), site: z.string(), keep: z.int().min(0, 'must be a non-negative integer') }),
     ],
-    { error: 'must be one of addSite, removeSite, setHsts, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
+    { error: 'must be one of addSite, removeSite, setHsts, setPreview, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
   )
   .readonly();
 export type RoutingTableChange = z.output<typeof routingTableChangeSchema>;
@@ -713,8 +909,11 @@ export function upstreamsGainingTraffic(table: RoutingTable, change: RoutingTabl
   return before === undefined || after === undefined ? [] : newlyServing(before, after);
 }
 
-/** Applies `change` like the operation it names; `now` is the registration time of a registered version. */
-export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date): RoutingTable {
+/**
+ * Applies `change` like the operation it names; `now` is the registration time of a registered version;
+ * `policy`, when the caller knows how the proxies order certificates, judges wildcard hosts.
+ */
+export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date, policy?: IssuancePolicy): RoutingTable {
   switch (change.op) {
     case 'addSite':
       return addSite(table, {
@@ -722,11 +921,15 @@ export function applyRoutingTableChange(table: RoutingTable, change: RoutingTabl
         hosts: change.hosts,
         ...(change.tagPrefix === undefined ? {} : { tagPrefix: change.tagPrefix }),
         ...(change.hsts === undefined ? {} : { hsts: change.hsts }),
-      });
+        ...(change.challenge === undefined ? {} : { challenge: change.challenge }),
+        ...(change.preview === undefined ? {} : { preview: change.preview }),
+      }, policy);
     case 'removeSite':
       return removeSite(table, change.site);
     case 'setHsts':
       return setSiteHsts(table, change.site, change.hsts);
+    case 'setPreview':
+      return setSitePreview(table, change.site, change.preview, policy);
     case 'registerVersion':
       return registerVersion(table, {
         site: change.site,

@@ -16,7 +16,9 @@ import {
   removeVersion,
   rollback,
   serializeRoutingTable,
+  previewHost,
   setSiteHsts,
+  setSitePreview,
   siteForTag,
   upstreamsGainingTraffic,
   validateRoutingTable,
@@ -137,8 +139,10 @@ describe('parseRoutingTable', () => {
     ['a site name of 64 characters', (j) => (j.sites[0].name = 'a'.repeat(64)), 'sites[0].name: use 1-63 characters'],
     ['no hosts', (j) => (j.sites[0].hosts = []), 'sites[0].hosts: a site needs at least one host (found [])'],
     ['an invalid host', (j) => (j.sites[0].hosts = ['dev..com']), 'sites[0].hosts[0]: it contains ".." (an empty label); use a plain DNS name'],
-    ['a wildcard host', (j) => (j.sites[0].hosts = ['*.nomsbook.com']), 'sites[0].hosts[0]: wildcards ("*") are not allowed here'],
     ['an IP address as a host', (j) => (j.sites[0].hosts = ['192.0.2.7']), 'sites[0].hosts[0]: it is an IP address, and a site is reached by a DNS name'],
+    ['a wildcard of a public suffix', (j) => (j.sites[0].hosts = ['*.co.uk']), 'sites[0].hosts[0]: "co.uk" is a public suffix'],
+    ['a wildcard deeper than the first label', (j) => (j.sites[0].hosts = ['a.*.nomsbook.com']), 'sites[0].hosts[0]: "*" is only allowed as the whole first label'],
+    ['an unknown challenge', (j) => (j.sites[0].challenge = 'dns-02'), 'sites[0].challenge: must be one of http-01, tls-alpn-01, dns-01'],
     ['a host not in normal form', (j) => (j.sites[0].hosts = ['Dev.Nomsbook.com.']), 'sites[0].hosts[0]: not in normal form; write "dev.nomsbook.com" (found "Dev.Nomsbook.com.")'],
     ['a bad tag prefix', (j) => (j.sites[0].tagPrefix = 'dev build'), 'sites[0].tagPrefix: use one or more characters'],
     ['a bad version name', (j) => (j.sites[0].versions[0].name = '-41'), 'sites[0].versions[0].name: use 1-128 characters'],
@@ -244,6 +248,86 @@ describe('addSite', () => {
     ['an invalid tag prefix', { name: 'shop', hosts: ['a.com'], tagPrefix: 'shop/' }, 'ERR_INVALID_TAG_PREFIX', 'Invalid tag prefix "shop/"'],
   ])('rejects %s', (_, request, code, message) => {
     expectError(() => addSite(sample(), request), code, message);
+  });
+});
+
+describe('wildcard hosts', () => {
+  const acme = (challenge: 'http-01' | 'tls-alpn-01' | 'dns-01') => ({ issuer: 'acme', challenge }) as const;
+  const add = (hosts: string[], challenge?: 'http-01' | 'dns-01') =>
+    addSite(emptyRoutingTable(), { name: 'wild', hosts, ...(challenge === undefined ? {} : { challenge }) }, acme('http-01'));
+
+  it('accepts *.<registered domain>, normalised, with the challenge kept in the table', () => {
+    const table = add(['*.Example.COM', 'example.com'], 'dns-01');
+    expect(findSite(table, 'wild')).toMatchObject({ hosts: ['*.example.com', 'example.com'], challenge: 'dns-01' });
+    expect(parseRoutingTable(serializeRoutingTable(table), 'routes.json')).toEqual(table);
+  });
+
+  it('refuses "*" alone, a public suffix, and a "*" that is not the whole first label', () => {
+    for (const [host, message] of [
+      ['*', '"*" is only allowed as the whole first label'],
+      ['*.com', '"com" is a public suffix'],
+      ['*.co.uk', '"co.uk" is a public suffix'],
+      ['*.*.example.com', '"*" is only allowed as the whole first label'],
+      ['a*.example.com', '"*" is only allowed as the whole first label'],
+    ] as const) {
+      expect(() => add([host], 'dns-01'), host).toThrow(message);
+    }
+  });
+
+  it('needs dns-01 (the site\'s or the proxies\') on an ACME issuer, and nothing on the local CA', () => {
+    expect(() => add(['*.example.com'])).toThrow(expect.objectContaining({ code: 'ERR_WILDCARD_NEEDS_DNS01', message: expect.stringContaining('--challenge dns-01') }));
+    expect(() => add(['*.example.com'], 'http-01')).toThrow(/validated over http-01/);
+    expect(addSite(emptyRoutingTable(), { name: 'wild', hosts: ['*.example.com'] }, acme('dns-01')).sites).toHaveLength(1);
+    expect(addSite(emptyRoutingTable(), { name: 'wild', hosts: ['*.example.com'] }, { issuer: 'local', challenge: 'http-01' }).sites).toHaveLength(1);
+    const change: RoutingTableChange = { op: 'addSite', site: 'wild', hosts: ['*.example.com'] };
+    expect(() => applyRoutingTableChange(emptyRoutingTable(), change, new Date(), acme('tls-alpn-01'))).toThrow(/ERR_WILDCARD_NEEDS_DNS01|wildcard/);
+  });
+
+  it('compares the challenge of an existing site only when one is given', () => {
+    const table = add(['app.example.com'], 'dns-01');
+    expect(addSite(table, { name: 'wild', hosts: ['app.example.com'] }, acme('http-01'))).toBe(table);
+    expect(() => addSite(table, { name: 'wild', hosts: ['app.example.com'], challenge: 'http-01' }, acme('http-01'))).toThrow(/already exists/);
+  });
+});
+
+describe('preview hosts', () => {
+  const staged = (names: string[]) =>
+    names.reduce(
+      (table, version) => registerVersion(table, { site: 'shop', version, upstreams: ['http://10.0.0.1:80'], registeredAt: new Date(0), activate: false }),
+      addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'] }),
+    );
+
+  it('sets a normalised preview domain and access, written back in order, and keeps the table when unchanged', () => {
+    const table = setSitePreview(staged(['v1', 'Build-2']), 'shop', { domain: 'Preview.Example.COM', networks: ['10.0.0.0/8', '192.0.2.7'], token: true });
+    const site = findSite(table, 'shop');
+    expect(site.preview).toEqual({ domain: 'preview.example.com', networks: ['10.0.0.0/8', '192.0.2.7'], token: true });
+    expect(previewHost(site, 'Build-2')).toBe('build-2.preview.example.com');
+    expect(parseRoutingTable(serializeRoutingTable(table), 'routes.json')).toEqual(table);
+    expect(setSitePreview(table, 'shop', { domain: 'preview.example.com', networks: ['192.0.2.7', '10.0.0.0/8'], token: true })).toBe(table);
+    expect(findSite(setSitePreview(table, 'shop', null), 'shop').preview).toBeUndefined();
+  });
+
+  it('refuses versions that cannot be a DNS label, when the domain is set and at register time', () => {
+    expect(() => setSitePreview(staged(['v1.2']), 'shop', { domain: 'preview.example.com' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_VERSION_NAME', message: expect.stringContaining('"v1.2" is not a DNS label') }),
+    );
+    expect(() => setSitePreview(staged(['a'.repeat(64)]), 'shop', { domain: 'preview.example.com' })).toThrow('longer than 63 characters');
+    expect(() => setSitePreview(staged(['V1', 'v1']), 'shop', { domain: 'preview.example.com' })).toThrow('would share the preview host v1.preview.example.com');
+    const withPreview = setSitePreview(staged(['v1']), 'shop', { domain: 'preview.example.com' });
+    expect(() => registerVersion(withPreview, { site: 'shop', version: 'build_3', upstreams: ['http://10.0.0.1:80'], registeredAt: new Date(0), activate: false })).toThrow(
+      /cannot have a preview host under preview.example.com/,
+    );
+    expect(() => registerVersion(withPreview, { site: 'shop', version: 'V1', upstreams: ['http://10.0.0.2:80'], registeredAt: new Date(0), activate: false })).toThrow(/would share/);
+  });
+
+  it('refuses a public suffix as the domain, bad networks, and on ACME a preview wildcard without dns-01', () => {
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'co.uk' })).toThrow('"co.uk" is a public suffix');
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'preview.example.com', networks: ['10.0.0.0/33'] })).toThrow('Invalid preview network "10.0.0.0/33"');
+    expect(() => setSitePreview(staged([]), 'shop', { domain: 'preview.example.com' }, { issuer: 'acme', challenge: 'http-01' })).toThrow(/ERR_WILDCARD_NEEDS_DNS01|\*\.preview\.example\.com is a wildcard/);
+    expect(() => addSite(emptyRoutingTable(), { name: 'shop', hosts: ['shop.example.com'], preview: { domain: 'preview.example.com' } }, { issuer: 'acme', challenge: 'tls-alpn-01' })).toThrow(/is a wildcard/);
+    const invalid = JSON.parse(serializeRoutingTable(staged(['v_1'])));
+    invalid.sites[0].preview = { domain: 'preview.example.com' };
+    expect(() => validateRoutingTable(invalid, 'routes.json')).toThrow('sites[0].versions[0].name: "v_1" is not a DNS label');
   });
 });
 

@@ -4,10 +4,11 @@
  * HSTS, if HSTS flags are given) changes nothing and succeeds, so provisioning scripts can run it every
  * time.
  */
-import { findSite } from '@proximation/shared';
+import { SITE_CHALLENGES, findSite, type SiteChallenge } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, hostFlag, openRoutesTarget, output, parseSiteCommand, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { SITE_ADD_HSTS_OPTIONS, hstsFromFlags } from '../hsts-flags.js';
+import { previewFromFlags } from '../preview-flags.js';
 import { describeSite, generationNote, siteJson } from '../presentation.js';
 
 const NAME = 'site add';
@@ -17,10 +18,16 @@ const OPTIONS = {
   ...JSON_OPTION,
   host: { type: 'string', multiple: true },
   'tag-prefix': { type: 'string' },
+  challenge: { type: 'string' },
+  'preview-domain': { type: 'string' },
+  'preview-network': { type: 'string', multiple: true },
+  'preview-token': { type: 'boolean' },
   ...SITE_ADD_HSTS_OPTIONS,
 } as const;
 
 const HELP = `Usage: deploy site add <site> --host <name> [--host <name>...] [--tag-prefix <prefix>]
+                       [--challenge http-01|tls-alpn-01|dns-01]
+                       [--preview-domain <domain> [--preview-network <cidr>...] [--preview-token]]
                        [--hsts-max-age <duration> [--hsts-include-subdomains] [--hsts-preload]]
 
 Adds a site to the routing table: the proxies obtain certificates for its hosts and serve them once
@@ -30,9 +37,17 @@ nothing changes.
 <site> is 1-63 characters of a-z, 0-9 and "-".
 
 Options:
-  --host <name>          a hostname of the site, such as dev.example.com; repeat for several
+  --host <name>          a hostname of the site, such as dev.example.com, or a wildcard such as
+                         *.example.com (any one label under it that no site lists itself;
+                         needs dns-01, unless the proxies use the local CA); repeat for several
   --tag-prefix <p>       versions tagged <p>... belong to this site (deploy register --tag);
                          default: devbuild- for site dev, release- for site prod, none otherwise
+  --challenge <type>     how the CA validates the site's names (ACME); default: the proxies'
+                         PROXIMATION_ACME_CHALLENGE. dns-01 needs a DNS provider on the proxies
+  --preview-domain <d>   every version also gets the host <version>.<d>, routed to it whether
+                         active or not (see deploy site preview --help)
+  --preview-network <cidr>  only clients in this network may use the preview hosts; repeat
+  --preview-token        (also) clients that send the proxies' admin token
   --hsts-max-age <d>     send Strict-Transport-Security with this max-age on the site's HTTPS
                          responses, such as 1y or 180d (whole seconds); default: no HSTS.
                          Change it later with "deploy site hsts"
@@ -41,12 +56,12 @@ Options:
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
-With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "activeVersion", "versionCount"},
+With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "challenge", "preview", "activeVersion", "versionCount"},
 "changed", "generation"}.`;
 
 export const siteAddCommand: Command = {
   name: NAME,
-  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>] [--hsts-max-age <d>]',
+  synopsis: 'site add <site> --host <name>... [--tag-prefix <prefix>] [--challenge <type>] [--hsts-max-age <d>]',
   summary: 'Add a site served under the given hostnames.',
   async run(args, env) {
     const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site add <site> --host <name>', 'give one site name, and each host with its own --host');
@@ -65,7 +80,27 @@ export const siteAddCommand: Command = {
     const target = openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
-    const change = { op: 'addSite', site: name, hosts, ...(tagPrefix === undefined ? {} : { tagPrefix }), ...(hsts === undefined ? {} : { hsts }) } as const;
+    const challenge = values.challenge;
+    if (challenge !== undefined && !(SITE_CHALLENGES as readonly string[]).includes(challenge)) {
+      throw usageError(`--challenge ${challenge}: give one of ${SITE_CHALLENGES.join(', ')}.`, NAME);
+    }
+    const preview = previewFromFlags(
+      {
+        domain: { name: '--preview-domain', value: values['preview-domain'] },
+        networks: { name: '--preview-network', value: values['preview-network'] },
+        token: { name: '--preview-token', value: values['preview-token'] },
+      },
+      NAME,
+    );
+    const change = {
+      op: 'addSite',
+      site: name,
+      hosts,
+      ...(tagPrefix === undefined ? {} : { tagPrefix }),
+      ...(hsts === undefined ? {} : { hsts }),
+      ...(challenge === undefined ? {} : { challenge: challenge as SiteChallenge }),
+      ...(preview === undefined ? {} : { preview }),
+    } as const;
     const { table, changed } = await target.update({ change });
     const site = findSite(table, name);
     const text = changed

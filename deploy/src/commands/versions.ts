@@ -5,7 +5,7 @@
 import { findSite } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, plural, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
-import { generationNote, rollbackOrder } from '../presentation.js';
+import { generationNote, previewUrl, rollbackOrder } from '../presentation.js';
 
 const NAME = 'versions';
 
@@ -13,8 +13,9 @@ const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION, site: { type: 'string' } } 
 
 const HELP = `Usage: deploy versions --site <site>
 
-Lists the versions of a site, oldest first: name, registration time and upstreams, with the active
-one marked "*", and the versions successive "deploy rollback"s would activate.
+Lists the versions of a site, oldest first: name, registration time, upstreams and (for a site with
+a preview domain) the version's preview URL, with the active one marked "*", and the versions
+successive "deploy rollback"s would activate.
 
 Options:
   --site <site>          the site
@@ -23,7 +24,7 @@ ${COMMON_OPTIONS_HELP}
 
 With --json: {"generation", "site", "activeVersion", "history" (earlier active versions,
 most recent last), "rollbackOrder" (next first), "versions": [{"name", "upstreams",
-"registeredAt", "active"}]}.`;
+"registeredAt", "active", "previewUrl" (null without a preview domain)}]}.`;
 
 export const versionsCommand: Command = {
   name: NAME,
@@ -38,9 +39,10 @@ export const versionsCommand: Command = {
     const rollbacks = rollbackOrder(site);
 
     const width = Math.max(0, ...site.versions.map((v) => v.name.length));
-    const lines = site.versions.map(
-      (v) => `${v.name === site.activeVersion ? '*' : ' '} ${v.name.padEnd(width)}  ${v.registeredAt}  ${v.upstreams.join(', ')}`,
-    );
+    const lines = site.versions.map((v) => {
+      const preview = previewUrl(site, v.name);
+      return `${v.name === site.activeVersion ? '*' : ' '} ${v.name.padEnd(width)}  ${v.registeredAt}  ${v.upstreams.join(', ')}${preview === undefined ? '' : `  ${preview}`}`;
+    });
     const header =
       `site ${site.name}: ${plural(site.versions.length, 'version')}, oldest first, * = active; ` +
       `rollback order: ${rollbacks.length === 0 ? 'none' : rollbacks.join(', ')} (${generationNote(table)})`;
@@ -52,7 +54,7 @@ export const versionsCommand: Command = {
         activeVersion: site.activeVersion,
         history: site.history,
         rollbackOrder: rollbacks,
-        versions: site.versions.map((v) => ({ ...v, active: v.name === site.activeVersion })),
+        versions: site.versions.map((v) => ({ ...v, active: v.name === site.activeVersion, previewUrl: previewUrl(site, v.name) ?? null })),
       },
       [header, ...lines].join('\n'),
     );

@@ -33,7 +33,7 @@ import {
   serializeRoutingTable,
   updateRoutingTableFile,
 } from '@proximation/shared';
-import type { ChangeResponseBody, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
+import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { readJsonBody, sendError, sendJson } from './api-http.js';
 
@@ -43,6 +43,8 @@ export interface RoutingApiOptions {
   afterChange: () => Promise<void>;
   /** The serving side's rules for a table (the routes watcher's); a change whose result breaks them is refused. */
   check: (table: RoutingTable) => void;
+  /** How this proxy orders certificates, for the rules that depend on it (wildcard hosts need DNS-01). */
+  issuancePolicy: IssuancePolicy;
   log: Logger;
 }
 
@@ -99,7 +101,7 @@ export class RoutingApi {
           (table) => {
             cancel.signal.throwIfAborted();
             generationBefore = checked(table).generation;
-            const next = applyRoutingTableChange(table, change, new Date());
+            const next = applyRoutingTableChange(table, change, new Date(), this.options.issuancePolicy);
             if (next !== table) this.options.check(next);
             return next;
           },

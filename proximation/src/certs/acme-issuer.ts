@@ -52,14 +52,29 @@ import { pollResource } from './acme-poll.js';
 import { AcmeTransport, openAcmeTransport } from './acme-transport.js';
 import { ariCertId, ariRenewalTime, parseRenewalInfo, type RenewalWindow } from './ari.js';
 import type { CertStore, LoadedCertificate } from './cert-store.js';
-import type { CertificateIssuer, IssuedCertificate } from './certificate-manager.js';
-import { certbotManualHooks, type ChallengeStore } from './challenge-store.js';
+import type { CertificateIssuer, IssuedCertificate, IssueOptions } from './certificate-manager.js';
+import { lineageName } from './lineage-name.js';
+import { certbotManualHooks, type ChallengeStore, type StoredChallengeType } from './challenge-store.js';
+import { systemResolvers, type DnsServer } from './dns01/dns-client.js';
+import { DnsJournal, dnsJournalDir } from './dns01/journal.js';
+import { PropagationCheck, type PropagationOptions } from './dns01/propagation.js';
+import { challengeRecordName, type DnsProvider, type TxtRecord } from './dns01/provider.js';
+import { DnsProviders, dnsSpecFromParams, type DnsProviderSpec } from './dns01/providers.js';
 import { keyTypeParams, readRenewalConf, type ConfValue } from './renewal-conf.js';
 
 // X.520 upper bound for a commonName; longer names go in the SAN only.
 const MAX_COMMON_NAME = 64;
+// A DNS provider's errors that mean the record was certainly not added.
+const NOT_APPLIED = new Set(['ERR_DNS_UPDATE_REFUSED', 'ERR_DNS_ZONE_NOT_FOUND', 'ERR_DNS_CREDENTIALS_INVALID']);
 // Let's Encrypt asks for ARI checks at least twice a day.
 const ARI_RECHECK_MS = 6 * 3600 * 1000;
+
+export interface DnsSettings {
+  /** The configured provider; a lineage may name its own (certbot's dns-rfc2136 and its credentials). */
+  provider: DnsProviderSpec | undefined;
+  hookTimeoutMs: number;
+  propagation: Omit<PropagationOptions, 'resolvers'> & { resolvers: DnsServer[] | undefined };
+}
 
 export interface AcmeIssuerSettings {
   directoryUrl: string;
@@ -69,6 +84,7 @@ export interface AcmeIssuerSettings {
   eab: { kid: string; hmacKey: string } | undefined;
   keyType: AcmeKeyType;
   challenge: AcmeChallengeType;
+  dns: DnsSettings;
 }
 
 export interface AcmeIssuerOptions {
@@ -90,6 +106,7 @@ interface Challenge {
 interface Authorization {
   url: string;
   status: string;
+  wildcard?: boolean;
   identifier: { type: string; value: string };
   challenges: Challenge[];
 }
@@ -97,6 +114,17 @@ interface Authorization {
 interface DirectoryMeta {
   externalAccountRequired?: boolean;
   profiles?: Record<string, string>;
+}
+/** How one order's challenges are answered. */
+type ChallengePlan = { type: StoredChallengeType } | { type: 'dns-01'; dns: DnsPlan };
+interface DnsPlan {
+  provider: DnsProvider;
+}
+/** One challenge's answer: put up, taken down (in `finally`), and what to check when the CA says no. */
+interface ChallengeAnswer {
+  present(): Promise<void>;
+  cleanup(): Promise<void>;
+  advice: string;
 }
 /** The parts of the directory used here; `renewalInfo` from RFC 9773. */
 interface Directory {
@@ -127,12 +155,21 @@ export class AcmeIssuer implements CertificateIssuer {
   private directoryDoc: Promise<Directory> | undefined;
   private readonly ari = new Map<string, AriChoice>();
   private readonly ownership = new Map<string, { serialNumber: string; ours: boolean }>();
+  private readonly providers: DnsProviders;
+  private readonly journal: DnsJournal;
+  private propagationCheck: PropagationCheck | undefined;
 
   constructor(
     private readonly options: AcmeIssuerOptions,
     private readonly transport: AcmeTransport,
   ) {
     this.accounts = new AccountStore(options.store.configDir, options.settings.directoryUrl, options.locksDir);
+    this.providers = new DnsProviders({
+      hookTimeoutMs: options.settings.dns.hookTimeoutMs,
+      changeTimeoutMs: options.settings.dns.propagation.timeoutMs,
+      locksDir: options.locksDir,
+    });
+    this.journal = new DnsJournal(dnsJournalDir(options.store.configDir), (lineage) => options.store.liveDir(lineage));
   }
 
   async issued(cert: LoadedCertificate): Promise<boolean> {
@@ -174,10 +211,10 @@ export class AcmeIssuer implements CertificateIssuer {
     });
   }
 
-  issue(names: string[], replaces?: LoadedCertificate): Promise<IssuedCertificate> {
+  issue(names: string[], options: IssueOptions = {}): Promise<IssuedCertificate> {
     return this.transport.run(async () => {
       try {
-        return await this.order(names, replaces);
+        return await this.order(names, options);
       } catch (err) {
         if (isProximationError(err)) throw err;
         throw new ProximationError(
@@ -189,8 +226,12 @@ export class AcmeIssuer implements CertificateIssuer {
     });
   }
 
-  private async order(names: string[], replacing: LoadedCertificate | undefined): Promise<IssuedCertificate> {
+  private async order(names: string[], options: IssueOptions): Promise<IssuedCertificate> {
     const { settings, log } = this.options;
+    const replacing = options.replaces;
+    const lineage = options.lineage ?? lineageName(names[0]!);
+    await this.cleanLeftovers(lineage);
+    const plan = await this.plan(options);
     await this.checkProfile();
     const { client, account } = await this.accountClient();
     const replaces = replacing !== undefined && (await this.directory()).renewalInfo !== undefined ? ariCertId(replacing.certPem) : undefined;
@@ -205,7 +246,7 @@ export class AcmeIssuer implements CertificateIssuer {
     // Settled here too, so a failed order does not leave the key's rejection unhandled.
     key.catch(() => undefined);
     const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
-    await Promise.all(authorizations.map((authz) => this.authorize(client, authz)));
+    await Promise.all(authorizations.map((authz) => this.authorize(client, authz, plan, lineage)));
 
     const keyPem = await key;
     const [, csr] = await acme.crypto.createCsr(
@@ -223,12 +264,12 @@ export class AcmeIssuer implements CertificateIssuer {
       certPem: withNewline(certPem),
       chainPem: chain.map(withNewline).join(''),
       keyPem,
-      renewalParams: this.renewalParams(account),
+      renewalParams: this.renewalParams(account, plan),
     };
   }
 
-  private async authorize(client: Client, authz: Authorization): Promise<void> {
-    const { settings, challenges, log } = this.options;
+  private async authorize(client: Client, authz: Authorization, plan: ChallengePlan, lineage: string): Promise<void> {
+    const { settings, log } = this.options;
     const name = authz.identifier.value;
     if (authz.status === 'valid') {
       log.debug({ name }, 'ACME authorization already valid');
@@ -237,18 +278,18 @@ export class AcmeIssuer implements CertificateIssuer {
     if (authz.status !== 'pending') {
       throw new ProximationError('ERR_ACME_VALIDATION_FAILED', `the ACME authorization for ${name} is ${authz.status} (${authz.url}); a new order will start over.`);
     }
-    const challenge = authz.challenges.find((c) => c.type === settings.challenge);
+    const challenge = authz.challenges.find((c) => c.type === plan.type);
     if (challenge === undefined) {
       throw new ProximationError(
         'ERR_ACME_CHALLENGE_UNAVAILABLE',
-        `${settings.directoryUrl} offers ${authz.challenges.map((c) => c.type).join(', ')} for ${name}, not ${settings.challenge}. ` +
-          'Set PROXIMATION_ACME_CHALLENGE to one it offers.',
+        `${settings.directoryUrl} offers ${authz.challenges.map((c) => c.type).join(', ')} for ${name}${authz.wildcard === true ? ' (a wildcard)' : ''}, not ${plan.type}. ` +
+          (authz.wildcard === true ? 'Wildcard names need dns-01: set PROXIMATION_ACME_CHALLENGE=dns-01 or the site\'s challenge (deploy site add --challenge dns-01).' : 'Set PROXIMATION_ACME_CHALLENGE to one it offers.'),
       );
     }
-    const key = settings.challenge === 'http-01' ? challenge.token : name;
     const keyAuthorization = await client.getChallengeKeyAuthorization(challenge as unknown as Parameters<Client['getChallengeKeyAuthorization']>[0]);
-    await challenges.put(settings.challenge, key, keyAuthorization);
+    const answer = plan.type === 'dns-01' ? await this.dnsAnswer(plan.dns, lineage, name, keyAuthorization) : this.storedAnswer(plan.type, challenge, name, keyAuthorization);
     try {
+      await answer.present();
       if (challenge.status === 'pending') await client.completeChallenge(challenge as unknown as Parameters<Client['completeChallenge']>[0]);
       const settled = await pollResource<Authorization>(client, authz.url, ['pending']);
       if (settled.status !== 'valid') {
@@ -257,18 +298,115 @@ export class AcmeIssuer implements CertificateIssuer {
       }
     } catch (err) {
       if (isProximationError(err)) throw err;
-      throw new ProximationError(
-        'ERR_ACME_VALIDATION_FAILED',
-        `${settings.challenge} validation of ${name} failed: ${errorMessage(err)}. ` +
-          (settings.challenge === 'http-01'
-            ? 'The CA must reach this proxy (or another instance sharing the directory) on port 80.'
-            : 'The CA must reach this proxy (or another instance sharing the directory) on port 443.'),
-        { cause: err },
-      );
+      throw new ProximationError('ERR_ACME_VALIDATION_FAILED', `${plan.type} validation of ${name} failed: ${errorMessage(err)}. ${answer.advice}`, { cause: err });
     } finally {
-      await challenges.remove(settings.challenge, key);
+      await answer.cleanup();
     }
-    log.info({ name, challenge: settings.challenge }, 'ACME authorization valid');
+    log.info({ name, challenge: plan.type }, 'ACME authorization valid');
+  }
+
+  /** An HTTP-01 or TLS-ALPN-01 answer: the key authorization in the shared challenge store. */
+  private storedAnswer(type: StoredChallengeType, challenge: Challenge, name: string, keyAuthorization: string): ChallengeAnswer {
+    const { challenges } = this.options;
+    const key = type === 'http-01' ? challenge.token : name;
+    return {
+      present: () => challenges.put(type, key, keyAuthorization),
+      cleanup: () => challenges.remove(type, key),
+      advice: `The CA must reach this proxy (or another instance sharing the directory) on port ${type === 'http-01' ? 80 : 443}.`,
+    };
+  }
+
+  /**
+   * A DNS-01 answer: journalled, then presented and waited for until every authoritative server has it;
+   * removed from DNS, then from the journal. A cleanup that fails is logged and its journal entry kept, so
+   * the next order for the lineage tries again.
+   */
+  private async dnsAnswer(dns: DnsPlan, lineage: string, domain: string, keyAuthorization: string): Promise<ChallengeAnswer> {
+    const { log } = this.options;
+    const { provider } = dns;
+    const propagation = this.propagation();
+    const record: TxtRecord = { domain, name: await propagation.challengeTarget(challengeRecordName(domain)), value: keyAuthorization };
+    let journalled: string | undefined;
+    let presented = false;
+    return {
+      present: async () => {
+        journalled = await this.journal.add(lineage, record, provider.renewalParams());
+        presented = true;
+        try {
+          await provider.present(record);
+        } catch (err) {
+          // The server said no: nothing was added, and a cleanup with the same key would be refused too.
+          if (isProximationError(err) && NOT_APPLIED.has(err.code)) {
+            presented = false;
+            await this.journal.remove(journalled);
+          }
+          throw err;
+        }
+        log.debug({ name: record.name, provider: provider.name }, 'DNS-01 record presented; waiting for the authoritative servers');
+        await propagation.waitFor(record);
+      },
+      cleanup: async () => {
+        if (!presented) return;
+        try {
+          await provider.cleanup(record);
+          if (journalled !== undefined) await this.journal.remove(journalled);
+        } catch (err) {
+          log.error({ name: record.name, provider: provider.name, err: errorMessage(err) }, 'could not remove a DNS-01 record; the next order for the certificate retries');
+        }
+      },
+      advice: `The CA must find TXT ${record.name} through the name's authoritative servers.`,
+    };
+  }
+
+  /** Removes what an earlier order for `lineage` presented and never cleaned up (a crash between the two). */
+  private async cleanLeftovers(lineage: string): Promise<void> {
+    const { log } = this.options;
+    const { entries, unreadable } = await this.journal.list(lineage);
+    for (const file of unreadable) {
+      log.warn({ lineage, file }, 'removing an unreadable DNS-01 journal entry; its record, if any, must be removed by hand');
+      await this.journal.remove(file);
+    }
+    for (const entry of entries) {
+      const spec = dnsSpecFromParams(new Map(entry.provider));
+      if (spec === undefined) {
+        log.warn({ lineage, file: entry.file }, 'a DNS-01 journal entry names no provider; removing the entry');
+        await this.journal.remove(entry.file);
+        continue;
+      }
+      try {
+        await (await this.providers.open(spec)).cleanup(entry.record);
+        await this.journal.remove(entry.file);
+        log.info({ lineage, name: entry.record.name, provider: spec.type }, 'removed a DNS-01 record an interrupted order left');
+      } catch (err) {
+        log.error({ lineage, name: entry.record.name, err: errorMessage(err) }, 'could not remove a DNS-01 record an interrupted order left; will retry');
+      }
+    }
+  }
+
+  /** How this order's authorizations are answered: the site's choice, else the lineage's (certbot's terms), else the global one. */
+  private async plan(options: IssueOptions): Promise<ChallengePlan> {
+    const { settings, store } = this.options;
+    const conf = options.lineage === undefined ? undefined : await readRenewalConf(store, options.lineage);
+    const lineageSpec = conf === undefined ? undefined : dnsSpecFromParams(conf.params);
+    const type = options.challenge ?? (lineageSpec === undefined ? settings.challenge : 'dns-01');
+    if (type !== 'dns-01') return { type };
+    const spec = lineageSpec ?? settings.dns.provider;
+    if (spec === undefined) {
+      throw new ProximationError(
+        'ERR_DNS_PROVIDER_MISSING',
+        'a dns-01 challenge was asked for, but no DNS provider is configured: set PROXIMATION_DNS_PROVIDER (rfc2136, route53 or hook) and its settings.',
+      );
+    }
+    return { type, dns: { provider: await this.providers.open(spec) } };
+  }
+
+  private propagation(): PropagationCheck {
+    const { propagation } = this.options.settings.dns;
+    this.propagationCheck ??= new PropagationCheck({
+      ...propagation,
+      resolvers: propagation.resolvers ?? systemResolvers(),
+    });
+    return this.propagationCheck;
   }
 
   private async checkProfile(): Promise<void> {
@@ -339,17 +477,15 @@ export class AcmeIssuer implements CertificateIssuer {
     });
   }
 
-  private renewalParams(account: AcmeAccount): [string, ConfValue][] {
-    const hooks = certbotManualHooks(this.options.challenges);
-    return [
-      ['account', account.id],
-      ['server', this.options.settings.directoryUrl],
-      ['authenticator', 'manual'],
-      ['manual_auth_hook', hooks.authHook],
-      ['manual_cleanup_hook', hooks.cleanupHook],
-      ['pref_challs', ['http-01']],
-      ...keyTypeParams(this.options.settings.keyType),
-    ];
+  private renewalParams(account: AcmeAccount, plan: ChallengePlan): [string, ConfValue][] {
+    const how: [string, ConfValue][] =
+      plan.type === 'dns-01'
+        ? [...plan.dns.provider.renewalParams(), ['pref_challs', ['dns-01']]]
+        : (() => {
+            const hooks = certbotManualHooks(this.options.challenges);
+            return [['authenticator', 'manual'], ['manual_auth_hook', hooks.authHook], ['manual_cleanup_hook', hooks.cleanupHook], ['pref_challs', ['http-01']]];
+          })();
+    return [['account', account.id], ['server', this.options.settings.directoryUrl], ...how, ...keyTypeParams(this.options.settings.keyType)];
   }
 }
 

@@ -10,12 +10,14 @@
  * ({ failures, nextAttemptAt, lastError, lastFailureAt }), written atomically. Callers write it under
  * the per-name lock. `read` returns undefined for a name that has not failed; a file that does not parse
  * or has the wrong shape counts as absent (it only ever delays an order, so losing it is harmless).
- * Names are checked as hostnames before they become paths (normalizeHostname's ProximationError).
+ * Names are lineage names (lineage-name.ts), checked as hostnames before they become paths
+ * (normalizeHostname's ProximationError).
  * `record` and `clear` pass on file-system errors (ERR_FILE_WRITE and system errors).
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { normalizeHostname, readFileIfExists, writeFileAtomic } from '@proximation/shared';
+import { lineageHost, lineageName } from './lineage-name.js';
 
 const MINUTE_MS = 60_000;
 /** Delays after the 1st, 2nd, 3rd failure; the last one repeats. */
@@ -51,9 +53,9 @@ export function backoffStateDir(letsencryptDir: string): string {
 export class BackoffStore {
   constructor(readonly dir: string) {}
 
-  private file(name: string): string {
-    // The name becomes a path: only a normalised hostname may.
-    return path.join(this.dir, `${normalizeHostname(name, { allowWildcard: false, field: 'certificate name' })}.json`);
+  private file(lineage: string): string {
+    // The name becomes a path: only a lineage name of a normalised hostname may.
+    return path.join(this.dir, `${lineageName(normalizeHostname(lineageHost(lineage), { allowWildcard: true, field: 'certificate name' }))}.json`);
   }
 
   async read(name: string): Promise<BackoffState | undefined> {

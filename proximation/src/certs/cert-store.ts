@@ -6,7 +6,8 @@
  *   live/<lineage>/{cert,chain,fullchain,privkey}.pem       relative symlinks: ../../archive/<lineage>/certN.pem
  *
  * Guarantees:
- * - Lineage names are checked before any path is built: a normalised hostname (`write`), optionally followed
+ * - Lineage names are checked before any path is built: a normalised hostname, or `_wildcard.<hostname>`
+ *   for a wildcard (lineage-name.ts) (`write`), optionally followed
  *   by certbot's `-NNNN` suffix (`read`, `liveDir`, `archiveDir`, and the entries `list` returns). `..`, `/`
  *   and other path syntax never reach the file system.
  * - `write` stores a new version N = 1 + the highest N in archive/<lineage> (each file written atomically and
@@ -46,6 +47,7 @@ import {
   normalizeHostname,
   writeFileAtomic,
 } from '@proximation/shared';
+import { lineageHost, lineageName } from './lineage-name.js';
 
 /** What an issuer hands over: leaf certificate, intermediates (may be empty), private key (PEM). */
 export interface CertificateFiles {
@@ -234,17 +236,18 @@ function prepareFiles(lineage: string, files: CertificateFiles): Record<Kind, st
 
 function checkLineageName(name: string, allowCertbotSuffix: boolean): string {
   const suffixed = allowCertbotSuffix ? CERTBOT_SUFFIX.exec(name) : null;
-  const host = suffixed?.[1] ?? name;
+  const raw = suffixed?.[1] ?? name;
+  const host = lineageHost(raw);
   let normal: string;
   try {
-    normal = normalizeHostname(host, { allowWildcard: false, field: 'certificate lineage name' });
+    normal = normalizeHostname(host, { allowWildcard: true, field: 'certificate lineage name' });
   } catch (err) {
     throw new ProximationError('ERR_CERT_LINEAGE_NAME_INVALID', errorMessage(err), { cause: err });
   }
-  if (normal !== host) {
+  if (lineageName(normal) !== raw) {
     throw new ProximationError(
       'ERR_CERT_LINEAGE_NAME_INVALID',
-      `certificate lineage name ${JSON.stringify(name)} is not in normal form: use ${JSON.stringify(normal + (suffixed?.[2] ?? ''))}`,
+      `certificate lineage name ${JSON.stringify(name)} is not in normal form: use ${JSON.stringify(lineageName(normal) + (suffixed?.[2] ?? ''))}`,
     );
   }
   return name;

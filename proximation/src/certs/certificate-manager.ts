@@ -23,10 +23,12 @@
  */
 import path from 'node:path';
 import { ProximationError, errorMessage, isProximationError, withLock } from '@proximation/shared';
+import type { AcmeChallengeType } from '../config.js';
 import type { Logger } from '../logger.js';
 import { AcmeRateLimitedError } from './acme-rate-limited-error.js';
 import { BackoffStore, backoffStateDir, isAttemptAllowed, type BackoffState } from './backoff.js';
 import type { CertificateFiles, CertStore, LoadedCertificate } from './cert-store.js';
+import { lineageName } from './lineage-name.js';
 import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
 import { OrderLimiter } from './order-limiter.js';
 import { renewalTime } from './renewal-schedule.js';
@@ -52,6 +54,15 @@ export interface IssuedCertificate extends CertificateFiles {
   renewalParams?: [string, ConfValue][];
 }
 
+export interface IssueOptions {
+  /** The certificate of this issuer that the new one succeeds, when renewing. */
+  replaces?: LoadedCertificate;
+  /** The lineage the certificate will be stored as (names[0]'s by default). */
+  lineage?: string;
+  /** The site's choice of ACME challenge; undefined: the lineage's or the configured one. */
+  challenge?: AcmeChallengeType;
+}
+
 /** Something that can issue a certificate for a set of names (the local CA, or an ACME CA). */
 export interface CertificateIssuer {
   readonly name: string;
@@ -59,8 +70,7 @@ export interface CertificateIssuer {
   issued(cert: LoadedCertificate): Promise<boolean>;
   /** When the CA advises renewing one of its certificates (ACME ARI); undefined: the lifetime rule. */
   renewalTime?(cert: LoadedCertificate): Promise<Date | undefined>;
-  /** `replaces`: the certificate of this issuer that the new one succeeds, when renewing. */
-  issue(names: string[], replaces?: LoadedCertificate): Promise<IssuedCertificate>;
+  issue(names: string[], options?: IssueOptions): Promise<IssuedCertificate>;
 }
 
 export interface CertificateManagerOptions {
@@ -81,6 +91,8 @@ export interface RenewOptions {
   force: boolean;
   /** Order whether due or not, but store nothing (no lineage, renewal file or backoff state) and take no lock. */
   dryRun: boolean;
+  /** The ACME challenge the host's site chose; undefined: the lineage's or the configured one. */
+  challenge?: AcmeChallengeType | undefined;
 }
 
 /** What `renew` did for one name; `cert` is what the store holds afterwards, if anything. */
@@ -92,6 +104,7 @@ export type RenewOutcome =
 
 export class CertificateManager {
   private hosts = new Set<string>();
+  private challenges: ReadonlyMap<string, AcmeChallengeType> = new Map();
   /** Serial number served per host, to notice when the store has a newer certificate. */
   private readonly served = new Map<string, string>();
   private readonly inFlight = new Map<string, Promise<LoadedCertificate | undefined>>();
@@ -104,8 +117,12 @@ export class CertificateManager {
     this.backoff = new BackoffStore(backoffStateDir(options.store.configDir));
   }
 
-  /** The routed hosts, after each routing-table change; starts work for new ones in the background. */
-  setHosts(hosts: Iterable<string>): void {
+  /**
+   * The routed hosts (`*.example.com` for a wildcard) after each routing-table change, and the challenge
+   * a site chose for its hosts; starts work for new ones in the background.
+   */
+  setHosts(hosts: Iterable<string>, challenges: ReadonlyMap<string, AcmeChallengeType> = new Map()): void {
+    this.challenges = challenges;
     const next = new Set(hosts);
     for (const host of this.hosts) {
       if (!next.has(host)) {
@@ -131,10 +148,22 @@ export class CertificateManager {
     await Promise.allSettled(this.inFlight.values());
   }
 
+  /**
+   * The routed host whose certificate serves `name`: the name itself, else the wildcard host of its
+   * parent (`*.example.com` for a.example.com); undefined for names not routed.
+   */
+  servingHost(name: string): string | undefined {
+    if (this.hosts.has(name)) return name;
+    const dot = name.indexOf('.');
+    const wildcard = dot === -1 ? undefined : `*${name.slice(dot)}`;
+    return wildcard !== undefined && this.hosts.has(wildcard) ? wildcard : undefined;
+  }
+
   /** The certificate for a routed host, loading or issuing it if needed; undefined for other names. */
   certificateFor(host: string): Promise<LoadedCertificate | undefined> {
-    if (!this.hosts.has(host)) return Promise.resolve(undefined);
-    return this.ensure(host);
+    const serving = this.servingHost(host);
+    if (serving === undefined) return Promise.resolve(undefined);
+    return this.ensure(serving);
   }
 
   /** One pass over every routed host: pick up peers' certificates, renew what is due. */
@@ -165,7 +194,7 @@ export class CertificateManager {
   }
 
   private async obtain(host: string): Promise<LoadedCertificate | undefined> {
-    const outcome = await this.renew(host, { force: false, dryRun: false });
+    const outcome = await this.renew(host, { force: false, dryRun: false, challenge: this.challenges.get(host) });
     const cert = 'cert' in outcome ? outcome.cert : undefined;
     if (cert !== undefined && this.hosts.has(host) && this.served.get(host) !== cert.serialNumber) {
       this.served.set(host, cert.serialNumber);
@@ -175,40 +204,41 @@ export class CertificateManager {
   }
 
   /** Orders a certificate for `host` if it is due (or `force`), unless the backoff says wait. */
-  async renew(host: string, { force, dryRun }: RenewOptions): Promise<RenewOutcome> {
+  async renew(host: string, { force, dryRun, challenge }: RenewOptions): Promise<RenewOutcome> {
     const { store, issuer, log } = this.options;
-    const before = await store.read(host);
+    const lineage = lineageName(host);
+    const before = await store.read(lineage);
     // A dry run always orders, as certbot's does: it is there to prove that renewal would work.
     if (!force && !dryRun && before !== undefined && (await this.usable(before, new Date()))) return { status: 'not-due', cert: before };
     if (dryRun) {
       try {
-        await this.limiter.run(() => issuer.issue([host]));
+        await this.limiter.run(() => issuer.issue([host], { lineage, challenge }));
         return { status: 'dry-run-ok' };
       } catch (err) {
         return { status: 'failed', error: errorMessage(err), backoff: undefined, cert: before };
       }
     }
-    const waiting = await this.backoff.read(host);
+    const waiting = await this.backoff.read(lineage);
     if (!force && waiting !== undefined && !isAttemptAllowed(waiting, new Date())) return { status: 'deferred', backoff: waiting, cert: before };
-    return withLock(path.join(this.options.locksDir, `${host}.lock`), async (lock) => {
+    return withLock(path.join(this.options.locksDir, `${lineage}.lock`), async (lock) => {
       // Another instance may have done it, or failed, while this one waited for the lock.
-      const current = await store.read(host);
+      const current = await store.read(lineage);
       if (current !== undefined && current.serialNumber !== before?.serialNumber && (await issuer.issued(current))) {
         return { status: 'renewed-by-peer', cert: current };
       }
       if (!force && current !== undefined && (await this.usable(current, new Date()))) return { status: 'not-due', cert: current };
-      const state = await this.backoff.read(host);
+      const state = await this.backoff.read(lineage);
       if (!force && state !== undefined && !isAttemptAllowed(state, new Date())) return { status: 'deferred', backoff: state, cert: current };
       log.info({ host, issuer: issuer.name, reason: force ? 'forced' : current === undefined ? 'missing' : 'due' }, 'issuing certificate');
       let issued: IssuedCertificate;
       try {
         const replaces = current !== undefined && (await issuer.issued(current)) ? current : undefined;
-        issued = await this.limiter.run(() => issuer.issue([host], replaces));
+        issued = await this.limiter.run(() => issuer.issue([host], { lineage, challenge, ...(replaces === undefined ? {} : { replaces }) }));
       } catch (err) {
         this.options.onOrder?.(host, 'failure');
         if (lock.lost) throw err;
         const message = errorMessage(err);
-        const failed = await this.backoff.record(host, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined);
+        const failed = await this.backoff.record(lineage, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined);
         log.error(
           { host, code: isProximationError(err) ? err.code : undefined, err: message, failures: failed.failures, nextAttemptAt: failed.nextAttemptAt.toISOString() },
           'could not obtain a certificate; will retry',
@@ -221,11 +251,11 @@ export class CertificateManager {
           `the lock ${lock.path} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
         );
       }
-      await store.write(host, issued);
-      if (issued.renewalParams !== undefined) await writeRenewalConf(store, host, issued.renewalParams);
-      await this.backoff.clear(host);
-      const stored = await store.read(host);
-      if (stored === undefined) throw new ProximationError('ERR_CERT_LINEAGE_INVALID', `the certificate for ${host} was written to ${store.liveDir(host)} but cannot be read back.`);
+      await store.write(lineage, issued);
+      if (issued.renewalParams !== undefined) await writeRenewalConf(store, lineage, issued.renewalParams);
+      await this.backoff.clear(lineage);
+      const stored = await store.read(lineage);
+      if (stored === undefined) throw new ProximationError('ERR_CERT_LINEAGE_INVALID', `the certificate for ${host} was written to ${store.liveDir(lineage)} but cannot be read back.`);
       this.options.onOrder?.(host, 'success');
       return { status: 'renewed', cert: stored };
     });

@@ -25,6 +25,9 @@ import type { AcmeChallengeType } from '../config.js';
 
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
+/** The challenges answered from this store; dns-01 is answered by a DNS provider (dns01/). */
+export type StoredChallengeType = Exclude<AcmeChallengeType, 'dns-01'>;
+
 /** Where the challenge store lives in the shared directory. */
 export function challengesDir(letsencryptDir: string): string {
   return path.join(letsencryptDir, 'proximation', 'challenges');
@@ -33,20 +36,20 @@ export function challengesDir(letsencryptDir: string): string {
 export class ChallengeStore {
   constructor(readonly dir: string) {}
 
-  async put(type: AcmeChallengeType, key: string, keyAuthorization: string): Promise<void> {
+  async put(type: StoredChallengeType, key: string, keyAuthorization: string): Promise<void> {
     await writeFileAtomic(this.fileFor(type, key), keyAuthorization, { mode: 0o644 });
   }
 
-  async remove(type: AcmeChallengeType, key: string): Promise<void> {
+  async remove(type: StoredChallengeType, key: string): Promise<void> {
     await rm(this.fileFor(type, key), { force: true });
   }
 
-  async get(type: AcmeChallengeType, key: string): Promise<string | undefined> {
+  async get(type: StoredChallengeType, key: string): Promise<string | undefined> {
     if (!isValidKey(type, key)) return undefined;
     return (await readFileIfExists(path.join(this.dir, type, key)))?.toString('utf8');
   }
 
-  private fileFor(type: AcmeChallengeType, key: string): string {
+  private fileFor(type: StoredChallengeType, key: string): string {
     if (!isValidKey(type, key)) {
       throw new ProximationError(
         'ERR_ACME_CHALLENGE_KEY_INVALID',
@@ -57,7 +60,7 @@ export class ChallengeStore {
   }
 }
 
-function isValidKey(type: AcmeChallengeType, key: string): boolean {
+function isValidKey(type: StoredChallengeType, key: string): boolean {
   if (type === 'http-01') return TOKEN.test(key);
   const inspected = inspectHostname(key, false);
   return 'hostname' in inspected && inspected.hostname === key;

@@ -18,6 +18,7 @@ import type { Logger } from '../logger.js';
 import type { CertStore } from './cert-store.js';
 import type { CertificateIssuer } from './certificate-manager.js';
 import type { ChallengeStore } from './challenge-store.js';
+import type { DnsProviderSpec } from './dns01/providers.js';
 
 export async function openIssuer(
   config: Config,
@@ -39,8 +40,27 @@ export async function openIssuer(
       eab: config.acmeEabKid === undefined || config.acmeEabHmacKey === undefined ? undefined : { kid: config.acmeEabKid, hmacKey: config.acmeEabHmacKey },
       keyType: config.acmeKeyType,
       challenge: config.acmeChallenge,
+      dns: {
+        provider: dnsProviderSpec(config),
+        hookTimeoutMs: config.dnsHookTimeoutMs,
+        propagation: { resolvers: config.dnsResolvers, authoritativePort: config.dnsAuthoritativePort, timeoutMs: config.dnsPropagationTimeoutMs },
+      },
     },
   });
+}
+
+/** The configured DNS provider as a spec (config.ts checked that its settings are there). */
+function dnsProviderSpec(config: Config): DnsProviderSpec | undefined {
+  switch (config.dnsProvider) {
+    case 'rfc2136':
+      return { type: 'rfc2136', credentialsFile: config.dnsRfc2136Credentials! };
+    case 'route53':
+      return { type: 'route53' };
+    case 'hook':
+      return { type: 'hook', authHook: config.dnsHookAuth!, cleanupHook: config.dnsHookCleanup! };
+    case undefined:
+      return undefined;
+  }
 }
 
 export function locksDirOf(letsencryptDir: string): string {

@@ -18,8 +18,11 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { TrustedProxies } from '../config.js';
+import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
 
 const HOP_BY_HOP = new Set([
+  // The admin token presented on a preview host (preview-access.ts) is for the proxy alone.
+  PREVIEW_TOKEN_HEADER,
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -7,6 +7,8 @@
  * so it goes out with the upstream's response and with the proxy's own 502/503/504 for that site (never
  * for unknown hosts, and never from the plain-HTTP listener, which does not come here); it replaces
  * the upstream's own header (see forward.ts).
+ *
+ * A preview host with restricted access (preview-access.ts) answers 403 to a client it does not admit.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -16,6 +18,7 @@ import type { ExchangeObserver } from '../metrics.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
+import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
 import type { WebSocketTunnels } from './websocket.js';
@@ -59,8 +62,13 @@ export class ProxyHandler {
       return;
     }
     const selection = route.upstreams;
-    const upstream = selection.pick(Date.now());
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
+    if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
+      sendError(res, 403, MESSAGES[403](hostOf(authority)));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes: 0 });
+      return;
+    }
+    const upstream = selection.pick(Date.now());
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
     forward(req, res, upstream, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
       exchange.upstream = result.upstream ?? exchange.upstream;
@@ -79,8 +87,13 @@ export class ProxyHandler {
       this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
-    const upstream = route.upstreams.pick(Date.now());
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
+    if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
+      sendErrorToSocket(socket, 403, MESSAGES[403](hostOf(authority)));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes: 0 });
+      return;
+    }
+    const upstream = route.upstreams.pick(Date.now());
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
     this.options.tunnels.open(
       req,
@@ -118,6 +131,10 @@ export class ProxyHandler {
       error: result.error?.message,
     });
   }
+}
+
+function previewAdmits(route: Route, client: string, token: string | string[] | undefined): boolean {
+  return route.preview === undefined || route.preview(client, typeof token === 'string' ? token : undefined);
 }
 
 function unroutable(route: Route | undefined, authority: string): [number, string] {

@@ -3,8 +3,17 @@
  * the request path into a fresh map and swapped in with one assignment, so a request sees either the
  * old table or the new one, never a mix. What a site adds to every response (its Strict-Transport-
  * Security value) is computed here too, once per table, not per request.
+ *
+ * A wildcard host (`*.example.com`) routes every name one label under it that no site lists exactly:
+ * exact hosts win, and the wildcard lookup happens only when the exact one misses.
+ *
+ * A site with a preview domain routes `<version>.<domain>` to that version, active or staged, behind the
+ * site's preview gate (preview-access.ts); a site's own host of the same name wins. The certificate
+ * side is given `*.<domain>` for them all (`hosts`), not each preview host.
  */
-import { hstsHeaderValue, type RoutingTable } from '@proximation/shared';
+import { certificateNames, hstsHeaderValue, previewHost, wildcardOf, type RoutingTable, type SiteChallenge, type SiteVersion } from '@proximation/shared';
+import type { AdminAuthorizer } from '../admin/admin-auth.js';
+import { previewGate, type PreviewGate } from './preview-access.js';
 import { RoundRobin } from './upstream-selection.js';
 import type { Upstreams } from './upstreams.js';
 
@@ -15,34 +24,72 @@ export interface Route {
   upstreams: RoundRobin | undefined;
   /** The site's Strict-Transport-Security header value; undefined when the site has no HSTS. */
   hsts: string | undefined;
+  /** On a preview host with restricted access: who may use it. */
+  preview?: PreviewGate;
 }
 
 export class Router {
   private routes = new Map<string, Route>();
+  private challenges = new Map<string, SiteChallenge>();
+  private certificateHosts: string[] = [];
   private currentGeneration = -1;
 
-  constructor(private readonly upstreams: Upstreams) {}
+  /** `previewAuthorizer` judges the admin token presented on preview hosts. */
+  constructor(
+    private readonly upstreams: Upstreams,
+    private readonly previewAuthorizer: AdminAuthorizer = () => 'disabled',
+  ) {}
 
   get generation(): number {
     return this.currentGeneration;
   }
 
-  /** Every host the table routes; certificates are only ever obtained for these. */
+  /**
+   * Every name the table needs a certificate for: the sites' hosts (wildcards as `*.example.com`) and
+   * `*.<preview domain>`; certificates are only ever obtained for these.
+   */
   get hosts(): string[] {
-    return [...this.routes.keys()];
+    return this.certificateHosts;
+  }
+
+  /** The ACME challenge each host's site chose, for the hosts of sites that chose one. */
+  get hostChallenges(): ReadonlyMap<string, SiteChallenge> {
+    return this.challenges;
   }
 
   update(table: RoutingTable): void {
     const routes = new Map<string, Route>();
+    const challenges = new Map<string, SiteChallenge>();
     const origins = new Set<string>();
+    const certificateHosts: string[] = [];
+    const selection = (version: SiteVersion): RoundRobin => {
+      for (const origin of version.upstreams) origins.add(origin);
+      return new RoundRobin(version.upstreams.map((origin) => this.upstreams.get(origin)));
+    };
     for (const site of table.sites) {
       const active = site.versions.find((v) => v.name === site.activeVersion);
-      const selection = active && new RoundRobin(active.upstreams.map((origin) => this.upstreams.get(origin)));
-      for (const origin of active?.upstreams ?? []) origins.add(origin);
-      const route: Route = { site: site.name, version: active?.name, upstreams: selection, hsts: site.hsts && hstsHeaderValue(site.hsts) };
+      const hsts = site.hsts && hstsHeaderValue(site.hsts);
+      const route: Route = { site: site.name, version: active?.name, upstreams: active && selection(active), hsts };
+      for (const host of certificateNames(site)) {
+        certificateHosts.push(host);
+        if (site.challenge !== undefined) challenges.set(host, site.challenge);
+      }
       for (const host of site.hosts) routes.set(host, route);
     }
+    // After every site's own hosts, which win over a preview host of the same name.
+    for (const site of table.sites) {
+      if (site.preview === undefined) continue;
+      const gate = previewGate(site.preview, this.previewAuthorizer);
+      const hsts = site.hsts && hstsHeaderValue(site.hsts);
+      for (const version of site.versions) {
+        const host = previewHost(site, version.name)!;
+        if (routes.has(host)) continue;
+        routes.set(host, { site: site.name, version: version.name, upstreams: selection(version), hsts, ...(gate === undefined ? {} : { preview: gate }) });
+      }
+    }
     this.routes = routes;
+    this.challenges = challenges;
+    this.certificateHosts = certificateHosts;
     this.currentGeneration = table.generation;
     this.upstreams.retain(origins);
   }
@@ -50,7 +97,11 @@ export class Router {
   /** @param authority a Host header or :authority value, port and letter case as the client sent them */
   route(authority: string | undefined): Route | undefined {
     if (authority === undefined) return undefined;
-    return this.routes.get(hostOf(authority));
+    const host = hostOf(authority);
+    const exact = this.routes.get(host);
+    if (exact !== undefined) return exact;
+    const wildcard = wildcardOf(host);
+    return wildcard === undefined ? undefined : this.routes.get(wildcard);
   }
 }
 

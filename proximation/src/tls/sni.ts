@@ -12,8 +12,13 @@
  * PEM text, not 10,000 contexts. `resolve` answers undefined for names that are not served, and the callback
  * then fails with UnrecognizedNameError, which the HTTPS listener turns into an unrecognized_name alert
  * (handshake-alert.ts): the proxy shows no certificate for a name it does not route.
+ *
+ * A name without a certificate of its own is served the certificate of its wildcard (`*.example.com` for
+ * a.example.com) when one is set; `resolve` answers which name (the name or its wildcard) the certificate
+ * it found is set under, so a renewed wildcard reaches every name it covers.
  */
 import tls from 'node:tls';
+import { wildcardOf } from '@proximation/shared';
 import { UnrecognizedNameError } from './handshake-alert.js';
 
 export interface CertificateKeyPair {
@@ -34,7 +39,7 @@ export class SniContexts {
   private readonly pending = new Map<string, Promise<tls.SecureContext | undefined>>();
 
   constructor(
-    private readonly resolve: (name: string) => Promise<CertificateKeyPair | undefined>,
+    private readonly resolve: (name: string) => Promise<{ name: string; pair: CertificateKeyPair } | undefined>,
     private readonly maxContexts = MAX_CACHED_CONTEXTS,
   ) {}
 
@@ -68,7 +73,8 @@ export class SniContexts {
 
   readonly SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
     const name = servername.toLowerCase();
-    const context = this.context(name);
+    const wildcard = this.pairs.has(name) ? undefined : wildcardOf(name);
+    const context = this.context(wildcard !== undefined && this.pairs.has(wildcard) ? wildcard : name);
     if (context !== undefined) {
       cb(null, context);
       return;
@@ -83,11 +89,11 @@ export class SniContexts {
     let promise = this.pending.get(name);
     if (promise === undefined) {
       promise = this.resolve(name)
-        .then((pair) => {
-          if (pair === undefined) return undefined;
+        .then((found) => {
+          if (found === undefined) return undefined;
           // A `set` that raced with this lookup carries the newer certificate.
-          if (!this.pairs.has(name)) this.set(name, pair);
-          return this.context(name);
+          if (!this.pairs.has(found.name)) this.set(found.name, found.pair);
+          return this.context(found.name);
         })
         .finally(() => this.pending.delete(name));
       this.pending.set(name, promise);

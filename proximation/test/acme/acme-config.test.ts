@@ -40,7 +40,11 @@ describe('ACME settings', () => {
     refused({ PROXIMATION_ACME_DIRECTORY: 'https://user:pw@ca.test/dir' }, 'PROXIMATION_ACME_DIRECTORY');
     refused({ PROXIMATION_ACME_EMAIL: 'not-an-address' }, 'PROXIMATION_ACME_EMAIL="not-an-address" is not valid');
     refused({ PROXIMATION_ACME_KEY_TYPE: 'ed25519' }, 'one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096');
-    refused({ PROXIMATION_ACME_CHALLENGE: 'dns-01' }, 'one of http-01, tls-alpn-01');
+    refused({ PROXIMATION_ACME_CHALLENGE: 'dns-02' }, 'one of http-01, tls-alpn-01, dns-01');
+    refused({ PROXIMATION_ISSUER: 'acme', PROXIMATION_ACME_CHALLENGE: 'dns-01' }, 'PROXIMATION_ACME_CHALLENGE=dns-01 needs PROXIMATION_DNS_PROVIDER');
+    refused({ PROXIMATION_DNS_PROVIDER: 'rfc2136' }, 'needs PROXIMATION_DNS_RFC2136_CREDENTIALS');
+    refused({ PROXIMATION_DNS_PROVIDER: 'hook', PROXIMATION_DNS_HOOK_AUTH: 'true' }, 'needs both PROXIMATION_DNS_HOOK_AUTH and PROXIMATION_DNS_HOOK_CLEANUP');
+    refused({ PROXIMATION_DNS_RESOLVERS: 'ns1.example.com' }, 'IP addresses with optional ports');
     refused({ PROXIMATION_ACME_EAB_HMAC_KEY: 'has spaces' }, 'base64url');
     refused({ PROXIMATION_ACME_EAB_KID: 'kid-1' }, 'set both or neither');
   });

@@ -211,7 +211,8 @@ async function issuer(settings: Partial<AcmeIssuerSettings> & { directoryUrl: st
     challenges: new ChallengeStore(path.join(dir.path, 'le', 'proximation', 'challenges')),
     locksDir: path.join(dir.path, 'le', 'proximation', 'locks'),
     log: silent,
-    settings: { email: undefined, caCertsPath: undefined, profile: undefined, eab: undefined, keyType: 'ecdsa-p256', challenge: 'http-01', ...settings },
+    settings: { email: undefined, caCertsPath: undefined, profile: undefined, eab: undefined, keyType: 'ecdsa-p256', challenge: 'http-01',
+      dns: { provider: undefined, hookTimeoutMs: 1000, propagation: { resolvers: undefined, authoritativePort: 53, timeoutMs: 1000 } }, ...settings },
   });
   return { issuer: acmeIssuer, store, dir: dir.path };
 }

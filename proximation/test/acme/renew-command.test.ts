@@ -56,6 +56,18 @@ describe('proximation renew / certs', () => {
     expect(listing.out).not.toContain('Last Error');
   });
 
+  it('renews wildcard hosts and the preview wildcard of a site, into _wildcard. lineages', async () => {
+    const { le, env } = await routedDir([]);
+    const routes = path.join(le, 'proximation', 'routes.json');
+    const wild = table([{ name: 'shop', hosts: ['*.shop.test'] }]);
+    await writeRoutes(routes, { ...wild, sites: wild.sites.map((site) => ({ ...site, preview: { domain: 'preview.shop.test' } })) });
+    const res = await run(['renew'], env);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^\*\.preview\.shop\.test: renewed .*\n\*\.shop\.test: renewed /);
+    expect((await fs.readdir(path.join(le, 'live'))).sort()).toEqual(['_wildcard.preview.shop.test', '_wildcard.shop.test']);
+    expect((await run(['certs'], env)).out).toContain('Certificate Name: _wildcard.preview.shop.test\n    Domains: *.preview.shop.test');
+  });
+
   it('lists an unreadable lineage with its problem instead of failing', async () => {
     const { le, env } = await routedDir(['q.test']);
     await fs.mkdir(path.join(le, 'live', 'q.test'), { recursive: true });

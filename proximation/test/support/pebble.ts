@@ -1,6 +1,6 @@
 /**
  * A real ACME CA for the tests: Let's Encrypt's Pebble with pebble-challtestsrv as its DNS (every name
- * resolves to 127.0.0.1), both from Debian, on fixed ports. Pebble validates HTTP-01 on PEBBLE_PORTS.http01
+ * resolves to 127.0.0.1), or a DNS server the test started (`dnsServer`), both from Debian, on fixed ports. Pebble validates HTTP-01 on PEBBLE_PORTS.http01
  * and TLS-ALPN-01 on PEBBLE_PORTS.tlsAlpn01, so the proxy under test listens there. Test files that use
  * Pebble run in parallel with the others, but one at a time among themselves: `startPebble` holds a
  * lease lock (the project's own, across processes) on those ports until `close`, so give the hook that
@@ -43,6 +43,11 @@ export interface PebbleOptions {
   env?: Record<string, string>;
   /** Lifetime of the certificates Pebble issues, in seconds. Default 90 days, like Let's Encrypt's classic profile. */
   certificateLifetimeS?: number;
+  /**
+   * The DNS server Pebble resolves names and DNS-01 records with (host:port), such as a BIND started by
+   * the test (bind.ts); default pebble-challtestsrv, which answers 127.0.0.1 for every name.
+   */
+  dnsServer?: string;
 }
 
 export interface Pebble {
@@ -67,7 +72,7 @@ export function acmeProcessEnv(pebble: Pebble, le: string): Record<string, strin
   };
 }
 
-export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000 }: PebbleOptions = {}): Promise<Pebble> {
+export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000, dnsServer }: PebbleOptions = {}): Promise<Pebble> {
   const ports = await acquireLock(path.join(os.tmpdir(), 'proximation-test-pebble-ports.lock'), { timeoutMs: PEBBLE_WAIT_MS - 20_000 });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'proximation-pebble-'));
   const children: ChildProcess[] = [];
@@ -110,15 +115,15 @@ export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000 }
     };
     // Its own HTTP-01/TLS-ALPN-01 responders would take the ports the proxy must listen on; IPv6 off, or
     // Pebble dials [::1] where nothing listens.
-    const dns = record(
+    const dns = dnsServer === undefined ? record(
       spawn('pebble-challtestsrv', [
         '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
         '-dns01', `127.0.0.1:${PEBBLE_PORTS.dns}`, '-management', `127.0.0.1:${PEBBLE_PORTS.challtestsrv}`,
         '-http01', '', '-https01', '', '-tlsalpn01', '',
       ], { stdio: ['ignore', 'pipe', 'pipe'] }),
-    );
+    ) : undefined;
     const pebble = record(
-      spawn('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${PEBBLE_PORTS.dns}`, '-strict'], {
+      spawn('pebble', ['-config', configPath, '-dnsserver', dnsServer ?? `127.0.0.1:${PEBBLE_PORTS.dns}`, '-strict'], {
         stdio: ['ignore', 'pipe', 'pipe'],
         // No random validation sleeps (up to 5 s each); every listed order on one page.
         env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_ORDERS_PER_PAGE: '1000', ...env },
@@ -127,7 +132,7 @@ export async function startPebble({ env = {}, certificateLifetimeS = 7_776_000 }
     const directoryUrl = `https://127.0.0.1:${PEBBLE_PORTS.acme}/dir`;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
-      for (const child of [dns, pebble]) {
+      for (const child of dns === undefined ? [pebble] : [dns, pebble]) {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.spawnfile} exited early: ${output}`);
       }
       if ((await get(directoryUrl, caPem).catch(() => undefined)) !== undefined) break;

@@ -82,7 +82,11 @@ export async function startServeProcess(letsencryptDir: string, env: NodeJS.Proc
     await kill();
     throw err;
   }
-  const ca = await fs.readFile(path.join(letsencryptDir, 'proximation', 'local-ca', 'root.pem'), 'utf8');
+  // An ACME process has no local CA: its clients trust the CA's root instead.
+  const ca = await fs.readFile(path.join(letsencryptDir, 'proximation', 'local-ca', 'root.pem'), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
   return {
     cli,
     ports: { http, https, admin },
