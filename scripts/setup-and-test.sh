@@ -18,11 +18,11 @@ npm ci --no-audit --no-fund
 rm -f test-results.json test-results-lts.json
 status=0
 npm test -- --reporter=default --reporter=json --outputFile.json=test-results.json || status=$?
-echo "== again on $LTS_NODE: proxy, listeners, TLS, shutdown, admin API, image content, memory release, DNS client and hooks, shared"
+echo "== again on $LTS_NODE: proxy, listeners, TLS, shutdown, admin API, workers, image content, memory release, DNS client and hooks, shared"
 npm exec --yes --package="$LTS_NODE" -- node node_modules/vitest/vitest.mjs run \
   proximation/test/proxy proximation/test/listeners proximation/test/shutdown.test.ts \
   proximation/test/tls/baseline.test.ts proximation/test/tls/resumption.test.ts proximation/test/tls/sni.test.ts \
-  proximation/test/admin proximation/test/image-content.test.ts proximation/test/memory-release.test.ts \
+  proximation/test/admin proximation/test/cluster proximation/test/image-content.test.ts proximation/test/memory-release.test.ts \
   proximation/test/dns01/rfc2136.test.ts proximation/test/dns01/hook.test.ts shared \
   --reporter=default --reporter=json --outputFile.json=test-results-lts.json || status=$?
 node scripts/test-totals.mjs "node $(node --version)=test-results.json" "$LTS_NODE=test-results-lts.json" || status=$?

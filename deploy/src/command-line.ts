@@ -193,10 +193,13 @@ export function upstreamFlag(text: string, flag: string, command: string): strin
   }
 }
 
-/** A site's hostname given as `flag`'s value, normalised; a malformed one (or an IP address) is a usage error. */
+/**
+ * A site's hostname (or wildcard host, `*.example.com`) given as `flag`'s value, normalised; a malformed
+ * one (or an IP address) is a usage error. Whether a wildcard can be certified is the table's rule.
+ */
 export function hostFlag(text: string, flag: string, command: string): string {
   try {
-    return normalizeHostname(text, { refuseAddresses: true, field: flag });
+    return normalizeHostname(text, { allowWildcard: true, refuseAddresses: true, field: flag });
   } catch (err) {
     if (isProximationError(err, 'ERR_INVALID_HOSTNAME')) throw usageError(err.message, command);
     throw err;

@@ -1,7 +1,7 @@
 /**
  * Drives load with wrk (HTTP/1.1 over TLS) and h2load (HTTP/2 over TLS) against `https://localhost:<port>`
  * (localhost must resolve to 127.0.0.1; `checkLocalhost` verifies it) and reads their results:
- * completed requests, req/s, p99 latency and errors. One thread, a fixed number of connections, a fixed
+ * completed requests, req/s, p99 latency and errors. One thread (or `threads`), a fixed number of connections, a fixed
  * duration (or, for h2load, a fixed number of requests); each run is killed if it overstays its duration
  * by 15 s.
  * Throws `ProximationError('ERR_BENCH_LOADGEN')` when a tool's output cannot be read or h2load does not
@@ -34,6 +34,8 @@ export interface LoadRun {
    * bounds the run's time by `seconds` + 15 s.
    */
   readonly requests?: number;
+  /** Load generator threads (default 1): more when the proxy has every core and one thread would be the limit. */
+  readonly threads?: number | undefined;
 }
 
 const OVERSTAY_MS = 15_000;
@@ -75,8 +77,8 @@ function parseWrk(output: string): LoadResult {
   };
 }
 
-export async function runWrk(children: ChildSupervisor, core: number, run: LoadRun): Promise<LoadResult> {
-  const args = ['-t1', `-c${run.connections}`, `-d${run.seconds}s`, '--latency'];
+export async function runWrk(children: ChildSupervisor, core: number | undefined, run: LoadRun): Promise<LoadResult> {
+  const args = [`-t${run.threads ?? 1}`, `-c${run.connections}`, `-d${run.seconds}s`, '--latency'];
   if (run.closeEachRequest === true) args.push('-H', 'Connection: close');
   args.push(`https://localhost:${run.port}${run.path}`);
   const { stdout, stderr } = await children.run(
@@ -115,13 +117,13 @@ function parseH2load(output: string, log: string): LoadResult {
 
 export async function runH2load(
   children: ChildSupervisor,
-  core: number,
+  core: number | undefined,
   run: LoadRun,
   scratchDir: string,
 ): Promise<LoadResult> {
   const logFile = join(scratchDir, 'h2load-requests.log');
   const args = [
-    '-t1', `-c${run.connections}`, '-m10', run.requests === undefined ? `-D${run.seconds}` : `-n${run.requests}`,
+    `-t${run.threads ?? 1}`, `-c${run.connections}`, '-m10', run.requests === undefined ? `-D${run.seconds}` : `-n${run.requests}`,
     `--connect-to=127.0.0.1:${run.port}`, `--log-file=${logFile}`,
     `https://localhost:${run.port}${run.path}`,
   ];

@@ -29,7 +29,8 @@ export interface MeasureOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly proxyPid: number;
-  readonly proxyCore: number;
+  /** Undefined: the proxy has the whole machine, and "others" are measured over every core. */
+  readonly proxyCore: number | undefined;
   readonly ticksPerSecond: number;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Runs one nginx instance from a generated configuration inside its own directory (pid file, error log,
  * temp paths), in the foreground so that the supervisor owns it. Shared by the upstream and the nginx
- * proxy under test: one worker process, no access log. Guarantees nothing is written outside `dir`.
+ * proxy under test: one worker process unless `workerProcesses` says otherwise, no access log. Guarantees nothing is written outside `dir`.
  * Throws what `ChildSupervisor.start` throws.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -11,7 +11,9 @@ import type { ChildSupervisor, Service } from './children.js';
 export interface NginxInstance {
   readonly name: string;
   readonly dir: string;
-  readonly core: number;
+  readonly core: number | undefined;
+  /** `worker_processes`: 1 unless set; `auto` is one per CPU. */
+  readonly workerProcesses?: number | 'auto';
   /** Directives placed inside `http { }`. */
   readonly httpBlock: string;
 }
@@ -25,7 +27,7 @@ export async function startNginx(children: ChildSupervisor, instance: NginxInsta
   await writeFile(
     conf,
     [
-      'worker_processes 1;',
+      `worker_processes ${instance.workerProcesses ?? 1};`,
       `pid ${join(dir, 'nginx.pid')};`,
       `error_log ${errorLog} warn;`,
       'events { worker_connections 4096; }',

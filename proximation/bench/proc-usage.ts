@@ -75,10 +75,14 @@ export function rssMiB(root: number): number {
   return kib / 1024;
 }
 
-/** Non-idle time of one core so far, in seconds (user, nice, system, irq, softirq, steal). */
-export function coreBusySeconds(core: number, ticksPerSecond: number): number {
-  const line = new RegExp(`^cpu${core} (.*)$`, 'm').exec(readFileSync('/proc/stat', 'utf8'));
-  if (line === null) throw new ProximationError('ERR_BENCH_PROC', `/proc/stat has no line for cpu${core}.`);
+/**
+ * Non-idle time of one core so far, in seconds (user, nice, system, irq, softirq, steal); of every core
+ * together when `core` is undefined (a proxy given the whole machine).
+ */
+export function coreBusySeconds(core: number | undefined, ticksPerSecond: number): number {
+  const name = `cpu${core ?? ''}`;
+  const line = new RegExp(`^${name} +(.*)$`, 'm').exec(readFileSync('/proc/stat', 'utf8'));
+  if (line === null) throw new ProximationError('ERR_BENCH_PROC', `/proc/stat has no line for ${name}.`);
   const [user, nice, system, , , irq, softirq, steal] = (line[1] as string).trim().split(/\s+/).map(Number);
   return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticksPerSecond;
 }

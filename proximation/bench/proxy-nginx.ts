@@ -1,5 +1,6 @@
 /**
- * nginx as the reference HTTPS reverse proxy: one worker, upstream keep-alive pool of 128 without a
+ * nginx as the reference HTTPS reverse proxy: one worker (`nginxProxy`) or `worker_processes auto`
+ * (`nginxEveryCore`, for the whole-machine rows), upstream keep-alive pool of 128 per worker without a
  * request limit, HTTP/2 on the TLS listener, TLS 1.2 and 1.3 (1.22's default lacks 1.3), no access log.
  * Throws as `ProxyUnderTest.start` documents.
  */
@@ -7,16 +8,18 @@ import { startNginx } from './nginx-process.js';
 import { freePorts } from './ports.js';
 import { waitUntilProxying, type ProxyContext, type ProxyUnderTest, type RunningProxy } from './proxy.js';
 
-export const nginxProxy: ProxyUnderTest = {
-  key: 'nginx',
-  label: 'nginx (1 worker)',
+function nginx(key: string, label: string, workerProcesses: 1 | 'auto'): ProxyUnderTest {
+  return {
+  key,
+  label,
   supportsHttp2: true,
   async start(ctx: ProxyContext): Promise<RunningProxy> {
     const [httpsPort] = (await freePorts(1)) as [number];
     const service = await startNginx(ctx.children, {
-      name: 'proxy-nginx',
+      name: `proxy-${key}`,
       dir: ctx.dir,
       core: ctx.core,
+      workerProcesses,
       httpBlock: [
         '  upstream backend {',
         `    server 127.0.0.1:${ctx.upstream.port};`,
@@ -38,7 +41,11 @@ export const nginxProxy: ProxyUnderTest = {
         '  }',
       ].join('\n'),
     });
-    await waitUntilProxying('nginx proxy', [service], httpsPort, ctx.tls.certPem);
+    await waitUntilProxying(label, [service], httpsPort, ctx.tls.certPem);
     return { service, httpsPort, caPem: ctx.tls.certPem };
   },
-};
+  };
+}
+
+export const nginxProxy = nginx('nginx', 'nginx (1 worker)', 1);
+export const nginxEveryCore = nginx('nginx-auto', 'nginx (worker_processes auto)', 'auto');

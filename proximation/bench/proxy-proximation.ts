@@ -4,7 +4,9 @@
  * site `bench` (host `localhost`) whose active version points at the upstream, and the embedded local CA
  * as issuer (ECDSA P-256). Ready when
  * `/healthz` on the admin port answers 200 and HTTPS through the proxy verifies against the local root
- * (printed by `proximation ca-cert`). Two rows: access log off (the comparison) and on (its cost).
+ * (printed by `proximation ca-cert`). Two rows: access log off (the comparison) and on (its cost);
+ * `PROXIMATION_WORKERS=1` unless `workers` says otherwise (the per-core rows measure one process; the
+ * whole-machine rows leave the default, one worker per CPU, and compare it with one worker).
  * Throws as `ProxyUnderTest.start` documents; `ERR_BENCH_COMMAND` when the CLI has not been built.
  */
 import { existsSync } from 'node:fs';
@@ -59,9 +61,7 @@ export function serveEnv(ports: { httpPort: number; httpsPort: number; adminPort
   };
 }
 
-function proximation(accessLog: boolean): ProxyUnderTest {
-  const key = accessLog ? 'proximation-access-log' : 'proximation';
-  const label = accessLog ? 'proximation (access log on)' : 'proximation';
+function proximation(key: string, label: string, accessLog: boolean, workers: number | 'default'): ProxyUnderTest {
   return {
     key,
     label,
@@ -82,6 +82,7 @@ function proximation(accessLog: boolean): ProxyUnderTest {
         ...serveEnv({ httpPort, httpsPort, adminPort }, leDir, accessLog),
         PROXIMATION_ROUTES: routes,
         PROXIMATION_ISSUER: 'local',
+        ...(workers === 'default' ? {} : { PROXIMATION_WORKERS: String(workers) }),
         // info: start-up lines and the memory release (once per burst); the access log is its own setting.
         PROXIMATION_LOG_LEVEL: 'info',
       };
@@ -112,5 +113,7 @@ function proximation(accessLog: boolean): ProxyUnderTest {
   };
 }
 
-export const proximationProxy = proximation(false);
-export const proximationWithAccessLog = proximation(true);
+export const proximationProxy = proximation('proximation', 'proximation', false, 1);
+export const proximationWithAccessLog = proximation('proximation-access-log', 'proximation (access log on)', true, 1);
+export const proximationEveryCore = proximation('proximation-workers', 'proximation (a worker per CPU)', false, 'default');
+export const proximationOneWorker = proximation('proximation-1-worker', 'proximation (1 worker)', false, 1);

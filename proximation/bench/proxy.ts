@@ -14,7 +14,8 @@ export interface ProxyContext {
   readonly children: ChildSupervisor;
   /** Empty directory for this start of this proxy. */
   readonly dir: string;
-  readonly core: number;
+  /** Core to pin the proxy to; undefined: the whole machine. */
+  readonly core: number | undefined;
   readonly upstream: Upstream;
   /** Certificate for proxies that take one from a file (proximation issues its own). */
   readonly tls: TlsMaterial;

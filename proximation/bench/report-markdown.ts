@@ -80,11 +80,20 @@ function ratioColumn(subject: ProxySummary, base: ProxySummary, baseName: string
   };
 }
 
+/** How the proxies ran: the table's corner heading, and what "others" means in its last row. */
+export interface TableSetting {
+  readonly placement: string;
+  readonly othersRow: string;
+}
+
+export const PER_CORE: TableSetting = { placement: 'proxy pinned to 1 core', othersRow: "CPU used by other processes on the proxy's core, %" };
+
 export function renderTable(
   summaries: readonly ProxySummary[],
   scenarios: readonly Scenario[],
   keys: TableKeys,
   rounds: number,
+  setting: TableSetting = PER_CORE,
 ): string {
   const subject = summaries.find((s) => s.key === keys.subject);
   const nginx = summaries.find((s) => s.key === keys.nginx);
@@ -98,7 +107,7 @@ export function renderTable(
       format: (v) => v.toFixed(0),
     },
     {
-      name: "CPU used by other processes on the proxy's core, %",
+      name: setting.othersRow,
       value: (p) => p.otherOnProxyCorePercent,
       format: (v) => v.toFixed(0),
       contextOnly: true,
@@ -114,9 +123,12 @@ export function renderTable(
         ]
       : summaries.map(proxyColumn);
   const lines = [
-    `| medians of ${rounds} round${rounds === 1 ? '' : 's'}, proxy pinned to 1 core | ${columns.map((c) => c.heading).join(' | ')} |`,
+    `| medians of ${rounds} round${rounds === 1 ? '' : 's'}, ${setting.placement} | ${columns.map((c) => c.heading).join(' | ')} |`,
     `|---|${columns.map(() => '---').join('|')}|`,
-    ...metrics.map((m) => `| ${m.name} | ${columns.map((c) => c.cell(m)).join(' | ')} |`),
+    // A measure no proxy has (memory after the idle wait, when the run skipped it) gets no row.
+    ...metrics
+      .filter((m) => summaries.some((p) => m.value(p) !== undefined))
+      .map((m) => `| ${m.name} | ${columns.map((c) => c.cell(m)).join(' | ')} |`),
   ];
   const scenarioLabel = (key: string): string => scenarios.find((s) => s.key === key)?.label ?? 'the proxy itself';
   const failures = summaries.flatMap((s) =>

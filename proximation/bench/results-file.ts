@@ -16,8 +16,9 @@ export interface BenchResults {
   /** Why the run stopped before all rounds, or null when it completed. */
   readonly incomplete: string | null;
   readonly settings: BenchConfig & {
-    readonly proxyCore: number;
-    readonly loadCore: number;
+    /** null: unpinned (the whole-machine rows). */
+    readonly proxyCore: number | null;
+    readonly loadCore: number | null;
     readonly wrk: string;
     readonly h2load: string;
   };
@@ -29,6 +30,8 @@ export interface BenchResults {
 
 /** Compiled code lives in proximation/dist-bench; results belong with the sources in proximation/bench. */
 export const LATEST_RESULTS = fileURLToPath(new URL('../bench/results/latest.json', import.meta.url));
+/** The whole-machine rows (machine.ts). */
+export const MACHINE_RESULTS = fileURLToPath(new URL('../bench/results/machine.json', import.meta.url));
 
 export async function writeResults(path: string, results: BenchResults): Promise<void> {
   const temp = join(dirname(path), `.${process.pid}.tmp`);

@@ -5,7 +5,8 @@
  * always goes first) gets a warm-up and a measured run. Interleaving at the level of one run is the
  * point: this machine's speed drifts by up to 2x over minutes, and proxies measured minutes apart were
  * compared in different weather. After the last round each proxy's memory is read, and read again after
- * `IDLE_SECONDS` without load; then every proxy is stopped.
+ * `idleSeconds` (IDLE_SECONDS unless set; 0: not again) without load; then every proxy is stopped. With
+ * `proxyCore` undefined every proxy gets the whole machine, shared with the load generator.
  * A scenario that fails is skipped in later rounds; a proxy that fails to start or exits is dropped.
  * Guarantees: at most rounds x proxies x scenarios measurements, and no measurement starts after the
  * time budget (`timeBudgetMs`) is spent: the run then ends early with `incomplete` set. Reports progress
@@ -19,10 +20,12 @@ import type { BenchConfig } from './config.js';
 import { measure, type Sample } from './measure.js';
 import { rssMiB } from './proc-usage.js';
 import type { ProxyUnderTest, RunningProxy } from './proxy.js';
+import { describeMachine, type MachineInfo } from './machine-info.js';
+import { freePorts } from './ports.js';
 import { SCENARIOS, type Scenario } from './scenarios.js';
-import type { ProxyRecord } from './summary.js';
-import type { TlsMaterial } from './tls-material.js';
-import type { Upstream } from './upstream.js';
+import { summarizeProxy, type ProxyRecord, type ProxySummary } from './summary.js';
+import { makeLocalhostCertificate, type TlsMaterial } from './tls-material.js';
+import { startUpstream, type Upstream } from './upstream.js';
 
 /** Allowances for starting a proxy and for a run's start-up and teardown, for the time budget. */
 const START_ALLOWANCE_S = 15;
@@ -39,10 +42,15 @@ export interface Schedule {
   readonly workDir: string;
   readonly upstream: Upstream;
   readonly tls: TlsMaterial;
-  readonly proxyCore: number;
-  readonly loadCore: number;
+  readonly proxyCore: number | undefined;
+  readonly loadCore: number | undefined;
   readonly ticksPerSecond: number;
   readonly progress: (line: string) => void;
+  /** The scenarios to run (all of SCENARIOS unless set). */
+  readonly scenarios?: readonly Scenario[];
+  readonly idleSeconds?: number;
+  /** Load generator threads (1 unless set). */
+  readonly loadThreads?: number;
 }
 
 export interface ScheduleOutcome {
@@ -60,17 +68,22 @@ interface MutableRecord {
   readonly failures: Map<string, string>;
 }
 
-export function scenariosFor(proxy: ProxyUnderTest): Scenario[] {
-  return SCENARIOS.filter((s) => !s.needsHttp2 || proxy.supportsHttp2);
+export function scenariosFor(proxy: ProxyUnderTest, scenarios: readonly Scenario[] = SCENARIOS): Scenario[] {
+  return scenarios.filter((s) => !s.needsHttp2 || proxy.supportsHttp2);
 }
 
 /** Upper bound of the measuring part of a run. */
-export function timeBudgetMs(config: BenchConfig, proxies: readonly ProxyUnderTest[]): number {
+export function timeBudgetMs(
+  config: BenchConfig,
+  proxies: readonly ProxyUnderTest[],
+  scenarios: readonly Scenario[] = SCENARIOS,
+  idleSeconds = IDLE_SECONDS,
+): number {
   const perRound = proxies.reduce(
-    (sum, p) => sum + scenariosFor(p).length * (config.seconds + config.warmupSeconds + RUN_ALLOWANCE_S),
+    (sum, p) => sum + scenariosFor(p, scenarios).length * (config.seconds + config.warmupSeconds + RUN_ALLOWANCE_S),
     0,
   );
-  return (proxies.length * START_ALLOWANCE_S + perRound * config.rounds + IDLE_SECONDS + 60) * 1000;
+  return (proxies.length * START_ALLOWANCE_S + perRound * config.rounds + idleSeconds + 60) * 1000;
 }
 
 function describeSample(s: Sample): string {
@@ -119,6 +132,7 @@ async function measureOnce(round: number, scenario: Scenario, record: MutableRec
         core: schedule.loadCore,
         port: running.httpsPort,
         connections: config.connections,
+        threads: schedule.loadThreads,
         scratchDir: join(schedule.workDir, record.proxy.key),
       },
       {
@@ -143,23 +157,25 @@ async function measureOnce(round: number, scenario: Scenario, record: MutableRec
 }
 
 export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> {
+  const scenarios = schedule.scenarios ?? SCENARIOS;
+  const idleSeconds = schedule.idleSeconds ?? IDLE_SECONDS;
   const records: MutableRecord[] = schedule.proxies.map((proxy) => ({
     proxy,
-    samples: new Map(scenariosFor(proxy).map((s) => [s.key, []])),
+    samples: new Map(scenariosFor(proxy, scenarios).map((s) => [s.key, []])),
     running: undefined,
     rssAfterRuns: null,
     rssAfterIdle: null,
     failures: new Map(),
   }));
-  const deadline = Date.now() + timeBudgetMs(schedule.config, schedule.proxies);
+  const deadline = Date.now() + timeBudgetMs(schedule.config, schedule.proxies, scenarios, idleSeconds);
   let incomplete: string | null = null;
   try {
     for (const record of records) await start(record, schedule);
     for (let round = 0; round < schedule.config.rounds; round++) {
-      for (const scenario of SCENARIOS) {
+      for (const scenario of scenarios) {
         for (let i = 0; i < records.length; i++) {
           const record = records[(i + round) % records.length] as MutableRecord;
-          if (!scenariosFor(record.proxy).includes(scenario)) continue;
+          if (!scenariosFor(record.proxy, scenarios).includes(scenario)) continue;
           if (Date.now() > deadline) {
             throw new ProximationError(
               'ERR_BENCH_BUDGET',
@@ -173,10 +189,12 @@ export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> 
     }
     const live = records.filter((r) => r.running !== undefined);
     for (const r of live) r.rssAfterRuns = rssMiB((r.running as RunningProxy).service.pid);
-    // What an operator sees once a burst is over (V8 keeps its grown heap until a collection shrinks it).
-    schedule.progress(`reading memory again after ${IDLE_SECONDS} s without load`);
-    await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-    for (const r of live) r.rssAfterIdle = rssMiB((r.running as RunningProxy).service.pid);
+    if (idleSeconds > 0) {
+      // What an operator sees once a burst is over (V8 keeps its grown heap until a collection shrinks it).
+      schedule.progress(`reading memory again after ${idleSeconds} s without load`);
+      await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+      for (const r of live) r.rssAfterIdle = rssMiB((r.running as RunningProxy).service.pid);
+    }
   } catch (err) {
     if (!isProximationError(err, 'ERR_BENCH_BUDGET')) throw err;
     incomplete = err.message;
@@ -195,4 +213,24 @@ export async function runSchedule(schedule: Schedule): Promise<ScheduleOutcome> 
     })),
     incomplete,
   };
+}
+
+export type Placement = Pick<Schedule, 'proxyCore' | 'loadCore' | 'scenarios' | 'idleSeconds' | 'loadThreads'>;
+
+/**
+ * A whole measuring run: describes the machine, makes the certificate, starts the upstream (on the load
+ * core), runs the schedule, stops the upstream, and summarises each proxy's samples.
+ */
+export async function measureProxies(
+  base: { children: ChildSupervisor; workDir: string; config: BenchConfig; proxies: readonly ProxyUnderTest[]; progress: (line: string) => void },
+  placement: Placement,
+): Promise<{ machine: MachineInfo; summaries: ProxySummary[]; incomplete: string | null }> {
+  const { children, workDir } = base;
+  const machine = await describeMachine(children);
+  const tls = await makeLocalhostCertificate(children, join(workDir, 'tls'));
+  const [upstreamPort] = (await freePorts(1)) as [number];
+  const upstream = await startUpstream(children, join(workDir, 'upstream'), upstreamPort, placement.loadCore);
+  const outcome = await runSchedule({ ...base, ...placement, upstream, tls, ticksPerSecond: machine.clockTicksPerSecond });
+  await children.stop(upstream.service);
+  return { machine, summaries: outcome.records.map(summarizeProxy), incomplete: outcome.incomplete };
 }

@@ -10,16 +10,9 @@
  * process it started is killed on success, error, SIGINT and SIGTERM; its temporary directory is removed.
  * Exit code 1 when the run failed, a proxy or scenario failed, or the time budget ran out.
  */
-import { rmSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ProximationError, errorMessage } from '@proximation/shared';
-import { ChildSupervisor } from './children.js';
+import { benchMain, progress } from './bench-process.js';
+import type { ChildSupervisor } from './children.js';
 import { readBenchConfig, type BenchConfig } from './config.js';
-import { checkLocalhost } from './load-generators.js';
-import { describeMachine } from './machine-info.js';
-import { freePorts } from './ports.js';
 import type { ProxyUnderTest } from './proxy.js';
 import { caddyProxy } from './proxy-caddy.js';
 import { httpProxyReference } from './proxy-http-proxy.js';
@@ -28,11 +21,9 @@ import { nodeAnswering, nodeMinimalProxy, nodeRawProxy, nodeSocketsProxy } from 
 import { proximationProxy, proximationWithAccessLog } from './proxy-proximation.js';
 import { renderTable, renderTargets } from './report-markdown.js';
 import { LATEST_RESULTS, writeResults } from './results-file.js';
-import { runSchedule, timeBudgetMs } from './rounds.js';
+import { measureProxies, timeBudgetMs } from './rounds.js';
 import { SCENARIOS } from './scenarios.js';
-import { checkTargets, summarizeProxy } from './summary.js';
-import { makeLocalhostCertificate } from './tls-material.js';
-import { startUpstream } from './upstream.js';
+import { checkTargets } from './summary.js';
 
 const PROXIES: readonly ProxyUnderTest[] = [
   proximationProxy,
@@ -50,10 +41,6 @@ const LOAD_CORE = 1;
 const KEYS = { subject: proximationProxy.key, nginx: nginxProxy.key, caddy: caddyProxy.key, floors: [nodeSocketsProxy.key, nodeRawProxy.key, nodeAnswering.key] };
 const SCENARIO_KEYS = { keepAlive: 'https-keepalive-100b', http2: 'http2-100b' };
 
-function progress(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
 /** Runs the benchmark; resolves true when everything was measured. */
 async function bench(children: ChildSupervisor, workDir: string, config: BenchConfig): Promise<boolean> {
   const startedAt = new Date();
@@ -68,31 +55,16 @@ async function bench(children: ChildSupervisor, workDir: string, config: BenchCo
     { name: 'taskset', command: 'taskset', args: ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)] },
     10_000,
   );
-  const machine = await describeMachine(children);
-  const tls = await makeLocalhostCertificate(children, join(workDir, 'tls'));
-  const [upstreamPort] = (await freePorts(1)) as [number];
-  const upstream = await startUpstream(children, join(workDir, 'upstream'), upstreamPort, LOAD_CORE);
-  const outcome = await runSchedule({
-    config,
-    proxies,
-    children,
-    workDir,
-    upstream,
-    tls,
-    proxyCore: PROXY_CORE,
-    loadCore: LOAD_CORE,
-    ticksPerSecond: machine.clockTicksPerSecond,
-    progress,
-  });
-  await children.stop(upstream.service);
-
-  const summaries = outcome.records.map(summarizeProxy);
+  const { machine, summaries, incomplete } = await measureProxies(
+    { children, workDir, config, proxies, progress },
+    { proxyCore: PROXY_CORE, loadCore: LOAD_CORE },
+  );
   const targets = checkTargets(summaries, KEYS, SCENARIO_KEYS);
   const markdown = renderTable(summaries, SCENARIOS, KEYS, config.rounds);
   await writeResults(LATEST_RESULTS, {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    incomplete: outcome.incomplete,
+    incomplete,
     settings: {
       ...config,
       proxyCore: PROXY_CORE,
@@ -108,45 +80,7 @@ async function bench(children: ChildSupervisor, workDir: string, config: BenchCo
   process.stdout.write(
     `\n${markdown}\n\n${renderTargets(targets, proximationProxy.label)}\n\nResults: ${LATEST_RESULTS}\n`,
   );
-  return outcome.incomplete === null && summaries.every((s) => Object.keys(s.failures).length === 0);
+  return incomplete === null && summaries.every((s) => Object.keys(s.failures).length === 0);
 }
 
-async function main(): Promise<void> {
-  const config = readBenchConfig(process.env, PROXIES.map((p) => p.key));
-  if (cpus().length < 2) {
-    throw new ProximationError(
-      'ERR_BENCH_CONFIG',
-      'the benchmark pins the proxy and the load to different cores; it needs at least 2 CPUs.',
-    );
-  }
-  await checkLocalhost();
-  const workDir = await mkdtemp(join(tmpdir(), 'proximation-bench-'));
-  // nginx workers run as `nobody` when started by root and must read the upstream's files.
-  await chmod(workDir, 0o755);
-  const logDir = join(workDir, 'logs');
-  await mkdir(logDir);
-  const children = new ChildSupervisor(logDir);
-  const cleanUp = (): void => {
-    children.killAllSync();
-    rmSync(workDir, { recursive: true, force: true });
-  };
-  const onSignal = (signal: NodeJS.Signals, exitCode: number) => (): void => {
-    progress(`${signal}: stopping every process the benchmark started.`);
-    cleanUp();
-    process.exit(exitCode);
-  };
-  process.once('SIGINT', onSignal('SIGINT', 130));
-  process.once('SIGTERM', onSignal('SIGTERM', 143));
-  process.once('exit', () => children.killAllSync());
-  try {
-    if (!(await bench(children, workDir, config))) process.exitCode = 1;
-  } finally {
-    cleanUp();
-  }
-}
-
-main().catch((err: unknown) => {
-  const code = err instanceof ProximationError ? `${err.code}: ` : '';
-  process.stderr.write(`bench failed: ${code}${errorMessage(err)}\n`);
-  process.exitCode = 1;
-});
+benchMain((children, workDir) => bench(children, workDir, readBenchConfig(process.env, PROXIES.map((p) => p.key))));

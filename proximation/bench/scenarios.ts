@@ -10,7 +10,10 @@ import { LARGE_PATH, SMALL_PATH } from './upstream-paths.js';
 
 export interface LoadTarget {
   readonly children: ChildSupervisor;
-  readonly core: number;
+  /** Undefined: unpinned. */
+  readonly core: number | undefined;
+  /** Load generator threads; 1 unless set. */
+  readonly threads?: number | undefined;
   readonly port: number;
   readonly connections: number;
   /** Directory for the load generator's temporary files. */
@@ -36,7 +39,7 @@ const H2_WARMUP_REQUESTS_PER_CONNECTION_SECOND = 200;
 
 function wrkScenario(key: string, label: string, path: string, closeEachRequest: boolean): Scenario {
   const run = (t: LoadTarget, seconds: number): Promise<LoadResult> =>
-    runWrk(t.children, t.core, { port: t.port, path, seconds, connections: t.connections, closeEachRequest });
+    runWrk(t.children, t.core, { port: t.port, path, seconds, connections: t.connections, closeEachRequest, threads: t.threads });
   return { key, label, needsHttp2: false, run, warmUp: run };
 }
 
@@ -48,7 +51,7 @@ export const SCENARIOS: readonly Scenario[] = [
     label: 'HTTP/2 100 B (h2load -m10)',
     needsHttp2: true,
     run: (t, seconds) =>
-      runH2load(t.children, t.core, { port: t.port, path: SMALL_PATH, seconds, connections: t.connections }, t.scratchDir),
+      runH2load(t.children, t.core, { port: t.port, path: SMALL_PATH, seconds, connections: t.connections, threads: t.threads }, t.scratchDir),
     warmUp: (t, seconds) =>
       runH2load(
         t.children,
@@ -58,6 +61,7 @@ export const SCENARIOS: readonly Scenario[] = [
           path: SMALL_PATH,
           seconds,
           connections: t.connections,
+          threads: t.threads,
           requests: t.connections * H2_WARMUP_REQUESTS_PER_CONNECTION_SECOND * seconds,
         },
         t.scratchDir,

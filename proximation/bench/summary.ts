@@ -148,3 +148,51 @@ export function checkTargets(
     ),
   ];
 }
+
+/**
+ * The whole-machine targets (issue 15): with a worker per CPU, req/s >= 1.5x Caddy's on HTTPS keep-alive
+ * and HTTP/2 and >= Caddy's on new connections; against one worker on the same machine, >= 1.6x the
+ * req/s with CPU per request within 10% of one worker's, in every scenario. `references` are shown
+ * beside each (nginx with a worker per CPU).
+ */
+export function checkMachineTargets(
+  summaries: readonly ProxySummary[],
+  keys: { readonly subject: string; readonly oneWorker: string; readonly caddy: string; readonly references: readonly string[] },
+  scenarioKeys: { readonly keepAlive: string; readonly http2: string; readonly newConnection: string },
+): TargetCheck[] {
+  const find = (key: string): ProxySummary | undefined => summaries.find((s) => s.key === key);
+  const subject = find(keys.subject);
+  const oneWorker = find(keys.oneWorker);
+  const caddy = find(keys.caddy);
+  const references = keys.references.map(find).filter((f): f is ProxySummary => f !== undefined);
+  const value = (p: ProxySummary | undefined, scenario: string, pick: (s: ScenarioSummary) => number): number | undefined => {
+    const s = p?.scenarios[scenario];
+    return s === undefined ? undefined : pick(s);
+  };
+  const against = (description: string, scenario: string, pick: (s: ScenarioSummary) => number, base: ProxySummary | undefined, factor: number, atLeast: boolean) => {
+    const limit = value(base, scenario, pick);
+    return check(
+      description,
+      value(subject, scenario, pick),
+      limit === undefined ? undefined : limit * factor,
+      atLeast,
+      references.map((r) => ({ label: r.label, value: value(r, scenario, pick) })),
+    );
+  };
+  const rate = (s: ScenarioSummary): number => s.reqPerSec;
+  const cpu = (s: ScenarioSummary): number => s.cpuUsPerRequest;
+  const scenarios = [
+    ['HTTPS keep-alive', scenarioKeys.keepAlive],
+    ['HTTP/2', scenarioKeys.http2],
+    ['new TLS connection per request', scenarioKeys.newConnection],
+  ] as const;
+  return [
+    against('HTTPS keep-alive req/s >= 1.5x Caddy', scenarioKeys.keepAlive, rate, caddy, 1.5, true),
+    against('HTTP/2 req/s >= 1.5x Caddy', scenarioKeys.http2, rate, caddy, 1.5, true),
+    against('new TLS connection per request req/s >= Caddy', scenarioKeys.newConnection, rate, caddy, 1, true),
+    ...scenarios.flatMap(([label, key]) => [
+      against(`${label} req/s >= 1.6x one worker's`, key, rate, oneWorker, 1.6, true),
+      against(`${label} CPU µs per request <= 1.1x one worker's`, key, cpu, oneWorker, 1.1, false),
+    ]),
+  ];
+}

@@ -1,5 +1,5 @@
 /**
- * The upstream every proxy forwards to: nginx on the load-generator core, answering `GET /` with a
+ * The upstream every proxy forwards to: nginx on the load-generator core (unpinned when `core` is undefined), answering `GET /` with a
  * 100-byte body (`return 200`) and `GET /64k.bin` with a 64 KiB static file, keep-alive without a request
  * limit. Guarantees both answers are verified before `startUpstream` resolves.
  * Throws `ERR_BENCH_NOT_READY` (from readiness) when nginx does not come up.
@@ -23,7 +23,7 @@ export async function startUpstream(
   children: ChildSupervisor,
   dir: string,
   port: number,
-  core: number,
+  core: number | undefined,
 ): Promise<Upstream> {
   const www = join(dir, 'www');
   await mkdir(www, { recursive: true, mode: 0o755 });

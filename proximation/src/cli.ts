@@ -39,8 +39,10 @@ import { SETTINGS, loadConfig, settingsArgOptions, settingsHelp, type Config } f
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { createLogger } from './logger.js';
 import { renewCertificates } from './renew.js';
-import { DEFAULT_MEMORY_RELEASE, startMemoryRelease } from './memory-release.js';
-import { startServer } from './server.js';
+import { releaseMemoryWhenIdle } from './memory-release.js';
+import { startPrimary } from './cluster/primary.js';
+import type { SettingsSources } from './cluster/messages.js';
+import { startServer, type RunningServer } from './server.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -235,9 +237,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     for (const warning of unknownVariableWarnings(io.env, 'PROXIMATION_', SETTINGS.map((s) => s.env))) io.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
     switch (command) {
       case 'serve':
-        return await serve(loadConfig(values, io.env), io);
+        return await serve(loadConfig(values, io.env), { values, env: io.env, overrides: {} }, io);
       case 'demo':
-        return await demo(loadConfig(values, io.env, DEMO_DEFAULTS), io);
+        return await demo(loadConfig(values, io.env, DEMO_DEFAULTS), { values, env: io.env, overrides: DEMO_DEFAULTS }, io);
       case 'ca-cert': {
         // Loaded only by the commands that use the local CA: its X.509 stack is the CLI's largest module graph.
         const { openLocalIssuer } = await import('./certs/local-issuer.js');
@@ -297,19 +299,20 @@ function stopRequested(signal: AbortSignal | undefined): Promise<string> {
   });
 }
 
-async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<ReturnType<typeof startServer>>) => void): Promise<number> {
+/** `settings`: what `config` was loaded from, for the worker processes to load the same. */
+async function serve(config: Config, settings: SettingsSources, io: CliIo, onStarted?: (server: RunningServer) => void): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stdout === process.stdout ? undefined : io.stdout });
-  const memoryLog = log.child({ part: 'memory' });
-  const stopMemoryRelease = startMemoryRelease({
-    ...DEFAULT_MEMORY_RELEASE,
-    onRelease: (release) => memoryLog.info({ ...release, rssBytes: process.memoryUsage.rss() }, 'idle after a burst: heap collected'),
-  });
+  const stopMemoryRelease = releaseMemoryWhenIdle(log.child({ part: 'memory' }));
   try {
-    const server = await startServer(config, log);
+    const server = config.workers > 1 ? await startPrimary(config, log, settings) : await startServer(config, log);
     onStarted?.(server);
-    const why = await stopRequested(io.signal);
-    log.info({ signal: why }, 'shutdown requested');
-    await server.close();
+    try {
+      // A primary whose workers keep dying fails: the rest is drained and the error printed (exit 1).
+      const why = await Promise.race([stopRequested(io.signal), server.failed]);
+      log.info({ signal: why }, 'shutdown requested');
+    } finally {
+      await server.close();
+    }
     return 0;
   } finally {
     stopMemoryRelease();
@@ -317,7 +320,7 @@ async function serve(config: Config, io: CliIo, onStarted?: (server: Awaited<Ret
   }
 }
 
-async function demo(config: Config, io: CliIo): Promise<number> {
+async function demo(config: Config, settings: SettingsSources, io: CliIo): Promise<number> {
   const { localCaDir } = await import('./certs/local-issuer.js');
   const upstream = await startExampleUpstream();
   try {
@@ -326,7 +329,7 @@ async function demo(config: Config, io: CliIo): Promise<number> {
       const withSite = setSitePreview(addSite(table, { name: 'example', hosts: ['localhost'] }), 'example', { domain: 'preview.localhost' });
       return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
     });
-    return await serve(config, io, (server) => {
+    return await serve(config, settings, io, (server) => {
       const ca = path.relative(process.cwd(), path.join(localCaDir(config.letsencryptDir), 'root.pem')) || '.';
       io.stderr.write(
         `\nproximation demo is running: site "example" at localhost, routed to ${upstream.origin}.\n` +

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { ProximationError, formatDuration, isProximationError, networkMatcher, parseDuration, parseNetwork, usageError } from '@proximation/shared';
 import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 import { parseServer, type DnsServer } from './certs/dns01/dns-client.js';
+import { availableCpus } from './cluster/cpus.js';
 
 export type Issuer = 'local' | 'acme';
 export type LogFormat = 'json' | 'pretty';
@@ -86,6 +87,8 @@ export interface Config {
   healthPath: string;
   healthTimeoutMs: number;
   websocketDrainMs: number;
+  /** Processes serving :80 and :443; 1 is a single process (no primary, no workers). */
+  workers: number;
 }
 
 /** Trusted peers whose X-Forwarded-* headers are kept: addresses and CIDR blocks, IPv4 and IPv6. */
@@ -133,6 +136,19 @@ function port(text: string, field: string): number {
 function positiveInt(text: string, field: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1) throw invalid(field, text, 'a whole number of at least 1');
+  return n;
+}
+
+/** At most four workers per CPU: more only adds memory and context switches, and is surely a typo. */
+export const MAX_WORKERS_PER_CPU = 4;
+
+function workerCount(text: string, field: string): number {
+  const cpus = availableCpus();
+  const max = cpus * MAX_WORKERS_PER_CPU;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > max) {
+    throw invalid(field, text, `a whole number of worker processes from 1 to ${max} (${MAX_WORKERS_PER_CPU} per CPU; this process may use ${cpus})`);
+  }
   return n;
 }
 
@@ -319,6 +335,9 @@ export const SETTINGS = [
     help: 'a health check that takes longer fails' }),
   setting({ key: 'websocketDrainMs', flag: 'websocket-drain', env: 'PROXIMATION_WEBSOCKET_DRAIN', default: '5m', parse: duration,
     help: 'after a version switch, WebSockets still open to the old version are closed (1001) after this' }),
+  setting({ key: 'workers', flag: 'workers', env: 'PROXIMATION_WORKERS', default: undefined,
+    defaultText: 'the CPUs this process may use: the cgroup CPU quota, else os.availableParallelism()', parse: workerCount,
+    help: 'worker processes serving HTTP and HTTPS, under one primary; 1: a single process' }),
 ];
 
 /**
@@ -386,6 +405,7 @@ export function loadConfig(
   }
   config.routesPath ??= path.join(config.letsencryptDir, 'proximation', 'routes.json');
   config.publicHttpsPort ??= config.httpsPort;
+  config.workers ??= availableCpus();
   return config;
 }
 

@@ -19,6 +19,7 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import type { Logger } from './logger.js';
 
 export interface MemoryReleaseOptions {
   readonly periodMs: number;
@@ -78,4 +79,12 @@ export function startMemoryRelease(options: MemoryReleaseOptions): () => void {
   }, options.periodMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The release every serving process runs, with the defaults above, logged at info on `log`. */
+export function releaseMemoryWhenIdle(log: Logger): () => void {
+  return startMemoryRelease({
+    ...DEFAULT_MEMORY_RELEASE,
+    onRelease: (release) => log.info({ ...release, rssBytes: process.memoryUsage.rss() }, 'idle after a burst: heap collected'),
+  });
 }

@@ -117,6 +117,8 @@ export class Metrics implements ExchangeObserver, LimitObserver {
       name: 'proximation_routes_generation',
       help: 'Generation of the routing table being served (-1 before the first)',
       registers,
+      // Summed over worker processes (cluster/primary.ts), the lowest is the one every worker serves.
+      aggregator: 'min',
       collect() {
         this.set(sources.routesGeneration());
       },
@@ -127,6 +129,7 @@ export class Metrics implements ExchangeObserver, LimitObserver {
       help: 'Seconds until the notAfter of each certificate served, by name (negative once expired)',
       labelNames: ['name'],
       registers,
+      aggregator: 'min',
       collect() {
         this.reset();
         const now = Date.now();

@@ -157,6 +157,8 @@ describe('proximation CLI, in-process', () => {
       PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
       PROXIMATION_LETSENCRYPT_DIR: letsencryptDir,
       PROXIMATION_LOG_FORMAT: 'json',
+      // In-process, under vitest: worker processes would need the compiled entry point (test/cluster/ runs them).
+      PROXIMATION_WORKERS: '1',
     };
     const serving = new Promise<Record<string, unknown>>((resolve) => {
       let pending = '';

@@ -2,7 +2,8 @@
  * The admin listener, on its own port and by default on loopback only; the router of its endpoints.
  *
  * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
- *   sending before connections close), with a small JSON body for humans. It needs no token.
+ *   sending before connections close) or while one of its worker processes is not serving, with a
+ *   small JSON body for humans. It needs no token.
  * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
  *   needs no token unless `metricsNeedToken` (then it is refused as the API is, below): scrapers rarely
  *   carry one, and on loopback nobody else can reach it.
@@ -21,8 +22,11 @@ import { sendError } from './api-http.js';
 import type { RoutingApi } from './routing-api.js';
 
 export interface Health {
-  status: 'ok' | 'draining';
+  /** 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts). */
+  status: 'ok' | 'draining' | 'degraded';
   routesGeneration: number;
+  /** With several workers: each one's slot, process, state and routing generation. */
+  workers?: readonly { worker: number; pid: number | undefined; state: string; routesGeneration: number }[];
 }
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;

@@ -31,6 +31,8 @@ export interface HttpListenerOptions {
   idleTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  /** Own SO_REUSEPORT socket (a worker process on Node 22.12+); see listen.ts. */
+  reusePort?: boolean;
 }
 
 export class HttpListener {
@@ -78,7 +80,7 @@ export class HttpListener {
   };
 
   listen(): Promise<AddressInfo> {
-    return listen(this.server, this.options.port, this.options.host);
+    return listen(this.server, this.options.port, this.options.host, this.options.reusePort);
   }
 
   async close(): Promise<void> {

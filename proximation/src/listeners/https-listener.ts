@@ -59,6 +59,10 @@ export interface HttpsListenerOptions {
   maxConnections: number;
   /** Node's own default is 120 s: a connection stalled in its handshake held a connection slot that long. */
   handshakeTimeoutMs: number;
+  /** Own SO_REUSEPORT socket (a worker process on Node 22.12+); see listen.ts. */
+  reusePort?: boolean;
+  /** false: the caller installs the ticket keys (`server.setTicketKeys`, a worker given them by its primary). */
+  rotateTicketKeys?: boolean;
 }
 
 /** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all fine and left to Node. */
@@ -154,8 +158,8 @@ export class HttpsListener {
   }
 
   async listen(): Promise<AddressInfo> {
-    const address = await listen(this.server, this.options.port, this.options.host);
-    this.stopTicketKeyRotation = rotateTicketKeys(this.server, TICKET_KEY_ROTATION_MS);
+    const address = await listen(this.server, this.options.port, this.options.host, this.options.reusePort);
+    if (this.options.rotateTicketKeys !== false) this.stopTicketKeyRotation = rotateTicketKeys(this.server, TICKET_KEY_ROTATION_MS);
     return address;
   }
 

@@ -1,8 +1,12 @@
-import type { AddressInfo, Server } from 'node:net';
+import type { AddressInfo, ListenOptions, Server } from 'node:net';
 import { ProximationError } from '@proximation/shared';
 
-/** Starts listening; a port already taken or not allowed fails with a message that says which and why. */
-export function listen(server: Server, port: number, host: string | undefined): Promise<AddressInfo> {
+/**
+ * Starts listening; a port already taken or not allowed fails with a message that says which and why.
+ * `reusePort` (Node 22.12+, 23.1+; see cluster/distribution.ts) gives this process its own SO_REUSEPORT
+ * socket, even in a cluster worker, so the kernel spreads connections over every process bound there.
+ */
+export function listen(server: Server, port: number, host: string | undefined, reusePort = false): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       const where = `${host ?? '*'}:${port}`;
@@ -13,7 +17,9 @@ export function listen(server: Server, port: number, host: string | undefined): 
       reject(new ProximationError('ERR_LISTEN', `cannot listen on ${where}: ${hint}`, { cause: err }));
     };
     server.once('error', onError);
-    server.listen(port, host, () => {
+    // @types/node 20 does not know `reusePort` yet.
+    const options: ListenOptions & { reusePort?: boolean } = reusePort ? { port, host, reusePort: true, exclusive: true } : { port, host };
+    server.listen(options, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });

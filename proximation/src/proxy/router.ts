@@ -9,9 +9,9 @@
  *
  * A site with a preview domain routes `<version>.<domain>` to that version, active or staged, behind the
  * site's preview gate (preview-access.ts); a site's own host of the same name wins. The certificate
- * side is given `*.<domain>` for them all (`hosts`), not each preview host.
+ * side holds `*.<domain>` for them all, not each preview host (certificateNames, instance-duties.ts).
  */
-import { certificateNames, hstsHeaderValue, previewHost, wildcardOf, type RoutingTable, type SiteChallenge, type SiteVersion } from '@proximation/shared';
+import { hstsHeaderValue, previewHost, wildcardOf, type RoutingTable, type SiteVersion } from '@proximation/shared';
 import type { AdminAuthorizer } from '../admin/admin-auth.js';
 import { previewGate, type PreviewGate } from './preview-access.js';
 import { RoundRobin } from './upstream-selection.js';
@@ -30,8 +30,6 @@ export interface Route {
 
 export class Router {
   private routes = new Map<string, Route>();
-  private challenges = new Map<string, SiteChallenge>();
-  private certificateHosts: string[] = [];
   private currentGeneration = -1;
 
   /** `previewAuthorizer` judges the admin token presented on preview hosts. */
@@ -44,24 +42,9 @@ export class Router {
     return this.currentGeneration;
   }
 
-  /**
-   * Every name the table needs a certificate for: the sites' hosts (wildcards as `*.example.com`) and
-   * `*.<preview domain>`; certificates are only ever obtained for these.
-   */
-  get hosts(): string[] {
-    return this.certificateHosts;
-  }
-
-  /** The ACME challenge each host's site chose, for the hosts of sites that chose one. */
-  get hostChallenges(): ReadonlyMap<string, SiteChallenge> {
-    return this.challenges;
-  }
-
   update(table: RoutingTable): void {
     const routes = new Map<string, Route>();
-    const challenges = new Map<string, SiteChallenge>();
     const origins = new Set<string>();
-    const certificateHosts: string[] = [];
     const selection = (version: SiteVersion): RoundRobin => {
       for (const origin of version.upstreams) origins.add(origin);
       return new RoundRobin(version.upstreams.map((origin) => this.upstreams.get(origin)));
@@ -70,10 +53,6 @@ export class Router {
       const active = site.versions.find((v) => v.name === site.activeVersion);
       const hsts = site.hsts && hstsHeaderValue(site.hsts);
       const route: Route = { site: site.name, version: active?.name, upstreams: active && selection(active), hsts };
-      for (const host of certificateNames(site)) {
-        certificateHosts.push(host);
-        if (site.challenge !== undefined) challenges.set(host, site.challenge);
-      }
       for (const host of site.hosts) routes.set(host, route);
     }
     // After every site's own hosts, which win over a preview host of the same name.
@@ -88,8 +67,6 @@ export class Router {
       }
     }
     this.routes = routes;
-    this.challenges = challenges;
-    this.certificateHosts = certificateHosts;
     this.currentGeneration = table.generation;
     this.upstreams.retain(origins);
   }

@@ -12,13 +12,15 @@
  * server's own context, which OpenSSL uses for tickets whatever context SNICallback picked for the
  * connection, so one key set serves, and one rotation covers, every SNI name.
  *
+ * With several worker processes the primary rotates (`holder` broadcasts the keys) and every worker
+ * installs the same set, so a session resumes on whichever worker the next connection reaches.
+ *
  * Node keeps one key set only (no older keys for decryption), so a ticket issued before a rotation no
  * longer resumes after it: that client makes one full handshake and gets a new ticket. Tickets are
  * announced with a lifetime of one rotation interval (SESSION_LIFETIME_S, the server's
  * sessionTimeout), so clients do not keep them much longer than they can be used.
  */
 import { randomBytes } from 'node:crypto';
-import type tls from 'node:tls';
 
 export const TICKET_KEY_ROTATION_MS = 60 * 60 * 1000;
 export const SESSION_LIFETIME_S = TICKET_KEY_ROTATION_MS / 1000;
@@ -26,8 +28,17 @@ export const SESSION_LIFETIME_S = TICKET_KEY_ROTATION_MS / 1000;
 /** Node's key set: 16 bytes of key name, 16 of HMAC key, 16 of AES key. */
 const TICKET_KEYS_BYTES = 48;
 
-export function rotateTicketKeys(server: tls.Server, intervalMs: number): () => void {
-  const timer = setInterval(() => server.setTicketKeys(randomBytes(TICKET_KEYS_BYTES)), intervalMs);
+/** Whoever holds the key set: a `tls.Server`, or the primary handing keys to its workers. */
+export interface TicketKeyHolder {
+  setTicketKeys(keys: Buffer): void;
+}
+
+export function newTicketKeys(): Buffer {
+  return randomBytes(TICKET_KEYS_BYTES);
+}
+
+export function rotateTicketKeys(holder: TicketKeyHolder, intervalMs: number): () => void {
+  const timer = setInterval(() => holder.setTicketKeys(newTicketKeys()), intervalMs);
   timer.unref();
   return () => clearInterval(timer);
 }

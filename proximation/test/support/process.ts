@@ -1,7 +1,7 @@
 /**
  * Running the real `proximation` binary (the compiled `dist/bin/proximation.js`) as a child process, and
- * the small waiting tools such tests need. A child gets a minimal environment (PATH plus what the test
- * passes), so PROXIMATION_* variables of the developer's shell cannot leak into a test. `spawnCli` throws
+ * the small waiting tools such tests need. A child gets a minimal environment (PATH, one worker, plus
+ * what the test passes), so PROXIMATION_* variables of the developer's shell cannot leak into a test. `spawnCli` throws
  * when the build output is missing, saying to run `npx tsc -b`; `startServeProcess` throws when the
  * process exits or does not become healthy in time, with its output in the message.
  */
@@ -28,7 +28,9 @@ export interface CliProcess {
 
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} does not exist; build first with: cd /work/main && npx tsc -b`);
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // One process unless the test asks for workers: the default (one per CPU) would multiply every
+  // process test's processes on a shared machine; test/cluster/ runs the workers.
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { PATH: process.env.PATH, PROXIMATION_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -52,9 +54,9 @@ export interface ServeProcess {
 
 /**
  * `proximation serve` as a real process on free loopback ports with its state in `letsencryptDir`,
- * resolved once GET /healthz answers 200. `env` adds or overrides PROXIMATION_* variables.
+ * resolved once GET /healthz answers 200 (within `readyTimeoutMs`). `env` adds or overrides PROXIMATION_* variables.
  */
-export async function startServeProcess(letsencryptDir: string, env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+export async function startServeProcess(letsencryptDir: string, env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 10_000): Promise<ServeProcess> {
   const [http, https, admin] = (await freePorts(3)) as [number, number, number];
   const cli = spawnCli(['serve'], {
     PROXIMATION_HTTP_PORT: String(http),
@@ -77,7 +79,7 @@ export async function startServeProcess(letsencryptDir: string, env: NodeJS.Proc
     await waitUntil(async () => {
       if (cli.child.exitCode !== null) throw new Error(`proximation serve exited with ${cli.child.exitCode}: ${cli.stderr()}${cli.stdout()}`);
       return (await health().catch(() => undefined))?.httpStatus === 200;
-    }, 'GET /healthz of proximation serve to answer 200', 10_000);
+    }, 'GET /healthz of proximation serve to answer 200', readyTimeoutMs);
   } catch (err) {
     await kill();
     throw err;

@@ -1,0 +1,161 @@
+/**
+ * What happens once per instance, whatever the number of processes serving: the routing table is
+ * watched (polled), certificates are obtained, renewed and picked up from other instances, and the admin
+ * listener answers /healthz, /metrics and the routing API. It is the only part that writes shared state.
+ *
+ * It serves nothing itself: `sink` is told of every routing table accepted and every certificate new to
+ * this instance or gone from it, in order; in a single process the sink is the serving side, in a
+ * cluster the primary, which passes them to its workers. `certificateFor` answers a serving side's
+ * question about a name it holds no certificate for yet (see SniContexts).
+ *
+ * `open` loads the first routing table (the sink has it before `open` resolves) and opens the issuer;
+ * `listenAdmin` then opens the admin listener (ERR_LISTEN when it cannot); `start`, to be called once
+ * the listeners serve, hands the routed hosts to the certificate side and starts its checks: a CA
+ * validating an order must reach a listener (with workers, they listen a second or so after the table
+ * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { certificateNames, emptyRoutingTable, type RoutingTable, type SiteChallenge } from '@proximation/shared';
+import { adminAuthorizer } from './admin/admin-auth.js';
+import { AdminServer, type Health } from './admin/admin-server.js';
+import { RoutingApi } from './admin/routing-api.js';
+import type { LoadedCertificate } from './certs/cert-store.js';
+import { CertStore } from './certs/cert-store.js';
+import { CertificateManager } from './certs/certificate-manager.js';
+import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { locksDirOf, openIssuer } from './certs/open-issuer.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { RenewalResult } from './metrics.js';
+import { OwnListeners } from './own-listeners.js';
+import { RoutesWatcher } from './routes-watcher.js';
+
+export interface InstanceSink {
+  table(table: RoutingTable): void;
+  certificate(host: string, cert: LoadedCertificate): void;
+  certificateRemoved(host: string): void;
+}
+
+export interface InstanceDutiesOptions {
+  sink: InstanceSink;
+  health: () => Health;
+  metrics: { readonly contentType: string; exposition(): Promise<string> };
+  onOrder: (result: RenewalResult) => void;
+}
+
+export interface InstanceDuties {
+  readonly issuerName: string;
+  /** The routing table accepted last. */
+  readonly table: RoutingTable | undefined;
+  /**
+   * The certificate a handshake for `name` is served: the name's own, or its wildcard's (`name` is then
+   * the wildcard); undefined for names no site routes.
+   */
+  certificateFor(name: string): Promise<{ name: string; cert: LoadedCertificate } | undefined>;
+  listenAdmin(): Promise<AddressInfo>;
+  /** A port the serving side listens on (an ephemeral one): tables pointing an upstream at it are refused. */
+  addOwnListener(port: number): void;
+  start(): void;
+  stopWatching(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Every name the table needs a certificate for (the sites' hosts, wildcards as `*.example.com`, and
+ * `*.<preview domain>`), with the ACME challenge of the sites that chose one; certificates are only
+ * ever obtained for these.
+ */
+function certificateHosts(table: RoutingTable): { hosts: string[]; challenges: Map<string, SiteChallenge> } {
+  const hosts = new Set<string>();
+  const challenges = new Map<string, SiteChallenge>();
+  for (const site of table.sites) {
+    for (const host of certificateNames(site)) {
+      hosts.add(host);
+      if (site.challenge !== undefined) challenges.set(host, site.challenge);
+    }
+  }
+  return { hosts: [...hosts], challenges };
+}
+
+function isLoopback(address: string): boolean {
+  return net.isIPv4(address) ? address.startsWith('127.') : address === '::1';
+}
+
+export async function openInstanceDuties(config: Config, log: Logger, options: InstanceDutiesOptions): Promise<InstanceDuties> {
+  const locksDir = locksDirOf(config.letsencryptDir);
+  const store = new CertStore(config.letsencryptDir);
+  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
+  const certsLog = log.child({ part: 'certs' });
+  const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
+  const { sink } = options;
+  const certs = new CertificateManager({
+    store,
+    issuer,
+    locksDir,
+    pollMs: config.certPollMs,
+    log: certsLog,
+    onCertificate: (host, cert) => sink.certificate(host, cert),
+    onRemoved: (host) => sink.certificateRemoved(host),
+    onOrder: (_host, result) => options.onOrder(result),
+  });
+  let started = false;
+  let wanted = certificateHosts(emptyRoutingTable());
+  const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const watcher = new RoutesWatcher(
+    config.routesPath,
+    config.routesPollMs,
+    log.child({ part: 'routes' }),
+    (table) => {
+      sink.table(table);
+      wanted = certificateHosts(table);
+      if (started) certs.setHosts(wanted.hosts, wanted.challenges);
+    },
+    ownListeners.check,
+  );
+  await watcher.start();
+  const admin = new AdminServer({
+    port: config.adminPort,
+    host: config.adminAddress,
+    health: options.health,
+    authorize: adminAuthorizer(config.adminToken),
+    routingApi: new RoutingApi({
+      routesPath: config.routesPath,
+      afterChange: () => watcher.poll(),
+      check: ownListeners.check,
+      issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
+      log: log.child({ part: 'admin' }),
+    }),
+    metrics: options.metrics,
+    metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
+  });
+  let adminOpen = false;
+  return {
+    issuerName: issuer.name,
+    get table() {
+      return watcher.table;
+    },
+    async certificateFor(name) {
+      const host = certs.servingHost(name);
+      const cert = host === undefined ? undefined : await certs.certificateFor(host);
+      return host === undefined || cert === undefined ? undefined : { name: host, cert };
+    },
+    async listenAdmin() {
+      const address = await admin.listen();
+      adminOpen = true;
+      ownListeners.add(address.port);
+      return address;
+    },
+    addOwnListener: (port) => ownListeners.add(port),
+    start() {
+      started = true;
+      certs.setHosts(wanted.hosts, wanted.challenges);
+      certs.start();
+    },
+    stopWatching: () => watcher.stop(),
+    async close() {
+      await watcher.stop();
+      await certs.stop();
+      if (adminOpen) await admin.close();
+    },
+  };
+}
