@@ -51,7 +51,8 @@ Options:
                  shows a command's options
   --version      print the version of deploy
 
-Every command takes --routes FILE (default $PROXIMATION_ROUTES), or instead --proxy URL with
+Every command takes --routes FILE (default $PROXIMATION_ROUTES, else the table in
+$PROXIMATION_LETSENCRYPT_DIR as proximation finds it), or instead --proxy URL with
 --token-file FILE (default $DEPLOY_PROXY_URL with the token in $DEPLOY_TOKEN); commands that list
 or report something take --json. Durations are written like 500ms, 2s, 1m.
 

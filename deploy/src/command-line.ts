@@ -10,6 +10,7 @@
  * value the routing table rejects given its contents (an unknown site, a host another site has) is
  * not, it fails the command with the table's error.
  */
+import { join } from 'node:path';
 import {
   durationFlag as sharedDurationFlag,
   integerFlag as sharedIntegerFlag,
@@ -53,7 +54,8 @@ export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const COMMON_OPTIONS_HELP = `  --routes FILE          the routing table file (default: $PROXIMATION_ROUTES)
+export const COMMON_OPTIONS_HELP = `  --routes FILE          the routing table file (default: $PROXIMATION_ROUTES, else
+                         $PROXIMATION_LETSENCRYPT_DIR/proximation/routes.json)
   --proxy URL            instead, a proxy's admin API, such as http://10.0.1.2:9180
                          (default: $DEPLOY_PROXY_URL); health checks then run on the proxy
   --token-file FILE      with --proxy: the file holding the proxy's admin token
@@ -81,7 +83,8 @@ interface TargetFlags {
 
 /**
  * Where the routing table is: the file named by --routes, or the admin API of the proxy named by
- * --proxy; without either flag, $PROXIMATION_ROUTES or $DEPLOY_PROXY_URL. Both, no way at all, a
+ * --proxy; without either flag, $PROXIMATION_ROUTES (else `<$PROXIMATION_LETSENCRYPT_DIR>/proximation/routes.json`,
+ * where proximation itself looks) or $DEPLOY_PROXY_URL. Both, no way at all, a
  * malformed URL or a proxy without a token are usage errors that say what to give.
  */
 export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, command: string): RoutesTarget {
@@ -89,10 +92,12 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
   if (given(values.routes) !== undefined && given(values.proxy) !== undefined) {
     throw usageError("Give either --routes FILE (the routing table file) or --proxy URL (a proxy's admin API), not both.", command);
   }
-  const routes = given(values.routes) ?? (given(values.proxy) === undefined ? given(env.PROXIMATION_ROUTES) : undefined);
+  const fromEnv = given(env.PROXIMATION_ROUTES) ?? defaultRoutesPath(given(env.PROXIMATION_LETSENCRYPT_DIR));
+  const routes = given(values.routes) ?? (given(values.proxy) === undefined ? fromEnv : undefined);
   const proxy = given(values.proxy) ?? (given(values.routes) === undefined ? given(env.DEPLOY_PROXY_URL) : undefined);
   if (routes !== undefined && proxy !== undefined) {
-    throw usageError('Both PROXIMATION_ROUTES and DEPLOY_PROXY_URL are set: choose with --routes FILE or --proxy URL, or unset one of them.', command);
+    const variable = given(env.PROXIMATION_ROUTES) === undefined ? 'PROXIMATION_LETSENCRYPT_DIR' : 'PROXIMATION_ROUTES';
+    throw usageError(`Both ${variable} and DEPLOY_PROXY_URL are set: choose with --routes FILE or --proxy URL, or unset one of them.`, command);
   }
   if (proxy !== undefined) {
     return apiTarget(proxyUrl(proxy, given(values.proxy) === undefined ? 'DEPLOY_PROXY_URL' : '--proxy', command), tokenSource(values, env, command));
@@ -100,12 +105,18 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
   if (given(values['token-file']) !== undefined) throw usageError('--token-file only applies with --proxy (or DEPLOY_PROXY_URL).', command);
   if (routes === undefined) {
     throw usageError(
-      'No routing table given: pass --routes FILE or set PROXIMATION_ROUTES (normally <letsencrypt dir>/proximation/routes.json), ' +
+      'No routing table given: pass --routes FILE or set PROXIMATION_ROUTES (normally <letsencrypt dir>/proximation/routes.json) ' +
+        'or PROXIMATION_LETSENCRYPT_DIR (the proxies\' directory), ' +
         "or reach it through a proxy's admin API with --proxy URL or DEPLOY_PROXY_URL.",
       command,
     );
   }
   return fileTarget(routes, issuancePolicyFromEnv(env));
+}
+
+/** Where proximation keeps its routing table in `letsencryptDir` unless PROXIMATION_ROUTES moves it. */
+function defaultRoutesPath(letsencryptDir: string | undefined): string | undefined {
+  return letsencryptDir === undefined ? undefined : join(letsencryptDir, 'proximation', 'routes.json');
 }
 
 function proxyUrl(text: string, field: string, command: string): URL {

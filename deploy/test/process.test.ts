@@ -31,6 +31,23 @@ describe('deploy as a process', () => {
     expect((await run(['--version'])).stdout).toMatch(/^deploy \d+\.\d+\.\d+\n$/);
   });
 
+  it('finds the table from PROXIMATION_LETSENCRYPT_DIR alone, as proximation does; PROXIMATION_ROUTES and --routes win over it', async () => {
+    const dir = (await tempDir());
+    const own = join(dir, 'proximation', 'routes.json');
+    expect(await run(['site', 'add', 'dev', '--host', 'dev.example.com'], { PROXIMATION_LETSENCRYPT_DIR: dir })).toMatchObject({ code: 0, stderr: '' });
+    expect((await readRoutingTableFile(own)).sites.map((s) => s.name)).toEqual(['dev']);
+    const moved = join((await tempDir()), 'routes.json');
+    expect((await run(['site', 'add', 'blog', '--host', 'blog.example.com'], { PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_ROUTES: moved })).code).toBe(0);
+    const flagged = join((await tempDir()), 'routes.json');
+    expect((await run(['site', 'add', 'web', '--host', 'web.example.com', '--routes', flagged], { PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_ROUTES: moved })).code).toBe(0);
+    expect((await readRoutingTableFile(own)).sites.map((s) => s.name)).toEqual(['dev']);
+    expect((await readRoutingTableFile(moved)).sites.map((s) => s.name)).toEqual(['blog']);
+    expect((await readRoutingTableFile(flagged)).sites.map((s) => s.name)).toEqual(['web']);
+    const both = await run(['site', 'list'], { PROXIMATION_LETSENCRYPT_DIR: dir, DEPLOY_PROXY_URL: 'http://127.0.0.1:9' });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('Both PROXIMATION_LETSENCRYPT_DIR and DEPLOY_PROXY_URL are set');
+  });
+
   it('keeps the old version serving and exits 1 when the new one fails its health check, then rolls back and lists as JSON', async () => {
     const routes = join(await tempDir(), 'routes.json');
     const env = { PROXIMATION_ROUTES: routes };
