@@ -125,10 +125,10 @@ describe('deploy versions', () => {
       history: ['devbuild-1', 'devbuild-2'],
       rollbackOrder: ['devbuild-2', 'devbuild-1'],
       versions: [
-        { name: 'devbuild-1', upstreams: ['http://127.0.0.1:1'], registeredAt: at(0), active: false, previewUrl: null },
-        { name: 'devbuild-2', upstreams: ['http://127.0.0.1:2'], registeredAt: at(1), active: false, previewUrl: null },
-        { name: 'devbuild-3', upstreams: ['http://127.0.0.1:3'], registeredAt: at(2), active: true, previewUrl: null },
-        { name: 'devbuild-10', upstreams: ['http://127.0.0.1:10', 'http://127.0.0.1:11'], registeredAt: at(3), active: false, previewUrl: null },
+        { name: 'devbuild-1', upstreams: ['http://127.0.0.1:1'], registeredAt: at(0), active: false, previewUrl: null, members: [] },
+        { name: 'devbuild-2', upstreams: ['http://127.0.0.1:2'], registeredAt: at(1), active: false, previewUrl: null, members: [] },
+        { name: 'devbuild-3', upstreams: ['http://127.0.0.1:3'], registeredAt: at(2), active: true, previewUrl: null, members: [] },
+        { name: 'devbuild-10', upstreams: ['http://127.0.0.1:10', 'http://127.0.0.1:11'], registeredAt: at(3), active: false, previewUrl: null, members: [] },
       ],
     });
   });

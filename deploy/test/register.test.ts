@@ -174,6 +174,7 @@ describe('deploy register: health-gated activation', () => {
       activeVersion: 'devbuild-2',
       healthChecked: [app.origin],
       ecs: null,
+      lease: null,
       generation: 5,
     });
     const staged = JSON.parse(await deployOk(['register', '--tag', 'devbuild-3', '--upstream', app.origin, '--no-activate', '--no-health-check', '--json', '--routes', routes]));

@@ -1,6 +1,6 @@
 /**
  * What happens once per instance, whatever the number of processes serving: the routing table is
- * watched (polled), certificates are obtained, renewed and picked up from other instances, and the admin
+ * watched (polled), so are the members' lease renewals (fleet/lease-watcher.ts), certificates are obtained, renewed and picked up from other instances, and the admin
  * listener answers /healthz, /metrics and the routing API. It is the only part that writes shared state.
  *
  * It serves nothing itself: `sink` is told of every routing table accepted and every certificate new to
@@ -15,7 +15,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, emptyRoutingTable, type RoutingTable, type SiteChallenge } from '@proximation/shared';
+import { certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type MemberRenewal, type RoutingTable, type SiteChallenge } from '@proximation/shared';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
@@ -29,9 +29,12 @@ import type { Logger } from './logger.js';
 import type { RenewalResult } from './metrics.js';
 import { OwnListeners } from './own-listeners.js';
 import { RoutesWatcher } from './routes-watcher.js';
+import { LeaseWatcher } from './fleet/lease-watcher.js';
 
 export interface InstanceSink {
   table(table: RoutingTable): void;
+  /** The members' lease renewals, each time one is seen to change (members.ts). */
+  renewals(renewals: Map<string, MemberRenewal>): void;
   certificate(host: string, cert: LoadedCertificate): void;
   certificateRemoved(host: string): void;
 }
@@ -113,6 +116,9 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     ownListeners.check,
   );
   await watcher.start();
+  const fleet = fileFleetStorage(fleetDirOf(config.routesPath));
+  const leases = new LeaseWatcher(fleet, config.routesPollMs, log.child({ part: 'leases' }), (renewals) => sink.renewals(renewals));
+  await leases.start();
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
@@ -151,9 +157,13 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       certs.setHosts(wanted.hosts, wanted.challenges);
       certs.start();
     },
-    stopWatching: () => watcher.stop(),
+    async stopWatching() {
+      await watcher.stop();
+      leases.stop();
+    },
     async close() {
       await watcher.stop();
+      leases.stop();
       await certs.stop();
       if (adminOpen) await admin.close();
     },

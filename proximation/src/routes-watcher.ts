@@ -13,11 +13,12 @@
 import fs from 'node:fs/promises';
 import { emptyRoutingTable, errorMessage, parseRoutingTable, type RoutingTable } from '@proximation/shared';
 import type { Logger } from './logger.js';
+import { pollEvery } from './poll-loop.js';
 
 export class RoutesWatcher {
   private lastText: string | undefined;
   private current: RoutingTable | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private loop: { stop(): void } | undefined;
   /** Reads run one after another, so an older read can never overwrite what a newer one accepted. */
   private reads: Promise<void> = Promise.resolve();
 
@@ -38,17 +39,8 @@ export class RoutesWatcher {
   async start(): Promise<RoutingTable> {
     await this.poll();
     if (this.current === undefined) this.accept(emptyRoutingTable(), undefined);
-    this.schedule();
+    this.loop = pollEvery(this.pollMs, () => this.poll());
     return this.current!;
-  }
-
-  private schedule(): void {
-    this.timer = setTimeout(() => {
-      void this.poll().finally(() => {
-        if (this.timer !== undefined) this.schedule();
-      });
-    }, this.pollMs);
-    this.timer.unref();
   }
 
   /**
@@ -96,8 +88,7 @@ export class RoutesWatcher {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.loop?.stop();
     await this.reads;
   }
 }

@@ -35,6 +35,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const instance = await openInstanceDuties(config, log, {
     sink: {
       table: (table) => serving.applyTable(table),
+      renewals: (renewals) => serving.applyRenewals(renewals),
       certificate: (host, cert) => serving.setCertificate(host, cert),
       certificateRemoved: (host) => serving.removeCertificate(host),
     },

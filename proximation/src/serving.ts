@@ -10,7 +10,7 @@
  * resolves once all is closed. Call each once.
  */
 import type { AddressInfo } from 'node:net';
-import type { RoutingTable } from '@proximation/shared';
+import type { MemberRenewal, RoutingTable } from '@proximation/shared';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
@@ -54,6 +54,8 @@ export interface Serving {
   readonly connections: number;
   readonly websockets: number;
   applyTable(table: RoutingTable): void;
+  /** The members' lease renewals seen now (members.ts): expired members leave the rotation by time. */
+  applyRenewals(renewals: ReadonlyMap<string, MemberRenewal>): void;
   setCertificate(host: string, cert: ServedCertificate): void;
   removeCertificate(host: string): void;
   setTicketKeys(keys: Buffer): void;
@@ -154,6 +156,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
       router.update(table);
       versionDrain.update(table);
     },
+    applyRenewals: (renewals) => router.setRenewals(renewals),
     setCertificate(host, cert) {
       sni.set(host, cert);
       metrics.certificateServed(host, cert.notAfter);

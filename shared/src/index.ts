@@ -38,7 +38,22 @@ export {
   previewHost,
   certificateNames,
   previewLabelProblem,
+  deregisterUpstreams,
+  pruneExpiredMembers,
 } from './routing-table.js';
+export {
+  MIN_LEASE_MS,
+  MAX_LEASE_MS,
+  memberKey,
+  memberExpiresAt,
+  identityProblem,
+  checkLease,
+  clockFrom,
+} from './members.js';
+export type { MemberClock, MemberRenewal } from './members.js';
+export { fileFleetStorage, fleetDirOf, LEASE_KIND, INSTANCE_KIND, REREAD_MS } from './fleet-storage.js';
+export type { FleetStorage, FleetRecords, LeaseRecord, InstanceRecord, UpstreamTraffic, CertificateState } from './fleet-storage.js';
+export { updateRoutingTableWithLeases } from './member-update.js';
 export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
 export { networkMatcher, parseNetwork } from './networks.js';
 export type { Network } from './networks.js';
@@ -49,6 +64,9 @@ export type {
   SitePreview,
   IssuancePolicy,
   SiteVersion,
+  VersionMember,
+  MemberLease,
+  DeregisterRequest,
   AddSiteRequest,
   RegisterVersionRequest,
   TrafficGuard,

@@ -35,6 +35,7 @@ import { urlParseProblem } from './url-text.js';
 import { parseJsonText } from './json-text.js';
 import { restrictedTargetProblem } from './upstream-target.js';
 import { describeIssues, valueAt } from './validation-issues.js';
+import { MAX_LEASE_MS, MIN_LEASE_MS, checkLease, identityProblem, memberExpiresAt, type MemberClock } from './members.js';
 
 export interface SiteVersion {
   readonly name: string;
@@ -44,6 +45,21 @@ export interface SiteVersion {
   readonly registeredAt: string;
   /** The operator's opt-in to upstreams refused by default (see upstream-target.ts); absent: refused. */
   readonly allowRestrictedUpstreams?: true;
+  /**
+   * The upstreams that registered themselves with a lease (members.ts); each is also in `upstreams`.
+   * Absent: none. Present and empty: every member left, so `upstreams` may be empty too.
+   */
+  readonly members?: readonly VersionMember[];
+}
+
+/** An upstream that registered itself: who it is and how long its lease runs without renewal. */
+export interface VersionMember {
+  readonly upstream: string;
+  /** The ECS task ARN, else host:pid of whoever runs the app. */
+  readonly identity: string;
+  readonly leaseMs: number;
+  /** ISO-8601 UTC; the lease runs from here until a renewal is seen. */
+  readonly joinedAt: string;
 }
 
 export interface Site {
@@ -175,12 +191,34 @@ const previewSchema = z.strictObject({
   token: z.boolean().optional(),
 });
 
+const ISO_TIMESTAMP = 'must be an ISO-8601 UTC timestamp such as 2026-11-25T10:00:00.000Z';
+
+const memberSchema = z.strictObject({
+  upstream: upstreamSchema,
+  identity: z.string().refine((value) => identityProblem(value) === undefined, identityProblem('') ?? ''),
+  leaseMs: z.int().min(MIN_LEASE_MS, `a lease is at least ${MIN_LEASE_MS} ms`).max(MAX_LEASE_MS, `a lease is at most ${MAX_LEASE_MS} ms (1 day)`),
+  joinedAt: z.iso.datetime({ error: ISO_TIMESTAMP }),
+});
+
 const siteVersionSchema = z.strictObject({
   name: nameSchema(VERSION_NAME),
-  upstreams: z.array(upstreamSchema).min(1, `a version needs at least one upstream; ${UPSTREAM_EXAMPLE}`),
-  registeredAt: z.iso.datetime({ error: 'must be an ISO-8601 UTC timestamp such as 2026-11-25T10:00:00.000Z' }),
+  upstreams: z.array(upstreamSchema),
+  registeredAt: z.iso.datetime({ error: ISO_TIMESTAMP }),
   allowRestrictedUpstreams: z.literal(true, { error: 'must be true, or left out' }).optional(),
+  members: z.array(memberSchema).optional(),
 }).superRefine((version, ctx) => {
+  // Only a version whose members all left may have no upstream.
+  if (version.upstreams.length === 0 && version.members === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['upstreams'], message: `a version needs at least one upstream; ${UPSTREAM_EXAMPLE}`, input: version.upstreams });
+  }
+  const seen = new Set<string>();
+  version.members?.forEach((member, m) => {
+    if (!version.upstreams.includes(member.upstream)) {
+      ctx.addIssue({ code: 'custom', path: ['members', m, 'upstream'], message: 'a member must be one of the version\'s upstreams', input: member.upstream });
+    }
+    if (seen.has(member.upstream)) ctx.addIssue({ code: 'custom', path: ['members', m, 'upstream'], message: 'member already listed', input: member.upstream });
+    seen.add(member.upstream);
+  });
   if (version.allowRestrictedUpstreams === true) return;
   version.upstreams.forEach((upstream, u) => {
     const problem = restrictedTargetProblem(upstream);
@@ -306,6 +344,9 @@ export function serializeRoutingTable(table: RoutingTable): string {
         upstreams: v.upstreams,
         registeredAt: v.registeredAt,
         ...(v.allowRestrictedUpstreams === true ? { allowRestrictedUpstreams: true } : {}),
+        ...(v.members === undefined
+          ? {}
+          : { members: v.members.map((m) => ({ upstream: m.upstream, identity: m.identity, leaseMs: m.leaseMs, joinedAt: m.joinedAt })) }),
       })),
     })),
   };
@@ -743,6 +784,15 @@ export interface RegisterVersionRequest {
   /** Allow upstreams that are refused by default (link-local, cloud metadata, unspecified: upstream-target.ts). */
   allowRestrictedUpstreams?: boolean;
   guard?: TrafficGuard;
+  /** The upstreams register themselves: they become members with this identity and lease (members.ts). */
+  lease?: MemberLease;
+  /** What the writer knows of leases; without it an address held by another identity is never taken over. */
+  clock?: MemberClock;
+}
+
+export interface MemberLease {
+  readonly identity: string;
+  readonly leaseMs: number;
 }
 
 /**
@@ -775,10 +825,23 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
     };
     const existing = site.versions.find((v) => v.name === version);
     const activated = (s: Site) => guardTraffic(site, request.activate ? withActive(s, version) : s, request.guard);
+    const lease = request.lease;
+    if (lease !== undefined) checkMemberLease(table, site.name, version, upstreams, lease, request.clock);
+    const joinedAt = lease === undefined ? undefined : isoTimestamp(request.registeredAt);
+    const withLease = (v: SiteVersion): SiteVersion =>
+      lease === undefined || joinedAt === undefined
+        ? v
+        : {
+            ...v,
+            members: [
+              ...(v.members ?? []).filter((m) => !upstreams.includes(m.upstream)),
+              ...upstreams.map((upstream) => ({ upstream, identity: lease.identity, leaseMs: lease.leaseMs, joinedAt })),
+            ],
+          };
     if (existing !== undefined && request.join === true) {
       const joined = distinct([...existing.upstreams, ...upstreams]);
-      if (joined.length === existing.upstreams.length) return activated(site);
-      const extended = optIn({ ...existing, upstreams: joined }, existing.allowRestrictedUpstreams === true);
+      if (joined.length === existing.upstreams.length && lease === undefined) return activated(site);
+      const extended = withLease(optIn({ ...existing, upstreams: joined }, existing.allowRestrictedUpstreams === true));
       return activated({ ...site, versions: site.versions.map((v) => (v === existing ? extended : v)) });
     }
     if (existing !== undefined && sameSet(existing.upstreams, upstreams)) return activated(site);
@@ -791,9 +854,94 @@ export function registerVersion(table: RoutingTable, request: RegisterVersionReq
       );
     }
     if (site.preview !== undefined) checkPreviewLabels(site, site.preview.domain, [...site.versions.filter((v) => v !== existing).map((v) => v.name), version]);
-    const registered = optIn({ name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) }, false);
+    const registered = withLease(optIn({ name: version, upstreams, registeredAt: isoTimestamp(request.registeredAt) }, false));
     return activated({ ...site, versions: [...site.versions.filter((v) => v !== existing), registered] });
   });
+}
+
+/**
+ * Refuses a lease on an address that a live member of another identity holds, in any version of any
+ * site (on awsvpc a stopped task's address goes to the next task soon after). Without a clock every
+ * member counts as live.
+ */
+function checkMemberLease(table: RoutingTable, site: string, version: string, upstreams: readonly string[], lease: MemberLease, clock: MemberClock | undefined): void {
+  const field = `version ${site}/${version}`;
+  const problem = identityProblem(lease.identity);
+  if (problem !== undefined) throw new ProximationError('ERR_INVALID_ARGUMENT', `Invalid member identity ${JSON.stringify(lease.identity)} for ${field}: ${problem}.`);
+  checkLease(lease.leaseMs, field);
+  for (const s of table.sites) {
+    for (const v of s.versions) {
+      for (const member of v.members ?? []) {
+        if (!upstreams.includes(member.upstream) || member.identity === lease.identity) continue;
+        const expiresAt = clock === undefined ? Number.POSITIVE_INFINITY : memberExpiresAt(s.name, v.name, member, clock.renewals);
+        if (clock !== undefined && expiresAt <= clock.now) continue;
+        throw new ProximationError(
+          'ERR_MEMBER_IDENTITY',
+          `Not registering ${member.upstream} for ${field} as ${lease.identity}: the address is a member of ${s.name}/${v.name} registered by ` +
+            `${member.identity}, whose lease is still running${Number.isFinite(expiresAt) ? ` (until ${new Date(expiresAt).toISOString()})` : ''}. ` +
+            'Two tasks cannot hold one address: check that this task really has that address, or deregister the other member first (deploy deregister).',
+        );
+      }
+    }
+  }
+}
+
+export interface DeregisterRequest {
+  site: string;
+  version: string;
+  upstreams: readonly string[];
+  /** Only a member of this identity may be removed (deploy run leaving); absent: whoever registered it. */
+  identity?: string;
+}
+
+/**
+ * Takes upstreams out of a version (a task leaving: `deploy run` on SIGTERM, `deploy deregister`).
+ * Upstreams the version does not list change nothing, so leaving twice is harmless. A member of another
+ * identity is refused (ERR_MEMBER_IDENTITY). A version may end with no upstream: it then keeps
+ * `members: []`, and if it is active its site answers 503 until a member joins.
+ */
+export function deregisterUpstreams(table: RoutingTable, request: DeregisterRequest): RoutingTable {
+  return updateSite(table, request.site, (site) => {
+    const existing = findVersion(site, request.version);
+    const field = `version ${site.name}/${existing.name}`;
+    const leaving = distinct(request.upstreams.map((url) => normalizeUpstreamUrl(url, field))).filter((u) => existing.upstreams.includes(u));
+    if (leaving.length === 0) return site;
+    for (const member of existing.members ?? []) {
+      if (leaving.includes(member.upstream) && request.identity !== undefined && member.identity !== request.identity) {
+        throw new ProximationError(
+          'ERR_MEMBER_IDENTITY',
+          `Not deregistering ${member.upstream} from ${field} as ${request.identity}: it was registered by ${member.identity}. ` +
+            'Only the task that registered it may take it out this way; to remove it regardless, run deploy deregister --upstream URL without --upstream-from-ecs.',
+        );
+      }
+    }
+    return { ...site, versions: site.versions.map((v) => (v === existing ? withoutUpstreams(v, leaving) : v)) };
+  });
+}
+
+function withoutUpstreams(version: SiteVersion, leaving: readonly string[]): SiteVersion {
+  const upstreams = version.upstreams.filter((u) => !leaving.includes(u));
+  const members = (version.members ?? []).filter((m) => !leaving.includes(m.upstream));
+  const { members: _was, ...rest } = version;
+  return members.length > 0 || upstreams.length === 0 || version.members !== undefined ? { ...rest, upstreams, members } : { ...rest, upstreams };
+}
+
+/** Removes every member whose lease ran out by `clock` (and its upstream); the same table when none did. */
+export function pruneExpiredMembers(table: RoutingTable, clock: MemberClock): RoutingTable {
+  let changed = false;
+  const sites = table.sites.map((site) => {
+    let siteChanged = false;
+    const versions = site.versions.map((version) => {
+      const expired = (version.members ?? []).filter((m) => memberExpiresAt(site.name, version.name, m, clock.renewals) <= clock.now).map((m) => m.upstream);
+      if (expired.length === 0) return version;
+      siteChanged = true;
+      return withoutUpstreams(version, expired);
+    });
+    if (!siteChanged) return site;
+    changed = true;
+    return { ...site, versions };
+  });
+  return changed ? nextGeneration(table, sites) : table;
 }
 
 function isoTimestamp(date: Date): string {
@@ -888,13 +1036,15 @@ export const routingTableChangeSchema = z
         join: z.boolean().optional(),
         allowRestrictedUpstreams: z.boolean().optional(),
         guard: trafficGuardSchema.optional(),
+        lease: z.strictObject({ identity: z.string(), leaseMs: z.int() }).readonly().optional(),
       }),
+      z.strictObject({ op: z.literal('deregister'), site: z.string(), version: z.string(), upstreams: z.array(z.string()).readonly(), identity: z.string().optional() }),
       z.strictObject({ op: z.literal('activateVersion'), site: z.string(), version: z.string(), guard: trafficGuardSchema.optional() }),
       z.strictObject({ op: z.literal('rollback'), site: z.string() }),
       z.strictObject({ op: z.literal('removeVersion'), site: z.string(), version: z.string() }),
       z.strictObject({ op: z.literal('pruneVersions'), site: z.string(), keep: z.int().min(0, 'must be a non-negative integer') }),
     ],
-    { error: 'must be one of addSite, removeSite, setHsts, setPreview, registerVersion, activateVersion, rollback, removeVersion, pruneVersions' },
+    { error: 'must be one of addSite, removeSite, setHsts, setPreview, registerVersion, deregister, activateVersion, rollback, removeVersion, pruneVersions' },
   )
   .readonly();
 export type RoutingTableChange = z.output<typeof routingTableChangeSchema>;
@@ -911,9 +1061,17 @@ export function upstreamsGainingTraffic(table: RoutingTable, change: RoutingTabl
 
 /**
  * Applies `change` like the operation it names; `now` is the registration time of a registered version;
- * `policy`, when the caller knows how the proxies order certificates, judges wildcard hosts.
+ * `policy`, when the caller knows how the proxies order certificates, judges wildcard hosts. With
+ * `clock` (what the writer read of the lease records), a change that changes the table also removes the
+ * members whose leases ran out (one write, one generation), and a lease may take over an address whose
+ * member expired.
  */
-export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date, policy?: IssuancePolicy): RoutingTable {
+export function applyRoutingTableChange(table: RoutingTable, change: RoutingTableChange, now: Date, policy?: IssuancePolicy, clock?: MemberClock): RoutingTable {
+  const next = applyOperation(table, change, now, policy, clock);
+  return next === table || clock === undefined ? next : pruneExpiredMembers(next, clock);
+}
+
+function applyOperation(table: RoutingTable, change: RoutingTableChange, now: Date, policy: IssuancePolicy | undefined, clock: MemberClock | undefined): RoutingTable {
   switch (change.op) {
     case 'addSite':
       return addSite(table, {
@@ -941,7 +1099,11 @@ export function applyRoutingTableChange(table: RoutingTable, change: RoutingTabl
         allowRestrictedUpstreams: change.allowRestrictedUpstreams,
         guard: change.guard,
         registeredAt: now,
+        ...(change.lease === undefined ? {} : { lease: change.lease }),
+        ...(clock === undefined ? {} : { clock }),
       });
+    case 'deregister':
+      return deregisterUpstreams(table, { site: change.site, version: change.version, upstreams: change.upstreams, ...(change.identity === undefined ? {} : { identity: change.identity }) });
     case 'activateVersion':
       return activateVersion(table, change.site, change.version, change.guard);
     case 'rollback':

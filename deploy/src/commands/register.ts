@@ -16,13 +16,26 @@
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
-import { DEFAULT_PROXY_PORTS, ProximationError, checkVersionName, findSite, findVersion, normalizeUpstreamUrl, ownListenerProblem, siteForTag } from '@proximation/shared';
+import { hostname } from 'node:os';
+import {
+  DEFAULT_PROXY_PORTS,
+  MIN_LEASE_MS,
+  ProximationError,
+  checkVersionName,
+  findSite,
+  findVersion,
+  identityProblem,
+  normalizeUpstreamUrl,
+  ownListenerProblem,
+  siteForTag,
+} from '@proximation/shared';
 import type { RoutingChangeResult, RoutingTable, RoutingTableChange, TrafficGuard } from '@proximation/shared';
 import {
   COMMON_OPTIONS,
   COMMON_OPTIONS_HELP,
   JSON_OPTION,
   JSON_OPTION_HELP,
+  durationFlag,
   integerFlag,
   openRoutesTarget,
   output,
@@ -54,6 +67,8 @@ const OPTIONS = {
   'allow-restricted-upstreams': { type: 'boolean' },
   'no-activate': { type: 'boolean' },
   'any-version-name': { type: 'boolean' },
+  lease: { type: 'string' },
+  identity: { type: 'string' },
 } as const;
 
 const HELP = `Usage: deploy register --site <site> --version <version> --upstream <url> [--upstream <url>...]
@@ -93,6 +108,13 @@ Options:
                          (upstreams added to the already active version are still checked)
   --any-version-name     register a new version whose name does not start with the site's tag
                          prefix (refused otherwise, as a likely wrong site or typo)
+  --lease <duration>|off the upstreams are members with a lease (at least 3s, such as 30s): every
+                         proxy stops sending them requests once it runs out, unless a renewal
+                         was written to their lease record; default off (nothing renews a lease
+                         after register exits)
+  --identity <id>        with a lease: who holds it (default: the ECS task ARN with
+                         --upstream-from-ecs, else host:pid); an address held by a live member of
+                         another identity is refused
 ${HEALTH_OPTIONS_HELP}
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
@@ -100,7 +122,8 @@ ${COMMON_OPTIONS_HELP}
 With --json: {"site", "version", "upstreams", "registration" (registered, replaced, joined or
 unchanged), "activation" (activated, already-active or not-activated), "activeBefore",
 "activeVersion", "healthChecked" (the upstreams checked; null with --no-health-check), "ecs"
-({"upstream", "taskArn", "container", "networkMode"} or null), "generation"}.
+({"upstream", "taskArn", "container", "networkMode"} or null), "lease" ({"identity",
+"leaseMs"} or null), "generation"}.
 
 Exit status: 0 registered (and active unless --no-activate), 1 failed (including a failed health
 check: then registered but not active), 2 usage error.`;
@@ -131,9 +154,15 @@ export const registerCommand: Command = {
     const containerPort = portFlag === undefined ? undefined : integerFlag(portFlag, '--container-port', 1, 65535, NAME);
     const health = healthCheckFromFlags(values, NAME);
     const activate = values['no-activate'] !== true;
+    const leaseMs = leaseFlag(values.lease);
+    if (values.identity !== undefined && leaseMs === undefined) throw usageError('--identity only applies with a lease (--lease D).', NAME);
+    if (values.identity !== undefined && identityProblem(values.identity) !== undefined) {
+      throw usageError(`Invalid --identity ${JSON.stringify(values.identity)}: ${identityProblem(values.identity)}.`, NAME);
+    }
     const unobserved = openRoutesTarget(values, env, NAME);
 
     const ecs = fromEcs ? await upstreamFromEcs(env, containerPort === undefined ? {} : { containerPort }) : undefined;
+    const lease = leaseMs === undefined ? undefined : { identity: values.identity ?? ecs?.taskArn ?? `${hostname()}:${process.pid}`, leaseMs };
     const before = await unobserved.read();
     const site = 'tag' in which ? siteForTag(before, which.tag).name : which.site;
     const version = 'tag' in which ? which.tag : which.version;
@@ -167,6 +196,7 @@ export const registerCommand: Command = {
       join: values.join === true,
       ...(values['allow-restricted-upstreams'] === true ? { allowRestrictedUpstreams: true } : {}),
       ...(guard === undefined ? {} : { guard }),
+      ...(lease === undefined ? {} : { lease }),
     });
     const target = observe(unobserved, progressFor(io, values.json, `${site}/${version}`));
     const activeIn = (table: RoutingTable) => findSite(table, site).activeVersion === version;
@@ -219,12 +249,27 @@ export const registerCommand: Command = {
         activeVersion: findSite(table, site).activeVersion,
         healthChecked: health === undefined ? null : checked,
         ecs: ecs ?? null,
+        lease: lease ?? null,
         generation: table.generation,
       },
       text,
     );
   },
 };
+
+/**
+ * The lease --lease asks for (undefined: none). Off unless asked: the issue's 30 s default for tasks
+ * registering themselves needs the renewing entrypoint (deploy run), without which every such task
+ * would leave the rotation 30 s after it started.
+ */
+function leaseFlag(text: string | undefined): number | undefined {
+  if (text === undefined || text === 'off') return undefined;
+  const ms = durationFlag(text, '--lease', NAME);
+  if (ms < MIN_LEASE_MS) {
+    throw usageError(`--lease ${text} is shorter than ${MIN_LEASE_MS / 1000}s: renewals go out every third of the lease and the proxies poll every second; give 3s or more (30s is the default).`, NAME);
+  }
+  return ms;
+}
 
 function describeRegistration(registration: Registration, name: string, upstreams: number): string {
   switch (registration) {

@@ -4,8 +4,8 @@
  *
  * - `getRoutes`: the routing table as stored now (read from the file, not this instance's copy), with
  *   `ETag: "<generation>"`.
- * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableFile` (the
- *   shared lease lock, atomic write), so every instance writing through the shared directory converges
+ * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableWithLeases`
+ *   (the shared lease lock, atomic write, expired members removed), so every instance writing through the shared directory converges
  *   on one table. With `healthCheck`, this proxy checks the upstreams first: it is where their traffic
  *   will come from (applyChangeRequest). `If-Match` (a list of ETags, or `*`) is checked on the table
  *   under the lock: another generation answers 412 with the current ETag and changes nothing. On
@@ -26,12 +26,14 @@ import {
   applyChangeRequest,
   applyRoutingTableChange,
   errorMessage,
+  fileFleetStorage,
+  fleetDirOf,
   isProximationError,
   parseChangeRequest,
   readRoutingTableFile,
   routingTableETag,
   serializeRoutingTable,
-  updateRoutingTableFile,
+  updateRoutingTableWithLeases,
 } from '@proximation/shared';
 import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
@@ -96,12 +98,13 @@ export class RoutingApi {
     const store: RoutingTableStore = {
       read: async () => checked(await readRoutingTableFile(routesPath)),
       update: (change) =>
-        updateRoutingTableFile(
+        updateRoutingTableWithLeases(
           routesPath,
-          (table) => {
+          fileFleetStorage(fleetDirOf(routesPath)),
+          (table, clock) => {
             cancel.signal.throwIfAborted();
             generationBefore = checked(table).generation;
-            const next = applyRoutingTableChange(table, change, new Date(), this.options.issuancePolicy);
+            const next = applyRoutingTableChange(table, change, new Date(), this.options.issuancePolicy, clock);
             if (next !== table) this.options.check(next);
             return next;
           },

@@ -6,13 +6,13 @@
  *
  * Start-up: worker → `hello`; primary → `state` (everything the worker needs); worker listens and says
  * `serving` (or `fatal`, then exits 1). Afterwards the primary sends `table`, `certificate`,
- * `certificate-removed` and `ticket-keys` as they change, answers `certificate-request` with
+ * `certificate-removed`, `renewals` and `ticket-keys` as they change, answers `certificate-request` with
  * `certificate` or `certificate-none`, asks `status` (answered by `status-reply`: metrics, in-flight
  * counts, generation), and finally `drain`. A worker whose channel closes (the primary died) drains by
  * itself.
  */
 import type { AddressInfo } from 'node:net';
-import type { RoutingTable } from '@proximation/shared';
+import type { MemberRenewal, RoutingTable } from '@proximation/shared';
 import type { ServedCertificate } from '../serving.js';
 
 /** Where a worker's Config comes from: it loads the same settings the primary loaded (config.ts). */
@@ -23,8 +23,18 @@ export interface SettingsSources {
 }
 
 export type PrimaryMessage =
-  | { type: 'state'; slot: number; settings: SettingsSources; table: RoutingTable; certificates: [string, ServedCertificate][]; ticketKeys: Buffer }
+  | {
+      type: 'state';
+      slot: number;
+      settings: SettingsSources;
+      table: RoutingTable;
+      renewals: Map<string, MemberRenewal>;
+      certificates: [string, ServedCertificate][];
+      ticketKeys: Buffer;
+    }
   | { type: 'table'; table: RoutingTable }
+  /** The members' lease renewals, whenever one changed (members.ts). */
+  | { type: 'renewals'; renewals: Map<string, MemberRenewal> }
   /** `asked`: the name of the `certificate-request` this answers, when `host` is its wildcard. */
   | { type: 'certificate'; host: string; cert: ServedCertificate; asked?: string }
   | { type: 'certificate-none'; host: string }

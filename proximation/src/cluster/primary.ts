@@ -23,7 +23,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { ProximationError, type RoutingTable } from '@proximation/shared';
+import { ProximationError, type MemberRenewal, type RoutingTable } from '@proximation/shared';
 import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
 import type { Health } from '../admin/admin-server.js';
 import type { Config } from '../config.js';
@@ -80,6 +80,7 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
   }));
   const certificates = new Map<string, ServedCertificate>();
   let table: RoutingTable | undefined;
+  let renewals = new Map<string, MemberRenewal>();
   let ticketKeys = newTicketKeys();
   let draining = false;
   let startFailures = 0;
@@ -135,6 +136,10 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
         table = next;
         broadcast({ type: 'table', table: next });
       },
+      renewals: (next) => {
+        renewals = next;
+        broadcast({ type: 'renewals', renewals: next });
+      },
       certificate: (host, cert) => {
         const served = { fullchainPem: cert.fullchainPem, keyPem: cert.keyPem, notAfter: cert.notAfter };
         certificates.set(host, served);
@@ -182,6 +187,7 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
           slot: s.slot,
           settings,
           table: table!,
+          renewals,
           certificates: [...certificates],
           ticketKeys,
         });

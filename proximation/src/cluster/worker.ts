@@ -106,6 +106,7 @@ async function serve(
   }
   const ready = serving;
   ready.applyTable(state.table);
+  ready.applyRenewals(state.renewals);
   for (const [host, cert] of state.certificates) ready.setCertificate(host, cert);
   let ticketKeys = state.ticketKeys;
   ready.setTicketKeys(ticketKeys);
@@ -123,6 +124,9 @@ async function serve(
       case 'table':
         ready.applyTable(message.table);
         void send({ type: 'table-applied', routesGeneration: ready.generation });
+        return;
+      case 'renewals':
+        ready.applyRenewals(message.renewals);
         return;
       case 'certificate':
         ready.setCertificate(message.host, message.cert);

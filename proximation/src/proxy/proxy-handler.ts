@@ -69,6 +69,11 @@ export class ProxyHandler {
       return;
     }
     const upstream = selection.pick(Date.now());
+    if (upstream === undefined) {
+      const bytes = sendError(res, 503, MESSAGES[503](route.site));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 503, bytes });
+      return;
+    }
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
     forward(req, res, upstream, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
       exchange.upstream = result.upstream ?? exchange.upstream;
@@ -94,6 +99,11 @@ export class ProxyHandler {
       return;
     }
     const upstream = route.upstreams.pick(Date.now());
+    if (upstream === undefined) {
+      const bytes = sendErrorToSocket(socket, 503, MESSAGES[503](route.site));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 503, bytes });
+      return;
+    }
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
     this.options.tunnels.open(
       req,

@@ -11,7 +11,7 @@
  * site's preview gate (preview-access.ts); a site's own host of the same name wins. The certificate
  * side holds `*.<domain>` for them all, not each preview host (certificateNames, instance-duties.ts).
  */
-import { hstsHeaderValue, previewHost, wildcardOf, type RoutingTable, type SiteVersion } from '@proximation/shared';
+import { hstsHeaderValue, memberExpiresAt, previewHost, wildcardOf, type MemberRenewal, type RoutingTable, type SiteVersion } from '@proximation/shared';
 import type { AdminAuthorizer } from '../admin/admin-auth.js';
 import { previewGate, type PreviewGate } from './preview-access.js';
 import { RoundRobin } from './upstream-selection.js';
@@ -31,6 +31,9 @@ export interface Route {
 export class Router {
   private routes = new Map<string, Route>();
   private currentGeneration = -1;
+  /** Members' lease renewals as last seen (members.ts), and every selection with members, to update. */
+  private renewals: ReadonlyMap<string, MemberRenewal> = new Map();
+  private leased: { site: string; version: SiteVersion; selection: RoundRobin }[] = [];
 
   /** `previewAuthorizer` judges the admin token presented on preview hosts. */
   constructor(
@@ -45,14 +48,21 @@ export class Router {
   update(table: RoutingTable): void {
     const routes = new Map<string, Route>();
     const origins = new Set<string>();
-    const selection = (version: SiteVersion): RoundRobin => {
+    const leased: typeof this.leased = [];
+    const selection = (site: string, version: SiteVersion): RoundRobin | undefined => {
+      if (version.upstreams.length === 0) return undefined;
       for (const origin of version.upstreams) origins.add(origin);
-      return new RoundRobin(version.upstreams.map((origin) => this.upstreams.get(origin)));
+      const rotation = new RoundRobin(version.upstreams.map((origin) => this.upstreams.get(origin)));
+      if (version.members !== undefined) {
+        leased.push({ site, version, selection: rotation });
+        this.expire(site, version, rotation);
+      }
+      return rotation;
     };
     for (const site of table.sites) {
       const active = site.versions.find((v) => v.name === site.activeVersion);
       const hsts = site.hsts && hstsHeaderValue(site.hsts);
-      const route: Route = { site: site.name, version: active?.name, upstreams: active && selection(active), hsts };
+      const route: Route = { site: site.name, version: active?.name, upstreams: active && selection(site.name, active), hsts };
       for (const host of site.hosts) routes.set(host, route);
     }
     // After every site's own hosts, which win over a preview host of the same name.
@@ -63,12 +73,26 @@ export class Router {
       for (const version of site.versions) {
         const host = previewHost(site, version.name)!;
         if (routes.has(host)) continue;
-        routes.set(host, { site: site.name, version: version.name, upstreams: selection(version), hsts, ...(gate === undefined ? {} : { preview: gate }) });
+        routes.set(host, { site: site.name, version: version.name, upstreams: selection(site.name, version), hsts, ...(gate === undefined ? {} : { preview: gate }) });
       }
     }
     this.routes = routes;
+    this.leased = leased;
     this.currentGeneration = table.generation;
     this.upstreams.retain(origins);
+  }
+
+  /** The members' renewals seen now (by memberKey): each leased upstream's lease end moves with them. */
+  setRenewals(renewals: ReadonlyMap<string, MemberRenewal>): void {
+    this.renewals = renewals;
+    for (const { site, version, selection } of this.leased) this.expire(site, version, selection);
+  }
+
+  private expire(site: string, version: SiteVersion, selection: RoundRobin): void {
+    version.upstreams.forEach((upstream, i) => {
+      const member = version.members?.find((m) => m.upstream === upstream);
+      selection.expiresAt[i] = member === undefined ? Number.POSITIVE_INFINITY : memberExpiresAt(site, version.name, member, this.renewals);
+    });
   }
 
   /** @param authority a Host header or :authority value, port and letter case as the client sent them */

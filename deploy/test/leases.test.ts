@@ -1,0 +1,41 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findSite, findVersion, readRoutingTableFile } from '@proximation/shared';
+import { deploy, deployOk, routesWithDev } from './helpers.js';
+
+const register = (routes: string, ...args: string[]) => ['register', '--tag', 'devbuild-1', '--no-health-check', '--routes', routes, ...args];
+
+describe('deploy register --lease', () => {
+  it('makes the upstream a member with identity and lease, shown by versions; another identity is refused the same address', async () => {
+    const routes = await routesWithDev();
+    await deployOk(register(routes, '--upstream', 'http://10.0.0.5:8080', '--lease', '30s', '--identity', 'task-a'));
+    const version = findVersion(findSite(await readRoutingTableFile(routes), 'dev'), 'devbuild-1');
+    expect(version.members).toMatchObject([{ upstream: 'http://10.0.0.5:8080', identity: 'task-a', leaseMs: 30_000 }]);
+
+    const taken = await deploy(register(routes, '--upstream', 'http://10.0.0.5:8080', '--join', '--lease', '30s', '--identity', 'task-b'));
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('registered by task-a, whose lease is still running');
+    expect(findVersion(findSite(await readRoutingTableFile(routes), 'dev'), 'devbuild-1')).toEqual(version);
+
+    // A foreign file among the lease records is ignored, never fatal.
+    const leases = join(dirname(routes), 'leases');
+    await mkdir(leases, { recursive: true });
+    await writeFile(join(leases, 'junk.json'), '{"not": "a lease"');
+    const listing = await deployOk(['versions', '--site', 'dev', '--routes', routes]);
+    expect(listing).toMatch(/member http:\/\/10\.0\.0\.5:8080 \(task-a\), lease 30s: runs until 20/);
+    const json = JSON.parse(await deployOk(['versions', '--site', 'dev', '--routes', routes, '--json']));
+    expect(json.versions[0].members[0]).toMatchObject({ identity: 'task-a', expired: false });
+  });
+
+  it('refuses a lease shorter than 3 s, and --identity without a lease, naming the value', async () => {
+    const routes = await routesWithDev();
+    const short = await deploy(register(routes, '--upstream', 'http://10.0.0.5:8080', '--lease', '2s'));
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('--lease 2s is shorter than 3s');
+    const alone = await deploy(register(routes, '--upstream', 'http://10.0.0.5:8080', '--identity', 'x'));
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--identity only applies with a lease');
+    expect((await readRoutingTableFile(routes)).sites[0]!.versions).toEqual([]);
+  });
+});
