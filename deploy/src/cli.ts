@@ -11,6 +11,7 @@ import { usageError } from './command-line.js';
 import type { Command } from './command-line.js';
 import type { CommandIo } from './confirm.js';
 import { activateCommand } from './commands/activate.js';
+import { deregisterCommand } from './commands/deregister.js';
 import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
 import { removeCommand } from './commands/remove.js';
@@ -30,6 +31,7 @@ const COMMANDS: readonly Command[] = [
   siteHstsCommand,
   sitePreviewCommand,
   registerCommand,
+  deregisterCommand,
   activateCommand,
   rollbackCommand,
   versionsCommand,

@@ -144,14 +144,19 @@ describe('upstreamFromEcs', () => {
   });
 });
 
+/** An awsvpc task whose address is 127.0.0.1 and whose app is `app`: the environment deploy reads. */
+async function awsvpcTaskOf(app: { port: number }): Promise<NodeJS.ProcessEnv> {
+  const container = await fixture('awsvpc-container');
+  container.Networks[0].IPv4Addresses = ['127.0.0.1'];
+  container.Ports = [{ ContainerPort: app.port, Protocol: 'tcp', HostPort: app.port }];
+  return (await ecsEnvironment({ container: () => container, task: await fixture('awsvpc-task') })).env;
+}
+
 describe('deploy register --upstream-from-ecs', () => {
   it('registers the awsvpc task itself and activates it once it answers', async () => {
     const routes = await routesWithDev();
     const app = await upstream(200);
-    const container = await fixture('awsvpc-container');
-    container.Networks[0].IPv4Addresses = ['127.0.0.1'];
-    container.Ports = [{ ContainerPort: app.port, Protocol: 'tcp', HostPort: app.port }];
-    const { env } = await ecsEnvironment({ container: () => container, task: await fixture('awsvpc-task') });
+    const env = await awsvpcTaskOf(app);
     const result = JSON.parse(await deployOk(['register', '--tag', 'devbuild-42', '--upstream-from-ecs', '--json', '--routes', routes], env));
     expect(result).toMatchObject({
       upstreams: [app.origin],
@@ -175,6 +180,26 @@ describe('deploy register --upstream-from-ecs', () => {
     const dev = findSite(await readRoutingTableFile(routes), 'dev');
     expect(dev).toMatchObject({ activeVersion: 'devbuild-42', versions: [{ name: 'devbuild-42', upstreams: apps.map((a) => a.origin) }] });
     for (const app of apps) expect(app.requests).toEqual(['GET /']);
+  });
+
+  it('leases the task under its task ARN; deregister --upstream-from-ecs leaves only as that task, and refuses a reused address held by another identity', async () => {
+    const routes = await routesWithDev();
+    const app = await upstream(200);
+    const env = await awsvpcTaskOf(app);
+    const arn = 'arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665';
+    // The address was registered by another task first, whose lease still runs.
+    await deployOk(['register', '--tag', 'devbuild-41', '--upstream', app.origin, '--lease', '30s', '--identity', 'arn:other-task', '--no-health-check', '--routes', routes]);
+    const refused = await deploy(['register', '--tag', 'devbuild-42', '--upstream-from-ecs', '--lease', '30s', '--routes', routes], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`as ${arn}: the address is a member of dev/devbuild-41 registered by arn:other-task`);
+    const notMine = await deploy(['deregister', '--tag', 'devbuild-41', '--upstream-from-ecs', '--routes', routes], env);
+    expect(notMine.code).toBe(1);
+    expect(notMine.stderr).toContain('it was registered by arn:other-task');
+    await deployOk(['deregister', '--tag', 'devbuild-41', '--upstream', app.origin, '--routes', routes]);
+    const result = JSON.parse(await deployOk(['register', '--tag', 'devbuild-42', '--upstream-from-ecs', '--lease', '30s', '--json', '--routes', routes], env));
+    expect(result.lease).toEqual({ identity: arn, leaseMs: 30_000 });
+    await deployOk(['deregister', '--tag', 'devbuild-42', '--upstream-from-ecs', '--routes', routes], env);
+    expect(findSite(await readRoutingTableFile(routes), 'dev').versions.find((v) => v.name === 'devbuild-42')).toMatchObject({ upstreams: [], members: [] });
   });
 
   it('exits 1 without touching the routing table when the metadata cannot be read', async () => {

@@ -39,3 +39,21 @@ describe('deploy register --lease', () => {
     expect((await readRoutingTableFile(routes)).sites[0]!.versions).toEqual([]);
   });
 });
+
+describe('deploy deregister', () => {
+  it('takes an upstream out of a version, a second time changes nothing, and it needs one way to name the upstream', async () => {
+    const routes = await routesWithDev();
+    await deployOk(register(routes, '--upstream', 'http://10.0.0.5:8080', '--upstream', 'http://10.0.0.6:8080', '--lease', '30s', '--identity', 'task-a'));
+    const out = await deployOk(['deregister', '--tag', 'devbuild-1', '--upstream', 'http://10.0.0.5:8080', '--routes', routes]);
+    expect(out).toMatch(/^took http:\/\/10\.0\.0\.5:8080 out of dev\/devbuild-1 \(now 1 upstream\)/);
+    expect(findVersion(findSite(await readRoutingTableFile(routes), 'dev'), 'devbuild-1')).toMatchObject({ upstreams: ['http://10.0.0.6:8080'], members: [{ upstream: 'http://10.0.0.6:8080' }] });
+    const again = JSON.parse(await deployOk(['deregister', '--site', 'dev', '--version', 'devbuild-1', '--upstream', 'http://10.0.0.5:8080', '--routes', routes, '--json']));
+    expect(again).toMatchObject({ changed: false, upstreams: ['http://10.0.0.6:8080'] });
+    const neither = await deploy(['deregister', '--tag', 'devbuild-1', '--routes', routes]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('Give either --upstream <url> (repeatable) or --upstream-from-ecs');
+    const unknown = await deploy(['deregister', '--site', 'dev', '--version', 'devbuild-9', '--upstream', 'http://10.0.0.6:8080', '--routes', routes]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('has no version "devbuild-9"');
+  });
+});

@@ -52,16 +52,21 @@ import { observe, progressFor } from '../progress.js';
 
 const NAME = 'register';
 
-const OPTIONS = {
+/** Which version and which upstreams: the options register shares with deregister. */
+export const MEMBER_OPTIONS = {
   ...COMMON_OPTIONS,
   ...JSON_OPTION,
-  ...HEALTH_OPTIONS,
   site: { type: 'string' },
   version: { type: 'string' },
   tag: { type: 'string' },
   upstream: { type: 'string', multiple: true },
   'upstream-from-ecs': { type: 'boolean' },
   'container-port': { type: 'string' },
+} as const;
+
+const OPTIONS = {
+  ...MEMBER_OPTIONS,
+  ...HEALTH_OPTIONS,
   replace: { type: 'boolean' },
   join: { type: 'boolean' },
   'allow-restricted-upstreams': { type: 'boolean' },
@@ -138,7 +143,7 @@ export const registerCommand: Command = {
   async run(args, env, io) {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
-    const which = chosenVersion(values.site, values.version, values.tag);
+    const which = chosenVersion(values.site, values.version, values.tag, NAME);
     const fromEcs = values['upstream-from-ecs'] === true;
     const given = values.upstream ?? [];
     if (given.length === 0 && !fromEcs) {
@@ -295,17 +300,19 @@ function describeActivation(activation: Activation, checked: boolean, before: st
   }
 }
 
-function chosenVersion(
+/** The version `command` names by --site and --version, or by --tag; anything else is a usage error. */
+export function chosenVersion(
   site: string | undefined,
   version: string | undefined,
   tag: string | undefined,
+  command: string,
 ): { tag: string } | { site: string; version: string } {
   if (tag !== undefined) {
-    if (site !== undefined || version !== undefined) throw usageError('Give either --tag, or --site and --version, not both.', NAME);
+    if (site !== undefined || version !== undefined) throw usageError('Give either --tag, or --site and --version, not both.', command);
     return { tag };
   }
   if (site === undefined || version === undefined) {
-    throw usageError('Say which version to register: --site <site> --version <version>, or --tag <tag>.', NAME);
+    throw usageError(`Say which version to ${command}: --site <site> --version <version>, or --tag <tag>.`, command);
   }
   return { site, version };
 }
