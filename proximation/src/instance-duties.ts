@@ -15,7 +15,8 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type MemberRenewal, type RoutingTable, type SiteChallenge } from '@proximation/shared';
+import { certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
+import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
@@ -44,6 +45,8 @@ export interface InstanceDutiesOptions {
   health: () => Health;
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   onOrder: (result: RenewalResult) => void;
+  /** What the serving processes report for the heartbeat: generation served (the lowest), workers, traffic summed. */
+  serving: () => Promise<{ routesGeneration: number; workers: number; traffic: UpstreamTraffic[] }>;
 }
 
 export interface InstanceDuties {
@@ -91,14 +94,23 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   const certsLog = log.child({ part: 'certs' });
   const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
   const { sink } = options;
+  /** Certificates held, by name, for the heartbeat's certificate states. */
+  const held = new Map<string, Date>();
+  let heartbeat: Heartbeat | undefined;
   const certs = new CertificateManager({
     store,
     issuer,
     locksDir,
     pollMs: config.certPollMs,
     log: certsLog,
-    onCertificate: (host, cert) => sink.certificate(host, cert),
-    onRemoved: (host) => sink.certificateRemoved(host),
+    onCertificate: (host, cert) => {
+      held.set(host, cert.notAfter);
+      sink.certificate(host, cert);
+    },
+    onRemoved: (host) => {
+      held.delete(host);
+      sink.certificateRemoved(host);
+    },
     onOrder: (_host, result) => options.onOrder(result),
   });
   let started = false;
@@ -110,6 +122,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     log.child({ part: 'routes' }),
     (table) => {
       sink.table(table);
+      heartbeat?.beat();
       wanted = certificateHosts(table);
       if (started) certs.setHosts(wanted.hosts, wanted.challenges);
     },
@@ -154,6 +167,22 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     addOwnListener: (port) => ownListeners.add(port),
     start() {
       started = true;
+      void instanceId(process.env, log.child({ part: 'fleet' })).then((id) => {
+        heartbeat = startHeartbeat({
+          storage: fleet,
+          id,
+          // Five routing-table polls (5 s by default): a generation change is written at once anyway.
+          periodMs: 5 * config.routesPollMs,
+          log: log.child({ part: 'fleet' }),
+          state: async () => {
+            const certificates: CertificateState[] = wanted.hosts.map((name) => {
+              const notAfter = held.get(name);
+              return notAfter === undefined ? { name, notAfter: null, state: 'missing' } : { name, notAfter: notAfter.toISOString(), state: 'valid' };
+            });
+            return { ...(await options.serving()), certificates };
+          },
+        });
+      });
       certs.setHosts(wanted.hosts, wanted.challenges);
       certs.start();
     },
@@ -164,6 +193,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     async close() {
       await watcher.stop();
       leases.stop();
+      await heartbeat?.stop();
       await certs.stop();
       if (adminOpen) await admin.close();
     },

@@ -10,7 +10,8 @@
  * resolves once all is closed. Call each once.
  */
 import type { AddressInfo } from 'node:net';
-import type { MemberRenewal, RoutingTable } from '@proximation/shared';
+import type { MemberRenewal, RoutingTable, UpstreamTraffic } from '@proximation/shared';
+import { InFlight } from './proxy/in-flight.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
@@ -53,6 +54,8 @@ export interface Serving {
   routes(host: string): boolean;
   readonly connections: number;
   readonly websockets: number;
+  /** Requests and WebSockets in flight per site, version and upstream (proxy/in-flight.ts). */
+  traffic(): UpstreamTraffic[];
   applyTable(table: RoutingTable): void;
   /** The members' lease renewals seen now (members.ts): expired members leave the rotation by time. */
   applyRenewals(renewals: ReadonlyMap<string, MemberRenewal>): void;
@@ -81,7 +84,9 @@ export async function createServing(config: Config, log: Logger, options: Servin
   const metrics = new Metrics({ connections: (): number => https.connections, websockets: () => tunnels.size, routesGeneration: () => router.generation });
   const sni = new SniContexts((name) => options.certificateFor(name));
 
+  const inFlight = new InFlight();
   const proxy = new ProxyHandler({
+    inFlight,
     router,
     tunnels,
     trustedProxies: config.trustedProxies,
@@ -157,6 +162,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
       versionDrain.update(table);
     },
     applyRenewals: (renewals) => router.setRenewals(renewals),
+    traffic: () => inFlight.snapshot(),
     setCertificate(host, cert) {
       sni.set(host, cert);
       metrics.certificateServed(host, cert.notAfter);

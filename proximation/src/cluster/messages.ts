@@ -7,12 +7,12 @@
  * Start-up: worker → `hello`; primary → `state` (everything the worker needs); worker listens and says
  * `serving` (or `fatal`, then exits 1). Afterwards the primary sends `table`, `certificate`,
  * `certificate-removed`, `renewals` and `ticket-keys` as they change, answers `certificate-request` with
- * `certificate` or `certificate-none`, asks `status` (answered by `status-reply`: metrics, in-flight
+ * `certificate` or `certificate-none`, asks `status` (answered by `status-reply`: metrics when asked, traffic per upstream, in-flight
  * counts, generation), and finally `drain`. A worker whose channel closes (the primary died) drains by
  * itself.
  */
 import type { AddressInfo } from 'node:net';
-import type { MemberRenewal, RoutingTable } from '@proximation/shared';
+import type { MemberRenewal, RoutingTable, UpstreamTraffic } from '@proximation/shared';
 import type { ServedCertificate } from '../serving.js';
 
 /** Where a worker's Config comes from: it loads the same settings the primary loaded (config.ts). */
@@ -40,15 +40,18 @@ export type PrimaryMessage =
   | { type: 'certificate-none'; host: string }
   | { type: 'certificate-removed'; host: string }
   | { type: 'ticket-keys'; keys: Buffer }
-  | { type: 'status'; id: number }
+  /** `metrics`: whether to include the registry (a scrape) or only the counts (a heartbeat). */
+  | { type: 'status'; id: number; metrics: boolean }
   | { type: 'drain'; deadline: number };
 
 export interface WorkerStatus {
   routesGeneration: number;
   connections: number;
   websockets: number;
-  /** prom-client's `getMetricsAsJSON()` of the worker's registry, for AggregatorRegistry. */
+  /** prom-client's `getMetricsAsJSON()` of the worker's registry, for AggregatorRegistry; empty when not asked. */
   metrics: object[];
+  /** In flight per site, version and upstream (proxy/in-flight.ts). */
+  traffic: UpstreamTraffic[];
 }
 
 export type WorkerMessage =

@@ -34,6 +34,7 @@ import type { ServedCertificate } from '../serving.js';
 import type { RunningServer } from '../server.js';
 import { TICKET_KEY_ROTATION_MS, newTicketKeys, rotateTicketKeys } from '../tls/ticket-keys.js';
 import { distributionFor } from './distribution.js';
+import { sumTraffic } from '../proxy/in-flight.js';
 import { envelope, isEnvelope, type PrimaryMessage, type SettingsSources, type WorkerMessage, type WorkerStatus } from './messages.js';
 
 export const MAX_START_FAILURES = 5;
@@ -109,7 +110,7 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
 
   let nextStatusId = 0;
   const statusWaiters = new Map<number, (status: WorkerStatus | undefined) => void>();
-  const askStatus = (s: Slot): Promise<WorkerStatus | undefined> =>
+  const askStatus = (s: Slot, withMetrics: boolean): Promise<WorkerStatus | undefined> =>
     new Promise((resolve) => {
       const id = ++nextStatusId;
       const timer = setTimeout(() => done(undefined), STATUS_TIMEOUT_MS);
@@ -119,11 +120,11 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
         resolve(status);
       };
       statusWaiters.set(id, done);
-      sendTo(s, { type: 'status', id });
+      sendTo(s, { type: 'status', id, metrics: withMetrics });
     });
   const exposition = async (): Promise<string> => {
     const serving = slots.filter((s) => s.state === 'serving');
-    const statuses = await Promise.all(serving.map(askStatus));
+    const statuses = await Promise.all(serving.map((s) => askStatus(s, true)));
     workerConnections.reset();
     serving.forEach((s, i) => workerConnections.set({ worker: String(s.slot) }, statuses[i]?.connections ?? 0));
     const parts = [await metrics.registry.getMetricsAsJSON(), ...statuses.flatMap((status) => (status === undefined ? [] : [status.metrics]))];
@@ -159,6 +160,15 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
     }),
     metrics: { contentType: metrics.contentType, exposition },
     onOrder: (result) => metrics.renewal(result),
+    serving: async () => {
+      const serving = slots.filter((s) => s.state === 'serving');
+      const statuses = (await Promise.all(serving.map((s) => askStatus(s, false)))).filter((s) => s !== undefined);
+      return {
+        routesGeneration: Math.min(...slots.map((s) => s.routesGeneration)),
+        workers: serving.length,
+        traffic: sumTraffic(statuses.map((s) => s.traffic)),
+      };
+    },
   });
   const stopRotation = rotateTicketKeys(
     {

@@ -143,8 +143,16 @@ async function serve(
         ready.setTicketKeys(ticketKeys);
         return;
       case 'status':
-        void ready.metrics.registry.getMetricsAsJSON().then((metrics) =>
-          send({ type: 'status-reply', id: message.id, routesGeneration: ready.generation, connections: ready.connections, websockets: ready.websockets, metrics }),
+        void (message.metrics ? ready.metrics.registry.getMetricsAsJSON() : Promise.resolve([])).then((metrics) =>
+          send({
+            type: 'status-reply',
+            id: message.id,
+            routesGeneration: ready.generation,
+            connections: ready.connections,
+            websockets: ready.websockets,
+            metrics,
+            traffic: ready.traffic(),
+          }),
         );
         return;
       case 'drain':

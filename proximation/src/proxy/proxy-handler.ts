@@ -22,6 +22,7 @@ import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
 import type { WebSocketTunnels } from './websocket.js';
+import type { InFlight } from './in-flight.js';
 
 export interface ProxyHandlerOptions {
   router: Router;
@@ -31,6 +32,8 @@ export interface ProxyHandlerOptions {
   accessLog: Logger | undefined;
   /** Told of every exchange (metrics); optional. */
   metrics?: ExchangeObserver;
+  /** Counts what is in flight to each upstream (the heartbeat's); optional. */
+  inFlight?: InFlight;
 }
 
 interface Exchange {
@@ -75,7 +78,9 @@ export class ProxyHandler {
       return;
     }
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    const done = this.options.inFlight?.request(route.site, route.version ?? '', upstream.origin);
     forward(req, res, upstream, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
+      done?.();
       exchange.upstream = result.upstream ?? exchange.upstream;
       this.log(exchange, result);
     });
@@ -105,6 +110,7 @@ export class ProxyHandler {
       return;
     }
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    const done = this.options.inFlight?.websocket(route.site, route.version, upstream.origin);
     this.options.tunnels.open(
       req,
       socket,
@@ -115,7 +121,10 @@ export class ProxyHandler {
         headers: pairsToRecord(headers),
         labels: { site: route.site, version: route.version, upstream: upstream.origin },
       },
-      (result) => this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }, true),
+      (result) => {
+        done?.();
+        this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }, true);
+      },
     );
   };
 
