@@ -20,6 +20,7 @@ import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
+import { statusApi } from './admin/status-api.js';
 import type { LoadedCertificate } from './certs/cert-store.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager } from './certs/certificate-manager.js';
@@ -144,6 +145,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
       log: log.child({ part: 'admin' }),
     }),
+    statusApi: statusApi(config.routesPath, log.child({ part: 'admin' })),
     metrics: options.metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
   });

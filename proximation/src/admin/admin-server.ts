@@ -7,7 +7,8 @@
  * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
  *   needs no token unless `metricsNeedToken` (then it is refused as the API is, below): scrapers rarely
  *   carry one, and on loopback nobody else can reach it.
- * - `/api/...` is the routing API (routing-api.ts): `GET /api/routes`, `POST /api/routes/changes`.
+ * - `/api/...` is the routing API (routing-api.ts): `GET /api/routes`, `POST /api/routes/changes`, and
+ *   the fleet's status (status-api.ts): `GET /api/status`.
  *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
  *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
  *   `WWW-Authenticate: Bearer`; then an unknown endpoint 404 and a wrong method 405 with `Allow`. All
@@ -20,6 +21,7 @@ import { listen } from '../listeners/listen.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import { sendError } from './api-http.js';
 import type { RoutingApi } from './routing-api.js';
+import { ADMIN_STATUS_PATH } from './status-api.js';
 
 export interface Health {
   /** 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts). */
@@ -37,6 +39,8 @@ export interface AdminServerOptions {
   health: () => Health;
   authorize: AdminAuthorizer;
   routingApi: RoutingApi;
+  /** GET /api/status (status-api.ts). */
+  statusApi: Handler;
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   /** Whether GET /metrics needs the admin token too. */
   metricsNeedToken: boolean;
@@ -56,6 +60,7 @@ export class AdminServer {
     this.endpoints = new Map([
       [ADMIN_ROUTES_PATH, { method: 'GET', handle: options.routingApi.getRoutes }],
       [ADMIN_CHANGES_PATH, { method: 'POST', handle: options.routingApi.postChange }],
+      [ADMIN_STATUS_PATH, { method: 'GET', handle: options.statusApi }],
     ]);
   }
 

@@ -24,7 +24,8 @@ describe('instance heartbeats', () => {
       else res.end('ok');
     });
     await writeRoutes(path.join(state, 'routes.json'), table([{ name: 'app', hosts: ['app.test'], upstreams: [slow.origin] }], 4));
-    const env = { PROXIMATION_ROUTES_POLL: '250ms', PROXIMATION_ACCESS_LOG: 'off', PROXIMATION_HEALTH_INTERVAL: '1h' };
+    const token = 'status-test-token-0123456789';
+    const env = { PROXIMATION_ROUTES_POLL: '250ms', PROXIMATION_ACCESS_LOG: 'off', PROXIMATION_HEALTH_INTERVAL: '1h', PROXIMATION_ADMIN_TOKEN: token };
     const single = await startServeProcess(dir.path, env);
     resources.defer(() => single.kill());
     const workers = await startServeProcess(dir.path, { ...env, PROXIMATION_WORKERS: '2' }, 20_000);
@@ -44,6 +45,13 @@ describe('instance heartbeats', () => {
       const records = await byPid();
       return inFlight(records.get(single.cli.child.pid!)) === 1 && inFlight(records.get(workers.cli.child.pid!)) === 4;
     }, 'both heartbeats to show the requests in flight, summed over the workers', 15_000);
+    // The admin API serves the same, for the whole fleet, from either instance.
+    const status = await fetch(`http://127.0.0.1:${single.ports.admin}/api/status`, { headers: { authorization: `Bearer ${token}` } });
+    expect(status.status).toBe(200);
+    const fleetJson = (await status.json()) as any;
+    expect(fleetJson.instances.map((i: any) => [i.pid, i.inFlight, i.routesGeneration]).sort()).toEqual([[single.cli.child.pid, 1, 4], [workers.cli.child.pid, 4, 4]].sort());
+    expect(fleetJson.sites).toEqual([{ name: 'app', hosts: ['app.test'], activeVersion: 'v1', versions: [{ name: 'v1', active: true, members: [expect.objectContaining({ upstream: slow.origin, inFlight: 5, websockets: 0 })] }] }]);
+    expect((await fetch(`http://127.0.0.1:${single.ports.admin}/api/status`)).status).toBe(401);
     const records = await byPid();
     expect(records.get(workers.cli.child.pid!)).toMatchObject({ workers: 2, routesGeneration: 4, id: expect.stringMatching(/:\d+$/) });
     expect(records.get(single.cli.child.pid!)).toMatchObject({ workers: 1, routesGeneration: 4, certificates: [{ name: 'app.test', state: 'valid' }] });
