@@ -26,7 +26,10 @@ import {
   parseChangeResponse,
   validateRoutingTable,
 } from '@proximation/shared';
+import type { FleetStatus } from '@proximation/shared';
 import type { RoutesTarget } from './routes-target.js';
+
+const ADMIN_STATUS_PATH = '/api/status';
 
 /** Where the token comes from: the file named by --token-file, or DEPLOY_TOKEN's value. */
 export type TokenSource = { readonly file: string } | { readonly value: string };
@@ -46,6 +49,10 @@ export function apiTarget(base: URL, tokenSource: TokenSource): RoutesTarget {
     async read() {
       const { url, json } = await call('GET', ADMIN_ROUTES_PATH, undefined, BASE_TIMEOUT_MS);
       return validateRoutingTable(json, url);
+    },
+    async status() {
+      // The proxy computes it with the same code (fleet-status.ts); its shape is the contract there.
+      return (await call('GET', ADMIN_STATUS_PATH, undefined, BASE_TIMEOUT_MS)).json as FleetStatus;
     },
     async update({ change, healthCheck }, observer) {
       // Only the fields of the wire format: the proxy refuses unknown ones.

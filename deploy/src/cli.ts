@@ -12,6 +12,7 @@ import type { Command } from './command-line.js';
 import type { CommandIo } from './confirm.js';
 import { activateCommand } from './commands/activate.js';
 import { deregisterCommand } from './commands/deregister.js';
+import { statusCommand } from './commands/status.js';
 import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
 import { removeCommand } from './commands/remove.js';
@@ -35,6 +36,7 @@ const COMMANDS: readonly Command[] = [
   activateCommand,
   rollbackCommand,
   versionsCommand,
+  statusCommand,
   removeCommand,
   pruneCommand,
 ];

@@ -16,6 +16,7 @@ import {
   applyRoutingTableChange,
   fileFleetStorage,
   fleetDirOf,
+  fleetStatus,
   readRoutingTableFile,
   updateRoutingTableWithLeases,
 } from '@proximation/shared';
@@ -36,6 +37,10 @@ export function fileTarget(path: string, policy: IssuancePolicy): RoutesTarget {
   return {
     read,
     leases: async () => (await fleet.readLeases()).records,
+    async status() {
+      const [table, instances, leases] = await Promise.all([read(), fleet.readInstances(), fleet.readLeases()]);
+      return fleetStatus(table, instances.records, leases.records, Date.now());
+    },
     update(request, observer) {
       const store: RoutingTableStore = {
         read,

@@ -142,7 +142,7 @@ export function progressFor(out: ProgressOutput | undefined, json: boolean | und
 export function observe(target: RoutesTarget, progress: Progress | undefined): RoutesTarget {
   if (progress === undefined) return target;
   return {
-    read: () => target.read(),
+    ...target,
     update: async (request) => {
       try {
         return await target.update(request, progress);

@@ -57,3 +57,17 @@ describe('deploy deregister', () => {
     expect(unknown.stderr).toContain('has no version "devbuild-9"');
   });
 });
+
+describe('deploy status', () => {
+  it('shows the sites, versions and members with their leases; --site narrows it, an unknown site is named', async () => {
+    const routes = await routesWithDev();
+    await deployOk(register(routes, '--upstream', 'http://10.0.0.5:8080', '--lease', '30s', '--identity', 'task-a'));
+    const text = await deployOk(['status', '--routes', routes]);
+    expect(text).toMatch(/^0 instances:\nsite dev \(dev\.example\.com\): active devbuild-1\n  \* devbuild-1\n      http:\/\/10\.0\.0\.5:8080  task-a, lease renewed \d+ms ago; 0 in flight, 0 WebSockets\n$/);
+    const json = JSON.parse(await deployOk(['status', '--site', 'dev', '--routes', routes, '--json']));
+    expect(json.sites[0].versions[0].members[0]).toMatchObject({ upstream: 'http://10.0.0.5:8080', identity: 'task-a', inFlight: 0, websockets: 0 });
+    const unknown = await deploy(['status', '--site', 'nope', '--routes', routes]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('Unknown site "nope"');
+  });
+});

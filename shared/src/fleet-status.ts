@@ -18,7 +18,7 @@
  * are summed over the live instances' latest heartbeats; `leaseAgeMs` is the time since the latest
  * renewal (or the join). Instances are sorted by id, sites and versions keep the table's order.
  */
-import type { InstanceRecord, LeaseRecord } from './fleet-storage.js';
+import type { InstanceRecord, LeaseRecord, UpstreamTraffic } from './fleet-storage.js';
 import { clockFrom, memberExpiresAt, memberKey } from './members.js';
 import { previewHost, type RoutingTable } from './routing-table.js';
 
@@ -59,13 +59,7 @@ export function liveInstances(records: readonly InstanceRecord[], now: number): 
 
 export function fleetStatus(table: RoutingTable, instances: readonly InstanceRecord[], leases: readonly LeaseRecord[], now: number): FleetStatus {
   const live = liveInstances(instances, now).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const traffic = new Map<string, { inFlight: number; websockets: number; lastRequestAt?: string }>();
-  for (const t of live.flatMap((i) => i.traffic)) {
-    const key = memberKey(t.site, t.version, t.upstream);
-    const known = traffic.get(key) ?? { inFlight: 0, websockets: 0 };
-    const last = [known.lastRequestAt, t.lastRequestAt].filter((x) => x !== undefined).sort().at(-1);
-    traffic.set(key, { inFlight: known.inFlight + t.inFlight, websockets: known.websockets + t.websockets, ...(last === undefined ? {} : { lastRequestAt: last }) });
-  }
+  const traffic = new Map(sumTraffic(live.map((i) => i.traffic)).map(({ site, version, upstream, ...counts }) => [memberKey(site, version, upstream), counts]));
   const { renewals } = clockFrom(leases, now);
   return {
     generatedAt: new Date(now).toISOString(),
@@ -103,4 +97,19 @@ export function fleetStatus(table: RoutingTable, instances: readonly InstanceRec
       }),
     })),
   };
+}
+
+/** Sums the snapshots of several processes (an instance's workers, or the instances of a fleet). */
+export function sumTraffic(parts: readonly (readonly UpstreamTraffic[])[]): UpstreamTraffic[] {
+  const sums = new Map<string, UpstreamTraffic>();
+  for (const t of parts.flat()) {
+    const key = memberKey(t.site, t.version, t.upstream);
+    const known = sums.get(key);
+    if (known === undefined) sums.set(key, { ...t });
+    else {
+      const latest = [known.lastRequestAt, t.lastRequestAt].filter((x) => x !== undefined).sort().at(-1);
+      sums.set(key, { ...known, inFlight: known.inFlight + t.inFlight, websockets: known.websockets + t.websockets, ...(latest === undefined ? {} : { lastRequestAt: latest }) });
+    }
+  }
+  return [...sums.values()];
 }

@@ -23,7 +23,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { ProximationError, type MemberRenewal, type RoutingTable } from '@proximation/shared';
+import { ProximationError, sumTraffic, type MemberRenewal, type RoutingTable } from '@proximation/shared';
 import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
 import type { Health } from '../admin/admin-server.js';
 import type { Config } from '../config.js';
@@ -34,7 +34,6 @@ import type { ServedCertificate } from '../serving.js';
 import type { RunningServer } from '../server.js';
 import { TICKET_KEY_ROTATION_MS, newTicketKeys, rotateTicketKeys } from '../tls/ticket-keys.js';
 import { distributionFor } from './distribution.js';
-import { sumTraffic } from '../proxy/in-flight.js';
 import { envelope, isEnvelope, type PrimaryMessage, type SettingsSources, type WorkerMessage, type WorkerStatus } from './messages.js';
 
 export const MAX_START_FAILURES = 5;

@@ -67,18 +67,3 @@ function once(done: () => void): () => void {
     }
   };
 }
-
-/** Sums the snapshots of several processes (an instance's workers). */
-export function sumTraffic(parts: readonly (readonly UpstreamTraffic[])[]): UpstreamTraffic[] {
-  const sums = new Map<string, UpstreamTraffic>();
-  for (const t of parts.flat()) {
-    const key = `${t.site}\u0000${t.version}\u0000${t.upstream}`;
-    const known = sums.get(key);
-    if (known === undefined) sums.set(key, { ...t });
-    else {
-      const latest = [known.lastRequestAt, t.lastRequestAt].filter((x) => x !== undefined).sort().at(-1);
-      sums.set(key, { ...known, inFlight: known.inFlight + t.inFlight, websockets: known.websockets + t.websockets, ...(latest === undefined ? {} : { lastRequestAt: latest }) });
-    }
-  }
-  return [...sums.values()];
-}
