@@ -13,6 +13,7 @@ import type { CommandIo } from './confirm.js';
 import { activateCommand } from './commands/activate.js';
 import { deregisterCommand } from './commands/deregister.js';
 import { statusCommand } from './commands/status.js';
+import { waitDrainedCommand } from './commands/wait-drained.js';
 import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
 import { removeCommand } from './commands/remove.js';
@@ -37,6 +38,7 @@ const COMMANDS: readonly Command[] = [
   rollbackCommand,
   versionsCommand,
   statusCommand,
+  waitDrainedCommand,
   removeCommand,
   pruneCommand,
 ];

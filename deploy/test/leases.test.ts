@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findSite, findVersion, readRoutingTableFile } from '@proximation/shared';
+import { fileFleetStorage, findSite, findVersion, readRoutingTableFile } from '@proximation/shared';
 import { deploy, deployOk, routesWithDev } from './helpers.js';
 
 const register = (routes: string, ...args: string[]) => ['register', '--tag', 'devbuild-1', '--no-health-check', '--routes', routes, ...args];
@@ -69,5 +69,31 @@ describe('deploy status', () => {
     const unknown = await deploy(['status', '--site', 'nope', '--routes', routes]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('Unknown site "nope"');
+  });
+});
+
+describe('deploy wait-drained', () => {
+  it('exits 1 naming what is open while a live instance reports requests in flight, 0 once its heartbeat shows none', async () => {
+    const routes = await routesWithDev();
+    await deployOk(register(routes, '--upstream', 'http://10.0.0.5:8080'));
+    const fleet = fileFleetStorage(dirname(routes));
+    const heartbeat = (inFlight: number, websockets: number) =>
+      fleet.putInstance({
+        id: 'proxy-1:42', host: 'proxy-1', pid: 42, addresses: ['10.0.0.9'], startedAt: new Date().toISOString(), writtenAt: new Date().toISOString(),
+        periodMs: 60_000, routesGeneration: 3, workers: 1, certificates: [],
+        traffic: [{ site: 'dev', version: 'devbuild-1', upstream: 'http://10.0.0.5:8080', inFlight, websockets }],
+      });
+    await heartbeat(2, 1);
+    const open = await deploy(['wait-drained', '--site', 'dev', '--version', 'devbuild-1', '--timeout', '1s', '--routes', routes]);
+    expect(open.code).toBe(1);
+    expect(open.stderr).toContain('http://10.0.0.5:8080 2 request(s) and 1 WebSocket(s) in flight');
+    const waiting = deploy(['wait-drained', '--site', 'dev', '--version', 'devbuild-1', '--timeout', '30s', '--routes', routes, '--json']);
+    await heartbeat(0, 0);
+    const done = await waiting;
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ site: 'dev', version: 'devbuild-1' });
+    const unknown = await deploy(['wait-drained', '--site', 'dev', '--version', 'devbuild-9', '--routes', routes]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('has no version "devbuild-9"');
   });
 });
