@@ -16,7 +16,7 @@ import {
   applyRoutingTableChange,
   fileFleetStorage,
   fleetDirOf,
-  fleetStatus,
+  readFleetStatus,
   readRoutingTableFile,
   updateRoutingTableWithLeases,
 } from '@proximation/shared';
@@ -37,10 +37,7 @@ export function fileTarget(path: string, policy: IssuancePolicy): RoutesTarget {
   return {
     read,
     leases: async () => (await fleet.readLeases()).records,
-    async status() {
-      const [table, instances, leases] = await Promise.all([read(), fleet.readInstances(), fleet.readLeases()]);
-      return fleetStatus(table, instances.records, leases.records, Date.now());
-    },
+    status: async () => (await readFleetStatus(path)).status,
     update(request, observer) {
       const store: RoutingTableStore = {
         read,

@@ -8,6 +8,7 @@
  *   ca-cert   print the local CA's root certificate (PEM), for `curl --cacert`
  *   renew     renew what is due once and exit (for cron); see renew.ts
  *   certs     list the certificates in the store (`--json` for a machine)
+ *   status    the fleet from the shared directory, as GET /api/status (`--json`)
  *
  * Each command is one entry of COMMANDS (its help and its own options; every command also takes the
  * settings' flags), parsed and reported as both CLIs do (command-line.ts in @proximation/shared): a
@@ -33,6 +34,8 @@ import {
   updateRoutingTableFile,
   usageError,
   type OptionTable,
+  formatFleetStatus,
+  readFleetStatus,
 } from '@proximation/shared';
 import { certificatesReport, formatCertificatesReport } from './certs-report.js';
 import { SETTINGS, loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
@@ -110,6 +113,14 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     description: 'Lists the certificates: names, issuer, expiry, next renewal and last error.',
     options: { json: { type: 'boolean' } },
     optionsHelp: '  --json                  as JSON',
+    settings: ['letsencryptDir', 'routesPath'],
+  },
+  status: {
+    summary: 'show the fleet: live instances, sites, versions, members, leases, requests in flight',
+    description:
+      'Shows the fleet from the shared directory: each live instance (id, age, generation, requests in flight), then each site\'s versions with their members (lease age, in flight, last request); the same as GET /api/status.',
+    options: { json: { type: 'boolean' } },
+    optionsHelp: '  --json                  as JSON (the GET /api/status document)',
     settings: ['letsencryptDir', 'routesPath'],
   },
 };
@@ -248,6 +259,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       }
       case 'renew':
         return await renew(loadConfig(values, io.env), values, io);
+      case 'status': {
+        const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
+        for (const problem of problems) io.stderr.write(`${PROGRAM}: warning: ${problem}\n`);
+        io.stdout.write(values.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatFleetStatus(status)}\n`);
+        return 0;
+      }
       case 'certs': {
         const reports = await certificatesReport(loadConfig(values, io.env).letsencryptDir, new Date());
         io.stdout.write(values.json === true ? `${JSON.stringify(reports, null, 2)}\n` : formatCertificatesReport(reports));

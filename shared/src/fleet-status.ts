@@ -1,7 +1,8 @@
 /**
  * The fleet as one JSON document, computed from the routing table, the instances' heartbeats and the
  * members' lease records (fleet-storage.ts): what `deploy status --json` prints and what the admin API
- * answers at `GET /api/status`. Pure; the field names are a contract (a status page reads them), so
+ * answers at `GET /api/status`. `fleetStatus` is pure; `readFleetStatus` reads its three sources (the
+ * routing table file and the fleet storage next to it) and hands on the records it skipped. The field names are a contract (a status page reads them), so
  * fields may be added, never renamed:
  *
  * { "generatedAt": ISO,
@@ -18,9 +19,12 @@
  * are summed over the live instances' latest heartbeats; `leaseAgeMs` is the time since the latest
  * renewal (or the join). Instances are sorted by id, sites and versions keep the table's order.
  */
-import type { InstanceRecord, LeaseRecord, UpstreamTraffic } from './fleet-storage.js';
+import { fileFleetStorage, fleetDirOf, type InstanceRecord, type LeaseRecord, type UpstreamTraffic } from './fleet-storage.js';
+import { readRoutingTableFile } from './routes-file.js';
 import { clockFrom, memberExpiresAt, memberKey } from './members.js';
 import { previewHost, type RoutingTable } from './routing-table.js';
+import { formatDuration } from './duration.js';
+import { plural } from './command-line.js';
 
 export const HEARTBEAT_PERIODS_TO_LIVE = 3;
 
@@ -50,6 +54,13 @@ export interface FleetStatus {
       members: { upstream: string; identity?: string; leaseExpiresAt?: string; leaseAgeMs?: number; inFlight: number; websockets: number; lastRequestAt?: string }[];
     }[];
   }[];
+}
+
+/** The fleet now, from the routing table at `routesPath` and the records beside it; `problems` as FleetStorage reports them. */
+export async function readFleetStatus(routesPath: string): Promise<{ status: FleetStatus; problems: string[] }> {
+  const fleet = fileFleetStorage(fleetDirOf(routesPath));
+  const [table, instances, leases] = await Promise.all([readRoutingTableFile(routesPath), fleet.readInstances(), fleet.readLeases()]);
+  return { status: fleetStatus(table, instances.records, leases.records, Date.now()), problems: [...instances.problems, ...leases.problems] };
 }
 
 /** The heartbeats of instances that are live at `now`. */
@@ -112,4 +123,25 @@ export function sumTraffic(parts: readonly (readonly UpstreamTraffic[])[]): Upst
     }
   }
   return [...sums.values()];
+}
+
+/** The status as text, for `deploy status` and `proximation status`: instances, then sites, versions and members. */
+export function formatFleetStatus(status: FleetStatus): string {
+  const now = Date.parse(status.generatedAt);
+  const age = (iso: string) => formatDuration(Math.max(0, Math.round((now - Date.parse(iso)) / 1000) * 1000));
+  const lines = [`${plural(status.instances.length, 'instance')}:`];
+  for (const i of status.instances) {
+    lines.push(`  ${i.id}  up ${age(i.startedAt)}, generation ${i.routesGeneration}, ${plural(i.workers, 'worker')}, ${i.inFlight} in flight, ${plural(i.websockets, 'WebSocket')}, seen ${age(i.lastSeen)} ago`);
+  }
+  for (const site of status.sites) {
+    lines.push(`site ${site.name} (${site.hosts.join(', ')}): ${site.activeVersion === null ? 'no active version' : `active ${site.activeVersion}`}`);
+    for (const v of site.versions) {
+      lines.push(`  ${v.active ? '*' : ' '} ${v.name}${v.members.length === 0 ? '  (no upstreams)' : ''}`);
+      for (const m of v.members) {
+        const lease = m.identity === undefined ? 'static' : `${m.identity}, lease renewed ${formatDuration(Math.round((m.leaseAgeMs ?? 0) / 1000) * 1000)} ago${Date.parse(m.leaseExpiresAt ?? '') <= now ? ' (expired)' : ''}`;
+        lines.push(`      ${m.upstream}  ${lease}; ${m.inFlight} in flight, ${plural(m.websockets, 'WebSocket')}${m.lastRequestAt === undefined ? '' : `, last request ${age(m.lastRequestAt)} ago`}`);
+      }
+    }
+  }
+  return lines.join('\n');
 }

@@ -107,5 +107,5 @@ export {
 export type { UsageContext, OptionTable, FlagsOf } from './command-line.js';
 export { urlParseProblem } from './url-text.js';
 export { permissionHint } from './permission-hint.js';
-export { fleetStatus, liveInstances, sumTraffic, HEARTBEAT_PERIODS_TO_LIVE } from './fleet-status.js';
+export { fleetStatus, readFleetStatus, formatFleetStatus, liveInstances, sumTraffic, HEARTBEAT_PERIODS_TO_LIVE } from './fleet-status.js';
 export type { FleetStatus } from './fleet-status.js';

@@ -3,8 +3,8 @@
  * live instances with their age, generation and requests in flight, then each site's active and staged
  * versions with their members: lease age, in flight, last request. Reads only.
  */
-import { findSite, formatDuration, type FleetStatus } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseFlags, plural } from '../command-line.js';
+import { findSite, formatFleetStatus } from '@proximation/shared';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 
 const NAME = 'status';
@@ -38,26 +38,6 @@ export const statusCommand: Command = {
       findSite(await target.read(), values.site);
       status.sites = status.sites.filter((s) => s.name === values.site);
     }
-    return output(values.json, status, describe(status));
+    return output(values.json, status, formatFleetStatus(status));
   },
 };
-
-function describe(status: FleetStatus): string {
-  const now = Date.parse(status.generatedAt);
-  const age = (iso: string) => formatDuration(Math.max(0, Math.round((now - Date.parse(iso)) / 1000) * 1000));
-  const lines = [`${plural(status.instances.length, 'instance')}:`];
-  for (const i of status.instances) {
-    lines.push(`  ${i.id}  up ${age(i.startedAt)}, generation ${i.routesGeneration}, ${plural(i.workers, 'worker')}, ${i.inFlight} in flight, ${plural(i.websockets, 'WebSocket')}, seen ${age(i.lastSeen)} ago`);
-  }
-  for (const site of status.sites) {
-    lines.push(`site ${site.name} (${site.hosts.join(', ')}): ${site.activeVersion === null ? 'no active version' : `active ${site.activeVersion}`}`);
-    for (const v of site.versions) {
-      lines.push(`  ${v.active ? '*' : ' '} ${v.name}${v.members.length === 0 ? '  (no upstreams)' : ''}`);
-      for (const m of v.members) {
-        const lease = m.identity === undefined ? 'static' : `${m.identity}, lease renewed ${formatDuration(Math.round((m.leaseAgeMs ?? 0) / 1000) * 1000)} ago${Date.parse(m.leaseExpiresAt ?? '') <= now ? ' (expired)' : ''}`;
-        lines.push(`      ${m.upstream}  ${lease}; ${m.inFlight} in flight, ${plural(m.websockets, 'WebSocket')}${m.lastRequestAt === undefined ? '' : `, last request ${age(m.lastRequestAt)} ago`}`);
-      }
-    }
-  }
-  return lines.join('\n');
-}

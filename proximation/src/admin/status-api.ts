@@ -7,19 +7,18 @@
  * api-http.ts maps its code (500 for I/O); records that are corrupt or foreign are left out.
  */
 import type http from 'node:http';
-import { errorMessage, fileFleetStorage, fleetDirOf, fleetStatus, isProximationError, ProximationError, readRoutingTableFile } from '@proximation/shared';
+import { errorMessage, isProximationError, ProximationError, readFleetStatus } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { sendError, sendJson } from './api-http.js';
 
 export const ADMIN_STATUS_PATH = '/api/status';
 
 export function statusApi(routesPath: string, log: Logger): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
-  const fleet = fileFleetStorage(fleetDirOf(routesPath));
   return async (_req, res) => {
     try {
-      const [table, instances, leases] = await Promise.all([readRoutingTableFile(routesPath), fleet.readInstances(), fleet.readLeases()]);
-      for (const problem of [...instances.problems, ...leases.problems]) log.warn({ problem }, 'fleet record ignored');
-      sendJson(res, 200, fleetStatus(table, instances.records, leases.records, Date.now()));
+      const { status, problems } = await readFleetStatus(routesPath);
+      for (const problem of problems) log.warn({ problem }, 'fleet record ignored');
+      sendJson(res, 200, status);
     } catch (err) {
       log.error({ err: errorMessage(err) }, `GET ${ADMIN_STATUS_PATH} failed`);
       sendError(res, isProximationError(err) ? err : new ProximationError('ERR_INTERNAL', `GET ${ADMIN_STATUS_PATH} failed unexpectedly; the proxy's log has the details.`));
