@@ -8,6 +8,18 @@ export type { HstsPolicy, HstsFieldNames } from './hsts.js';
 export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
 export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
+export { withStorageLock, checkStorageKey } from './storage/storage.js';
+export type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage/storage.js';
+export { FileStorage } from './storage/file-backend.js';
+export {
+  connectRedisStorage,
+  parseRedisUrl,
+  redactRedisUrl,
+  checkRedisKeyPrefix,
+  RedisStorage,
+  DEFAULT_REDIS_KEY_PREFIX,
+} from './storage/redis-backend.js';
+export type { RedisStorageOptions } from './storage/redis-backend.js';
 export type { Lock, LockOptions, LockWait } from './lock.js';
 export { parseJsonText } from './json-text.js';
 export {
