@@ -66,7 +66,7 @@ export type {
   TrafficGuard,
   RoutingTableChange,
 } from './routing-table.js';
-export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
+export { readRoutingTable, updateRoutingTable, readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
 export type { RoutingTableUpdate } from './routes-file.js';
 export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';

@@ -113,6 +113,26 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
       await lock.release();
     });
 
+    it('tells a watcher of every write and delete by another handle, when the backend notifies', async () => {
+      const [a, b] = await handles(2);
+      const seen: Array<string | undefined> = [];
+      let arrived: () => void = () => undefined;
+      const stop = await b!.watch((key) => {
+        seen.push(key);
+        if (seen.length === 2) arrived();
+      });
+      const both = new Promise<void>((resolve) => (arrived = resolve));
+      await a!.write('proximation/routes.json', '{}');
+      await a!.delete('proximation/routes.json');
+      if (b!.notifies) {
+        await both;
+        expect(seen).toEqual(['proximation/routes.json', 'proximation/routes.json']);
+      } else {
+        expect(seen).toEqual([]);
+      }
+      stop();
+    });
+
     it('a holder that stalls past its lease loses it: another takes it, and the stale fenced write is refused', async () => {
       const [a, b] = await handles(2);
       const stale = await a!.lock('stall.lock', { refreshMs: 100 });

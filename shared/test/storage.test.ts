@@ -7,7 +7,7 @@ import { isProximationError } from '../src/errors.js';
 import { FileStorage } from '../src/storage/file-backend.js';
 import { connectRedisStorage } from '../src/storage/redis-backend.js';
 import type { RedisStorageOptions } from '../src/storage/redis-backend.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitUntil } from './helpers.js';
 import { startRedisServer } from './redis-server.js';
 import type { RedisServer } from './redis-server.js';
 import { storageContract } from './storage-contract.js';
@@ -74,6 +74,27 @@ describe.each([
       expect(await raw.get(`${keyPrefix}lock:routes.lock`)).toBe('another holder');
     } finally {
       raw.disconnect();
+      await storage.close();
+    }
+  });
+
+  it('fails at once while Redis is away, reconnects by itself, and tells watchers anything may have changed', async () => {
+    const keyPrefix = `r${randomBytes(4).toString('hex')}:`;
+    const storage = await connectRedisStorage(server.url, { ...options(), keyPrefix });
+    try {
+      let resubscribed: () => void = () => undefined;
+      const back = new Promise<void>((resolve) => (resubscribed = resolve));
+      await storage.watch((key) => {
+        if (key === undefined) resubscribed();
+      });
+      await server.stop();
+      expect((await failure(storage.write('routes', 'while away'))).code).toBe('ERR_STORAGE_UNAVAILABLE');
+      await server.start();
+      await back;
+      // The watch connection may be back before the command connection: wait for the latter too.
+      await waitUntil(() => storage.write('routes', 'after').then(() => true, () => false), 20_000, 'a write after the restart');
+      expect((await storage.read('routes'))!.toString()).toBe('after');
+    } finally {
       await storage.close();
     }
   });

@@ -66,6 +66,12 @@ export class FileStorage implements Storage {
     return new FileStorageLock(key, await acquireLock(this.pathOf(key), options));
   }
 
+  readonly notifies = false;
+
+  async watch(): Promise<() => void> {
+    return () => undefined;
+  }
+
   async close(): Promise<void> {
     // Nothing held open: every call opens and closes its own files.
   }

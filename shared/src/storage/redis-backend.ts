@@ -122,7 +122,10 @@ export async function connectRedisStorage(urlText: string, options: RedisStorage
 export class RedisStorage implements Storage {
   readonly location: string;
   readonly prefix: string;
+  readonly notifies = true;
   readonly #client: Redis;
+  readonly #listeners = new Set<(key: string | undefined) => void>();
+  #subscriber: Promise<Redis> | undefined;
 
   constructor(client: Redis, prefix: string, location: string) {
     this.#client = client;
@@ -210,7 +213,37 @@ export class RedisStorage implements Storage {
     )) as number;
   }
 
+  async watch(listener: (key: string | undefined) => void): Promise<() => void> {
+    this.#listeners.add(listener);
+    this.#subscriber ??= this.#subscribe();
+    await this.#subscriber;
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** A second connection (a subscribed one can run nothing else), resubscribed by ioredis after a reconnection. */
+  async #subscribe(): Promise<Redis> {
+    const subscriber = this.#client.duplicate({ enableOfflineQueue: true, lazyConnect: true });
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (_channel: string, key: string) => this.#notify(key));
+    let subscribedOnce = false;
+    subscriber.on('ready', () => {
+      if (subscribedOnce) this.#notify(undefined);
+      subscribedOnce = true;
+    });
+    await this.#run('(change notifications)', async () => {
+      await subscriber.connect();
+      await subscriber.subscribe(this.changesChannel);
+    });
+    return subscriber;
+  }
+
+  #notify(key: string | undefined): void {
+    for (const listener of this.#listeners) listener(key);
+  }
+
   async close(): Promise<void> {
+    const subscriber = await this.#subscriber?.catch(() => undefined);
+    subscriber?.disconnect();
     await this.#client.quit().catch(() => this.#client.disconnect());
   }
 

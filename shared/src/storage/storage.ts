@@ -29,6 +29,13 @@
  *   another (a refresh found another token, or 2 refresh periods passed without a successful refresh by
  *   the holder's clock); check it, or better write with `fence`, before committing. Not re-entrant.
  *   Callers re-read what they change after taking the lock.
+ * - `watch(listener)`: change notification, as a hint to re-read, never as the data. With `notifies`
+ *   true (Redis: pub/sub on the prefix's channel), `listener(key)` is called for each write or delete
+ *   by any handle, typically within milliseconds of it (well under a second); messages published while
+ *   this handle was disconnected are lost, so after a reconnection `listener(undefined)` says "anything
+ *   may have changed". Callers keep a periodic full re-read to repair what a missed message would leave.
+ *   With `notifies` false (files: NFS delivers no events for another machine's writes) the listener is
+ *   never called and polling is the watch. Returns the function that stops the listener.
  * - `close`: ends the backend's connections and timers; locks still held are released first by their
  *   callers (`withStorageLock` does it in `finally`).
  *
@@ -63,6 +70,9 @@ export interface Storage {
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
   lock(key: string, options?: StorageLockOptions): Promise<StorageLock>;
+  /** Whether `watch` delivers changes (else callers poll). */
+  readonly notifies: boolean;
+  watch(listener: (key: string | undefined) => void): Promise<() => void>;
   close(): Promise<void>;
 }
 
