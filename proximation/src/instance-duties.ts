@@ -15,7 +15,8 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, emptyRoutingTable, type RoutingTable, type SiteChallenge } from '@proximation/shared';
+import { basename, dirname } from 'node:path';
+import { FileStorage, certificateNames, emptyRoutingTable, type RoutingTable, type SiteChallenge } from '@proximation/shared';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
 import { RoutingApi } from './admin/routing-api.js';
@@ -102,7 +103,8 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   let wanted = certificateHosts(emptyRoutingTable());
   const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
   const watcher = new RoutesWatcher(
-    config.routesPath,
+    new FileStorage(dirname(config.routesPath)),
+    basename(config.routesPath),
     config.routesPollMs,
     log.child({ part: 'routes' }),
     (table) => {

@@ -6,12 +6,16 @@
  * opening the file revalidates it (close-to-open consistency). The file is small, so reading it every
  * second costs little; it is parsed only when its bytes change.
  *
+ * On a storage that notifies (Redis pub/sub), a change notification for the table's key, or a
+ * reconnection (anything may have changed meanwhile), reads it at once; the poll stays as the repair
+ * for a missed message, so `pollMs` can be long there. A read that fails (Redis unreachable) is logged
+ * and the last good table stays; `storageUnavailable` says so until a read succeeds again.
+ *
  * A table that fails validation never replaces the last good one: the error is logged (once per distinct
  * content) and serving goes on. A missing file at start means an empty table (a fresh volume); a file
  * that disappears later is treated as a mistake and the last good table stays.
  */
-import fs from 'node:fs/promises';
-import { emptyRoutingTable, errorMessage, parseRoutingTable, type RoutingTable } from '@proximation/shared';
+import { FileStorage, emptyRoutingTable, errorMessage, parseRoutingTable, type RoutingTable, type Storage } from '@proximation/shared';
 import type { Logger } from './logger.js';
 
 export class RoutesWatcher {
@@ -20,15 +24,27 @@ export class RoutesWatcher {
   private timer: NodeJS.Timeout | undefined;
   /** Reads run one after another, so an older read can never overwrite what a newer one accepted. */
   private reads: Promise<void> = Promise.resolve();
+  private unwatch: (() => void) | undefined;
+  private unavailable = false;
+  /** How log lines name the table. */
+  private readonly path: string;
 
   constructor(
-    private readonly path: string,
+    private readonly storage: Storage,
+    private readonly key: string,
     private readonly pollMs: number,
     private readonly log: Logger,
     private readonly onTable: (table: RoutingTable) => void,
     /** Rules of the serving side beyond the table's own validation; throws to reject a table. */
     private readonly check: (table: RoutingTable) => void = () => {},
-  ) {}
+  ) {
+    this.path = storage instanceof FileStorage ? storage.pathOf(key) : `${key} in ${storage.location}`;
+  }
+
+  /** True while the last read of the table failed (its storage unreachable): serving goes on from memory. */
+  get storageUnavailable(): boolean {
+    return this.unavailable;
+  }
 
   get table(): RoutingTable | undefined {
     return this.current;
@@ -38,6 +54,11 @@ export class RoutesWatcher {
   async start(): Promise<RoutingTable> {
     await this.poll();
     if (this.current === undefined) this.accept(emptyRoutingTable(), undefined);
+    if (this.storage.notifies) {
+      this.unwatch = await this.storage.watch((key) => {
+        if (key === undefined || key === this.key) void this.poll();
+      });
+    }
     this.schedule();
     return this.current!;
   }
@@ -63,20 +84,24 @@ export class RoutesWatcher {
   }
 
   private async read(): Promise<void> {
-    let text: string;
+    let content: Buffer | undefined;
     try {
-      text = await fs.readFile(this.path, 'utf8');
+      content = await this.storage.read(this.key);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        if (this.current !== undefined && this.lastText !== undefined) {
-          this.log.error({ path: this.path }, 'routing table file disappeared; still serving the last good table');
-          this.lastText = undefined;
-        }
-        return;
-      }
-      this.log.error({ path: this.path, err: errorMessage(err) }, 'cannot read the routing table; still serving the last good one');
+      if (!this.unavailable) this.log.error({ path: this.path, err: errorMessage(err) }, 'cannot read the routing table; still serving the last good one');
+      this.unavailable = true;
       return;
     }
+    if (this.unavailable) this.log.info({ path: this.path }, 'routing table readable again');
+    this.unavailable = false;
+    if (content === undefined) {
+      if (this.current !== undefined && this.lastText !== undefined) {
+        this.log.error({ path: this.path }, 'routing table file disappeared; still serving the last good table');
+        this.lastText = undefined;
+      }
+      return;
+    }
+    const text = content.toString('utf8');
     if (text === this.lastText) return;
     this.lastText = text;
     try {
@@ -98,6 +123,7 @@ export class RoutesWatcher {
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.unwatch?.();
     await this.reads;
   }
 }
