@@ -101,3 +101,5 @@ export {
 export type { UsageContext, OptionTable, FlagsOf } from './command-line.js';
 export { urlParseProblem } from './url-text.js';
 export { permissionHint } from './permission-hint.js';
+export { copyStorage, ROUTES_KEY } from './storage/copy.js';
+export type { CopyResult } from './storage/copy.js';
