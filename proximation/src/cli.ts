@@ -19,7 +19,11 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import {
   addSite,
+  copyStorage,
   durationFlag,
+  openStorage,
+  plural,
+  required,
   setSitePreview,
   errorMessage,
   isProximationError,
@@ -112,6 +116,16 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     optionsHelp: '  --json                  as JSON',
     settings: ['letsencryptDir', 'routesPath'],
   },
+  storage: {
+    summary: 'storage copy --from <dir|redis-url> --to <dir|redis-url>: copy all shared state\n             (idempotent, verified, refused onto a newer routing table)',
+    description:
+      'Copies every key (routing table, certificates, account, challenges, backoff state) from one storage to\nanother, directory or Redis, and reads each written key back. A second run copies nothing; a target\nwhose routing table has a higher generation is refused with nothing written.',
+    options: { from: { type: 'string' }, to: { type: 'string' }, prefix: { type: 'string' } },
+    optionsHelp: `  --from DIR|URL          the storage to copy from (a directory, redis:// or rediss://)
+  --to DIR|URL            the storage to copy to
+  --prefix P              Redis key prefix of both (default proximation:)`,
+    settings: [],
+  },
 };
 
 const GLOBAL_OPTIONS = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } } as const;
@@ -182,7 +196,10 @@ function parse(argv: string[]): Parsed {
   const spec = name === undefined ? undefined : COMMANDS[name];
   const context = { program: PROGRAM, command: name ?? '' };
   const options = { ...settingsArgOptions(), ...(spec?.options ?? {}), ...GLOBAL_OPTIONS };
-  const rest = first === -1 ? argv : [...argv.slice(0, first), ...argv.slice(first + 1)];
+  // "storage" has one subcommand, "copy": the word after it.
+  const words = name === 'storage' && argv[first + 1] === 'copy' ? 2 : 1;
+  if (name === 'storage' && words === 1) throw usageError({ program: PROGRAM, command: 'storage' }, 'Use "proximation storage copy --from <dir|url> --to <dir|url>".');
+  const rest = first === -1 ? argv : [...argv.slice(0, first), ...argv.slice(first + words)];
   let parsed;
   try {
     parsed = parseCommandLine(rest, options, context);
@@ -253,10 +270,31 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         io.stdout.write(values.json === true ? `${JSON.stringify(reports, null, 2)}\n` : formatCertificatesReport(reports));
         return 0;
       }
+      case 'storage':
+        return await storageCopy(values, io);
       default:
         throw unknownCommand(String(command));
     }
   });
+}
+
+async function storageCopy(values: Values, io: CliIo): Promise<number> {
+  const context = { program: PROGRAM, command: 'storage' };
+  const str = (value: Values[string]): string | undefined => (typeof value === 'string' ? value : undefined);
+  const prefix = str(values.prefix);
+  const from = await openStorage(required(str(values.from), '--from', 'the storage to copy from, a directory or redis://host:port', context), { keyPrefix: prefix, what: '--from' });
+  try {
+    const to = await openStorage(required(str(values.to), '--to', 'the storage to copy to, a directory or redis://host:port', context), { keyPrefix: prefix, what: '--to' });
+    try {
+      const result = await copyStorage(from, to);
+      io.stdout.write(`Copied ${plural(result.copied.length, 'key')} from ${from.location} to ${to.location}, ${result.unchanged.length} already equal; all read back and verified.\n`);
+      return 0;
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
 }
 
 async function renew(config: Config, values: Values, io: CliIo): Promise<number> {

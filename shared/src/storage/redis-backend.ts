@@ -25,6 +25,8 @@ import { checkStorageKey, checkStoragePrefix, lockLostError } from './storage.js
 import type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage.js';
 
 export interface RedisStorageOptions {
+  /** The setting the URL came from, for messages. Default PROXIMATION_STORAGE. */
+  what?: string;
   /** Prepended to every key: letters, digits and `:_.-` only. Default `proximation:`. */
   keyPrefix?: string;
   /** Extra TLS settings for `rediss://` (a private CA, say). */
@@ -85,7 +87,7 @@ export function checkRedisKeyPrefix(prefix: string, what = 'PROXIMATION_STORAGE_
 }
 
 export async function connectRedisStorage(urlText: string, options: RedisStorageOptions = {}): Promise<RedisStorage> {
-  const url = parseRedisUrl(urlText);
+  const url = parseRedisUrl(urlText, options.what);
   const prefix = checkRedisKeyPrefix(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
   const location = redactRedisUrl(url);
   const client = new Redis(url.href, {
