@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import { formatDuration } from '../duration.js';
 import { ProximationError, errorMessage } from '../errors.js';
+import { RefreshedLease } from '../lock.js';
 import { checkStorageKey, checkStoragePrefix, lockLostError } from './storage.js';
 import type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage.js';
 
@@ -274,65 +275,24 @@ export class RedisStorage implements Storage {
   }
 }
 
-class RedisStorageLock implements StorageLock {
+class RedisStorageLock extends RefreshedLease implements StorageLock {
   readonly key: string;
   readonly value: string;
   readonly #storage: RedisStorage;
-  readonly #refreshMs: number;
-  #refreshedAt: number;
-  #lostConfirmed = false;
-  #released = false;
-  #timer: NodeJS.Timeout | undefined;
-  #refreshing: Promise<void> | undefined;
 
   constructor(storage: RedisStorage, key: string, value: string, refreshMs: number, takenAt: number) {
+    super(refreshMs, takenAt);
     this.#storage = storage;
     this.key = key;
     this.value = value;
-    this.#refreshMs = refreshMs;
-    this.#refreshedAt = takenAt;
-    this.#schedule();
   }
 
-  get lost(): boolean {
-    return this.#lostConfirmed || Date.now() - this.#refreshedAt >= 2 * this.#refreshMs;
+  // The new expiry counts from when Redis ran the script, which is no earlier than `now`.
+  protected async renew(): Promise<boolean> {
+    return (await this.#storage.lockScript('refresh', this.key, this.value, 2 * this.refreshMs)) === 1;
   }
 
-  async release(): Promise<void> {
-    if (this.#released) return;
-    this.#released = true;
-    clearTimeout(this.#timer);
-    await this.#refreshing;
-    if (this.lost) return;
+  protected async remove(): Promise<void> {
     await this.#storage.lockScript('release', this.key, this.value, 0);
-  }
-
-  #schedule(): void {
-    this.#timer = setTimeout(() => {
-      this.#refreshing = this.#refresh().finally(() => {
-        this.#refreshing = undefined;
-        if (!this.#released && !this.#lostConfirmed) this.#schedule();
-      });
-    }, this.#refreshMs);
-    this.#timer.unref();
-  }
-
-  /** Never rejects: a failed refresh is retried next period, and failures that outlast the lease make it lost. */
-  async #refresh(): Promise<void> {
-    try {
-      const sentAt = Date.now();
-      if (this.lost) {
-        this.#lostConfirmed = true;
-        return;
-      }
-      if ((await this.#storage.lockScript('refresh', this.key, this.value, 2 * this.#refreshMs)) !== 1) {
-        this.#lostConfirmed = true;
-        return;
-      }
-      // The new expiry counts from when Redis ran the script, which is no earlier than `sentAt`.
-      this.#refreshedAt = sentAt;
-    } catch {
-      // Redis unreachable for now: see the doc comment.
-    }
   }
 }
