@@ -19,6 +19,8 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import {
   addSite,
+  checkRedisKeyPrefix,
+  checkStorageSetting,
   copyStorage,
   durationFlag,
   openStorage,
@@ -281,10 +283,21 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
 async function storageCopy(values: Values, io: CliIo): Promise<number> {
   const context = { program: PROGRAM, command: 'storage' };
   const str = (value: Values[string]): string | undefined => (typeof value === 'string' ? value : undefined);
-  const prefix = str(values.prefix);
-  const from = await openStorage(required(str(values.from), '--from', 'the storage to copy from, a directory or redis://host:port', context), { keyPrefix: prefix, what: '--from' });
+  // A malformed flag value is a usage error (exit 2), as everywhere: checked before anything connects.
+  const flag = <T>(check: () => T): T => {
+    try {
+      return check();
+    } catch (err) {
+      throw isProximationError(err) ? usageError(context, err.message) : err;
+    }
+  };
+  const prefix = flag(() => (values.prefix === undefined ? undefined : checkRedisKeyPrefix(str(values.prefix) ?? '', '--prefix')));
+  const fromSetting = required(str(values.from), '--from', 'the storage to copy from, a directory or redis://host:port', context);
+  const toSetting = required(str(values.to), '--to', 'the storage to copy to, a directory or redis://host:port', context);
+  flag(() => [checkStorageSetting(fromSetting, '--from'), checkStorageSetting(toSetting, '--to')]);
+  const from = await openStorage(fromSetting, { keyPrefix: prefix, what: '--from' });
   try {
-    const to = await openStorage(required(str(values.to), '--to', 'the storage to copy to, a directory or redis://host:port', context), { keyPrefix: prefix, what: '--to' });
+    const to = await openStorage(toSetting, { keyPrefix: prefix, what: '--to' });
     try {
       const result = await copyStorage(from, to);
       io.stdout.write(`Copied ${plural(result.copied.length, 'key')} from ${from.location} to ${to.location}, ${result.unchanged.length} already equal; all read back and verified.\n`);

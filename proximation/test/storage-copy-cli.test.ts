@@ -38,8 +38,12 @@ describe('proximation storage copy', () => {
     expect(wrong.err).toContain(`127.0.0.1:${server.port}`);
     expect(wrong.err).not.toContain('nope-secret');
     const malformed = await runMain(['storage', 'copy', '--from', dir, '--to', 'redis//x:secret@host']);
-    expect(malformed.code).not.toBe(0);
+    expect(malformed.code).toBe(2);
     expect(malformed.err).toContain('--to');
+    expect(malformed.err).not.toContain('secret');
+    const prefix = await runMain(['storage', 'copy', '--from', dir, '--to', server.url, '--prefix', 'my fleet']);
+    expect(prefix.code).toBe(2);
+    expect(prefix.err).toContain('--prefix');
     expect((await runMain(['storage', 'copy', '--from', dir])).code).toBe(2);
     expect((await runMain(['storage', '--from', dir])).code).toBe(2);
   });

@@ -103,4 +103,4 @@ export { urlParseProblem } from './url-text.js';
 export { permissionHint } from './permission-hint.js';
 export { copyStorage, ROUTES_KEY } from './storage/copy.js';
 export type { CopyResult } from './storage/copy.js';
-export { openStorage } from './storage/open-storage.js';
+export { openStorage, checkStorageSetting } from './storage/open-storage.js';

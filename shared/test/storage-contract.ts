@@ -106,10 +106,11 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
 
     it('keeps a lease its holder refreshes, past two refresh periods', async () => {
       const [a, b] = await handles(2);
-      const lock = await a!.lock('kept.lock', { refreshMs: 100 });
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      // Periods long enough for a refresh (an fsynced write on files) on a loaded machine.
+      const lock = await a!.lock('kept.lock', { refreshMs: 400 });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
       expect(lock.lost).toBe(false);
-      expect(await rejectionCode(b!.lock('kept.lock', { timeoutMs: 0, refreshMs: 100 }))).toBe('ERR_LOCK_TIMEOUT');
+      expect(await rejectionCode(b!.lock('kept.lock', { timeoutMs: 0, refreshMs: 400 }))).toBe('ERR_LOCK_TIMEOUT');
       await lock.release();
     });
 

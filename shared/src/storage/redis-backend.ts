@@ -1,6 +1,5 @@
 /**
- * The Redis backend of storage.ts (`PROXIMATION_STORAGE=redis://[user:password@]host:port[/db]` or
- * `rediss://` for TLS), through ioredis. Layout under the key prefix (so several fleets share one Redis):
+ * The Redis backend of storage.ts (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS), through ioredis. Layout under the key prefix (so several fleets share one Redis):
  *
  * - `<prefix>v:<key>`: the value, bytes as written;
  * - `<prefix>keys`: a sorted set of every key (score 0), so `list` is one ZRANGEBYLEX, never a SCAN;
@@ -26,7 +25,7 @@ import { checkStorageKey, checkStoragePrefix, lockLostError } from './storage.js
 import type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage.js';
 
 export interface RedisStorageOptions {
-  /** The setting the URL came from, for messages. Default PROXIMATION_STORAGE. */
+  /** The setting or flag the URL came from, for messages. */
   what?: string;
   /** Prepended to every key: letters, digits and `:_.-` only. Default `proximation:`. */
   keyPrefix?: string;
@@ -60,7 +59,7 @@ export function redactRedisUrl(url: URL): string {
   return copy.href;
 }
 
-export function parseRedisUrl(text: string, what = 'PROXIMATION_STORAGE'): URL {
+export function parseRedisUrl(text: string, what = 'storage URL'): URL {
   let url: URL;
   try {
     url = new URL(text);
@@ -77,7 +76,7 @@ export function parseRedisUrl(text: string, what = 'PROXIMATION_STORAGE'): URL {
   return url;
 }
 
-export function checkRedisKeyPrefix(prefix: string, what = 'PROXIMATION_STORAGE_PREFIX'): string {
+export function checkRedisKeyPrefix(prefix: string, what = 'Redis key prefix'): string {
   if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(prefix)) {
     throw new ProximationError(
       'ERR_STORAGE_PREFIX',
@@ -114,7 +113,7 @@ export async function connectRedisStorage(urlText: string, options: RedisStorage
     throw new ProximationError(
       auth ? 'ERR_STORAGE_AUTH' : 'ERR_STORAGE_UNAVAILABLE',
       auth
-        ? `Redis at ${location} refused the credentials: ${errorMessage(err)}. Check the password (and user) in PROXIMATION_STORAGE.`
+        ? `Redis at ${location} refused the credentials: ${errorMessage(err)}. Check the password (and user) in ${options.what ?? 'the URL'}.`
         : `Could not reach Redis at ${location}: ${errorMessage(err)}. Check the address, that Redis runs, and for rediss:// its certificate.`,
       { cause: err },
     );
