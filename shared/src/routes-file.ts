@@ -66,17 +66,17 @@ export interface RoutingTableUpdate {
 }
 
 export interface RoutingTableUpdateOptions extends LockOptions {
-  /** false: a missing file is an error (ERR_ROUTES_NOT_FOUND, naming `source`) instead of an empty table. Default true. */
+  /** false: a missing file is an error (ERR_ROUTES_NOT_FOUND, naming `origin`) instead of an empty table. Default true. */
   create?: boolean;
-  /** Where `path` came from, for that error: a flag or variable such as `--routes` or `PROXIMATION_ROUTES`. */
-  source?: string;
+  /** Where `path` came from, for that error, such as `from --routes`. */
+  origin?: string;
 }
 
-/** ERR_ROUTES_NOT_FOUND for `path`, which came from `source`. */
-export function routesNotFound(path: string, source: string | undefined, creator: string): ProximationError {
+/** ERR_ROUTES_NOT_FOUND for `path`, which came from `origin` (such as `from --routes`); `creator` says what makes one. */
+export function routesNotFound(path: string, origin: string | undefined, creator: string): ProximationError {
   return new ProximationError(
     'ERR_ROUTES_NOT_FOUND',
-    `No routing table at ${path}${source === undefined ? '' : ` (from ${source})`}: check the path (it is normally <letsencrypt dir>/proximation/routes.json); ${creator}.`,
+    `No routing table at ${path}${origin === undefined ? '' : ` (${origin})`}: check the path (it is normally <letsencrypt dir>/proximation/routes.json); ${creator}.`,
   );
 }
 
@@ -85,9 +85,9 @@ export async function updateRoutingTableFile(
   change: (table: RoutingTable) => RoutingTable,
   options: RoutingTableUpdateOptions = {},
 ): Promise<RoutingTableUpdate> {
-  const { create = true, source, ...lockOptions } = options;
+  const { create = true, origin, ...lockOptions } = options;
   const missing = async (): Promise<boolean> => (await readFileIfExists(path)) === undefined;
-  const refuse = (): ProximationError => routesNotFound(path, source, 'only adding a site creates a new one');
+  const refuse = (): ProximationError => routesNotFound(path, origin, 'only "deploy site add" creates a new one');
   if (!create && (await missing())) throw refuse();
   return withLock(
     `${path}.lock`,

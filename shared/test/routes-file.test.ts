@@ -69,7 +69,7 @@ describe('updateRoutingTableFile', () => {
   it('with create: false, refuses a missing file naming it and its source, creating nothing (not even the directory)', async () => {
     const dir = await tempDir();
     const path = join(dir, 'mistyped', 'routes.json');
-    await expect(updateRoutingTableFile(path, addDev, { create: false, source: '--routes' })).rejects.toMatchObject({
+    await expect(updateRoutingTableFile(path, addDev, { create: false, origin: 'from --routes' })).rejects.toMatchObject({
       code: 'ERR_ROUTES_NOT_FOUND',
       message: expect.stringContaining(`No routing table at ${path} (from --routes)`),
     });

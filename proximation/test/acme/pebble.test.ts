@@ -238,8 +238,8 @@ describe('ACME issuance against Pebble', () => {
     const report = JSON.parse(certs.stdout()) as Record<string, unknown>[];
     expect(report.map((r) => r.name)).toEqual(['m.test', 'n.test']);
     for (const entry of report) {
-      expect(entry).toMatchObject({ path: path.join(le, 'live', entry.name as string), domains: [entry.name], daysLeft: 89 });
-      expect(Object.keys(entry).sort()).toEqual(['daysLeft', 'domains', 'expiry', 'failures', 'issuer', 'lastError', 'name', 'nextRenewal', 'path', 'serialNumber']);
+      expect(entry).toMatchObject({ path: path.join(le, 'live', entry.name as string), domains: [entry.name], daysLeft: 89, status: 'valid', routed: true });
+      expect(Object.keys(entry).sort()).toEqual(['daysLeft', 'domains', 'expiry', 'failures', 'issuer', 'lastError', 'name', 'nextAttempt', 'nextRenewal', 'path', 'routed', 'serialNumber', 'status']);
       expect(Date.parse(entry.nextRenewal as string)).toBeGreaterThan(Date.now() + 55 * 86_400_000);
     }
     expect(report[0]).toMatchObject({ failures: 1, lastError: expect.stringContaining(`127.0.0.1:${closedPort}`) as unknown });
