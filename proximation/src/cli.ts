@@ -4,7 +4,8 @@
  *
  *   serve     run the proxy until SIGTERM/SIGINT (or `signal`), then drain
  *   demo      serve on the embedded default: local CA, state in ./.proximation-demo, high ports, an
- *             example site routed to a small example upstream
+ *             example site routed to a small example upstream; its ports are checked before its
+ *             routing table is written, so a second demo leaves a running one alone
  *   ca-cert   print the local CA's root certificate (PEM), for `curl --cacert`
  *   renew     renew what is due once and exit (for cron); see renew.ts
  *   certs     list every routed name and every certificate in the store (`--json` for a machine)
@@ -47,6 +48,7 @@ import { certificatesReport, formatCertificatesReport } from './certs-report.js'
 import { SETTINGS, loadConfig, settingOrigin, settingsArgOptions, settingsHelp, type Config } from './config.js';
 import { exists, requireStateDirectory } from './state-directory.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
+import { requirePortsFree } from './demo/ports-free.js';
 import { createLogger } from './logger.js';
 import { renewCertificates, type RenewRequest } from './renew.js';
 import { releaseMemoryWhenIdle } from './memory-release.js';
@@ -378,6 +380,12 @@ async function serve(config: Config, settings: SettingsSources, io: CliIo, onSta
 
 async function demo(config: Config, settings: SettingsSources, io: CliIo): Promise<number> {
   const { localCaRootPath } = await import('./certs/local-issuer.js');
+  // Before anything is written: a second demo must leave the running one's table alone.
+  await requirePortsFree([
+    { port: config.httpPort, host: config.listenAddress, setting: 'PROXIMATION_HTTP_PORT' },
+    { port: config.httpsPort, host: config.listenAddress, setting: 'PROXIMATION_HTTPS_PORT' },
+    { port: config.adminPort, host: config.adminAddress, setting: 'PROXIMATION_ADMIN_PORT' },
+  ]);
   const upstream = await startExampleUpstream();
   try {
     await updateRoutingTableFile(config.routesPath, (table) => {

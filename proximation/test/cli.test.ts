@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
@@ -9,7 +9,7 @@ import { SETTINGS } from '../src/config.js';
 import { LocalCa } from '../src/certs/local-ca.js';
 import { localCaDir } from '../src/certs/local-issuer.js';
 import { httpRequest, table, tempDir, managed, writeRoutes } from './support/fixtures.js';
-import { CLI_PATH, capturedIo, runMain, spawnCli } from './support/process.js';
+import { CLI_PATH, capturedIo, freePorts, runMain, spawnCli, waitUntil } from './support/process.js';
 
 const resources = managed();
 
@@ -207,6 +207,42 @@ describe('proximation CLI, in-process', () => {
     expect(res.err).toContain(`No routing table at ${path.join(dir, 'proximation', 'routes.json')} (the default; set PROXIMATION_ROUTES or --routes)`);
     const mistyped = path.join(dir, 'proximation', 'rotues.json');
     expect((await run(['renew', '--routes', mistyped], { PROXIMATION_LETSENCRYPT_DIR: dir })).err).toContain(`No routing table at ${mistyped} (from --routes)`);
+  });
+
+  it('a second demo on the ports of a running one fails before it changes the running one\'s routing table', async () => {
+    const dir = await stateDir();
+    const [http, https, admin] = (await freePorts(3)) as [number, number, number];
+    const env = {
+      PROXIMATION_LETSENCRYPT_DIR: dir,
+      PROXIMATION_HTTP_PORT: String(http),
+      PROXIMATION_HTTPS_PORT: String(https),
+      PROXIMATION_ADMIN_PORT: String(admin),
+      PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+      PROXIMATION_WORKERS: '1',
+      PROXIMATION_LOG_FORMAT: 'json',
+    };
+    const first = spawnCli(['demo'], env);
+    resources.defer(async () => {
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
+      await first.exited;
+    });
+    await waitUntil(async () => (await httpRequest(admin, 'localhost', '/healthz').catch(() => undefined))?.status === 200, 'the first demo to serve', 20_000);
+    const routes = path.join(dir, 'proximation', 'routes.json');
+    const before = await readFile(routes, 'utf8');
+    for (const [port, setting] of [[https, 'PROXIMATION_HTTPS_PORT'], [admin, 'PROXIMATION_ADMIN_PORT']] as const) {
+      // Only one port taken at a time, the others moved to free ones: each is checked.
+      const others = await freePorts(3);
+      const second = await run(['demo'], {
+        ...env,
+        PROXIMATION_HTTP_PORT: String(others[0]),
+        PROXIMATION_HTTPS_PORT: setting === 'PROXIMATION_HTTPS_PORT' ? String(port) : String(others[1]),
+        PROXIMATION_ADMIN_PORT: setting === 'PROXIMATION_ADMIN_PORT' ? String(port) : String(others[2]),
+      });
+      expect(await readFile(routes, 'utf8')).toBe(before);
+      expect(second.code).toBe(1);
+      expect(second.err).toContain(`proximation: Port ${port} (${setting}) is in use, probably by a proximation demo that is already running; nothing was changed.`);
+    }
+    expect((await httpRequest(admin, 'localhost', '/healthz')).status).toBe(200);
   });
 
   it('serve runs until its signal is aborted, then drains and returns 0', async () => {
