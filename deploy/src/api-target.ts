@@ -43,6 +43,7 @@ export function apiTarget(base: URL, tokenSource: TokenSource): RoutesTarget {
     return { url: url.href, json: await request(method, url, (token ??= readToken(tokenSource)), body, timeoutMs) };
   };
   return {
+    location: base.href,
     async read() {
       const { url, json } = await call('GET', ADMIN_ROUTES_PATH, undefined, BASE_TIMEOUT_MS);
       return validateRoutingTable(json, url);

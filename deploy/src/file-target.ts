@@ -9,7 +9,7 @@
  * PROXIMATION_ACME_CHALLENGE, with the proxies' defaults (the local CA, http-01), as deploy usually runs
  * where they run (the same task definition's environment); in API mode the proxy judges with its own.
  */
-import { SITE_CHALLENGES, applyChangeRequest, applyRoutingTableChange, readRoutingTableFile, updateRoutingTableFile } from '@proximation/shared';
+import { SITE_CHALLENGES, applyChangeRequest, applyRoutingTableChange, readFileIfExists, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from '@proximation/shared';
 import type { IssuancePolicy, RoutingTableStore, SiteChallenge } from '@proximation/shared';
 import type { RoutesTarget } from './routes-target.js';
 
@@ -21,15 +21,27 @@ export function issuancePolicyFromEnv(env: NodeJS.ProcessEnv): IssuancePolicy {
   };
 }
 
-export function fileTarget(path: string, policy: IssuancePolicy): RoutesTarget {
-  const read = () => readRoutingTableFile(path);
+/**
+ * `origin` is where `path` came from (`from --routes`, `from PROXIMATION_ROUTES`), for the error when there
+ * is no file there: only adding a site creates a missing table (the result's `created` says it did);
+ * every other command, reads included, fails with ERR_ROUTES_NOT_FOUND, so a mistyped path never starts
+ * a new table or reports an empty one.
+ */
+export function fileTarget(path: string, policy: IssuancePolicy, origin: string): RoutesTarget {
+  const read = async () => {
+    if ((await readFileIfExists(path)) === undefined) throw routesNotFound(path, origin, 'only "deploy site add" creates a new one');
+    return readRoutingTableFile(path);
+  };
   return {
+    location: path,
     read,
     update(request, observer) {
       const store: RoutingTableStore = {
         read,
         update: (change) =>
           updateRoutingTableFile(path, (table) => applyRoutingTableChange(table, change, new Date(), policy), {
+            create: change.op === 'addSite',
+            origin,
             ...(observer?.lockWait === undefined ? {} : { onWait: (wait) => observer.lockWait?.(wait) }),
           }),
       };

@@ -8,6 +8,9 @@
  * cluster the primary, which passes them to its workers. `certificateFor` answers a serving side's
  * question about a name it holds no certificate for yet (see SniContexts).
  *
+ * /healthz answers 503 `no-routing-table` (with the reason) while the watcher has no valid table yet,
+ * whatever `health` says, except while draining.
+ *
  * `open` loads the first routing table (the sink has it before `open` resolves) and opens the issuer;
  * `listenAdmin` then opens the admin listener (ERR_LISTEN when it cannot); `start`, to be called once
  * the listeners serve, hands the routed hosts to the certificate side and starts its checks: a CA
@@ -116,10 +119,16 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
-    health: options.health,
+    // A proxy without a valid table serves nothing: /healthz says so, in every process layout.
+    health: () => {
+      const health = options.health();
+      const problem = watcher.problem;
+      return problem === undefined || health.status === 'draining' ? health : { ...health, status: 'no-routing-table', reason: problem };
+    },
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({
       routesPath: config.routesPath,
+      lastGood: () => watcher.lastGood,
       afterChange: () => watcher.poll(),
       check: ownListeners.check,
       issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },

@@ -54,8 +54,8 @@ export type {
   TrafficGuard,
   RoutingTableChange,
 } from './routing-table.js';
-export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
-export type { RoutingTableUpdate } from './routes-file.js';
+export { keepLastGoodCopy, lastGoodCopyGeneration, lastGoodCopyPath, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from './routes-file.js';
+export type { RoutingTableUpdate, RoutingTableUpdateOptions } from './routes-file.js';
 export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
 export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';

@@ -2,8 +2,9 @@
  * The admin listener, on its own port and by default on loopback only; the router of its endpoints.
  *
  * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
- *   sending before connections close) or while one of its worker processes is not serving, with a
- *   small JSON body for humans. It needs no token.
+ *   sending before connections close), while one of its worker processes is not serving, or while no
+ *   valid routing table has been loaded (`reason` says why), with a small JSON body for humans. It
+ *   needs no token.
  * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
  *   needs no token unless `metricsNeedToken` (then it is refused as the API is, below): scrapers rarely
  *   carry one, and on loopback nobody else can reach it.
@@ -22,8 +23,13 @@ import { sendError } from './api-http.js';
 import type { RoutingApi } from './routing-api.js';
 
 export interface Health {
-  /** 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts). */
-  status: 'ok' | 'draining' | 'degraded';
+  /**
+   * 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts);
+   * no-routing-table: the routing table could not be read or validated and none has been before.
+   */
+  status: 'ok' | 'draining' | 'degraded' | 'no-routing-table';
+  /** With no-routing-table: the file and its error. */
+  reason?: string;
   routesGeneration: number;
   /** With several workers: each one's slot, process, state and routing generation. */
   workers?: readonly { worker: number; pid: number | undefined; state: string; routesGeneration: number }[];

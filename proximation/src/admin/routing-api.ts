@@ -3,7 +3,9 @@
  * admin-api.ts of @proximation/shared). Callers are authorised before they get here (admin-server.ts).
  *
  * - `getRoutes`: the routing table as stored now (read from the file, not this instance's copy), with
- *   `ETag: "<generation>"`.
+ *   `ETag: "<generation>"`. When the file cannot be read or is invalid, the table this instance serves
+ *   (its last good one) instead, marked `Proximation-Routes-Source: memory` (the file's error is logged),
+ *   so an operator can see, and restore, what is served; with no valid table in memory either, the error.
  * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableFile` (the
  *   shared lease lock, atomic write), so every instance writing through the shared directory converges
  *   on one table. With `healthCheck`, this proxy checks the upstreams first: it is where their traffic
@@ -39,6 +41,8 @@ import { readJsonBody, sendError, sendJson } from './api-http.js';
 
 export interface RoutingApiOptions {
   routesPath: string;
+  /** The valid table this instance serves (the routes watcher's last good one); undefined while it has none. */
+  lastGood: () => RoutingTable | undefined;
   /** Makes this instance serve the table just written. */
   afterChange: () => Promise<void>;
   /** The serving side's rules for a table (the routes watcher's); a change whose result breaks them is refused. */
@@ -54,19 +58,29 @@ export class RoutingApi {
   constructor(private readonly options: RoutingApiOptions) {}
 
   readonly getRoutes = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    let table: RoutingTable;
+    let source = 'file';
     try {
-      const table = await readRoutingTableFile(this.options.routesPath);
-      const text = serializeRoutingTable(table);
-      res.writeHead(200, {
-        etag: routingTableETag(table.generation),
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(text),
-        'cache-control': 'no-store',
-      });
-      res.end(text);
+      table = await readRoutingTableFile(this.options.routesPath);
     } catch (err) {
-      this.fail(res, err, `GET ${ADMIN_ROUTES_PATH}`);
+      const served = this.options.lastGood();
+      if (served === undefined) {
+        this.fail(res, err, `GET ${ADMIN_ROUTES_PATH}`);
+        return;
+      }
+      this.options.log.warn({ path: this.options.routesPath, err: errorMessage(err), generation: served.generation }, `GET ${ADMIN_ROUTES_PATH}: the routing table file is unusable; answered with the table served`);
+      table = served;
+      source = 'memory';
     }
+    const text = serializeRoutingTable(table);
+    res.writeHead(200, {
+      etag: routingTableETag(table.generation),
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+      'proximation-routes-source': source,
+    });
+    res.end(text);
   };
 
   readonly postChange = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
