@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
 import {
   ADMIN_CHANGES_PATH,
   ADMIN_ROUTES_PATH,
@@ -78,12 +79,24 @@ function checkToken(token: string, where: string): string {
   return token;
 }
 
+/** The login name, or the uid where the system has no name for it (a container without a passwd entry). */
+function actorUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
 async function request(method: 'GET' | 'POST', url: URL, token: Promise<string>, body: unknown, timeoutMs: number): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const headers: http.OutgoingHttpHeaders = {
     authorization: `Bearer ${await token}`,
     accept: 'application/json',
     'user-agent': 'proximation-deploy',
+    // For the proxy's change log (who changed what); the proxy records it as the caller's claim.
+    'proximation-actor-user': actorUser(),
+    'proximation-actor-host': os.hostname(),
     ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
   };
   const send = url.protocol === 'https:' ? https.request : http.request;
