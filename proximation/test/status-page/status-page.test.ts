@@ -31,11 +31,11 @@ async function answering(text: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const [appV1, blogV1] = [await answering('app v1'), await answering('blog v1')];
+  const [appV1, blogA, blogB] = [await answering('app v1'), await answering('blog a'), await answering('blog b')];
   proxy = await startProxy(
     table([
       { name: 'app', hosts: ['app.test'], upstreams: [appV1] },
-      { name: 'blog', hosts: ['blog.test'], upstreams: [blogV1] },
+      { name: 'blog', hosts: ['blog.test'], upstreams: [blogA, blogB] },
     ]),
     { adminToken: TOKEN, routesPollMs: '100ms' },
   );
@@ -117,6 +117,15 @@ describe('the status page in headless Chromium', () => {
     expect(await curl('app.test')).toBe('app v1');
     await expect.poll(() => page.locator('#changes tbody tr').first().textContent(), { timeout: 10_000 }).toMatch(/rollback.*app.*v1.*via status-page/);
     expect(errors).toEqual([]);
+  });
+
+  it('takes a member out of rotation after a confirmation, and curl then gets only the others', async () => {
+    const blogB = upstreams[2]!.origin;
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.locator(`.site[data-site="blog"] li[data-member="${blogB}"] button`).click();
+    await expect.poll(() => page.locator('#message').textContent(), { timeout: 15_000 }).toMatch(/^Done: registerVersion on blog/);
+    for (let i = 0; i < 4; i += 1) expect(await curl('blog.test')).toBe('blog a');
+    await expect.poll(() => page.locator(`.site[data-site="blog"] li[data-member="${blogB}"]`).count(), { timeout: 10_000 }).toBe(0);
   });
 
   it('shows hostile text from the change log as text', async () => {

@@ -4,8 +4,9 @@
  * only, gone when the tab closes; never in a URL or cookie), sends it as a bearer header on every
  * request, polls GET /api/overview every POLL_MS and says when contact is lost. Every text from the
  * server is put in the page as text (textContent, attribute values), never as HTML. Actions (roll back,
- * activate) are confirmed first and go through POST /api/routes/changes as `deploy` sends them (an
- * activation with deploy's default health check, a rollback at once), marked as coming from the status page for the change log.
+ * activate, take a member out of rotation) are confirmed first and go through POST /api/routes/changes
+ * as `deploy` sends them (activation and re-registration with deploy's default health check, a
+ * rollback at once), marked as coming from the status page for the change log.
  */
 
 const TOKEN_KEY = 'proximation-admin-token';
@@ -160,8 +161,8 @@ async function act(change: Record<string, unknown>): Promise<void> {
     const result = (await api('/api/routes/changes', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'proximation-actor-via': 'status-page' },
-      // As deploy: activation waits for the health check; a rollback goes back at once, unchecked.
-      body: JSON.stringify(change.op === 'activateVersion' ? { change, healthCheck: HEALTH_CHECK } : { change }),
+      // As deploy: a change that sends traffic waits for the health check; a rollback goes back at once.
+      body: JSON.stringify(change.op === 'rollback' ? { change } : { change, healthCheck: HEALTH_CHECK }),
     })) as { table: { generation: number } };
     message.textContent = `Done: ${String(change.op)} on ${String(change.site)}, now generation ${result.table.generation}.`;
   } catch (err) {
@@ -169,6 +170,32 @@ async function act(change: Record<string, unknown>): Promise<void> {
   }
   if (timer !== undefined) clearTimeout(timer);
   await poll();
+}
+
+/**
+ * A member with its lease age where the fleet reports one, and (while the version has others) a button
+ * that takes it out of rotation: the version re-registered without it (deploy register --replace), the
+ * remaining members health-checked first.
+ */
+function memberItem(site: Site, version: Version, member: Member): HTMLElement {
+  const others = version.members.filter((m) => m.upstream !== member.upstream).map((m) => m.upstream);
+  return el(
+    'li',
+    { 'data-member': member.upstream },
+    member.upstream,
+    member.leaseAgeMs === undefined ? '' : ` · lease ${(member.leaseAgeMs / 1000).toFixed(0)} s`,
+    ' ',
+    others.length === 0
+      ? null
+      : actionButton('Take out of rotation', `Take ${member.upstream} out of ${site.name}/${version.name}? ${others.length} other member(s) keep serving it.`, {
+          op: 'registerVersion',
+          site: site.name,
+          version: version.name,
+          upstreams: others,
+          activate: version.active,
+          replace: true,
+        }),
+  );
 }
 
 function siteCard(site: Site, points: Point[]): HTMLElement {
@@ -181,7 +208,7 @@ function siteCard(site: Site, points: Point[]): HTMLElement {
       version.previewUrl === undefined ? null : el('span', {}, ' preview ', el('a', { href: version.previewUrl, rel: 'noreferrer' }, version.previewUrl)),
       ` registered ${time(version.registeredAt)} `,
       version.active ? null : actionButton('Activate', `Activate version ${version.name} of ${site.name}? Its upstreams are health-checked first.`, { op: 'activateVersion', site: site.name, version: version.name }),
-      el('ul', {}, ...version.members.map((member) => el('li', {}, member.upstream, member.leaseAgeMs === undefined ? '' : ` · lease ${(member.leaseAgeMs / 1000).toFixed(0)} s`))),
+      el('ul', {}, ...version.members.map((member) => memberItem(site, version, member))),
     ),
   );
   return el(
