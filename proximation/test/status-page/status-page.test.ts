@@ -13,7 +13,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../../deploy/test/helpers.js';
 import { TOKEN, apiRequest } from '../admin/api-request.js';
-import { launchChromium, type Browser } from '../support/chromium.js';
+import { launchChromium, type Browser } from '../../bench/chromium.js';
 import { startProxy, startUpstream, table, type Proxy, type Upstream } from '../support/fixtures.js';
 
 const OUTPUT_DIR = fileURLToPath(new URL('../../../test-output/status-page/', import.meta.url));

@@ -1,11 +1,13 @@
 /**
- * Test support: Debian's Chromium (/usr/bin/chromium, scripts/install-system-deps.sh), headless and
+ * For the status page's tests and benchmark: Debian's Chromium (/usr/bin/chromium, scripts/install-system-deps.sh), headless and
  * driven by playwright-core (no browser download), with a fresh profile in a temporary directory that
  * goes with it. `close` ends the browser process and removes the profile; callers call it in a finally
  * or afterEach, so no Chromium outlives its test.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { tempDir } from './fixtures.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
@@ -15,10 +17,11 @@ export interface Browser {
 }
 
 export async function launchChromium(): Promise<Browser> {
-  const profile = await tempDir('proximation-chromium-');
+  const profile = await mkdtemp(join(tmpdir(), 'proximation-chromium-'));
+  const removeProfile = () => rm(profile, { recursive: true, force: true });
   let context: BrowserContext;
   try {
-    context = await chromium.launchPersistentContext(profile.path, {
+    context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -26,7 +29,7 @@ export async function launchChromium(): Promise<Browser> {
       timeout: 60_000,
     });
   } catch (err) {
-    await profile.close();
+    await removeProfile();
     throw err;
   }
   return {
@@ -35,7 +38,7 @@ export async function launchChromium(): Promise<Browser> {
       try {
         await context.close();
       } finally {
-        await profile.close();
+        await removeProfile();
       }
     },
   };
