@@ -1,7 +1,8 @@
 /**
  * The status page in a real browser (Debian's headless Chromium, driven by playwright-core) against a
  * running proximation with two sites: it loads without console errors, follows a `deploy` switch by
- * itself, rolls a site back (and curl then gets the old version), refuses a wrong token with a clear
+ * itself, rolls a site back (and curl then gets the old version), takes a member out of rotation, says
+ * when it lost contact, refuses a wrong token with a clear
  * message, shows hostile text as text, and leaves a screenshot under test-output/status-page/.
  */
 import { execFile } from 'node:child_process';
@@ -126,6 +127,16 @@ describe('the status page in headless Chromium', () => {
     await expect.poll(() => page.locator('#message').textContent(), { timeout: 15_000 }).toMatch(/^Done: registerVersion on blog/);
     for (let i = 0; i < 4; i += 1) expect(await curl('blog.test')).toBe('blog a');
     await expect.poll(() => page.locator(`.site[data-site="blog"] li[data-member="${blogB}"]`).count(), { timeout: 10_000 }).toBe(0);
+  });
+
+  it('says when it lost contact, and recovers by itself', async () => {
+    // The browser's own network stack fails the polls, as with a dropped tunnel.
+    await page.route('**/api/overview*', (route) => route.abort('connectionrefused'));
+    await expect.poll(() => page.locator('#contact').textContent(), { timeout: 15_000 }).toMatch(/^contact lost since/);
+    expect(await page.locator('#contact').getAttribute('class')).toContain('lost');
+    await page.unroute('**/api/overview*');
+    await expect.poll(() => page.locator('#contact').textContent(), { timeout: 15_000 }).toMatch(/^live/);
+    errors.length = 0; // the refused requests were logged as console errors on purpose
   });
 
   it('shows hostile text from the change log as text', async () => {
