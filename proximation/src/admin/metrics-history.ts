@@ -13,6 +13,8 @@
 export interface SitePoint {
   /** Unix milliseconds at the end of the interval. */
   at: number;
+  /** Requests answered in the interval. */
+  requests: number;
   requestsPerSecond: number;
   /** Responses with a 5xx status (the proxy's own or the upstream's). */
   errorsPerSecond: number;
@@ -120,6 +122,7 @@ export class MetricsHistory {
       const list = this.points.get(site) ?? [];
       list.push({
         at: now,
+        requests: current.requests - base.requests,
         requestsPerSecond: (current.requests - base.requests) / seconds,
         errorsPerSecond: (current.errors - base.errors) / seconds,
         p50Seconds: quantile(deltas, 0.5), p99Seconds: quantile(deltas, 0.99),

@@ -20,9 +20,9 @@ it('gives each interval its request rate, error rate and latency p50/p99 per sit
   metrics.exchange(app, 502, 2);
   metrics.exchange(app, 503, 2);
   await history.sample(10_000);
-  expect(history.history('app')).toEqual([{ at: 10_000, requestsPerSecond: 10, errorsPerSecond: 0.2, p50Seconds: 0.005, p99Seconds: 2.5 }]);
+  expect(history.history('app')).toEqual([{ at: 10_000, requests: 100, requestsPerSecond: 10, errorsPerSecond: 0.2, p50Seconds: 0.005, p99Seconds: 2.5 }]);
   await history.sample(20_000);
-  expect(history.history('app')[1]).toEqual({ at: 20_000, requestsPerSecond: 0, errorsPerSecond: 0, p50Seconds: null, p99Seconds: null });
+  expect(history.history('app')[1]).toEqual({ at: 20_000, requests: 0, requestsPerSecond: 0, errorsPerSecond: 0, p50Seconds: null, p99Seconds: null });
 });
 
 it('starts a new baseline when counters go down, keeps at most `samples` points, and drops vanished sites', async () => {
