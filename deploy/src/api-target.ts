@@ -15,7 +15,6 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import os from 'node:os';
 import {
   ADMIN_CHANGES_PATH,
   ADMIN_ROUTES_PATH,
@@ -27,6 +26,7 @@ import {
   parseChangeResponse,
   validateRoutingTable,
 } from '@proximation/shared';
+import { deployActor } from './actor.js';
 import type { RoutesTarget } from './routes-target.js';
 
 /** Where the token comes from: the file named by --token-file, or DEPLOY_TOKEN's value. */
@@ -79,14 +79,7 @@ function checkToken(token: string, where: string): string {
   return token;
 }
 
-/** The login name, or the uid where the system has no name for it (a container without a passwd entry). */
-function actorUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return `uid ${process.getuid?.() ?? 'unknown'}`;
-  }
-}
+const actor = deployActor();
 
 async function request(method: 'GET' | 'POST', url: URL, token: Promise<string>, body: unknown, timeoutMs: number): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -95,8 +88,8 @@ async function request(method: 'GET' | 'POST', url: URL, token: Promise<string>,
     accept: 'application/json',
     'user-agent': 'proximation-deploy',
     // For the proxy's change log (who changed what); the proxy records it as the caller's claim.
-    'proximation-actor-user': actorUser(),
-    'proximation-actor-host': os.hostname(),
+    'proximation-actor-user': actor.user,
+    'proximation-actor-host': actor.host,
     ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
   };
   const send = url.protocol === 'https:' ? https.request : http.request;

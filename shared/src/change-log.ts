@@ -6,13 +6,16 @@
  *
  * `appendChangeLogEntry` takes its own lease lock (`<log>.lock`, lock.ts), re-reads the log, adds the
  * entry, keeps the newest MAX_CHANGE_LOG_ENTRIES by generation and writes atomically. It runs after the
- * table write, so a crash between the two loses a log line, never a table change. `readChangeLog`
+ * table write, so a crash between the two loses a log line, never a table change; `recordRoutingChange`
+ * builds the entry for a change that made `table` (for a rollback, the version it went back to) and
+ * appends it. Both pass on lock and file-system errors. `readChangeLog`
  * returns the entries newest first; a missing or unreadable log reads as empty (losing the log only
  * loses history). Recorded text is cut to MAX_ACTOR_TEXT characters; callers show it escaped.
  */
 import * as z from 'zod';
 import { readFileIfExists, writeFileAtomic } from './file-storage.js';
 import { withLock } from './lock.js';
+import type { RoutingTable, RoutingTableChange } from './routing-table.js';
 
 export const MAX_CHANGE_LOG_ENTRIES = 200;
 export const MAX_ACTOR_TEXT = 200;
@@ -69,4 +72,9 @@ export async function appendChangeLogEntry(routesPath: string, entry: ChangeLogE
       .slice(0, MAX_CHANGE_LOG_ENTRIES);
     await writeFileAtomic(path, `${JSON.stringify({ entries }, null, 2)}\n`, { mode: 0o644 });
   });
+}
+
+export async function recordRoutingChange(routesPath: string, table: RoutingTable, change: RoutingTableChange, by: ChangeLogEntry['by']): Promise<void> {
+  const version = 'version' in change ? change.version : table.sites.find((site) => site.name === change.site)?.activeVersion;
+  await appendChangeLogEntry(routesPath, { generation: table.generation, at: new Date().toISOString(), op: change.op, site: change.site, version: version ?? undefined, by });
 }

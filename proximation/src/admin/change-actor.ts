@@ -7,7 +7,7 @@
  * length and never interpreted.
  */
 import type http from 'node:http';
-import { appendChangeLogEntry, errorMessage, type ChangeLogEntry, type RoutingTable, type RoutingTableChange } from '@proximation/shared';
+import { errorMessage, recordRoutingChange, type ChangeLogEntry, type RoutingTable, type RoutingTableChange } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -25,14 +25,10 @@ export function changeActor(req: http.IncomingMessage): ChangeLogEntry['by'] {
   };
 }
 
-/**
- * Appends the change that made `table` to the log (for a rollback, the version it went back to); a
- * failure is logged, not thrown: the table change itself stands.
- */
+/** Appends the change that made `table` to the log; a failure is logged, not thrown: the table change itself stands. */
 export async function recordChange(routesPath: string, table: RoutingTable, change: RoutingTableChange, by: ChangeLogEntry['by'], log: Logger): Promise<void> {
-  const version = 'version' in change ? change.version : table.sites.find((site) => site.name === change.site)?.activeVersion;
   try {
-    await appendChangeLogEntry(routesPath, { generation: table.generation, at: new Date().toISOString(), op: change.op, site: change.site, version: version ?? undefined, by });
+    await recordRoutingChange(routesPath, table, change, by);
   } catch (err) {
     log.warn({ err: errorMessage(err), generation: table.generation }, 'could not record the change in the change log');
   }
