@@ -132,6 +132,19 @@ export class MetricsHistory {
     }
   }
 
+  /** The request and 5xx rates of the last interval, summed over all sites (this instance's, or its workers'). */
+  latestRates(): { requestsPerSecond: number; errorsPerSecond: number } {
+    let requestsPerSecond = 0;
+    let errorsPerSecond = 0;
+    for (const points of this.points.values()) {
+      const last = points.at(-1);
+      if (last === undefined || last.at !== this.previous?.at) continue;
+      requestsPerSecond += last.requestsPerSecond;
+      errorsPerSecond += last.errorsPerSecond;
+    }
+    return { requestsPerSecond, errorsPerSecond };
+  }
+
   history(site: string): readonly SitePoint[] {
     return this.points.get(site) ?? [];
   }

@@ -55,6 +55,7 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
           status: health.status,
           workers: health.workers?.length ?? 1,
           rssBytes: process.memoryUsage.rss(),
+          ...sources.history.latestRates(),
         },
       ],
       sites: (table?.sites ?? []).map((site) => ({

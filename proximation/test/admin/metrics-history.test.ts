@@ -21,6 +21,7 @@ it('gives each interval its request rate, error rate and latency p50/p99 per sit
   metrics.exchange(app, 503, 2);
   await history.sample(10_000);
   expect(history.history('app')).toEqual([{ at: 10_000, requests: 100, requestsPerSecond: 10, errorsPerSecond: 0.2, p50Seconds: 0.005, p99Seconds: 2.5 }]);
+  expect(history.latestRates()).toEqual({ requestsPerSecond: 10, errorsPerSecond: 0.2 });
   await history.sample(20_000);
   expect(history.history('app')[1]).toEqual({ at: 20_000, requests: 0, requestsPerSecond: 0, errorsPerSecond: 0, p50Seconds: null, p99Seconds: null });
 });

@@ -18,7 +18,7 @@ interface Point { at: number; requestsPerSecond: number; errorsPerSecond: number
 interface Member { upstream: string; identity?: string; leaseAgeMs?: number; inFlight?: number; websockets?: number }
 interface Version { name: string; active: boolean; registeredAt?: string; previewUrl?: string; members: Member[] }
 interface Site { name: string; hosts: string[]; activeVersion: string | null; canRollBack?: boolean; versions: Version[] }
-interface Instance { id: string; status?: string; startedAt: string; lastSeen: string; routesGeneration: number; workers: number; rssBytes?: number }
+interface Instance { id: string; status?: string; startedAt: string; lastSeen: string; routesGeneration: number; workers: number; rssBytes?: number; requestsPerSecond?: number; errorsPerSecond?: number }
 interface Certificate { name: string; issuer: string | null; expiry: string | null; daysLeft: number | null; nextRenewal: string | null; failures: number; lastError: string | null }
 interface Change { generation: number; at: string; op: string; site?: string; version?: string; by: { user?: string; host?: string; peer?: string; userAgent?: string; via: string } }
 interface Overview { generatedAt: string; instances: Instance[]; sites: Site[]; certificates: Certificate[]; changes: Change[]; history: Record<string, Point[]> }
@@ -224,15 +224,12 @@ function siteCard(site: Site, points: Point[]): HTMLElement {
 function render(): void {
   if (overview === undefined) return;
   const { history } = overview;
-  const rates = (name: string): Point | undefined => history[name]?.at(-1);
   const visible = visibleSites();
   fill(
     'instances',
-    overview.instances.map((instance) => {
-      const recent = visible.map((site) => rates(site.name));
-      const sum = (pick: (p: Point) => number): number => recent.reduce((total, p) => total + (p === undefined ? 0 : pick(p)), 0);
-      return row(instance.id, instance.status ?? 'ok', time(instance.startedAt), String(instance.routesGeneration), String(instance.workers), fixed(sum((p) => p.requestsPerSecond)), fixed(sum((p) => p.errorsPerSecond)), instance.rssBytes === undefined ? '–' : `${(instance.rssBytes / 2 ** 20).toFixed(0)} MiB`);
-    }),
+    overview.instances.map((instance) =>
+      row(instance.id, instance.status ?? 'ok', time(instance.startedAt), String(instance.routesGeneration), String(instance.workers), fixed(instance.requestsPerSecond), fixed(instance.errorsPerSecond), instance.rssBytes === undefined ? '–' : `${(instance.rssBytes / 2 ** 20).toFixed(0)} MiB`),
+    ),
   );
   const total = filteredSites().length;
   $('page').textContent = `${total === 0 ? 0 : page * PAGE_SIZE + 1}–${Math.min(total, (page + 1) * PAGE_SIZE)} of ${total}`;
