@@ -3,14 +3,17 @@
  * `PROXIMATION_ROUTES`): reads validate the file, updates run under the file's lease lock and write
  * atomically (see routes-file.ts in @proximation/shared), so any number of deploy processes on any
  * number of hosts can change it at once without losing a change. Health checks run from this process.
+ * An applied change is added to the change log beside the file (change-log.ts) with this command's user
+ * and host; failing to add it loses only that history line, so it does not fail the command.
  *
  * `policy` is how the proxies on this file order certificates (for the wildcard rules), which deploy
  * cannot ask a file: `issuancePolicyFromEnv` reads the proxies' own PROXIMATION_ISSUER and
  * PROXIMATION_ACME_CHALLENGE, with the proxies' defaults (the local CA, http-01), as deploy usually runs
  * where they run (the same task definition's environment); in API mode the proxy judges with its own.
  */
-import { SITE_CHALLENGES, applyChangeRequest, applyRoutingTableChange, readFileIfExists, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from '@proximation/shared';
+import { SITE_CHALLENGES, applyChangeRequest, applyRoutingTableChange, readFileIfExists, readRoutingTableFile, recordRoutingChange, routesNotFound, updateRoutingTableFile } from '@proximation/shared';
 import type { IssuancePolicy, RoutingTableStore, SiteChallenge } from '@proximation/shared';
+import { deployActor } from './actor.js';
 import type { RoutesTarget } from './routes-target.js';
 
 export function issuancePolicyFromEnv(env: NodeJS.ProcessEnv): IssuancePolicy {
@@ -35,7 +38,7 @@ export function fileTarget(path: string, policy: IssuancePolicy, origin: string)
   return {
     location: path,
     read,
-    update(request, observer) {
+    async update(request, observer) {
       const store: RoutingTableStore = {
         read,
         update: (change) =>
@@ -45,7 +48,9 @@ export function fileTarget(path: string, policy: IssuancePolicy, origin: string)
             ...(observer?.lockWait === undefined ? {} : { onWait: (wait) => observer.lockWait?.(wait) }),
           }),
       };
-      return applyChangeRequest(store, request, { userAgent: 'proximation-deploy health check', ...(observer === undefined ? {} : { observer }) });
+      const result = await applyChangeRequest(store, request, { userAgent: 'proximation-deploy health check', ...(observer === undefined ? {} : { observer }) });
+      if (result.changed) await recordRoutingChange(path, result.table, request.change, { ...deployActor(), via: 'file' }).catch(() => undefined);
+      return result;
     },
   };
 }

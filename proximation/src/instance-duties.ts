@@ -21,7 +21,10 @@ import net, { type AddressInfo } from 'node:net';
 import { certificateNames, emptyRoutingTable, type RoutingTable, type SiteChallenge } from '@proximation/shared';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
+import { MetricsHistory } from './admin/metrics-history.js';
 import { RoutingApi } from './admin/routing-api.js';
+import { overviewHandler } from './admin/status-overview.js';
+import { StatusPage } from './admin/status-page.js';
 import type { LoadedCertificate } from './certs/cert-store.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager } from './certs/certificate-manager.js';
@@ -116,6 +119,8 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     ownListeners.check,
   );
   await watcher.start();
+  const history = new MetricsHistory({ exposition: () => options.metrics.exposition() });
+  let adminAddress: AddressInfo | undefined;
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
@@ -136,6 +141,15 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     }),
     metrics: options.metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
+    statusPage: new StatusPage(),
+    overview: overviewHandler({
+      routesPath: config.routesPath,
+      letsencryptDir: config.letsencryptDir,
+      table: () => watcher.table,
+      health: options.health,
+      history,
+      addresses: () => (adminAddress === undefined ? [] : [`${adminAddress.address}:${adminAddress.port}`]),
+    }),
   });
   let adminOpen = false;
   return {
@@ -150,6 +164,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     },
     async listenAdmin() {
       const address = await admin.listen();
+      adminAddress = address;
       adminOpen = true;
       ownListeners.add(address.port);
       return address;
@@ -159,9 +174,11 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       started = true;
       certs.setHosts(wanted.hosts, wanted.challenges);
       certs.start();
+      history.start();
     },
     stopWatching: () => watcher.stop(),
     async close() {
+      history.stop();
       await watcher.stop();
       await certs.stop();
       if (adminOpen) await admin.close();

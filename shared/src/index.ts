@@ -89,3 +89,5 @@ export {
 export type { UsageContext, OptionTable, FlagsOf } from './command-line.js';
 export { urlParseProblem } from './url-text.js';
 export { permissionHint } from './permission-hint.js';
+export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogPath, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
+export type { ChangeLogEntry } from './change-log.js';

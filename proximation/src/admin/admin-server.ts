@@ -12,7 +12,9 @@
  *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
  *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
  *   `WWW-Authenticate: Bearer`; then an unknown endpoint 404 and a wrong method 405 with `Allow`. All
- *   of these answer JSON `{"error": {"code", "message"}}`.
+ *   of these answer JSON `{"error": {"code", "message"}}`. With `overview`, `GET /api/overview` too
+ *   (status-overview.ts).
+ * - With `statusPage`, `GET /` and its assets (status-page.ts): no token; the page asks for it.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +23,8 @@ import { listen } from '../listeners/listen.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import { sendError } from './api-http.js';
 import type { RoutingApi } from './routing-api.js';
+import { ADMIN_OVERVIEW_PATH } from './status-overview.js';
+import type { StatusPage } from './status-page.js';
 
 export interface Health {
   /**
@@ -46,6 +50,9 @@ export interface AdminServerOptions {
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   /** Whether GET /metrics needs the admin token too. */
   metricsNeedToken: boolean;
+  statusPage?: StatusPage;
+  /** GET /api/overview, the status page's data. */
+  overview?: Handler;
 }
 
 const DISABLED_MESSAGE =
@@ -62,6 +69,7 @@ export class AdminServer {
     this.endpoints = new Map([
       [ADMIN_ROUTES_PATH, { method: 'GET', handle: options.routingApi.getRoutes }],
       [ADMIN_CHANGES_PATH, { method: 'POST', handle: options.routingApi.postChange }],
+      ...(options.overview === undefined ? [] : [[ADMIN_OVERVIEW_PATH, { method: 'GET', handle: options.overview }] as const]),
     ]);
   }
 
@@ -86,6 +94,7 @@ export class AdminServer {
       this.onApiRequest(req, res, path);
       return;
     }
+    if (this.options.statusPage?.handle(req, res, path) === true) return;
     const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz, GET /metrics, GET ${ADMIN_ROUTES_PATH} or POST ${ADMIN_CHANGES_PATH}\n`;
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);

@@ -15,6 +15,7 @@
  *   the change when the answer goes out; other instances follow at their next poll. A client that goes
  *   away before the change is sent cancels it.
  *
+ * An applied change is also appended to the change log (change-actor.ts) with who sent it.
  * Every change request is logged (info when applied, warn when refused) with who sent it (peer address,
  * user agent) and what (the change, the health check, the generation before and after, or the error).
  * Errors answer as api-http.ts maps their codes; an unexpected error is logged and answers 500.
@@ -38,6 +39,7 @@ import {
 import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { readJsonBody, sendError, sendJson } from './api-http.js';
+import { changeActor, recordChange } from './change-actor.js';
 
 export interface RoutingApiOptions {
   routesPath: string;
@@ -130,6 +132,7 @@ export class RoutingApi {
         { ...who, change: request.change, healthCheck: request.healthCheck, healthChecked, generationBefore, generation: table.generation, changed },
         changed ? 'routing table changed through the admin API' : 'change request through the admin API: nothing to change',
       );
+      if (changed) await recordChange(routesPath, table, request.change, changeActor(req), this.options.log);
       if (changed) await this.options.afterChange();
       const body: ChangeResponseBody = { table, changed, healthChecked };
       sendJson(res, 200, body, { etag: routingTableETag(table.generation) });
