@@ -105,7 +105,7 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
       command,
     );
   }
-  return fileTarget(routes, issuancePolicyFromEnv(env));
+  return fileTarget(routes, issuancePolicyFromEnv(env), given(values.routes) === undefined ? 'from PROXIMATION_ROUTES' : 'from --routes');
 }
 
 function proxyUrl(text: string, field: string, command: string): URL {

@@ -142,6 +142,7 @@ export function progressFor(out: ProgressOutput | undefined, json: boolean | und
 export function observe(target: RoutesTarget, progress: Progress | undefined): RoutesTarget {
   if (progress === undefined) return target;
   return {
+    location: target.location,
     read: () => target.read(),
     update: async (request) => {
       try {

@@ -24,7 +24,7 @@ describe('proximation storage copy', () => {
     await updateRoutingTable(new FileStorage(source), ROUTES_KEY, (t) => addSite(t, { name: 'dev', hosts: ['dev.example.com'] }));
     const there = await runMain(['storage', 'copy', '--from', source, '--to', server.url]);
     expect(there).toMatchObject({ code: 0, err: '' });
-    expect(there.out).toContain('Copied 1 key from');
+    expect(there.out).toContain('Copied 2 keys from');
     expect(there.out).not.toContain('copy-secret');
     expect((await runMain(['storage', 'copy', '--from', source, '--to', server.url])).out).toContain('Copied 0 keys');
     const back = join(dir, 'back');

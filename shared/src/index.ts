@@ -66,8 +66,8 @@ export type {
   TrafficGuard,
   RoutingTableChange,
 } from './routing-table.js';
-export { readRoutingTable, updateRoutingTable, readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
-export type { RoutingTableUpdate } from './routes-file.js';
+export { keepLastGoodCopy, lastGoodCopyGeneration, lastGoodCopyPath, readRoutingTable, updateRoutingTable, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from './routes-file.js';
+export type { RoutingTableUpdate, RoutingTableUpdateOptions } from './routes-file.js';
 export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
 export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
@@ -104,3 +104,5 @@ export { permissionHint } from './permission-hint.js';
 export { copyStorage, ROUTES_KEY } from './storage/copy.js';
 export type { CopyResult } from './storage/copy.js';
 export { openStorage, checkStorageSetting } from './storage/open-storage.js';
+export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogPath, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
+export type { ChangeLogEntry } from './change-log.js';
