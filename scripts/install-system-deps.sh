@@ -15,6 +15,8 @@ packages=(
   libjemalloc2      # the allocator the image preloads: the image-content test and the benchmark run proximation on it
   bind9 bind9-dnsutils  # DNS-01: an authoritative BIND the tests start, dig to read it back, nsupdate for the hook tests
   python3-certbot-dns-rfc2136  # certbot's rfc2136 plugin: the oracle for DNS-01 lineages in certbot's terms
+  redis-server      # the Redis storage backend: the storage contract suite and the fleet tests start a real one (also with requirepass and TLS)
+  chromium          # the status page's tests drive a real headless browser (playwright-core, no downloaded browser)
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(nginx-light caddy wrk nghttp2-client)  # upstream + reference proxies + load generators

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds deploy as one executable file, bundle/deploy.mjs, with everything it imports (@proximation/shared,
-// zod) inlined, so an app's image can run it with plain node and nothing installed: apps run deploy as
+// zod, ioredis) inlined, so an app's image can run it with plain node and nothing installed: apps run deploy as
 // their container's entrypoint, and their images are built without this repository. Input is the tsc
 // output (run `tsc -b` first; `npm run build` does both). Optional argument: another output path.
 import { chmod, readFile } from 'node:fs/promises';
@@ -22,6 +22,9 @@ await build({
   // The bundle has no package.json beside it to read the version from.
   define: { DEPLOY_BUNDLED_VERSION: JSON.stringify(version) },
   legalComments: 'eof',
+  // ioredis (the Redis storage backend) is CommonJS and requires Node's modules; an ES module bundle has
+  // no require of its own, so it gets Node's.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
 await chmod(outfile, 0o755);

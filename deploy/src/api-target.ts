@@ -27,6 +27,7 @@ import {
   validateRoutingTable,
 } from '@proximation/shared';
 import type { FleetStatus } from '@proximation/shared';
+import { deployActor } from './actor.js';
 import type { RoutesTarget } from './routes-target.js';
 
 const ADMIN_STATUS_PATH = '/api/status';
@@ -46,6 +47,7 @@ export function apiTarget(base: URL, tokenSource: TokenSource): RoutesTarget {
     return { url: url.href, json: await request(method, url, (token ??= readToken(tokenSource)), body, timeoutMs) };
   };
   return {
+    location: base.href,
     async read() {
       const { url, json } = await call('GET', ADMIN_ROUTES_PATH, undefined, BASE_TIMEOUT_MS);
       return validateRoutingTable(json, url);
@@ -85,12 +87,17 @@ function checkToken(token: string, where: string): string {
   return token;
 }
 
+const actor = deployActor();
+
 async function request(method: 'GET' | 'POST', url: URL, token: Promise<string>, body: unknown, timeoutMs: number): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const headers: http.OutgoingHttpHeaders = {
     authorization: `Bearer ${await token}`,
     accept: 'application/json',
     'user-agent': 'proximation-deploy',
+    // For the proxy's change log (who changed what); the proxy records it as the caller's claim.
+    'proximation-actor-user': actor.user,
+    'proximation-actor-host': actor.host,
     ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
   };
   const send = url.protocol === 'https:' ? https.request : http.request;

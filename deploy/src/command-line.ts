@@ -111,7 +111,7 @@ export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, co
       command,
     );
   }
-  return fileTarget(routes, issuancePolicyFromEnv(env));
+  return fileTarget(routes, issuancePolicyFromEnv(env), given(values.routes) === undefined ? 'from PROXIMATION_ROUTES' : 'from --routes');
 }
 
 /** Where proximation keeps its routing table in `letsencryptDir` unless PROXIMATION_ROUTES moves it. */

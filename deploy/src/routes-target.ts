@@ -4,8 +4,10 @@
  * chosen in command-line.ts.
  *
  * What every implementation guarantees:
- * - `read` resolves with the current, validated table (an empty one, generation 0, when none exists
- *   yet). Its `generation` identifies that state of the table (an HTTP implementation's ETag).
+ * - `read` resolves with the current, validated table. Its `generation` identifies that state of the
+ *   table (an HTTP implementation's ETag). A file that does not exist is ERR_ROUTES_NOT_FOUND for every
+ *   command but `site add`, whose update creates it (`created` in the result); a proxy's admin API
+ *   answers its own (possibly empty) table.
  * - `update` applies the request's change (see RoutingTableChange in @proximation/shared) to the table
  *   as it is at that moment, atomically with respect to every other writer, so the change's guards
  *   (TrafficGuard) are evaluated on the very table it changes. With `healthCheck`, the upstreams the
@@ -31,6 +33,8 @@ export interface UpdateObserver extends ChangeObserver {
 }
 
 export interface RoutesTarget {
+  /** Where the table is: the file's path, or the proxy's admin URL. */
+  readonly location: string;
   read(): Promise<RoutingTable>;
   update(request: RoutingChangeRequest, observer?: UpdateObserver): Promise<RoutingChangeResult>;
   /** The members' lease records (members.ts), where this target can read them (file mode); else undefined. */

@@ -36,6 +36,8 @@ const timeless = (text: string) => text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\
 describe('deploy in API mode', () => {
   it('runs every command with the same results as in file mode', async () => {
     const routes = join(await tempDir(), 'routes.json');
+    // As the proxy's table exists (empty), so does the file: creating one is file mode's own answer.
+    await writeFile(routes, '{"schemaVersion": 1, "generation": 0, "sites": []}\n');
     const proxy = await proxyWithApi();
     const [app1, app2, broken] = [await upstream(200), await upstream(204), await upstream(500)];
     const script: string[][] = [

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findSite, readRoutingTableFile } from '@proximation/shared';
@@ -91,7 +91,7 @@ describe('deploy site add', () => {
     const result = await deploy(['site', 'add', 'dev', '--host', 'Dev.Example.com', '--host', 'bücher.example', '--routes', routes]);
     expect(result).toEqual({
       code: 0,
-      stdout: 'added site dev (hosts dev.example.com, xn--bcher-kva.example; tag prefix devbuild-); routing table generation 1\n',
+      stdout: `created a new routing table at ${routes}; added site dev (hosts dev.example.com, xn--bcher-kva.example; tag prefix devbuild-); routing table generation 1\n`,
       stderr: '',
     });
     expect(findSite(await readRoutingTableFile(routes), 'dev').hosts).toEqual(['dev.example.com', 'xn--bcher-kva.example']);
@@ -100,7 +100,9 @@ describe('deploy site add', () => {
   it('takes the routing table from PROXIMATION_ROUTES, and a --tag-prefix', async () => {
     const routes = join(await tempDir(), 'routes.json');
     const stdout = await deployOk(['site', 'add', 'blog', '--host', 'blog.example.com', '--tag-prefix', 'blog-'], { PROXIMATION_ROUTES: routes });
-    expect(stdout).toBe('added site blog (hosts blog.example.com; tag prefix blog-); routing table generation 1\n');
+    expect(stdout).toBe(`created a new routing table at ${routes}; added site blog (hosts blog.example.com; tag prefix blog-); routing table generation 1\n`);
+    // The file exists now: the next site is added to it, with no word about creating.
+    expect(await deployOk(['site', 'add', 'shop', '--host', 'shop.example.com'], { PROXIMATION_ROUTES: routes })).toMatch(/^added site shop /);
     expect(findSite(await readRoutingTableFile(routes), 'blog').tagPrefix).toBe('blog-');
   });
 
@@ -119,6 +121,7 @@ describe('deploy site add', () => {
     expect(JSON.parse(stdout)).toEqual({
       site: { name: 'shop', hosts: ['shop.example.com'], tagPrefix: null, hsts: null, challenge: null, preview: null, activeVersion: null, versionCount: 0 },
       changed: true,
+      created: true,
       generation: 1,
     });
   });
@@ -210,12 +213,27 @@ describe('deploy site list', () => {
     });
   });
 
-  it('says how to add a site when there is none, without creating the file', async () => {
+  it('says how to add a site when there is none', async () => {
     const routes = join(await tempDir(), 'routes.json');
+    await writeFile(routes, '{"schemaVersion": 1, "generation": 0, "sites": []}\n');
     expect(await deployOk(['site', 'list', '--routes', routes])).toBe('no sites yet; add one with: deploy site add <site> --host <name>\n');
     expect(JSON.parse(await deployOk(['site', 'list', '--json', '--routes', routes]))).toEqual({ generation: 0, sites: [] });
-    await expect(readFile(routes)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await deploy(['site', 'list', 'dev', '--routes', routes])).code).toBe(2);
+  });
+
+  it.each(COMMANDS.filter((command) => command !== 'site add'))('%s fails on a path with no routing table, naming it and its flag or variable, and creates nothing', async (command) => {
+    const dir = await tempDir();
+    const routes = join(dir, 'mistyped', 'routes.json');
+    for (const [args, env, origin] of [
+      [['--routes', routes], {}, 'from --routes'],
+      [[], { PROXIMATION_ROUTES: routes }, 'from PROXIMATION_ROUTES'],
+    ] as const) {
+      const result = await deploy([...argv(command), ...args, ...(['site remove', 'prune'].includes(command) ? ['--yes'] : [])], env);
+      expect(result).toMatchObject({ code: 1, stdout: '' });
+      expect(result.stderr).toContain(`deploy: No routing table at ${routes} (${origin}): check the path`);
+      expect(result.stderr).toContain('only "deploy site add" creates a new one');
+    }
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 
@@ -255,7 +273,7 @@ describe('deploy site hsts', () => {
     const routes = join(await tempDir(), 'routes.json');
     const add = ['site', 'add', 'shop', '--host', 'shop.example.com', '--routes', routes];
     expect(await deployOk([...add, '--hsts-max-age', '1w'])).toBe(
-      'added site shop (hosts shop.example.com; no tag prefix; HSTS "max-age=604800"); routing table generation 1\n',
+      `created a new routing table at ${routes}; added site shop (hosts shop.example.com; no tag prefix; HSTS "max-age=604800"); routing table generation 1\n`,
     );
     expect(findSite(await readRoutingTableFile(routes), 'shop').hsts).toEqual({ maxAge: 604_800 });
     await deployOk([...add, '--hsts-max-age', '7d']);

@@ -13,7 +13,7 @@ describe('deploy as a process', () => {
     const routes = join(await tempDir(), 'routes.json');
     expect(await run(['site', 'add', 'dev', '--host', 'dev.example.com'], { PROXIMATION_ROUTES: routes })).toEqual({
       code: 0,
-      stdout: 'added site dev (hosts dev.example.com; tag prefix devbuild-); routing table generation 1\n',
+      stdout: `created a new routing table at ${routes}; added site dev (hosts dev.example.com; tag prefix devbuild-); routing table generation 1\n`,
       stderr: '',
     });
     const app = await upstream(200);

@@ -61,6 +61,16 @@ export function serveEnv(ports: { httpPort: number; httpsPort: number; adminPort
   };
 }
 
+/**
+ * Every load generator connects from 127.0.0.1: the per-address limits, which bound one client among
+ * many (500 requests a second by default), would cap the rows instead of the proxy.
+ */
+export const ONE_ADDRESS_LIMITS = {
+  PROXIMATION_MAX_CONNECTIONS_PER_ADDRESS: '100000',
+  PROXIMATION_MAX_REQUEST_RATE_PER_ADDRESS: '10000000',
+  PROXIMATION_MAX_UPSTREAM_REQUESTS_PER_ADDRESS: '100000',
+};
+
 function proximation(key: string, label: string, accessLog: boolean, workers: number | 'default'): ProxyUnderTest {
   return {
     key,
@@ -83,6 +93,7 @@ function proximation(key: string, label: string, accessLog: boolean, workers: nu
         PROXIMATION_ROUTES: routes,
         PROXIMATION_ISSUER: 'local',
         ...(workers === 'default' ? {} : { PROXIMATION_WORKERS: String(workers) }),
+        ...ONE_ADDRESS_LIMITS,
         // info: start-up lines and the memory release (once per burst); the access log is its own setting.
         PROXIMATION_LOG_LEVEL: 'info',
       };

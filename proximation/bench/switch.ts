@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChildSupervisor } from './children.js';
 import { freePorts } from './ports.js';
+import { ONE_ADDRESS_LIMITS } from './proxy-proximation.js';
 import { fetchLocal, pollUntilReady } from './readiness.js';
 
 const proximationCli = fileURLToPath(new URL('../dist/bin/proximation.js', import.meta.url));
@@ -110,6 +111,7 @@ async function main(): Promise<number> {
         PROXIMATION_LETSENCRYPT_DIR: le,
         PROXIMATION_ACCESS_LOG: 'off',
         PROXIMATION_LOG_LEVEL: 'warn',
+        ...ONE_ADDRESS_LIMITS,
         ...(name === 'A' ? { PROXIMATION_ADMIN_TOKEN_FILE: tokenFile } : {}),
       },
     }));

@@ -4,11 +4,16 @@
  *
  *   serve     run the proxy until SIGTERM/SIGINT (or `signal`), then drain
  *   demo      serve on the embedded default: local CA, state in ./.proximation-demo, high ports, an
- *             example site routed to a small example upstream
+ *             example site routed to a small example upstream; its ports are checked before its
+ *             routing table is written, so a second demo leaves a running one alone
  *   ca-cert   print the local CA's root certificate (PEM), for `curl --cacert`
  *   renew     renew what is due once and exit (for cron); see renew.ts
- *   certs     list the certificates in the store (`--json` for a machine)
+ *   certs     list every routed name and every certificate in the store (`--json` for a machine)
  *   status    the fleet from the shared directory, as GET /api/status (`--json`)
+ *
+ * `ca-cert`, `certs` and `renew` act on an existing proxy's state: a letsencrypt directory that is not
+ * one fails them, naming the path and where it came from (state-directory.ts), before anything is
+ * read or written; `renew` also needs the routing table. `ca-cert` and `certs` never write.
  *
  * Each command is one entry of COMMANDS (its help and its own options; every command also takes the
  * settings' flags), parsed and reported as both CLIs do (command-line.ts in @proximation/shared): a
@@ -19,8 +24,19 @@
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import {
+  ProximationError,
   addSite,
+  certificateNames,
+  checkRedisKeyPrefix,
+  checkStorageSetting,
+  copyStorage,
   durationFlag,
+  openStorage,
+  plural,
+  readFileIfExists,
+  readRoutingTableFile,
+  required,
+  routesNotFound,
   setSitePreview,
   errorMessage,
   isProximationError,
@@ -38,10 +54,12 @@ import {
   readFleetStatus,
 } from '@proximation/shared';
 import { certificatesReport, formatCertificatesReport } from './certs-report.js';
-import { SETTINGS, loadConfig, settingsArgOptions, settingsHelp, type Config } from './config.js';
+import { SETTINGS, loadConfig, settingOrigin, settingsArgOptions, settingsHelp, type Config } from './config.js';
+import { exists, requireStateDirectory } from './state-directory.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
+import { requirePortsFree } from './demo/ports-free.js';
 import { createLogger } from './logger.js';
-import { renewCertificates } from './renew.js';
+import { renewCertificates, type RenewRequest } from './renew.js';
 import { releaseMemoryWhenIdle } from './memory-release.js';
 import { startPrimary } from './cluster/primary.js';
 import type { SettingsSources } from './cluster/messages.js';
@@ -85,7 +103,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   },
   'ca-cert': {
     summary: "print the local CA's root certificate in PEM (for curl --cacert)",
-    description: "Prints the local CA's root certificate (PEM), for curl --cacert or a trust store.",
+    description: "Prints the local CA's root certificate (PEM), for curl --cacert or a trust store. It creates\nnothing: a directory without a local CA fails, saying why.",
     options: {},
     optionsHelp: '',
     settings: ['letsencryptDir'],
@@ -109,8 +127,8 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     settings: 'all',
   },
   certs: {
-    summary: 'list the certificates: names, issuer, expiry, next renewal, last error',
-    description: 'Lists the certificates: names, issuer, expiry, next renewal and last error.',
+    summary: 'list every routed name and certificate: issuer, expiry, next renewal, last error',
+    description: 'Lists every name the routing table routes, with or without a certificate, and every certificate\nin the store: names, issuer, expiry, next renewal (or next attempt after failures) and last error;\na certificate no site routes any more is marked so.',
     options: { json: { type: 'boolean' } },
     optionsHelp: '  --json                  as JSON',
     settings: ['letsencryptDir', 'routesPath'],
@@ -122,6 +140,16 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     options: { json: { type: 'boolean' } },
     optionsHelp: '  --json                  as JSON (the GET /api/status document)',
     settings: ['letsencryptDir', 'routesPath'],
+  },
+  storage: {
+    summary: 'storage copy --from <dir|redis-url> --to <dir|redis-url>: copy all shared state\n             (idempotent, verified, refused onto a newer routing table)',
+    description:
+      'Copies every key (routing table, certificates, account, challenges, backoff state) from one storage to\nanother, directory or Redis, and reads each written key back. A second run copies nothing; a target\nwhose routing table has a higher generation is refused with nothing written.',
+    options: { from: { type: 'string' }, to: { type: 'string' }, prefix: { type: 'string' } },
+    optionsHelp: `  --from DIR|URL          the storage to copy from (a directory, redis:// or rediss://)
+  --to DIR|URL            the storage to copy to
+  --prefix P              Redis key prefix of both (default proximation:)`,
+    settings: [],
   },
 };
 
@@ -193,7 +221,10 @@ function parse(argv: string[]): Parsed {
   const spec = name === undefined ? undefined : COMMANDS[name];
   const context = { program: PROGRAM, command: name ?? '' };
   const options = { ...settingsArgOptions(), ...(spec?.options ?? {}), ...GLOBAL_OPTIONS };
-  const rest = first === -1 ? argv : [...argv.slice(0, first), ...argv.slice(first + 1)];
+  // "storage" has one subcommand, "copy": the word after it.
+  const words = name === 'storage' && argv[first + 1] === 'copy' ? 2 : 1;
+  if (name === 'storage' && words === 1) throw usageError({ program: PROGRAM, command: 'storage' }, 'Use "proximation storage copy --from <dir|url> --to <dir|url>".');
+  const rest = first === -1 ? argv : [...argv.slice(0, first), ...argv.slice(first + words)];
   let parsed;
   try {
     parsed = parseCommandLine(rest, options, context);
@@ -251,49 +282,127 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return await serve(loadConfig(values, io.env), { values, env: io.env, overrides: {} }, io);
       case 'demo':
         return await demo(loadConfig(values, io.env, DEMO_DEFAULTS), { values, env: io.env, overrides: DEMO_DEFAULTS }, io);
-      case 'ca-cert': {
-        // Loaded only by the commands that use the local CA: its X.509 stack is the CLI's largest module graph.
-        const { openLocalIssuer } = await import('./certs/local-issuer.js');
-        io.stdout.write((await openLocalIssuer(loadConfig(values, io.env).letsencryptDir)).ca.rootPem);
-        return 0;
+      case 'ca-cert':
+        return await caCert(values, io);
+      case 'renew': {
+        // Flags first: a malformed one is a usage error (2), whatever the directory.
+        const request = renewRequest(values);
+        const config = await stateConfig(values, io);
+        if (!(await exists(config.routesPath))) {
+          throw routesNotFound(config.routesPath, settingOrigin('routesPath', values, io.env), 'renew renews routed names only; "deploy site add" creates a table');
+        }
+        return await renew(config, request, io);
       }
-      case 'renew':
-        return await renew(loadConfig(values, io.env), values, io);
       case 'status': {
         const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
         for (const problem of problems) io.stderr.write(`${PROGRAM}: warning: ${problem}\n`);
         io.stdout.write(values.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatFleetStatus(status)}\n`);
         return 0;
       }
-      case 'certs': {
-        const reports = await certificatesReport(loadConfig(values, io.env).letsencryptDir, new Date());
-        io.stdout.write(values.json === true ? `${JSON.stringify(reports, null, 2)}\n` : formatCertificatesReport(reports));
-        return 0;
-      }
+      case 'storage':
+        return await storageCopy(values, io);
+      case 'certs':
+        return await certs(await stateConfig(values, io), values, io);
       default:
         throw unknownCommand(String(command));
     }
   });
 }
 
-async function renew(config: Config, values: Values, io: CliIo): Promise<number> {
+async function storageCopy(values: Values, io: CliIo): Promise<number> {
+  const context = { program: PROGRAM, command: 'storage' };
+  const str = (value: Values[string]): string | undefined => (typeof value === 'string' ? value : undefined);
+  // A malformed flag value is a usage error (exit 2), as everywhere: checked before anything connects.
+  const flag = <T>(check: () => T): T => {
+    try {
+      return check();
+    } catch (err) {
+      throw isProximationError(err) ? usageError(context, err.message) : err;
+    }
+  };
+  const prefix = flag(() => (values.prefix === undefined ? undefined : checkRedisKeyPrefix(str(values.prefix) ?? '', '--prefix')));
+  const fromSetting = required(str(values.from), '--from', 'the storage to copy from, a directory or redis://host:port', context);
+  const toSetting = required(str(values.to), '--to', 'the storage to copy to, a directory or redis://host:port', context);
+  flag(() => [checkStorageSetting(fromSetting, '--from'), checkStorageSetting(toSetting, '--to')]);
+  const from = await openStorage(fromSetting, { keyPrefix: prefix, what: '--from' });
+  try {
+    const to = await openStorage(toSetting, { keyPrefix: prefix, what: '--to' });
+    try {
+      const result = await copyStorage(from, to);
+      io.stdout.write(`Copied ${plural(result.copied.length, 'key')} from ${from.location} to ${to.location}, ${result.unchanged.length} already equal; all read back and verified.\n`);
+      return 0;
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+/** The settings of a command that reads a proxy's state, once the directory is known to be one (state-directory.ts). */
+async function stateConfig(values: Values, io: CliIo): Promise<Config> {
+  const config = loadConfig(values, io.env);
+  await requireStateDirectory(config.letsencryptDir, settingOrigin('letsencryptDir', values, io.env));
+  return config;
+}
+
+/** Prints the local CA's root as the proxies on the directory use it; creates nothing (no CA, no directory). */
+async function caCert(values: Values, io: CliIo): Promise<number> {
+  const config = await stateConfig(values, io);
+  const dir = config.letsencryptDir;
+  // Loaded only by the commands that use the local CA: its X.509 stack is the CLI's largest module graph.
+  const { localCaRootPath } = await import('./certs/local-issuer.js');
+  const root = localCaRootPath(dir);
+  const pem = await readFileIfExists(root);
+  if (pem === undefined) {
+    const acme = await exists(path.join(dir, 'accounts'));
+    throw new ProximationError(
+      'ERR_NO_LOCAL_CA',
+      acme
+        ? `${dir} (${settingOrigin('letsencryptDir', values, io.env)}) holds ACME accounts: its certificates come from the ACME CA, whose root the CA publishes; there is no local CA to print.`
+        : `There is no local CA at ${root} (${settingOrigin('letsencryptDir', values, io.env)}): it is created when a proxy with the local issuer (PROXIMATION_ISSUER=local, the default) first starts on ${dir}. Start it, or point PROXIMATION_LETSENCRYPT_DIR at the directory the proxy uses.`,
+    );
+  }
+  io.stdout.write(pem);
+  return 0;
+}
+
+async function certs(config: Config, values: Values, io: CliIo): Promise<number> {
+  let routesProblem: string | undefined;
+  let hosts: string[] | undefined;
+  if (!(await exists(config.routesPath))) routesProblem = `not found, ${settingOrigin('routesPath', values, io.env)}`;
+  else {
+    try {
+      hosts = (await readRoutingTableFile(config.routesPath)).sites.flatMap(certificateNames);
+    } catch (err) {
+      routesProblem = `unusable: ${errorMessage(err)}`;
+    }
+  }
+  const reports = await certificatesReport(config.letsencryptDir, hosts, new Date());
+  io.stdout.write(
+    values.json === true
+      ? `${JSON.stringify(reports, null, 2)}\n`
+      : formatCertificatesReport(reports, { letsencryptDir: config.letsencryptDir, routesPath: config.routesPath, routesProblem }),
+  );
+  return 0;
+}
+
+function renewRequest(values: Values): RenewRequest {
   const randomDelay = values['random-delay'];
-  const randomDelayMs = typeof randomDelay === 'string' ? durationFlag(randomDelay, '--random-delay', { program: PROGRAM, command: 'renew' }) : 0;
+  return {
+    force: values['force-renewal'] === true,
+    dryRun: values['dry-run'] === true,
+    certNames: Array.isArray(values['cert-name']) ? values['cert-name'] : [],
+    randomDelayMs: typeof randomDelay === 'string' ? durationFlag(randomDelay, '--random-delay', { program: PROGRAM, command: 'renew' }) : 0,
+    deployHook: typeof values['deploy-hook'] === 'string' ? values['deploy-hook'] : undefined,
+  };
+}
+
+async function renew(config: Config, request: RenewRequest, io: CliIo): Promise<number> {
   // Logs go to stderr: stdout is the per-name summary cron mails.
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stderr });
   try {
-    return await renewCertificates(
-      config,
-      {
-        force: values['force-renewal'] === true,
-        dryRun: values['dry-run'] === true,
-        certNames: Array.isArray(values['cert-name']) ? values['cert-name'] : [],
-        randomDelayMs,
-        deployHook: typeof values['deploy-hook'] === 'string' ? values['deploy-hook'] : undefined,
-      },
-      log,
-      { out: io.stdout, hookOutput: io.stderr, env: io.env },
-    );
+    return await renewCertificates(config, request, log, { out: io.stdout, hookOutput: io.stderr, env: io.env });
   } finally {
     log.flush();
   }
@@ -338,7 +447,13 @@ async function serve(config: Config, settings: SettingsSources, io: CliIo, onSta
 }
 
 async function demo(config: Config, settings: SettingsSources, io: CliIo): Promise<number> {
-  const { localCaDir } = await import('./certs/local-issuer.js');
+  const { localCaRootPath } = await import('./certs/local-issuer.js');
+  // Before anything is written: a second demo must leave the running one's table alone.
+  await requirePortsFree([
+    { port: config.httpPort, host: config.listenAddress, setting: 'PROXIMATION_HTTP_PORT' },
+    { port: config.httpsPort, host: config.listenAddress, setting: 'PROXIMATION_HTTPS_PORT' },
+    { port: config.adminPort, host: config.adminAddress, setting: 'PROXIMATION_ADMIN_PORT' },
+  ]);
   const upstream = await startExampleUpstream();
   try {
     await updateRoutingTableFile(config.routesPath, (table) => {
@@ -347,7 +462,7 @@ async function demo(config: Config, settings: SettingsSources, io: CliIo): Promi
       return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
     });
     return await serve(config, settings, io, (server) => {
-      const ca = path.relative(process.cwd(), path.join(localCaDir(config.letsencryptDir), 'root.pem')) || '.';
+      const ca = path.relative(process.cwd(), localCaRootPath(config.letsencryptDir)) || '.';
       io.stderr.write(
         `\nproximation demo is running: site "example" at localhost, routed to ${upstream.origin}.\n` +
           `Try:\n  curl --cacert ${ca} https://localhost:${server.https.port}/\n` +

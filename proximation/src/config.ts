@@ -340,12 +340,38 @@ export const SETTINGS = [
     help: 'worker processes serving HTTP and HTTPS, under one primary; 1: a single process' }),
 ];
 
+type SettingValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
+
+/** The text of setting `s` and how it was given: `--flag`, `VARIABLE` or `VARIABLE (default)`. */
+function givenSetting(
+  s: (typeof SETTINGS)[number],
+  values: SettingValues,
+  env: NodeJS.ProcessEnv,
+  overrides: Partial<Record<keyof Config, string>>,
+): { text: string | undefined; field: string } {
+  const fromFlag = values[s.flag];
+  const fromEnv = env[s.env];
+  if (typeof fromFlag === 'string') return { text: fromFlag, field: `--${s.flag}` };
+  if (fromEnv !== undefined && fromEnv !== '') return { text: fromEnv, field: s.env };
+  return { text: overrides[s.key] ?? s.default, field: `${s.env} (default)` };
+}
+
+/**
+ * Where the value of setting `key` came from, for a message about it: `from --flag`, `from VARIABLE`,
+ * or, for a default, which variable and flag set it.
+ */
+export function settingOrigin(key: keyof Config, values: SettingValues, env: NodeJS.ProcessEnv, overrides: Partial<Record<keyof Config, string>> = {}): string {
+  const s = SETTINGS.find((candidate) => candidate.key === key)!;
+  const { field } = givenSetting(s, values, env, overrides);
+  return field.endsWith(' (default)') ? `the default; set ${s.env} or --${s.flag}` : `from ${field}`;
+}
+
 /**
  * Builds the Config from flags (`values`, as parsed by util.parseArgs with `settingsArgOptions()`),
  * then `env`, then `overrides` (defaults of a command such as `demo`), then the built-in defaults.
  */
 export function loadConfig(
-  values: Readonly<Record<string, string | boolean | string[] | undefined>>,
+  values: SettingValues,
   env: NodeJS.ProcessEnv,
   overrides: Partial<Record<keyof Config, string>> = {},
 ): Config {
@@ -353,20 +379,7 @@ export function loadConfig(
   /** How each setting was given, for messages: `--flag`, `VARIABLE` or `VARIABLE (default)`. */
   const fields = {} as Record<keyof Config, string>;
   for (const s of SETTINGS) {
-    const fromFlag = values[s.flag];
-    const fromEnv = env[s.env];
-    let text: string | undefined;
-    let field: string;
-    if (typeof fromFlag === 'string') {
-      text = fromFlag;
-      field = `--${s.flag}`;
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      text = fromEnv;
-      field = s.env;
-    } else {
-      text = overrides[s.key] ?? s.default;
-      field = `${s.env} (default)`;
-    }
+    const { text, field } = givenSetting(s, values, env, overrides);
     fields[s.key] = field;
     if (text === undefined) continue;
     try {

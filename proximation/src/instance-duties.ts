@@ -8,6 +8,9 @@
  * cluster the primary, which passes them to its workers. `certificateFor` answers a serving side's
  * question about a name it holds no certificate for yet (see SniContexts).
  *
+ * /healthz answers 503 `no-routing-table` (with the reason) while the watcher has no valid table yet,
+ * whatever `health` says, except while draining.
+ *
  * `open` loads the first routing table (the sink has it before `open` resolves) and opens the issuer;
  * `listenAdmin` then opens the admin listener (ERR_LISTEN when it cannot); `start`, to be called once
  * the listeners serve, hands the routed hosts to the certificate side and starts its checks: a CA
@@ -15,12 +18,16 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
+import { basename, dirname } from 'node:path';
+import { FileStorage, certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
+import { MetricsHistory } from './admin/metrics-history.js';
 import { RoutingApi } from './admin/routing-api.js';
 import { statusApi } from './admin/status-api.js';
+import { overviewHandler } from './admin/status-overview.js';
+import { StatusPage } from './admin/status-page.js';
 import type { LoadedCertificate } from './certs/cert-store.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager } from './certs/certificate-manager.js';
@@ -118,7 +125,8 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   let wanted = certificateHosts(emptyRoutingTable());
   const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
   const watcher = new RoutesWatcher(
-    config.routesPath,
+    new FileStorage(dirname(config.routesPath)),
+    basename(config.routesPath),
     config.routesPollMs,
     log.child({ part: 'routes' }),
     (table) => {
@@ -133,13 +141,21 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   const fleet = fileFleetStorage(fleetDirOf(config.routesPath));
   const leases = new LeaseWatcher(fleet, config.routesPollMs, log.child({ part: 'leases' }), (renewals) => sink.renewals(renewals));
   await leases.start();
+  const history = new MetricsHistory({ exposition: () => options.metrics.exposition() });
+  let adminAddress: AddressInfo | undefined;
   const admin = new AdminServer({
     port: config.adminPort,
     host: config.adminAddress,
-    health: options.health,
+    // A proxy without a valid table serves nothing: /healthz says so, in every process layout.
+    health: () => {
+      const health = options.health();
+      const problem = watcher.problem;
+      return problem === undefined || health.status === 'draining' ? health : { ...health, status: 'no-routing-table', reason: problem };
+    },
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({
       routesPath: config.routesPath,
+      lastGood: () => watcher.lastGood,
       afterChange: () => watcher.poll(),
       check: ownListeners.check,
       issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
@@ -148,6 +164,15 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     statusApi: statusApi(config.routesPath, log.child({ part: 'admin' })),
     metrics: options.metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
+    statusPage: new StatusPage(),
+    overview: overviewHandler({
+      routesPath: config.routesPath,
+      letsencryptDir: config.letsencryptDir,
+      table: () => watcher.table,
+      health: options.health,
+      history,
+      addresses: () => (adminAddress === undefined ? [] : [`${adminAddress.address}:${adminAddress.port}`]),
+    }),
   });
   let adminOpen = false;
   return {
@@ -162,6 +187,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     },
     async listenAdmin() {
       const address = await admin.listen();
+      adminAddress = address;
       adminOpen = true;
       ownListeners.add(address.port);
       return address;
@@ -187,12 +213,14 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       });
       certs.setHosts(wanted.hosts, wanted.challenges);
       certs.start();
+      history.start();
     },
     async stopWatching() {
       await watcher.stop();
       leases.stop();
     },
     async close() {
+      history.stop();
       await watcher.stop();
       leases.stop();
       await heartbeat?.stop();

@@ -13,16 +13,25 @@
  *   certbot's do; its output goes to stderr, and a hook exiting non-zero counts as a failure.
  * - Returns the exit code: 0 when every due name was renewed (or nothing was due), 1 when any order
  *   failed, was deferred by the backoff, or its hook failed. One line per name goes to `out`.
+ * - HTTP-01 is answered wherever this runs: when an ACME order may use HTTP-01 and nothing listens on
+ *   the HTTP port (PROXIMATION_HTTP_PORT on PROXIMATION_LISTEN_ADDRESS), renew listens there itself for
+ *   the run (answering challenges from the shared challenge directory, redirecting the rest as the proxy
+ *   does) and closes it before returning. When the port is taken, a proxy on this directory is assumed to
+ *   answer from the same shared directory, as before. When it cannot listen (EACCES: port 80 without the
+ *   capability), it says so before ordering and orders anyway (a proxy elsewhere on the volume may answer).
  * Throws: the routing table's errors, ERR_RENEW_NAME_NOT_ROUTED, and the issuer's set-up errors.
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, certificateNames, errorMessage, readRoutingTableFile } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTableFile, type SiteChallenge } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
 import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { http01Responder } from './certs/http01-responder.js';
+import { HttpListener } from './listeners/http-listener.js';
+import { listenIfFree } from './listeners/listen.js';
 import { locksDirOf, openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
@@ -67,7 +76,54 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
   const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
   const issuer = await openIssuer(config, { store, challenges, locksDir, log });
   const manager = new CertificateManager({ store, issuer, locksDir, pollMs: config.certPollMs, log, onCertificate: () => {}, onRemoved: () => {} });
+  const usesHttp01 = config.issuer === 'acme' && names.some((name) => (siteChallenges.get(name) ?? config.acmeChallenge) === 'http-01');
+  const listener = usesHttp01 ? await answerHttp01(config, routed, challenges, log) : undefined;
+  try {
+    return await renewNames(names, request, { manager, store, siteChallenges }, io);
+  } finally {
+    await listener?.close();
+  }
+}
 
+/**
+ * The HTTP listener of this run, when the HTTP port is free: the CA's HTTP-01 validation reaches it; undefined
+ * when another process (a proxy) holds the port or it cannot be bound (said in the log).
+ */
+async function answerHttp01(config: Config, routed: ReadonlySet<string>, challenges: ChallengeStore, log: Logger): Promise<HttpListener | undefined> {
+  const listener = new HttpListener({
+    port: config.httpPort,
+    host: config.listenAddress,
+    publicHttpsPort: config.publicHttpsPort,
+    isRouted: (host) => routed.has(host),
+    challenges: http01Responder(challenges, log),
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxHeaderSize: config.maxHeaderSize,
+    maxConnections: config.maxConnections,
+  });
+  const where = { port: config.httpPort, address: config.listenAddress ?? 'all interfaces' };
+  try {
+    if ((await listenIfFree(listener.server, config.httpPort, config.listenAddress)) !== undefined) {
+      log.info(where, 'answering HTTP-01 challenges on the HTTP port for this run (no proxy listens there)');
+      return listener;
+    }
+    log.info(where, 'the HTTP port is in use: a proxy on this directory is expected to answer the HTTP-01 challenges from the shared challenge directory');
+  } catch (err) {
+    log.warn(
+      { ...where, err: errorMessage(err) },
+      'cannot answer HTTP-01 challenges here: orders over HTTP-01 succeed only if a proxy on this directory answers them on the name\'s port 80',
+    );
+  }
+  return undefined;
+}
+
+async function renewNames(
+  names: string[],
+  request: RenewRequest,
+  { manager, store, siteChallenges }: { manager: CertificateManager; store: CertStore; siteChallenges: ReadonlyMap<string, SiteChallenge> },
+  io: RenewIo,
+): Promise<number> {
   const results = await Promise.all(
     names.map(async (name) => {
       let outcome: RenewOutcome;

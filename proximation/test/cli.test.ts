@@ -1,13 +1,15 @@
 import { X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { SETTINGS } from '../src/config.js';
-import { httpRequest, tempDir, managed } from './support/fixtures.js';
-import { CLI_PATH, capturedIo, runMain, spawnCli } from './support/process.js';
+import { LocalCa } from '../src/certs/local-ca.js';
+import { localCaDir } from '../src/certs/local-issuer.js';
+import { httpRequest, table, tempDir, managed, writeRoutes } from './support/fixtures.js';
+import { CLI_PATH, capturedIo, freePorts, runMain, spawnCli, waitUntil } from './support/process.js';
 
 const resources = managed();
 
@@ -19,6 +21,12 @@ async function stateDir(): Promise<string> {
   const dir = await tempDir();
   resources.defer(() => dir.close());
   return path.join(dir.path, 'le');
+}
+
+/** A state directory holding a local CA, as a proxy on the local issuer leaves it; resolves to the dir and the CA's root. */
+async function localCaState(): Promise<{ dir: string; rootPem: string }> {
+  const dir = await stateDir();
+  return { dir, rootPem: (await LocalCa.open(localCaDir(dir))).rootPem };
 }
 
 describe('proximation CLI, in-process', () => {
@@ -97,7 +105,7 @@ describe('proximation CLI, in-process', () => {
   });
 
   it('warns about a PROXIMATION_* variable that is not a setting, naming the nearest one, and still runs', async () => {
-    const res = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: await stateDir(), PROXIMATION_HTTP_PROT: '8080', PROXIMATION_ZZZZZZZZZZZZ: '1' });
+    const res = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: (await localCaState()).dir, PROXIMATION_HTTP_PROT: '8080', PROXIMATION_ZZZZZZZZZZZZ: '1' });
     expect(res.code).toBe(0);
     expect(res.err).toBe(
       'proximation: warning: PROXIMATION_HTTP_PROT is set but is not a setting; it is ignored. Did you mean PROXIMATION_HTTP_PORT?\n' +
@@ -124,6 +132,7 @@ describe('proximation CLI, in-process', () => {
     const dir = await stateDir();
     const account = path.join(dir, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd');
     await mkdir(account, { recursive: true });
+    await writeRoutes(path.join(dir, 'proximation', 'routes.json'), table([{ name: 'app', hosts: ['app.test'] }]));
     const before = await readdir(dir, { recursive: true });
     for (const argv of [['serve'], ['renew']]) {
       const res = await run(argv, { PROXIMATION_LETSENCRYPT_DIR: dir, PROXIMATION_ISSUER: 'local' });
@@ -135,15 +144,105 @@ describe('proximation CLI, in-process', () => {
   });
 
   it('ca-cert prints the local CA root as a PEM certificate that is a CA, the same one each time', async () => {
-    const env = { PROXIMATION_LETSENCRYPT_DIR: await stateDir() };
+    const { dir, rootPem } = await localCaState();
+    const env = { PROXIMATION_LETSENCRYPT_DIR: dir };
     const first = await run(['ca-cert'], env);
     expect(first.code).toBe(0);
+    expect(first.out).toBe(rootPem);
     expect(first.out).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n?$/);
     const cert = new X509Certificate(first.out);
     expect(cert.ca).toBe(true);
     expect(cert.verify(cert.publicKey)).toBe(true);
     const second = await run(['ca-cert'], env);
     expect(second.out).toBe(first.out);
+  });
+
+  it('ca-cert, certs and renew fail on a directory that is not a proximation directory, naming it and where it came from, and create nothing', async () => {
+    const missing = await stateDir();
+    const empty = await stateDir();
+    await mkdir(empty, { recursive: true });
+    for (const command of ['ca-cert', 'certs', 'renew']) {
+      const byVariable = await run([command], { PROXIMATION_LETSENCRYPT_DIR: missing });
+      expect(byVariable, command).toEqual({
+        code: 1,
+        out: '',
+        err: `proximation: The letsencrypt directory ${missing} (from PROXIMATION_LETSENCRYPT_DIR) does not exist: point PROXIMATION_LETSENCRYPT_DIR (or --letsencrypt-dir) at the directory the proxies use.\n`,
+      });
+      const byFlag = await run([command, '--letsencrypt-dir', empty], {});
+      expect(byFlag.code, command).toBe(1);
+      expect(byFlag.err).toContain(`proximation: ${empty} (from --letsencrypt-dir) is not a proximation directory: it holds none of proximation/, live/, accounts/, renewal/.`);
+      // Without either, the default is named as such (this machine has no /etc/letsencrypt/proximation, or it is one).
+      const byDefault = await run([command], {});
+      if (byDefault.code === 1 && byDefault.err.includes('/etc/letsencrypt (')) expect(byDefault.err).toContain('/etc/letsencrypt (the default; set PROXIMATION_LETSENCRYPT_DIR or --letsencrypt-dir)');
+    }
+    await expect(readdir(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readdir(empty)).toEqual([]);
+  });
+
+  it('ca-cert creates no local CA: on an ACME directory, or a proximation directory that has none yet, it says why', async () => {
+    const acme = await stateDir();
+    await mkdir(path.join(acme, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd'), { recursive: true });
+    await writeRoutes(path.join(acme, 'proximation', 'routes.json'), table([]));
+    const before = await readdir(acme, { recursive: true });
+    const onAcme = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: acme });
+    expect(onAcme.code).toBe(1);
+    expect(onAcme.err).toContain(`${acme} (from PROXIMATION_LETSENCRYPT_DIR) holds ACME accounts: its certificates come from the ACME CA`);
+    const renewed = await run(['renew'], { PROXIMATION_LETSENCRYPT_DIR: acme, PROXIMATION_ISSUER: 'acme', PROXIMATION_ACME_DIRECTORY: 'https://127.0.0.1:1/dir' });
+    expect(renewed.code).toBe(0);
+    expect(await readdir(acme, { recursive: true })).toEqual(before);
+
+    const fresh = await stateDir();
+    await writeRoutes(path.join(fresh, 'proximation', 'routes.json'), table([]));
+    const noCa = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: fresh });
+    expect(noCa.code).toBe(1);
+    expect(noCa.err).toContain(`There is no local CA at ${path.join(fresh, 'proximation', 'local-ca', 'root.pem')} (from PROXIMATION_LETSENCRYPT_DIR)`);
+    expect(await readdir(path.join(fresh, 'proximation'))).toEqual(['routes.json']);
+  });
+
+  it('renew fails without a routing table, naming where it looked, instead of reporting nothing to renew', async () => {
+    const { dir } = await localCaState();
+    const res = await run(['renew'], { PROXIMATION_LETSENCRYPT_DIR: dir });
+    expect(res.code).toBe(1);
+    expect(res.out).toBe('');
+    expect(res.err).toContain(`No routing table at ${path.join(dir, 'proximation', 'routes.json')} (the default; set PROXIMATION_ROUTES or --routes)`);
+    const mistyped = path.join(dir, 'proximation', 'rotues.json');
+    expect((await run(['renew', '--routes', mistyped], { PROXIMATION_LETSENCRYPT_DIR: dir })).err).toContain(`No routing table at ${mistyped} (from --routes)`);
+  });
+
+  it('a second demo on the ports of a running one fails before it changes the running one\'s routing table', async () => {
+    const dir = await stateDir();
+    const [http, https, admin] = (await freePorts(3)) as [number, number, number];
+    const env = {
+      PROXIMATION_LETSENCRYPT_DIR: dir,
+      PROXIMATION_HTTP_PORT: String(http),
+      PROXIMATION_HTTPS_PORT: String(https),
+      PROXIMATION_ADMIN_PORT: String(admin),
+      PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+      PROXIMATION_WORKERS: '1',
+      PROXIMATION_LOG_FORMAT: 'json',
+    };
+    const first = spawnCli(['demo'], env);
+    resources.defer(async () => {
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
+      await first.exited;
+    });
+    await waitUntil(async () => (await httpRequest(admin, 'localhost', '/healthz').catch(() => undefined))?.status === 200, 'the first demo to serve', 20_000);
+    const routes = path.join(dir, 'proximation', 'routes.json');
+    const before = await readFile(routes, 'utf8');
+    for (const [port, setting] of [[https, 'PROXIMATION_HTTPS_PORT'], [admin, 'PROXIMATION_ADMIN_PORT']] as const) {
+      // Only one port taken at a time, the others moved to free ones: each is checked.
+      const others = await freePorts(3);
+      const second = await run(['demo'], {
+        ...env,
+        PROXIMATION_HTTP_PORT: String(others[0]),
+        PROXIMATION_HTTPS_PORT: setting === 'PROXIMATION_HTTPS_PORT' ? String(port) : String(others[1]),
+        PROXIMATION_ADMIN_PORT: setting === 'PROXIMATION_ADMIN_PORT' ? String(port) : String(others[2]),
+      });
+      expect(await readFile(routes, 'utf8')).toBe(before);
+      expect(second.code).toBe(1);
+      expect(second.err).toContain(`proximation: Port ${port} (${setting}) is in use, probably by a proximation demo that is already running; nothing was changed.`);
+    }
+    expect((await httpRequest(admin, 'localhost', '/healthz')).status).toBe(200);
   });
 
   it('serve runs until its signal is aborted, then drains and returns 0', async () => {

@@ -277,7 +277,9 @@ function imageUser(config: ImageConfig): { uid: number; gid: number } {
 async function renewArgvProblems(argv: string[], env: Record<string, string>): Promise<string[]> {
   const dir = await tempDir('proximation-ecs-renew-');
   try {
-    const routes = path.join(dir.path, 'routes.json');
+    // A proximation directory (renew refuses any other) whose table is broken: renew gets as far as reading it.
+    const routes = path.join(dir.path, 'proximation', 'routes.json');
+    await fs.mkdir(path.dirname(routes));
     await fs.writeFile(routes, 'not a routing table');
     const { code, err } = await runMain(argv, { ...env, PROXIMATION_LETSENCRYPT_DIR: dir.path, PROXIMATION_ROUTES: routes });
     return code === 1 && err.includes(routes) ? [] : [`proximation ${argv.join(' ')} exited ${code}: ${err.trim()}`];

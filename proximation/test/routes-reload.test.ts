@@ -79,6 +79,70 @@ describe('routing table reload', () => {
   });
 });
 
+describe('a routing table that is broken from the start', () => {
+  const BROKEN = '{ "schemaVersion": 1, "generation": 4, "sites": [ oops ] }\n';
+
+  async function healthOf(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await httpRequest(port, 'localhost', '/healthz');
+    return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
+  }
+
+  it('answers /healthz 503 with the reason, promises no last good table, and turns healthy once the file is valid', async () => {
+    const a = await named('A');
+    const p = await proxy(BROKEN);
+    const line = await p.waitForLog(rejected(p.config.routesPath, 'not valid JSON'));
+    expect(line.msg).not.toContain('still serving');
+    expect(line.msg).toContain('no valid routing table has been loaded');
+    expect(line.lastGoodCopy).toBeUndefined();
+    const before = await healthOf(p.server.admin.port);
+    expect(before.status).toBe(503);
+    expect(before.body).toMatchObject({ status: 'no-routing-table', routesGeneration: 0 });
+    expect(before.body.reason).toContain(p.config.routesPath);
+    expect(before.body.reason).toContain('not valid JSON');
+
+    await writeRoutes(p.config.routesPath, table([{ name: 'app', hosts: ['app.test'], upstreams: [a.origin] }], 5));
+    await p.waitForLog(loaded(5));
+    expect(await healthOf(p.server.admin.port)).toEqual({ status: 200, body: { status: 'ok', routesGeneration: 5 } });
+    expect((await httpsRequest(p, 'app.test')).body).toBe('A');
+  });
+
+  it('keeps the last good table beside the file, written when the proxy accepts a table, and names it when the file breaks', async () => {
+    const a = await named('A');
+    const p = await proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [a.origin] }], 3));
+    const copy = `${p.config.routesPath}.last-good`;
+    await waitUntil(async () => fs.existsSync(copy), 'the last good copy to be written');
+    expect(JSON.parse(await fsp.readFile(copy, 'utf8'))).toMatchObject({ generation: 3 });
+
+    await writeRoutes(p.config.routesPath, BROKEN);
+    const line = await p.waitForLog(rejected(p.config.routesPath, 'not valid JSON'));
+    expect(line).toMatchObject({ lastGoodCopy: copy, lastGoodCopyGeneration: 3 });
+    expect(line.msg).toContain(`still serving the last good one (generation 3); a copy of the last valid table (generation 3) is at ${copy}`);
+    // The copy is a table the proxy takes back as it is.
+    await fsp.copyFile(copy, p.config.routesPath);
+    await waitUntil(async () => p.logs.filter(loaded(3)).length === 2, 'the restored copy to be loaded');
+    expect((await healthOf(p.server.admin.port)).status).toBe(200);
+  });
+
+  for (const workers of ['1', '2']) {
+    it(`answers /healthz 503 as a real process with PROXIMATION_WORKERS=${workers}, then 200 once the file is fixed`, async () => {
+      const dir = await tempDir();
+      resources.defer(() => dir.close());
+      const routes = path.join(dir.path, 'proximation', 'routes.json');
+      await writeRoutes(routes, BROKEN);
+      const proc = await startServeProcess(dir.path, { PROXIMATION_WORKERS: workers, PROXIMATION_ROUTES_POLL: '200ms' }, 20_000, 503);
+      resources.defer(() => proc.kill());
+      const before = await healthOf(proc.ports.admin);
+      expect(before.body).toMatchObject({ status: 'no-routing-table', routesGeneration: 0 });
+      expect(before.body.reason).toContain('not valid JSON');
+      expect(proc.cli.stdout() + proc.cli.stderr()).not.toContain('still serving');
+
+      await writeRoutes(routes, table([], 5));
+      await waitUntil(async () => (await healthOf(proc.ports.admin)).status === 200, '/healthz to answer 200 after the fix', 10_000);
+      expect((await healthOf(proc.ports.admin)).body).toMatchObject({ status: 'ok', routesGeneration: 5 });
+    });
+  }
+});
+
 describe('routing table reload on a file system without change events (NFS-like, bindfs)', () => {
   const run = promisify(execFile);
 

@@ -8,6 +8,18 @@ export type { HstsPolicy, HstsFieldNames } from './hsts.js';
 export { writeFileAtomic, readFileIfExists, fsyncDirectory } from './file-storage.js';
 export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
+export { withStorageLock, checkStorageKey } from './storage/storage.js';
+export type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage/storage.js';
+export { FileStorage } from './storage/file-backend.js';
+export {
+  connectRedisStorage,
+  parseRedisUrl,
+  redactRedisUrl,
+  checkRedisKeyPrefix,
+  RedisStorage,
+  DEFAULT_REDIS_KEY_PREFIX,
+} from './storage/redis-backend.js';
+export type { RedisStorageOptions } from './storage/redis-backend.js';
 export type { Lock, LockOptions, LockWait } from './lock.js';
 export { parseJsonText } from './json-text.js';
 export {
@@ -72,8 +84,8 @@ export type {
   TrafficGuard,
   RoutingTableChange,
 } from './routing-table.js';
-export { readRoutingTableFile, updateRoutingTableFile } from './routes-file.js';
-export type { RoutingTableUpdate } from './routes-file.js';
+export { keepLastGoodCopy, lastGoodCopyGeneration, lastGoodCopyPath, readRoutingTable, updateRoutingTable, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from './routes-file.js';
+export type { RoutingTableUpdate, RoutingTableUpdateOptions } from './routes-file.js';
 export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
 export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
@@ -109,3 +121,8 @@ export { urlParseProblem } from './url-text.js';
 export { permissionHint } from './permission-hint.js';
 export { fleetStatus, readFleetStatus, formatFleetStatus, liveInstances, sumTraffic, HEARTBEAT_PERIODS_TO_LIVE } from './fleet-status.js';
 export type { FleetStatus } from './fleet-status.js';
+export { copyStorage, ROUTES_KEY } from './storage/copy.js';
+export type { CopyResult } from './storage/copy.js';
+export { openStorage, checkStorageSetting } from './storage/open-storage.js';
+export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogPath, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
+export type { ChangeLogEntry } from './change-log.js';

@@ -136,24 +136,29 @@ export async function withLock<T>(path: string, fn: (lock: Lock) => Promise<T>, 
   }
 }
 
-class LeaseLock implements Lock {
-  readonly path: string;
-  readonly #lease: Lease;
+/**
+ * The holder's side of a lease refreshed every `refreshMs` and lost after 2 periods without a successful
+ * refresh by the holder's clock (both backends' locks): the refresh timer (unref()ed), `lost`, and a
+ * release that waits for a refresh in flight and gives the lease up only while it may still be ours.
+ * Subclasses say how to refresh (`renew`: false once the lease is another's; a throw is transient and
+ * retried next period) and how to give it up (`remove`, which must check the token itself).
+ */
+export abstract class RefreshedLease {
+  readonly refreshMs: number;
   #refreshedAt: number;
   #lostConfirmed = false;
   #released = false;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
 
-  constructor(path: string, lease: Lease) {
-    this.path = path;
-    this.#lease = lease;
-    this.#refreshedAt = lease.refreshedAt;
+  constructor(refreshMs: number, refreshedAt: number) {
+    this.refreshMs = refreshMs;
+    this.#refreshedAt = refreshedAt;
     this.#schedule();
   }
 
   get lost(): boolean {
-    return this.#lostConfirmed || this.#expired(Date.now());
+    return this.#lostConfirmed || this.expired(Date.now());
   }
 
   async release(): Promise<void> {
@@ -162,14 +167,16 @@ class LeaseLock implements Lock {
     clearTimeout(this.#timer);
     await this.#refreshing;
     if (this.lost) return;
-    const current = await readLockFile(this.path);
-    if (current?.lease?.token !== this.#lease.token) return;
-    await removeIfExists(this.path);
+    await this.remove();
   }
 
-  #expired(now: number): boolean {
-    return now - this.#refreshedAt >= 2 * this.#lease.refreshMs;
+  protected expired(now: number): boolean {
+    return now - this.#refreshedAt >= 2 * this.refreshMs;
   }
+
+  /** Refreshes the lease as of `now`; false when it is no longer ours (or expired meanwhile). */
+  protected abstract renew(now: number): Promise<boolean>;
+  protected abstract remove(): Promise<void>;
 
   #schedule(): void {
     this.#timer = setTimeout(() => {
@@ -177,24 +184,46 @@ class LeaseLock implements Lock {
         this.#refreshing = undefined;
         if (!this.#released && !this.#lostConfirmed) this.#schedule();
       });
-    }, this.#lease.refreshMs);
+    }, this.refreshMs);
     this.#timer.unref();
   }
 
   /** Never rejects: a failed refresh is retried next period, and failures that outlast the lease make it expire. */
   async #refresh(): Promise<void> {
     try {
-      const current = await readLockFile(this.path);
-      const refreshedAt = Date.now();
-      if (current?.lease?.token !== this.#lease.token || this.#expired(refreshedAt)) {
+      const now = Date.now();
+      if (this.expired(now) || !(await this.renew(now))) {
         this.#lostConfirmed = true;
         return;
       }
-      await writeFileAtomic(this.path, JSON.stringify({ ...this.#lease, refreshedAt }));
-      this.#refreshedAt = refreshedAt;
+      this.#refreshedAt = now;
     } catch {
-      // Transient I/O failure (e.g. an NFS hiccup): see the doc comment.
+      // Transient failure (an NFS hiccup, Redis unreachable for now): see the doc comment.
     }
+  }
+}
+
+class LeaseLock extends RefreshedLease implements Lock {
+  readonly path: string;
+  readonly #lease: Lease;
+
+  constructor(path: string, lease: Lease) {
+    super(lease.refreshMs, lease.refreshedAt);
+    this.path = path;
+    this.#lease = lease;
+  }
+
+  protected async renew(now: number): Promise<boolean> {
+    const current = await readLockFile(this.path);
+    if (current?.lease?.token !== this.#lease.token || this.expired(Date.now())) return false;
+    await writeFileAtomic(this.path, JSON.stringify({ ...this.#lease, refreshedAt: now }));
+    return true;
+  }
+
+  protected async remove(): Promise<void> {
+    const current = await readLockFile(this.path);
+    if (current?.lease?.token !== this.#lease.token) return;
+    await removeIfExists(this.path);
   }
 }
 

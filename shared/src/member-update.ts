@@ -11,16 +11,15 @@
  * storage throw; a failure to delete an old lease record is not an error (the next write retries).
  */
 import type { FleetStorage } from './fleet-storage.js';
-import type { LockOptions } from './lock.js';
 import { clockFrom, memberKey, type MemberClock } from './members.js';
-import { updateRoutingTableFile, type RoutingTableUpdate } from './routes-file.js';
+import { updateRoutingTableFile, type RoutingTableUpdate, type RoutingTableUpdateOptions } from './routes-file.js';
 import type { RoutingTable } from './routing-table.js';
 
 export async function updateRoutingTableWithLeases(
   routesPath: string,
   storage: FleetStorage,
   change: (table: RoutingTable, clock: MemberClock) => RoutingTable,
-  options?: LockOptions,
+  options?: RoutingTableUpdateOptions,
 ): Promise<RoutingTableUpdate> {
   const { records } = await storage.readLeases();
   const clock = clockFrom(records, Date.now());

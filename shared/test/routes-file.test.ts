@@ -1,7 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readRoutingTableFile, updateRoutingTableFile } from '../src/routes-file.js';
+import { keepLastGoodCopy, lastGoodCopyPath, readRoutingTableFile, updateRoutingTableFile } from '../src/routes-file.js';
 import { addSite, emptyRoutingTable, findSite, registerVersion, serializeRoutingTable } from '../src/routing-table.js';
 import type { RoutingTable } from '../src/routing-table.js';
 import { tempDir } from './helpers.js';
@@ -34,8 +34,46 @@ describe('updateRoutingTableFile', () => {
     expect(result.table.generation).toBe(1);
     expect(await readFile(path, 'utf8')).toBe(serializeRoutingTable(result.table));
     expect((await stat(path)).mode & 0o777).toBe(0o644);
-    expect(await readdir(join(dir, 'proximation'))).toEqual(['routes.json']);
+    expect((await readdir(join(dir, 'proximation'))).sort()).toEqual(['routes.json', 'routes.json.last-good']);
     expect(await readRoutingTableFile(path)).toEqual(result.table);
+    expect(result.created).toBe(true);
+  });
+
+  it('keeps every valid generation it writes as the last good copy, which a broken file leaves alone', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'routes.json');
+    await updateRoutingTableFile(path, addDev);
+    const second = await updateRoutingTableFile(path, (t) => addSite(t, { name: 'prod', hosts: ['example.com'] }));
+    expect(second.created).toBe(false);
+    expect(lastGoodCopyPath(path)).toBe(`${path}.last-good`);
+    expect(await readFile(lastGoodCopyPath(path), 'utf8')).toBe(serializeRoutingTable(second.table));
+    expect((await stat(lastGoodCopyPath(path))).mode & 0o777).toBe(0o644);
+    await writeFile(path, '{ broken');
+    await expect(updateRoutingTableFile(path, addDev)).rejects.toMatchObject({ code: 'ERR_ROUTES_INVALID' });
+    expect(await readRoutingTableFile(lastGoodCopyPath(path))).toEqual(second.table);
+  });
+
+  it('keepLastGoodCopy never replaces a copy of a newer generation', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'routes.json');
+    const newer = { ...addDev(emptyRoutingTable()), generation: 5 };
+    expect(await keepLastGoodCopy(path, newer)).toBe(true);
+    expect(await keepLastGoodCopy(path, { ...newer, generation: 4, sites: [] })).toBe(false);
+    expect(await keepLastGoodCopy(path, newer)).toBe(false);
+    expect(await readRoutingTableFile(lastGoodCopyPath(path))).toEqual(newer);
+    // A broken copy is replaced.
+    await writeFile(lastGoodCopyPath(path), 'nonsense');
+    expect(await keepLastGoodCopy(path, { ...newer, generation: 1 })).toBe(true);
+  });
+
+  it('with create: false, refuses a missing file naming it and its source, creating nothing (not even the directory)', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'mistyped', 'routes.json');
+    await expect(updateRoutingTableFile(path, addDev, { create: false, origin: 'from --routes' })).rejects.toMatchObject({
+      code: 'ERR_ROUTES_NOT_FOUND',
+      message: expect.stringContaining(`No routing table at ${path} (from --routes)`),
+    });
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('applies the change to what is on disk now', async () => {
@@ -52,7 +90,7 @@ describe('updateRoutingTableFile', () => {
   it('does not write when nothing changes', async () => {
     const dir = await tempDir();
     const path = join(dir, 'routes.json');
-    expect(await updateRoutingTableFile(path, (t) => t)).toEqual({ table: emptyRoutingTable(), changed: false });
+    expect(await updateRoutingTableFile(path, (t) => t)).toEqual({ table: emptyRoutingTable(), changed: false, created: false });
     expect(await readdir(dir)).toEqual([]);
     await updateRoutingTableFile(path, addDev);
     const before = await stat(path);
@@ -87,7 +125,7 @@ describe('updateRoutingTableFile', () => {
     const before = await readFile(path, 'utf8');
     await expect(updateRoutingTableFile(path, (t) => addSite(t, { name: 'dev', hosts: ['other.example.com'] }))).rejects.toMatchObject({ code: 'ERR_SITE_EXISTS' });
     expect(await readFile(path, 'utf8')).toBe(before);
-    expect(await readdir(dir)).toEqual(['routes.json']);
+    expect((await readdir(dir)).sort()).toEqual(['routes.json', 'routes.json.last-good']);
   });
 
   it('counts one generation per write, however many operations the change composes', async () => {

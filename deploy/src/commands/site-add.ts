@@ -57,7 +57,8 @@ ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
 With --json: {"site": {"name", "hosts", "tagPrefix", "hsts", "challenge", "preview", "activeVersion", "versionCount"},
-"changed", "generation"}.`;
+"changed", "created", "generation"}; "created" is true when the routing table file did not exist and was
+created (only site add creates one: every other command refuses a missing file).`;
 
 export const siteAddCommand: Command = {
   name: NAME,
@@ -101,11 +102,11 @@ export const siteAddCommand: Command = {
       ...(challenge === undefined ? {} : { challenge: challenge as SiteChallenge }),
       ...(preview === undefined ? {} : { preview }),
     } as const;
-    const { table, changed } = await target.update({ change });
+    const { table, changed, created } = await target.update({ change });
     const site = findSite(table, name);
     const text = changed
-      ? `added site ${name} (${describeSite(site)}); ${generationNote(table)}`
+      ? `${created === true ? `created a new routing table at ${target.location}; ` : ''}added site ${name} (${describeSite(site)}); ${generationNote(table)}`
       : `site ${name} already exists with these hosts and ${site.tagPrefix === undefined ? 'no tag prefix' : `tag prefix ${site.tagPrefix}`}; nothing changed (${generationNote(table)})`;
-    return output(values.json, { site: siteJson(site), changed, generation: table.generation }, text);
+    return output(values.json, { site: siteJson(site), changed, created: created === true, generation: table.generation }, text);
   },
 };

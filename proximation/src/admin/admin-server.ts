@@ -2,8 +2,9 @@
  * The admin listener, on its own port and by default on loopback only; the router of its endpoints.
  *
  * - `GET /healthz` answers 200 while the proxy serves and 503 once it drains (so a load balancer stops
- *   sending before connections close) or while one of its worker processes is not serving, with a
- *   small JSON body for humans. It needs no token.
+ *   sending before connections close), while one of its worker processes is not serving, or while no
+ *   valid routing table has been loaded (`reason` says why), with a small JSON body for humans. It
+ *   needs no token.
  * - `GET /metrics` answers the Prometheus exposition (metrics.ts) with the registry's content type. It
  *   needs no token unless `metricsNeedToken` (then it is refused as the API is, below): scrapers rarely
  *   carry one, and on loopback nobody else can reach it.
@@ -12,7 +13,9 @@
  *   Every request there needs the admin token (admin-auth.ts): without a configured token the API is off
  *   and answers 403 saying how to turn it on; a missing or wrong token answers 401 with
  *   `WWW-Authenticate: Bearer`; then an unknown endpoint 404 and a wrong method 405 with `Allow`. All
- *   of these answer JSON `{"error": {"code", "message"}}`.
+ *   of these answer JSON `{"error": {"code", "message"}}`. With `overview`, `GET /api/overview` too
+ *   (status-overview.ts).
+ * - With `statusPage`, `GET /` and its assets (status-page.ts): no token; the page asks for it.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,10 +25,17 @@ import type { AdminAuthorizer } from './admin-auth.js';
 import { sendError } from './api-http.js';
 import type { RoutingApi } from './routing-api.js';
 import { ADMIN_STATUS_PATH } from './status-api.js';
+import { ADMIN_OVERVIEW_PATH } from './status-overview.js';
+import type { StatusPage } from './status-page.js';
 
 export interface Health {
-  /** 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts). */
-  status: 'ok' | 'draining' | 'degraded';
+  /**
+   * 200 only for ok; degraded: a worker process is not serving (several workers, cluster/primary.ts);
+   * no-routing-table: the routing table could not be read or validated and none has been before.
+   */
+  status: 'ok' | 'draining' | 'degraded' | 'no-routing-table';
+  /** With no-routing-table: the file and its error. */
+  reason?: string;
   routesGeneration: number;
   /** With several workers: each one's slot, process, state and routing generation. */
   workers?: readonly { worker: number; pid: number | undefined; state: string; routesGeneration: number }[];
@@ -44,6 +54,9 @@ export interface AdminServerOptions {
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   /** Whether GET /metrics needs the admin token too. */
   metricsNeedToken: boolean;
+  statusPage?: StatusPage;
+  /** GET /api/overview, the status page's data. */
+  overview?: Handler;
 }
 
 const DISABLED_MESSAGE =
@@ -61,6 +74,7 @@ export class AdminServer {
       [ADMIN_ROUTES_PATH, { method: 'GET', handle: options.routingApi.getRoutes }],
       [ADMIN_CHANGES_PATH, { method: 'POST', handle: options.routingApi.postChange }],
       [ADMIN_STATUS_PATH, { method: 'GET', handle: options.statusApi }],
+      ...(options.overview === undefined ? [] : [[ADMIN_OVERVIEW_PATH, { method: 'GET', handle: options.overview }] as const]),
     ]);
   }
 
@@ -85,6 +99,7 @@ export class AdminServer {
       this.onApiRequest(req, res, path);
       return;
     }
+    if (this.options.statusPage?.handle(req, res, path) === true) return;
     const body = `proximation admin: no such endpoint ${req.method} ${path}; try GET /healthz, GET /metrics, GET ${ADMIN_ROUTES_PATH} or POST ${ADMIN_CHANGES_PATH}\n`;
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);

@@ -3,9 +3,11 @@
  * admin-api.ts of @proximation/shared). Callers are authorised before they get here (admin-server.ts).
  *
  * - `getRoutes`: the routing table as stored now (read from the file, not this instance's copy), with
- *   `ETag: "<generation>"`.
- * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableWithLeases`
- *   (the shared lease lock, atomic write, expired members removed), so every instance writing through the shared directory converges
+  *   `ETag: "<generation>"`. When the file cannot be read or is invalid, the table this instance serves
+  *   (its last good one) instead, marked `Proximation-Routes-Source: memory` (the file's error is logged),
+  *   so an operator can see, and restore, what is served; with no valid table in memory either, the error.
+  * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableWithLeases`
+  *   (the shared lease lock, atomic write, expired members removed), so every instance writing through the shared directory converges
  *   on one table. With `healthCheck`, this proxy checks the upstreams first: it is where their traffic
  *   will come from (applyChangeRequest). `If-Match` (a list of ETags, or `*`) is checked on the table
  *   under the lock: another generation answers 412 with the current ETag and changes nothing. On
@@ -13,6 +15,7 @@
  *   the change when the answer goes out; other instances follow at their next poll. A client that goes
  *   away before the change is sent cancels it.
  *
+ * An applied change is also appended to the change log (change-actor.ts) with who sent it.
  * Every change request is logged (info when applied, warn when refused) with who sent it (peer address,
  * user agent) and what (the change, the health check, the generation before and after, or the error).
  * Errors answer as api-http.ts maps their codes; an unexpected error is logged and answers 500.
@@ -38,9 +41,12 @@ import {
 import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { readJsonBody, sendError, sendJson } from './api-http.js';
+import { changeActor, recordChange } from './change-actor.js';
 
 export interface RoutingApiOptions {
   routesPath: string;
+  /** The valid table this instance serves (the routes watcher's last good one); undefined while it has none. */
+  lastGood: () => RoutingTable | undefined;
   /** Makes this instance serve the table just written. */
   afterChange: () => Promise<void>;
   /** The serving side's rules for a table (the routes watcher's); a change whose result breaks them is refused. */
@@ -56,19 +62,29 @@ export class RoutingApi {
   constructor(private readonly options: RoutingApiOptions) {}
 
   readonly getRoutes = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    let table: RoutingTable;
+    let source = 'file';
     try {
-      const table = await readRoutingTableFile(this.options.routesPath);
-      const text = serializeRoutingTable(table);
-      res.writeHead(200, {
-        etag: routingTableETag(table.generation),
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(text),
-        'cache-control': 'no-store',
-      });
-      res.end(text);
+      table = await readRoutingTableFile(this.options.routesPath);
     } catch (err) {
-      this.fail(res, err, `GET ${ADMIN_ROUTES_PATH}`);
+      const served = this.options.lastGood();
+      if (served === undefined) {
+        this.fail(res, err, `GET ${ADMIN_ROUTES_PATH}`);
+        return;
+      }
+      this.options.log.warn({ path: this.options.routesPath, err: errorMessage(err), generation: served.generation }, `GET ${ADMIN_ROUTES_PATH}: the routing table file is unusable; answered with the table served`);
+      table = served;
+      source = 'memory';
     }
+    const text = serializeRoutingTable(table);
+    res.writeHead(200, {
+      etag: routingTableETag(table.generation),
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+      'proximation-routes-source': source,
+    });
+    res.end(text);
   };
 
   readonly postChange = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -119,6 +135,7 @@ export class RoutingApi {
         { ...who, change: request.change, healthCheck: request.healthCheck, healthChecked, generationBefore, generation: table.generation, changed },
         changed ? 'routing table changed through the admin API' : 'change request through the admin API: nothing to change',
       );
+      if (changed) await recordChange(routesPath, table, request.change, changeActor(req), this.options.log);
       if (changed) await this.options.afterChange();
       const body: ChangeResponseBody = { table, changed, healthChecked };
       sendJson(res, 200, body, { etag: routingTableETag(table.generation) });

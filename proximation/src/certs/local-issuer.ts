@@ -12,6 +12,11 @@ export function localCaDir(letsencryptDir: string): string {
   return path.join(letsencryptDir, 'proximation', 'local-ca');
 }
 
+/** The file holding the local CA's root (PEM); it exists once the CA is complete (see local-ca.ts). */
+export function localCaRootPath(letsencryptDir: string): string {
+  return path.join(localCaDir(letsencryptDir), 'root.pem');
+}
+
 export async function openLocalIssuer(letsencryptDir: string): Promise<CertificateIssuer & { ca: LocalCa }> {
   const ca = await LocalCa.open(localCaDir(letsencryptDir));
   const root = new X509Certificate(ca.rootPem);

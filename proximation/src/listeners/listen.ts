@@ -25,3 +25,16 @@ export function listen(server: Server, port: number, host: string | undefined, r
     });
   });
 }
+
+/**
+ * Listens when the port is free; resolves undefined when another process listens there (EADDRINUSE).
+ * Any other failure rejects as `listen` does.
+ */
+export async function listenIfFree(server: Server, port: number, host: string | undefined): Promise<AddressInfo | undefined> {
+  try {
+    return await listen(server, port, host);
+  } catch (err) {
+    if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === 'EADDRINUSE') return undefined;
+    throw err;
+  }
+}

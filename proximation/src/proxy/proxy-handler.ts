@@ -67,8 +67,8 @@ export class ProxyHandler {
     const selection = route.upstreams;
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
-      sendError(res, 403, MESSAGES[403](hostOf(authority)));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes: 0 });
+      const bytes = sendError(res, 403, MESSAGES[403](hostOf(authority)));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes });
       return;
     }
     const upstream = selection.pick(Date.now());
@@ -99,8 +99,8 @@ export class ProxyHandler {
     }
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
-      sendErrorToSocket(socket, 403, MESSAGES[403](hostOf(authority)));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes: 0 });
+      const bytes = sendErrorToSocket(socket, 403, MESSAGES[403](hostOf(authority)));
+      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes });
       return;
     }
     const upstream = route.upstreams.pick(Date.now());

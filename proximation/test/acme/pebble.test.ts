@@ -188,6 +188,28 @@ describe('ACME issuance against Pebble', () => {
     expect((await fs.readdir(path.join(le, 'archive', 's.test'))).filter((f) => f.startsWith('cert'))).toEqual(['cert1.pem', 'cert2.pem']);
   });
 
+  it('`proximation renew` with no proxy running answers HTTP-01 itself, then frees the port; with the port taken it leaves the challenges to the proxy', async () => {
+    const le = await letsencryptDir();
+    await writeRoutes(path.join(le, 'proximation', 'routes.json'), table([{ name: 'lone', hosts: ['lone.test'] }]));
+    const env = { ...acmeProcessEnv(pebble(), le), PROXIMATION_HTTP_PORT: String(PEBBLE_PORTS.http01), PROXIMATION_LOG_FORMAT: 'json' };
+    const alone = spawnCli(['renew'], env);
+    expect((await alone.exited).code, alone.stderr()).toBe(0);
+    expect(alone.stdout()).toMatch(/^lone\.test: renewed \(expires .*\)\nAll renewals succeeded or were not due\.\n$/);
+    expect(alone.stderr()).toContain('answering HTTP-01 challenges on the HTTP port for this run (no proxy listens there)');
+    expect(alone.stderr()).toContain('answering an HTTP-01 challenge');
+    expect(await fs.readdir(path.join(le, 'archive', 'lone.test'))).toContain('cert1.pem');
+
+    // A proxy holds the port now (the one renew released): renew leaves the validation to it.
+    const p = await acmeProxy(le, ['lone.test']);
+    await handshake('lone.test');
+    const beside = spawnCli(['renew', '--force-renewal'], env);
+    expect((await beside.exited).code, beside.stderr()).toBe(0);
+    expect(beside.stderr()).toContain('the HTTP port is in use: a proxy on this directory is expected to answer');
+    expect(beside.stdout()).toMatch(/^lone\.test: renewed /);
+    // Pebble reuses the authorization here (PEBBLE_AUTHZREUSE), so whether the proxy was asked is not checked.
+    expect(p.server.http.port).toBe(PEBBLE_PORTS.http01);
+  });
+
   it('`proximation renew`: nothing due, dry run, forced on two processes at once with a deploy hook, CA down; then `certs --json`', async () => {
     const le = await letsencryptDir();
     const p = await acmeProxy(le, ['m.test', 'n.test']);
@@ -238,8 +260,8 @@ describe('ACME issuance against Pebble', () => {
     const report = JSON.parse(certs.stdout()) as Record<string, unknown>[];
     expect(report.map((r) => r.name)).toEqual(['m.test', 'n.test']);
     for (const entry of report) {
-      expect(entry).toMatchObject({ path: path.join(le, 'live', entry.name as string), domains: [entry.name], daysLeft: 89 });
-      expect(Object.keys(entry).sort()).toEqual(['daysLeft', 'domains', 'expiry', 'failures', 'issuer', 'lastError', 'name', 'nextRenewal', 'path', 'serialNumber']);
+      expect(entry).toMatchObject({ path: path.join(le, 'live', entry.name as string), domains: [entry.name], daysLeft: 89, status: 'valid', routed: true });
+      expect(Object.keys(entry).sort()).toEqual(['daysLeft', 'domains', 'expiry', 'failures', 'issuer', 'lastError', 'name', 'nextAttempt', 'nextRenewal', 'path', 'routed', 'serialNumber', 'status']);
       expect(Date.parse(entry.nextRenewal as string)).toBeGreaterThan(Date.now() + 55 * 86_400_000);
     }
     expect(report[0]).toMatchObject({ failures: 1, lastError: expect.stringContaining(`127.0.0.1:${closedPort}`) as unknown });

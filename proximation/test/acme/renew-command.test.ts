@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { table, tempDir, writeRoutes } from '../support/fixtures.js';
 import { runMain } from '../support/process.js';
+import { BackoffStore, backoffStateDir } from '../../src/certs/backoff.js';
 
 let cleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -66,6 +67,43 @@ describe('proximation renew / certs', () => {
     expect(res.out).toMatch(/^\*\.preview\.shop\.test: renewed .*\n\*\.shop\.test: renewed /);
     expect((await fs.readdir(path.join(le, 'live'))).sort()).toEqual(['_wildcard.preview.shop.test', '_wildcard.shop.test']);
     expect((await run(['certs'], env)).out).toContain('Certificate Name: _wildcard.preview.shop.test\n    Domains: *.preview.shop.test');
+  });
+
+  it('certs lists routed names that never got a certificate, with the last error and next attempt, and marks lineages no site routes', async () => {
+    const { le, env } = await routedDir(['old.test']);
+    expect((await run(['renew'], env)).code).toBe(0);
+    const routes = path.join(le, 'proximation', 'routes.json');
+    // old.test is no longer routed; new.test and fresh.test never got a certificate; new.test failed twice.
+    await writeRoutes(routes, table([{ name: 'new', hosts: ['new.test'] }, { name: 'fresh', hosts: ['fresh.test'] }], 2));
+    const failedAt = new Date();
+    await new BackoffStore(backoffStateDir(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
+    const state = await new BackoffStore(backoffStateDir(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
+
+    const json = await run(['certs', '--json'], env);
+    expect(json.code, json.err).toBe(0);
+    const report = JSON.parse(json.out) as Record<string, unknown>[];
+    expect(report.map((r) => [r.name, r.status, r.routed])).toEqual([
+      ['fresh.test', 'missing', true],
+      ['new.test', 'missing', true],
+      ['old.test', 'not-routed', false],
+    ]);
+    expect(report[0]).toMatchObject({ domains: ['fresh.test'], expiry: null, nextRenewal: null, nextAttempt: null, failures: 0, lastError: null });
+    expect(report[1]).toMatchObject({ domains: ['new.test'], nextAttempt: state.nextAttemptAt.toISOString(), failures: 2, lastError: expect.stringContaining('NXDOMAIN') as unknown });
+    expect(report[2]).toMatchObject({ domains: ['old.test'], nextRenewal: null, expiry: expect.any(String) as unknown });
+
+    const text = await run(['certs'], env);
+    expect(text.out).toContain(
+      `  Certificate Name: new.test\n    Domains: new.test\n    Certificate: none yet (routed, never obtained)\n    Last Error: DNS problem: NXDOMAIN looking up A for new.test (2 failed attempts)\n    Next Attempt: ${state.nextAttemptAt.toISOString()}\n`,
+    );
+    expect(text.out).toContain('Certificate Name: fresh.test\n    Domains: fresh.test\n    Certificate: none yet (routed, never obtained)\n    Next Attempt: now');
+    expect(text.out).toMatch(/Certificate Name: old\.test\n(.+\n){3}.+\n    Next Renewal: none \(no site routes this name any more; it is not renewed\)\n/);
+    expect(text.out).toContain(`Looked in ${le}/live and the routing table ${routes}.`);
+  });
+
+  it('certs says where it looked when there is nothing to list', async () => {
+    const { le, env } = await routedDir([]);
+    const res = await run(['certs'], env);
+    expect(res).toEqual({ code: 0, err: '', out: `No certificates found and no routed names. Looked in ${le}/live and the routing table ${path.join(le, 'proximation', 'routes.json')}.\n` });
   });
 
   it('lists an unreadable lineage with its problem instead of failing', async () => {

@@ -195,9 +195,27 @@ describe('POST /api/routes/changes', () => {
     const { proxy } = await devProxy();
     const bad = table([{ name: 'dev', hosts: ['dev.example.com'], upstreams: [`http://127.0.0.1:${proxy.server.admin.port}`], version: 'loop' }], 7);
     await writeRoutes(proxy.config.routesPath, bad);
-    const line = await proxy.waitForLog((l) => l.msg === 'routing table rejected; still serving the last good one');
+    const line = await proxy.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('routing table rejected; still serving the last good one (generation 1)'));
     expect(line.err).toContain("dev/loop (sites[0].versions[0].upstreams[0])");
     expect((await httpsRequest(proxy, 'dev.example.com')).body).toBe('v1');
+  });
+
+  it('answers GET /api/routes with the table it serves when the file is broken, and the error when it never had a valid one', async () => {
+    const { proxy } = await devProxy();
+    const fromFile = await apiRequest(proxy, 'GET', '/api/routes');
+    expect(fromFile.headers['proximation-routes-source']).toBe('file');
+    await writeRoutes(proxy.config.routesPath, '{ "broken": ');
+    await proxy.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('routing table rejected'));
+    const fromMemory = await apiRequest(proxy, 'GET', '/api/routes');
+    expect(fromMemory.status).toBe(200);
+    expect(fromMemory.headers['proximation-routes-source']).toBe('memory');
+    expect(fromMemory.headers.etag).toBe('"1"');
+    expect(fromMemory.text).toBe(fromFile.text);
+
+    const neverValid = await the.proxy('{ "broken": ', { adminToken: TOKEN });
+    const answer = await apiRequest(neverValid, 'GET', '/api/routes');
+    expect(answer.status).toBe(500);
+    expect(answer.json.error.code).toBe('ERR_ROUTES_INVALID');
   });
 
   it('answers 400, not 500, to a body nested 30,000 levels deep', async () => {

@@ -153,7 +153,8 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     await first.kill();
     expect(await fs.readdir(path.join(dnsJournalDir(le), 'crash.dns.test'))).toHaveLength(1);
 
-    const second = await startServeProcess(le, { ...env, PROXIMATION_DNS_AUTHORITATIVE_PORT: String(bind.port) });
+    // The handshake below is held until the certificate is there, past the default 10 s handshake timeout.
+    const second = await startServeProcess(le, { ...env, PROXIMATION_DNS_AUTHORITATIVE_PORT: String(bind.port), PROXIMATION_TLS_HANDSHAKE_TIMEOUT: '2m' });
     resources.defer(() => second.kill());
     // The lock the killed process held goes stale first (two refresh periods), then the order runs.
     const leaf = await servedCertificate(pebble, 'crash.dns.test', second.ports.https);

@@ -78,6 +78,9 @@ describe('preview hosts', () => {
     expect(refused.status).toBe(403);
     expect(refused.body).toContain('Proximation-Preview-Token');
     expect(v2.received).toHaveLength(0);
+    // The refusal page's bytes are logged as sent (curl's body has the -w newline cut off).
+    const logged = await proxy.waitForLog((l) => l.part === 'access' && l.status === 403);
+    expect(logged).toMatchObject({ host: `v2.preview.shop.test:${port}`, client: '127.0.0.1', bytes: Buffer.byteLength(refused.body) });
     expect((await curl(proxy.ca, port, 'v2.preview.shop.test', ['Proximation-Preview-Token: wrong-token-0123456789'])).status).toBe(403);
     expect(await curl(proxy.ca, port, 'v2.preview.shop.test', [`Proximation-Preview-Token: ${TOKEN}`])).toEqual({ status: 200, body: 'v2' });
     expect(v2.received).toHaveLength(1);

@@ -68,7 +68,10 @@ export function useBindAndPebble(): { bind: Bind; pebble: Pebble } {
   const started = {} as { bind: Bind; pebble: Pebble };
   beforeAll(async () => {
     started.bind = await startBind();
-    started.pebble = await startPebble({ dnsServer: `127.0.0.1:${started.bind.port}`, env: { PEBBLE_AUTHZREUSE: '0' } });
+    // No nonces refused (PEBBLE_WFE_NONCEREJECT=0), as in certbot-interop.test.ts: these files run the real
+    // certbot, which retries a badNonce only once, so Pebble's 5% refusals failed some full runs. Our own
+    // client's badNonce retries stay proven in pebble.test.ts, whose Pebble keeps refusing them.
+    started.pebble = await startPebble({ dnsServer: `127.0.0.1:${started.bind.port}`, env: { PEBBLE_AUTHZREUSE: '0', PEBBLE_WFE_NONCEREJECT: '0' } });
   }, PEBBLE_WAIT_MS);
   afterAll(async () => {
     await started.pebble?.close();

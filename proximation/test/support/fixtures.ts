@@ -73,10 +73,11 @@ export function table(sites: { name: string; hosts: string[]; upstreams?: string
   } as RoutingTable;
 }
 
-export async function writeRoutes(file: string, routes: RoutingTable): Promise<void> {
+/** Writes `routes` atomically; a string is written as it is (a broken table, say). */
+export async function writeRoutes(file: string, routes: RoutingTable | string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, serializeRoutingTable(routes));
+  await fs.writeFile(tmp, typeof routes === 'string' ? routes : serializeRoutingTable(routes));
   await fs.rename(tmp, file);
 }
 
@@ -92,7 +93,7 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(routes: RoutingTable, settings: Partial<Record<keyof Config, string>> = {}): Promise<Proxy> {
+export async function startProxy(routes: RoutingTable | string, settings: Partial<Record<keyof Config, string>> = {}): Promise<Proxy> {
   const dir = await tempDir();
   const letsencryptDir = path.join(dir.path, 'le');
   const config = loadConfig({}, {}, {

@@ -54,9 +54,9 @@ export interface ServeProcess {
 
 /**
  * `proximation serve` as a real process on free loopback ports with its state in `letsencryptDir`,
- * resolved once GET /healthz answers 200 (within `readyTimeoutMs`). `env` adds or overrides PROXIMATION_* variables.
+ * resolved once GET /healthz answers `readyStatus` (200 unless told; within `readyTimeoutMs`). `env` adds or overrides PROXIMATION_* variables.
  */
-export async function startServeProcess(letsencryptDir: string, env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 10_000): Promise<ServeProcess> {
+export async function startServeProcess(letsencryptDir: string, env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 10_000, readyStatus = 200): Promise<ServeProcess> {
   const [http, https, admin] = (await freePorts(3)) as [number, number, number];
   const cli = spawnCli(['serve'], {
     PROXIMATION_HTTP_PORT: String(http),
@@ -78,8 +78,8 @@ export async function startServeProcess(letsencryptDir: string, env: NodeJS.Proc
   try {
     await waitUntil(async () => {
       if (cli.child.exitCode !== null) throw new Error(`proximation serve exited with ${cli.child.exitCode}: ${cli.stderr()}${cli.stdout()}`);
-      return (await health().catch(() => undefined))?.httpStatus === 200;
-    }, 'GET /healthz of proximation serve to answer 200', readyTimeoutMs);
+      return (await health().catch(() => undefined))?.httpStatus === readyStatus;
+    }, `GET /healthz of proximation serve to answer ${readyStatus}`, readyTimeoutMs);
   } catch (err) {
     await kill();
     throw err;
