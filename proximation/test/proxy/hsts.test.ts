@@ -35,7 +35,9 @@ async function proxyWithSites(): Promise<Proxy> {
   ]);
   routes = setSiteHsts(routes, 'secure', { maxAge: 31_536_000, includeSubDomains: true });
   for (const site of ['overridden', 'idle', 'down', 'slow']) routes = setSiteHsts(routes, site, { maxAge: 60 });
-  return resources.proxy(routes, { upstreamTimeoutMs: '300ms' });
+  // Long enough that down.test's refused connection is handled before the upstream timeout even on a
+  // loaded machine (with 300 ms, an event loop busy that long ran the timer first: 504, not 502).
+  return resources.proxy(routes, { upstreamTimeoutMs: '1500ms' });
 }
 
 describe('HSTS', () => {
