@@ -17,6 +17,10 @@
  * what the operator decided for the host, and a response must carry one policy, not two (RFC 6797
  * 8.1: browsers heed only the first). Sites without HSTS pass the upstream's header through.
  *
+ * Interim (1xx) responses and trailers are relayed as trailers.ts says. A 204 or 304 goes out without
+ * Content-Length (RFC 9110 8.6 forbids it on 204; on 304 an HTTP/2 client would take it as the length of
+ * a body that never comes) and without a body (the parser reads none).
+ *
  * `onDone` is called exactly once, with what the access log and the passive health check need.
  */
 import { Http2ServerRequest } from 'node:http2';
@@ -25,6 +29,7 @@ import type { ProximationError } from '@proximation/shared';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
 import type { ResponseHeaders } from './http1-response-parser.js';
+import { canAnnounceTrailers, relayInformational, requestTrailers, responseTrailers } from './trailers.js';
 import type { ExchangeControl, ExchangeHandler } from './upstream-connection.js';
 import type { ProxyRequest, ProxyResponse, ResponseSink } from './types.js';
 import type { Upstream } from './upstreams.js';
@@ -82,6 +87,10 @@ class ForwardHandler implements ExchangeHandler {
     this.control?.resume();
   };
 
+  onInformational(status: number, headers: ResponseHeaders): void {
+    relayInformational(this.exchange.req, this.exchange.res, status, headers);
+  }
+
   onHead(status: number, headers: ResponseHeaders): void {
     this.status = status;
     // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
@@ -90,6 +99,8 @@ class ForwardHandler implements ExchangeHandler {
     process.nextTick(uncork, this.res);
     const out = clientResponseHeaders(headers);
     if (out[STRICT_TRANSPORT_SECURITY] !== undefined && this.res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
+    if (status === 204 || status === 304) delete out['content-length'];
+    if (out.trailer !== undefined && !canAnnounceTrailers(this.exchange.req, status, out)) delete out.trailer;
     this.res.writeHead(status, out);
   }
 
@@ -102,7 +113,9 @@ class ForwardHandler implements ExchangeHandler {
     return false;
   }
 
-  onEnd(): void {
+  onEnd(trailers?: ResponseHeaders): void {
+    const relayed = responseTrailers(trailers);
+    if (relayed !== undefined) this.res.addTrailers(relayed);
     this.res.end();
     this.upstream.reportSuccess();
     this.settle({ status: this.status, bytes: this.bytes, upstream: this.upstream.origin });
@@ -148,7 +161,7 @@ class ForwardHandler implements ExchangeHandler {
 
 interface Exchange {
   req: ProxyRequest;
-  res: ResponseSink;
+  res: ProxyResponse;
   headers: string[];
   hasBody: boolean;
   tried: Set<Upstream>;
@@ -160,7 +173,14 @@ function dispatch(exchange: Exchange, upstream: Upstream): void {
   const { req } = exchange;
   const handler = new ForwardHandler(exchange, upstream);
   handler.control = upstream.pool.request(
-    { method: req.method!, path: req.url ?? '/', headers: exchange.headers, body: exchange.hasBody ? req : null, bodyCut: streamReset },
+    {
+      method: req.method!,
+      path: req.url ?? '/',
+      headers: exchange.headers,
+      body: exchange.hasBody ? req : null,
+      bodyCut: streamReset,
+      trailers: () => requestTrailers(req),
+    },
     handler,
   );
 }

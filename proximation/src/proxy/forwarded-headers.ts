@@ -2,7 +2,9 @@
  * What crosses the proxy in headers, both ways.
  *
  * Towards the upstream: hop-by-hop headers (RFC 9110 7.6.1, plus every name listed in `Connection`) and
- * HTTP/2 pseudo-headers are dropped, `Host` is kept as the client sent it (`:authority` on HTTP/2), and
+ * HTTP/2 pseudo-headers are dropped, except that a client accepting trailers gets `TE: trailers` (with
+ * its `Connection: TE` option, RFC 9110 10.1.4) sent on, since the proxy relays them (trailers.ts);
+ * `Host` is kept as the client sent it (`:authority` on HTTP/2), and
  * `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
  * values (and `Forwarded`) are kept only when the peer is a trusted proxy (e.g. the load balancer's
  * subnet); then the peer is appended to X-Forwarded-For and the client address is the rightmost
@@ -29,7 +31,6 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'proxy-authorization',
   'te',
-  'trailer',
   'transfer-encoding',
   'upgrade',
   'http2-settings',
@@ -58,6 +59,21 @@ function spoofedSpelling(lower: string): boolean {
   if (!lower.includes('_')) return false;
   const dashed = lower.replaceAll('_', '-');
   return dashed === REAL_IP || FORWARDING.has(dashed);
+}
+
+/** Whether a (lower-case) field name is hop-by-hop: never passed on as it is, in either direction. */
+export function isHopByHop(lower: string): boolean {
+  return HOP_BY_HOP.has(lower);
+}
+
+/** Whether a TE field value (`trailers`, `gzip, trailers`...) says the client accepts trailers. */
+function acceptsTrailers(te: string): boolean {
+  for (const item of te.split(',')) {
+    const semicolon = item.indexOf(';');
+    const coding = (semicolon === -1 ? item : item.slice(0, semicolon)).trim();
+    if (coding.length === 8 && coding.toLowerCase() === 'trailers') return true;
+  }
+  return false;
 }
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {
@@ -99,6 +115,7 @@ export function upstreamRequestHeaders(
   const listed = connectionTokens(connection);
   const out: string[] = [];
   let hasHost = false;
+  let trailers = false;
   let xff: string | undefined;
   let proto: string | undefined;
   let forwardedHost: string | undefined;
@@ -107,7 +124,10 @@ export function upstreamRequestHeaders(
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const lower = name.toLowerCase();
     const value = rawHeaders[i + 1]!;
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || spoofedSpelling(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || spoofedSpelling(lower)) {
+      if (lower === 'te' && acceptsTrailers(value)) trailers = true;
+      continue;
+    }
     if (FORWARDING.has(lower)) {
       if (!keepForwarding) continue;
       if (lower === 'x-forwarded-for') {
@@ -127,6 +147,7 @@ export function upstreamRequestHeaders(
     out.push(name, value);
   }
   if (!hasHost) out.push('host', authority);
+  if (trailers) out.push('te', 'trailers', 'connection', 'te');
   const peerAddress = plainAddress(peer);
   const client = xff === undefined ? peerAddress : clientFromChain(xff, trusted) ?? peerAddress;
   out.push(

@@ -17,10 +17,11 @@
  * - repeated Content-Length values must be the same digits (`5, 5`, not `5, 05`); a chunk size is hex
  *   digits directly followed by CRLF or `;` and an extension.
  *
- * Events: `onHead` once per final response (1xx interim responses are read and dropped; 101 is an error,
- * since upgrades do not come this way), `onBody` with slices of the buffers given to `execute` (no
- * copies: valid as long as the caller's buffer is; what the parser keeps between calls it copies),
- * `onEnd` once the response is complete. `onEnd`'s `reusable` says
+ * Events: `onInformational` for each interim (1xx) response before the final one (101 is an error,
+ * since upgrades do not come this way), `onHead` once per final response, `onBody` with slices of the
+ * buffers given to `execute` (no copies: valid as long as the caller's buffer is; what the parser keeps
+ * between calls it copies), `onEnd` once the response is complete, with the trailer fields of a chunked
+ * body (validated as header fields are; undefined when there were none). `onEnd`'s `reusable` says
  * whether the connection may carry another request: not after `Connection: close`, an HTTP/1.0 response
  * without keep-alive or with Transfer-Encoding (RFC 9112 6.1), a body that ran to the close, or bytes
  * that came after the end of the response.
@@ -34,9 +35,10 @@ import { ProximationError } from '@proximation/shared';
 export type ResponseHeaders = Record<string, string | string[]>;
 
 export interface ResponseEvents {
+  onInformational?(status: number, headers: ResponseHeaders): void;
   onHead(status: number, headers: ResponseHeaders): void;
   onBody(chunk: Buffer): void;
-  onEnd(reusable: boolean): void;
+  onEnd(reusable: boolean, trailers: ResponseHeaders | undefined): void;
 }
 
 const CR = 13;
@@ -77,6 +79,7 @@ export class ResponseParser {
   /** The start of a head, chunk-size line or trailer line that has not fully arrived. */
   private pending: Buffer | undefined;
   private trailerBytes = 0;
+  private trailers: ResponseHeaders | undefined;
   private remaining = 0;
   private reusable = true;
   private interim = 0;
@@ -145,7 +148,7 @@ export class ResponseParser {
   end(): void {
     const state = this.state;
     this.state = State.Idle;
-    if (state === State.UntilClose) this.events.onEnd(false);
+    if (state === State.UntilClose) this.events.onEnd(false, undefined);
     else if (state !== State.Idle) {
       throw new ProximationError('ERR_UPSTREAM_CLOSED', this.started ? 'the upstream closed the connection before the response was complete' : 'the upstream closed the connection before a response');
     }
@@ -188,6 +191,7 @@ export class ResponseParser {
       if (status < 100) throw invalid(`its status ${match[2]} is below 100`);
       if (status === 101) throw invalid('it switched protocols (101) on a request that did not ask to upgrade');
       if (++this.interim > MAX_INTERIM) throw invalid(`it sent more than ${MAX_INTERIM} interim (1xx) responses`);
+      this.events.onInformational?.(status, headers);
       return;
     }
     const connection = headers['connection'];
@@ -215,7 +219,7 @@ export class ResponseParser {
     if (this.state === State.Idle) this.finish(more);
   }
 
-  /** A chunk-size line, or a trailer line after the last chunk (validated and dropped: Node cannot relay trailers to both protocols alike). */
+  /** A chunk-size line, or a trailer line after the last chunk. */
   private readLine(data: Buffer, at: number): number {
     const lf = data.indexOf(LF, at);
     const end = lf === -1 ? data.length : lf + 1;
@@ -236,7 +240,7 @@ export class ResponseParser {
         return data.length;
       }
       this.trailerBytes += line.length;
-      addField({}, text);
+      addField((this.trailers ??= {}), text);
       return end;
     }
     const semicolon = text.indexOf(';');
@@ -249,6 +253,7 @@ export class ResponseParser {
     } else {
       this.state = State.Trailer;
       this.trailerBytes = 0;
+      this.trailers = undefined;
     }
     return end;
   }
@@ -256,7 +261,9 @@ export class ResponseParser {
   private finish(more: boolean): void {
     this.state = State.Idle;
     this.pending = undefined;
-    this.events.onEnd(this.reusable && !more);
+    const { trailers } = this;
+    this.trailers = undefined;
+    this.events.onEnd(this.reusable && !more, trailers);
   }
 }
 

@@ -12,6 +12,7 @@ export interface ResponseSink {
   readonly writableLength: number;
   hasHeader(name: string): boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
+  addTrailers(trailers: OutgoingHttpHeaders): void;
   write(chunk: Buffer): boolean;
   end(): unknown;
   end(chunk: string): unknown;

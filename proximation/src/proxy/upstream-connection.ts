@@ -6,6 +6,9 @@
  *   paused while the socket's buffer is full), framed by its Content-Length when the client gave one,
  *   else chunked. Node's server validated the client's method, path and header values before they came
  *   here, and `unsendable` finds a CR, LF or NUL anyway, so nothing can split the request.
+ * - A chunked request body ends with the client's trailers (`request.trailers`); the response's interim
+ *   (1xx) responses and trailers go to the handler (`onInformational`, `onEnd(trailers)`), which
+ *   relays them (trailers.ts): an HTTP/2 upstream connection calls the same handler the same way.
  * - The response is read by the strict parser (http1-response-parser.ts); its body is handed over as it
  *   arrives, in buffers the handler may keep, and reading stops while the handler's sink is full
  *   (`onData` returned false) until `resume()`.
@@ -45,13 +48,22 @@ export interface UpstreamRequest {
    * body as a whole one.
    */
   bodyCut?: (body: Readable) => boolean;
+  /**
+   * Asked once `body` has ended: the client's trailer fields to send after it, flat [name, value, ...]
+   * (trailers.ts). Sent only when the body goes chunked, i.e. the request has no Content-Length.
+   */
+  trailers?: () => readonly string[];
 }
 
+/** What a connection to an upstream (of whatever protocol) tells the one exchange it carries. */
 export interface ExchangeHandler {
+  /** An interim (1xx) response, before `onHead`. */
+  onInformational?(status: number, headers: ResponseHeaders): void;
   onHead(status: number, headers: ResponseHeaders): void;
   /** false: the sink is full; no more data until the exchange's `resume()`. */
   onData(chunk: Buffer): boolean;
-  onEnd(): void;
+  /** @param trailers the response's trailer fields, undefined when it had none */
+  onEnd(trailers?: ResponseHeaders): void;
   onError(error: ProximationError): void;
 }
 
@@ -144,9 +156,10 @@ export class UpstreamConnection {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.parser = new ResponseParser({
+      onInformational: (status, headers) => this.active?.handler.onInformational?.(status, headers),
       onHead: (status, headers) => this.onHead(status, headers),
       onBody: (chunk) => this.onBody(chunk),
-      onEnd: (reusable) => this.onEnd(reusable),
+      onEnd: (reusable, trailers) => this.onEnd(reusable, trailers),
     });
     socket.setTimeout(options.connectTimeoutMs);
     socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
@@ -216,7 +229,7 @@ export class UpstreamConnection {
         this.abort();
         return;
       }
-      if (chunked) this.socket.write('0\r\n\r\n', 'latin1');
+      if (chunked && !this.writeLastChunk(active.request.trailers?.() ?? [])) return;
       active.bodySent = true;
       this.rearmIfLapsed();
     };
@@ -251,6 +264,18 @@ export class UpstreamConnection {
     return ok;
   }
 
+  /** The last chunk and the trailer section; false (and the exchange failed) when a trailer could split the request. */
+  private writeLastChunk(trailers: readonly string[]): boolean {
+    if (trailers.length > 0 && UNSENDABLE.test(trailers.join(''))) {
+      this.fail(new ProximationError('ERR_UPSTREAM_REQUEST', 'a trailer field of the request holds CR, LF or NUL'));
+      return false;
+    }
+    let last = '0\r\n';
+    for (let i = 0; i < trailers.length; i += 2) last += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+    this.socket.write(`${last}\r\n`, 'latin1');
+    return true;
+  }
+
   /** false pauses the socket (`onread`'s contract). */
   private onSocketData(data: Buffer): boolean {
     try {
@@ -277,7 +302,7 @@ export class UpstreamConnection {
     if (!active.handler.onData(Buffer.from(chunk)) && this.active === active) active.paused = true;
   }
 
-  private onEnd(reusable: boolean): void {
+  private onEnd(reusable: boolean, trailers: ResponseHeaders | undefined): void {
     const active = this.active!;
     this.settle(active);
     this.served++;
@@ -288,7 +313,7 @@ export class UpstreamConnection {
     } else {
       this.destroy();
     }
-    active.handler.onEnd();
+    active.handler.onEnd(trailers);
   }
 
   /**

@@ -277,7 +277,7 @@ describe('responses', () => {
           });
           return false;
         },
-        onEnd: resolve,
+        onEnd: () => resolve(),
         onError: reject,
       });
     });

@@ -17,6 +17,7 @@ import { localCaDir } from '../../src/certs/local-issuer.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { startRawUpstream, type RawUpstream } from './raw-http.js';
 
 export async function tempDir(prefix = 'proximation-test-'): Promise<{ path: string; close(): Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -236,6 +237,7 @@ export function managed(): {
   defer(close: () => Promise<void>): void;
   proxy(...args: Parameters<typeof startProxy>): Promise<Proxy>;
   upstream(handler: http.RequestListener): Promise<Upstream>;
+  rawUpstream(...args: Parameters<typeof startRawUpstream>): Promise<RawUpstream>;
 } {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -249,5 +251,6 @@ export function managed(): {
     defer: (close) => void cleanup.push(close),
     proxy: async (...args) => keep(await startProxy(...args)),
     upstream: async (handler) => keep(await startUpstream(handler)),
+    rawUpstream: async (...args) => keep(await startRawUpstream(...args)),
   };
 }
