@@ -56,7 +56,7 @@ export interface HttpsListenerOptions {
   onRequest: (req: ProxyRequest, res: ProxyResponse) => void;
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** An HTTP/2 CONNECT stream (RFC 8441's extended CONNECT carries `:protocol`). */
-  onExtendedConnect: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+  onExtendedConnect?: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   idleTimeoutMs: number;
@@ -145,8 +145,8 @@ export class HttpsListener {
       options.onUpgrade(req, socket, head);
     });
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, res: Http2ServerResponse | Duplex) => {
-      if (req instanceof Http2ServerRequest) options.onExtendedConnect(req, res as Http2ServerResponse);
-      // HTTP/1.1 CONNECT: closed, as Node's server does when nothing listens.
+      if (req instanceof Http2ServerRequest && options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
+      // HTTP/1.1 CONNECT (and HTTP/2 without a handler): closed, as Node's server does when nothing listens.
       else (res as Duplex).destroy();
     });
     // A failed handshake (unknown name, port scan, plain HTTP on 443) is the client's problem, not ours.

@@ -46,7 +46,7 @@ export async function startH2Upstream(
     session.on('close', () => sessions.delete(session));
     session.on('error', () => {});
   });
-  server.on('stream', (stream, headers, _flags, rawHeaders) => {
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', () => {});
     const received = { rawHeaders, headers, session: index.get(stream.session as http2.ServerHttp2Session) ?? -1 };
     streams.push(received);
