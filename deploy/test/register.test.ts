@@ -230,7 +230,7 @@ describe('deploy register: bad input', () => {
     [['--tag', 'devbuild-1'], 'Missing --upstream'],
     [['devbuild-1', '--upstream', 'http://a'], 'Unexpected argument "devbuild-1"; to name the tag, write --tag devbuild-1.'],
     [['--tag', 'devbuild-1', '--upstream', '10.0.0.1:8080'], 'Invalid upstream "10.0.0.1:8080" for --upstream: it needs a scheme'],
-    [['--tag', 'devbuild-1', '--upstream', 'ftp://x'], 'Invalid upstream "ftp://x" for --upstream: the scheme must be http or https, not ftp'],
+    [['--tag', 'devbuild-1', '--upstream', 'ftp://x'], 'Invalid upstream "ftp://x" for --upstream: the scheme must be http, https, h2c or h2, not ftp'],
     [['--tag', 'devbuild-1', '--upstream', 'http://10.0.0.1:80800'], 'Invalid upstream "http://10.0.0.1:80800" for --upstream: its port 80800 is out of range (1 to 65535)'],
     [['--site', 'dev', '--version', '42', '--upstream', 'http://a'], 'Version "42" does not start with site dev\'s tag prefix "devbuild-": name it devbuild-...'],
     [['--tag', 'devbuild-1', '--upstream', 'http://a', '--activate'], 'Unknown option --activate.'],

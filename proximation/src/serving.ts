@@ -130,6 +130,9 @@ export async function createServing(config: Config, log: Logger, options: Servin
     onUpgrade: (req, socket, head) => {
       if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);
     },
+    onExtendedConnect: (req, res) => {
+      if (h2Limits.admitHeaders(req, res) && clientLimits.admitExtendedConnect(req, res)) proxy.onExtendedConnect(req, res);
+    },
   });
   https.server.on('tlsClientError', (err: Error & { code?: string }) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.limitHit('tls_handshake_timeout');

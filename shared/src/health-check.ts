@@ -2,8 +2,9 @@
  * Health checks of upstreams before they get traffic: `GET <upstream><path>` on every upstream at once,
  * each retried every `intervalMs` until it answers 2xx or 3xx (redirects are not followed) or
  * `timeoutMs` has passed since the check began. Each attempt may take up to 5 s (at least 1 s, so a
- * check with a tiny timeout still makes one real attempt); https upstreams are verified against the
- * system CAs plus NODE_EXTRA_CA_CERTS.
+ * check with a tiny timeout still makes one real attempt); https and h2 upstreams are verified against
+ * the system CAs plus NODE_EXTRA_CA_CERTS. h2c and h2 upstreams are checked over HTTP/2 (node:http2, one
+ * session per attempt), the others over HTTP/1.1 (fetch): each upstream in the protocol it gets traffic in.
  *
  * `checkUpstreams` never throws: it resolves with one result per upstream, in the order given; its
  * `onAttempt` (for progress; it must not throw) sees each attempt's result as it comes.
@@ -12,10 +13,13 @@
  * after the proxy's admin API ran the check, can word it for its reader), naming each failed upstream
  * and what it answered. `isHealthCheckPath` is the rule for `path`.
  */
+import { STATUS_CODES } from 'node:http';
+import http2 from 'node:http2';
 import { setTimeout as delay } from 'node:timers/promises';
 import { formatDuration } from './duration.js';
 import { ProximationError } from './errors.js';
 import { describeFetchFailure } from './fetch-failure.js';
+import { upstreamEndpoint } from './upstream-origin.js';
 
 export interface HealthCheckOptions {
   /** Request path, starting with "/", such as "/healthz". */
@@ -63,29 +67,58 @@ async function checkUntilHealthy(
   onAttempt: ((result: UpstreamHealth) => void) | undefined,
 ): Promise<UpstreamHealth> {
   const interval = options.intervalMs ?? DEFAULT_INTERVAL_MS;
-  // Upstreams are stored as origins without a trailing slash, and the path starts with one.
-  const url = `${upstream}${options.path}`;
+  const probe = upstreamEndpoint(upstream).http2 ? probeHttp2 : probeHttp1;
   for (let attempts = 1; ; attempts++) {
-    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
+    const { healthy, outcome } = await probe(upstream, options.path, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
     onAttempt?.({ upstream, healthy, attempts, outcome });
     if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
     await delay(interval);
   }
 }
 
-async function probe(url: string, timeoutMs: number, userAgent = 'proximation health check'): Promise<{ healthy: boolean; outcome: string }> {
+interface ProbeResult {
+  healthy: boolean;
+  outcome: string;
+}
+
+const DEFAULT_USER_AGENT = 'proximation health check';
+
+function answered(status: number, statusText = STATUS_CODES[status] ?? ''): ProbeResult {
+  return { healthy: status >= 200 && status < 400, outcome: `answered ${status}${statusText === '' ? '' : ` ${statusText}`}` };
+}
+
+async function probeHttp1(upstream: string, path: string, timeoutMs: number, userAgent = DEFAULT_USER_AGENT): Promise<ProbeResult> {
   try {
-    const response = await fetch(url, {
+    // Upstreams are stored as origins without a trailing slash, and the path starts with one.
+    const response = await fetch(`${upstream}${path}`, {
       redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
       headers: { 'user-agent': userAgent },
     });
     await response.body?.cancel();
-    const healthy = response.status >= 200 && response.status < 400;
-    return { healthy, outcome: `answered ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}` };
+    return answered(response.status, response.statusText);
   } catch (err) {
     return { healthy: false, outcome: describeFetchFailure(err, timeoutMs) };
   }
+}
+
+/** HTTP/2 has no reason phrases: the outcome names the status as HTTP/1.1 would. */
+function probeHttp2(upstream: string, path: string, timeoutMs: number, userAgent = DEFAULT_USER_AGENT): Promise<ProbeResult> {
+  const endpoint = upstreamEndpoint(upstream);
+  return new Promise((resolve) => {
+    const session = http2.connect(`${endpoint.tls ? 'https' : 'http'}://${endpoint.authority}`);
+    const finish = (result: ProbeResult): void => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve(result);
+    };
+    const failed = (err: unknown): void => finish({ healthy: false, outcome: describeFetchFailure(err, timeoutMs) });
+    const timer = setTimeout(() => failed(new DOMException('timed out', 'TimeoutError')), timeoutMs);
+    session.on('error', failed);
+    const stream = session.request({ ':path': path, 'user-agent': userAgent }, { endStream: true });
+    stream.on('response', (headers) => finish(answered(Number(headers[':status']))));
+    stream.on('error', failed);
+  });
 }
 
 export class HealthCheckFailedError extends ProximationError {

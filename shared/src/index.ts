@@ -1,6 +1,8 @@
 export { ProximationError, isProximationError, errorMessage, isErrnoCode } from './errors.js';
 export { normalizeHostname, inspectHostname, hostnameMatchesPattern } from './hostname.js';
 export { DEFAULT_PROXY_PORTS, ownListenerProblem, restrictedTargetProblem } from './upstream-target.js';
+export { UPSTREAM_SCHEME_NAMES, upstreamEndpoint } from './upstream-origin.js';
+export type { UpstreamEndpoint, UpstreamScheme } from './upstream-origin.js';
 export type { NormalizeHostnameOptions } from './hostname.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { hstsHeaderValue, hstsProblems } from './hsts.js';

@@ -33,6 +33,7 @@ import { parseNetwork } from './networks.js';
 import { hstsHeaderValue, hstsProblems, normalizeHsts, sameHsts, type HstsPolicy } from './hsts.js';
 import { urlParseProblem } from './url-text.js';
 import { parseJsonText } from './json-text.js';
+import { UPSTREAM_SCHEME_NAMES, originOf, specialFormOf } from './upstream-origin.js';
 import { restrictedTargetProblem } from './upstream-target.js';
 import { describeIssues, valueAt } from './validation-issues.js';
 import { MAX_LEASE_MS, MIN_LEASE_MS, checkLease, identityProblem, memberExpiresAt, type MemberClock } from './members.js';
@@ -377,7 +378,7 @@ export function emptyRoutingTable(): RoutingTable {
 // ---------------------------------------------------------------------------------------------------
 // Input normalisation shared by operations and validation
 
-/** `http:`/`https:` URL with host and optional port, no credentials/path/query/fragment → its origin. */
+/** An upstream URL (see upstream-origin.ts for the schemes) with host and optional port, no credentials/path/query/fragment → its origin. */
 export function normalizeUpstreamUrl(input: string, field: string): string {
   const result = inspectUpstream(input);
   if ('origin' in result) return result.origin;
@@ -387,19 +388,20 @@ export function normalizeUpstreamUrl(input: string, field: string): string {
 function inspectUpstream(input: string): { origin: string } | { problem: string } {
   // The URL parser silently drops tabs and newlines anywhere and trims spaces: reject them instead.
   if (/[\s\u0000-\u001f\u007f]/.test(input)) return { problem: 'it contains whitespace or control characters' };
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(input)) return { problem: 'it needs a scheme: http:// or https:// in front of the host' };
-  let url: URL;
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(input)) return { problem: `it needs a scheme (${UPSTREAM_SCHEME_NAMES}) and :// in front of the host` };
+  let special: ReturnType<typeof specialFormOf>;
   try {
-    url = new URL(input);
+    special = specialFormOf(input);
   } catch {
     return { problem: urlParseProblem(input) };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `the scheme must be http or https, not ${url.protocol.slice(0, -1)}` };
+  if (special === undefined) return { problem: `the scheme must be ${UPSTREAM_SCHEME_NAMES}, not ${input.slice(0, input.indexOf(':')).toLowerCase()}` };
+  const { scheme, url } = special;
   if (url.username !== '' || url.password !== '') return { problem: 'it must not contain credentials' };
   if (url.pathname !== '/') return { problem: `it must not have a path (${url.pathname})` };
   if (url.search !== '' || url.hash !== '') return { problem: 'it must not have a query or fragment' };
   if (url.port === '0') return { problem: 'port 0 cannot be connected to' };
-  return { origin: url.origin };
+  return { origin: originOf(scheme, url) };
 }
 
 export function defaultTagPrefix(siteName: string): string | undefined {

@@ -1,3 +1,5 @@
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { checkUpstreams, healthCheckFailed } from '../src/health-check.js';
 import { refusingOrigin, startServer, upstream } from './helpers.js';
@@ -38,6 +40,44 @@ describe('checkUpstreams', () => {
     const refusing = await refusingOrigin();
     const [result] = await checkUpstreams([refusing], { path: '/', timeoutMs: 200, intervalMs: 50 });
     expect(result).toMatchObject({ healthy: false, outcome: 'refused the connection (ECONNREFUSED)' });
+  });
+});
+
+describe('checkUpstreams on h2c upstreams', () => {
+  it('checks over HTTP/2 with prior knowledge, and reports its status and refusals', async () => {
+    const seen: string[] = [];
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      seen.push(`${headers[':method']} ${headers[':path']} ${headers['user-agent']}`);
+      stream.respond({ ':status': headers[':path'] === '/down' ? 503 : 204 });
+      stream.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      expect(await checkUpstreams([origin], { path: '/health', timeoutMs: 1_000 })).toEqual([{ upstream: origin, healthy: true, attempts: 1, outcome: 'answered 204 No Content' }]);
+      const [down] = await checkUpstreams([origin], { path: '/down', timeoutMs: 200, intervalMs: 50 });
+      expect(down).toMatchObject({ healthy: false, outcome: 'answered 503 Service Unavailable' });
+      expect(seen[0]).toBe('GET /health proximation health check');
+      const refusing = (await refusingOrigin()).replace('http:', 'h2c:');
+      const [refused] = await checkUpstreams([refusing], { path: '/', timeoutMs: 200, intervalMs: 50 });
+      expect(refused).toMatchObject({ healthy: false, outcome: 'refused the connection (ECONNREFUSED)' });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('gives up on an h2c upstream that never answers', async () => {
+    const server = http2.createServer();
+    server.on('stream', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const [result] = await checkUpstreams([origin], { path: '/', timeoutMs: 100 });
+      expect(result).toEqual({ upstream: origin, healthy: false, attempts: 1, outcome: 'did not answer within 1s' });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 

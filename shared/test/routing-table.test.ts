@@ -147,7 +147,7 @@ describe('parseRoutingTable', () => {
     ['a bad tag prefix', (j) => (j.sites[0].tagPrefix = 'dev build'), 'sites[0].tagPrefix: use one or more characters'],
     ['a bad version name', (j) => (j.sites[0].versions[0].name = '-41'), 'sites[0].versions[0].name: use 1-128 characters'],
     ['no upstreams', (j) => (j.sites[0].versions[0].upstreams = []), 'sites[0].versions[0].upstreams: a version needs at least one upstream'],
-    ['a non-http upstream', (j) => (j.sites[0].versions[1].upstreams[0] = 'ftp://10.0.1.9'), 'sites[0].versions[1].upstreams[0]: the scheme must be http or https, not ftp; give an origin such as http://10.0.1.7:8080 (found "ftp://10.0.1.9")'],
+    ['a non-http upstream', (j) => (j.sites[0].versions[1].upstreams[0] = 'ftp://10.0.1.9'), 'sites[0].versions[1].upstreams[0]: the scheme must be http, https, h2c or h2, not ftp; give an origin such as http://10.0.1.7:8080 (found "ftp://10.0.1.9")'],
     ['an upstream with a path', (j) => (j.sites[0].versions[1].upstreams[1] = 'http://10.0.1.10:8080/app'), 'sites[0].versions[1].upstreams[1]: it must not have a path (/app)'],
     ['an upstream not in normal form', (j) => (j.sites[0].versions[0].upstreams[0] = 'http://10.0.1.7:8080/'), 'sites[0].versions[0].upstreams[0]: not in normal form; write "http://10.0.1.7:8080"'],
     ['a duplicate upstream', (j) => (j.sites[0].versions[1].upstreams[1] = 'http://10.0.1.9:8080'), 'sites[0].versions[1].upstreams[1]: upstream already listed at sites[0].versions[1].upstreams[0]'],
@@ -699,13 +699,22 @@ describe('helpers', () => {
     ['http://[::1]:9000', 'http://[::1]:9000'],
     ['http://my_app_1:3000', 'http://my_app_1:3000'],
     ['http://bücher.example', 'http://xn--bcher-kva.example'],
+    // HTTP/2 schemes: the host is normalised as http:/https: normalise it, and the default port dropped.
+    ['H2C://App.Internal:50051', 'h2c://app.internal:50051'],
+    ['h2c://10.0.0.1:80', 'h2c://10.0.0.1'],
+    ['h2://grpc.internal:443/', 'h2://grpc.internal'],
+    ['h2://[::1]:8443', 'h2://[::1]:8443'],
+    ['h2c://bücher.example:9000', 'h2c://xn--bcher-kva.example:9000'],
   ])('normalizeUpstreamUrl(%j) → %j', (input, expected) => {
     expect(normalizeUpstreamUrl(input, '--upstream')).toBe(expected);
   });
 
   it.each([
-    ['ftp://x', 'the scheme must be http or https, not ftp'],
-    ['10.0.0.1:80', 'it needs a scheme: http:// or https:// in front of the host'],
+    ['ftp://x', 'the scheme must be http, https, h2c or h2, not ftp'],
+    ['10.0.0.1:80', 'it needs a scheme (http, https, h2c or h2) and :// in front of the host'],
+    ['h2c://x/app', 'it must not have a path (/app)'],
+    ['h2://u@x', 'it must not contain credentials'],
+    ['h2c://x:70000', 'its port 70000 is out of range (1 to 65535)'],
     ['http://user:pw@x', 'it must not contain credentials'],
     ['http://x/app', 'it must not have a path (/app)'],
     ['http://x/?a=1', 'it must not have a query or fragment'],
@@ -734,9 +743,14 @@ describe('restricted upstream targets', () => {
     ['http://[fe80::1]:8080', 'link-local or cloud metadata'],
     ['http://0.0.0.0:8080', 'unspecified address'],
     ['http://[::]:8080', 'unspecified address'],
+    // The HTTP/2 schemes get the same checks, on the same normalised address.
+    ['h2c://169.254.169.254', 'link-local or cloud metadata'],
+    ['h2c://2852039166:50051', 'link-local or cloud metadata'],
+    ['h2://[::ffff:169.254.169.254]', 'link-local or cloud metadata'],
+    ['h2c://0.0.0.0:50051', 'unspecified address'],
   ])('refuses %s by default, in the operation and when the table is read', (upstream, why) => {
     expectError(() => register(sample(), [upstream]), 'ERR_RESTRICTED_UPSTREAM', 'dev/c', why, '"allowRestrictedUpstreams": true', '--allow-restricted-upstreams');
-    const origin = new URL(upstream).origin;
+    const origin = normalizeUpstreamUrl(upstream, 'test');
     const text = exampleWith((json) => (json.sites[0].versions[0].upstreams = [origin]));
     expectError(() => parseRoutingTable(text, 'routes.json'), 'ERR_ROUTES_INVALID', 'sites[0].versions[0].upstreams[0]', why);
   });
@@ -755,7 +769,7 @@ describe('restricted upstream targets', () => {
     expectError(() => register(opted, ['http://169.254.169.254'], { join: true }), 'ERR_RESTRICTED_UPSTREAM');
     expectError(() => register(opted, ['http://169.254.170.2'], { version: 'd' }), 'ERR_RESTRICTED_UPSTREAM');
     // Ordinary private addresses, loopback and names are no restricted targets.
-    checked(register(sample(), ['http://10.0.0.3:8080', 'http://127.0.0.1:3000', 'http://[fd12::1]:80', 'http://app.internal']));
+    checked(register(sample(), ['http://10.0.0.3:8080', 'http://127.0.0.1:3000', 'http://[fd12::1]:80', 'http://app.internal', 'h2c://10.0.0.4:50051', 'h2://grpc.internal']));
     const flagged = exampleWith((json) => (json.sites[0].versions[0].allowRestrictedUpstreams = false));
     expectError(() => parseRoutingTable(flagged, 'routes.json'), 'ERR_ROUTES_INVALID', 'allowRestrictedUpstreams', 'must be true, or left out');
   });

@@ -93,7 +93,8 @@ Options:
   --version <version>    the version name, such as devbuild-42 (A-Z, a-z, 0-9, ".", "_", "-")
   --tag <tag>            instead of --site and --version: the site whose tag prefix the tag starts
                          with (devbuild-42 -> dev), and the tag as the version name
-  --upstream <url>       where the version runs: an http(s) origin such as http://10.0.1.9:8080;
+  --upstream <url>       where the version runs: an origin such as http://10.0.1.9:8080 (http, https:
+                         HTTP/1.1; h2c, h2: HTTP/2 in clear or over TLS);
                          repeat for several
   --upstream-from-ecs    add this ECS task's own address as an upstream, read from the task
                          metadata endpoint (awsvpc: the task's IP and the container port; bridge:

@@ -46,14 +46,21 @@ export class H2StreamLimits {
 
   admit(req: ProxyRequest, res: ProxyResponse): boolean {
     if (!(req instanceof http2.Http2ServerRequest)) return true;
-    if (headerListSize(req.rawHeaders) > this.options.maxHeaderListSize) {
-      this.options.observer.limitHit('header_list_size');
-      sendError(res, 431, `the request's header list is larger than ${this.options.maxHeaderListSize} bytes.`);
-      return false;
-    }
+    if (!this.admitHeaders(req, res)) return false;
     const { stream } = req;
     if (!stream.endAfterHeaders) this.bound(stream, req);
     return true;
+  }
+
+  /**
+   * The header list limit alone, for an extended CONNECT (RFC 8441): its stream is a WebSocket's life,
+   * which the request deadline must not cut.
+   */
+  admitHeaders(req: http2.Http2ServerRequest, res: ProxyResponse): boolean {
+    if (headerListSize(req.rawHeaders) <= this.options.maxHeaderListSize) return true;
+    this.options.observer.limitHit('header_list_size');
+    sendError(res, 431, `the request's header list is larger than ${this.options.maxHeaderListSize} bytes.`);
+    return false;
   }
 
   /** Calls `next` for the request: at once on HTTP/1.1, on HTTP/2 once the frames read with it are processed, unless it was reset meanwhile. */

@@ -11,6 +11,9 @@
  * options (maxHeaderSize, keepAliveTimeout), but its fallback reads them from the server object, so they
  * are set as properties below (the listener tests prove each one).
  *
+ * RFC 8441: the HTTP/2 side advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; Node hands every HTTP/2 CONNECT
+ * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`.
+ *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
  * one as soon as its response is done; at the deadline destroys what is left.
  *
@@ -30,7 +33,7 @@
  * handshake. None when `acmeTlsAlpn` is unset (the local CA, HTTP-01). A client that sends no
  * complete ClientHello within handshakeTimeoutMs is disconnected.
  */
-import http2 from 'node:http2';
+import http2, { Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -52,6 +55,8 @@ export interface HttpsListenerOptions {
   acmeTlsAlpn?: (servername: string) => Promise<SecureContext | undefined>;
   onRequest: (req: ProxyRequest, res: ProxyResponse) => void;
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** An HTTP/2 CONNECT stream (RFC 8441's extended CONNECT carries `:protocol`). */
+  onExtendedConnect?: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   idleTimeoutMs: number;
@@ -103,7 +108,7 @@ export class HttpsListener {
       handshakeTimeout: options.handshakeTimeoutMs,
       sessionTimeout: SESSION_LIFETIME_S,
       maxSessionMemory: 32,
-      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize },
+      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize, enableConnectProtocol: true },
       maxHeaderListPairs: 256,
     });
     if (options.acmeTlsAlpn !== undefined) routeAcmeTlsAlpn(server, options.acmeTlsAlpn, options.handshakeTimeoutMs);
@@ -138,6 +143,11 @@ export class HttpsListener {
       this.http1.delete(socket as Socket);
       (socket as Socket).setTimeout(0);
       options.onUpgrade(req, socket, head);
+    });
+    server.on('connect', (req: IncomingMessage | Http2ServerRequest, res: Http2ServerResponse | Duplex) => {
+      if (req instanceof Http2ServerRequest && options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
+      // HTTP/1.1 CONNECT (and HTTP/2 without a handler): closed, as Node's server does when nothing listens.
+      else (res as Duplex).destroy();
     });
     // A failed handshake (unknown name, port scan, plain HTTP on 443) is the client's problem, not ours.
     server.on('tlsClientError', () => {});

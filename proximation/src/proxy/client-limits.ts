@@ -142,13 +142,26 @@ export class ClientLimits {
    * may go on, false when it was refused and the socket answered 429 and closed.
    */
   admitUpgrade(req: IncomingMessage, socket: Duplex): boolean {
+    if (this.takeToken(req)) return true;
+    sendErrorToSocket(socket, 429, RATE_REFUSAL);
+    return false;
+  }
+
+  /** The same for a WebSocket over an HTTP/2 stream (RFC 8441 extended CONNECT), answered on the stream. */
+  admitExtendedConnect(req: ProxyRequest, res: ProxyResponse): boolean {
+    if (this.takeToken(req)) return true;
+    res.setHeader('retry-after', '1');
+    sendError(res, 429, RATE_REFUSAL);
+    return false;
+  }
+
+  private takeToken(req: ProxyRequest): boolean {
     const state = this.stateOf(this.keyOf(req));
     if (state.tokens >= 1) {
       state.tokens -= 1;
       return true;
     }
     this.options.observer.limitHit('request_rate_per_address');
-    sendErrorToSocket(socket, 429, RATE_REFUSAL);
     return false;
   }
 

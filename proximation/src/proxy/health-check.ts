@@ -1,9 +1,10 @@
 /**
  * Active health checks: every `intervalMs`, each upstream of an active version gets `GET path` through
- * its own pool (so a check also exercises the keep-alive connections requests use). 2xx or 3xx within
+ * its own pool (so a check also exercises the connections requests use, HTTP/1.1 or HTTP/2 alike). 2xx or 3xx within
  * `timeoutMs` passes. Two failures in a row take the upstream out of rotation; one pass brings it back.
  * Transitions are logged. Checks of one round run concurrently; a round never overlaps the next.
  */
+import { upstreamEndpoint } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 
@@ -60,7 +61,7 @@ export class HealthChecker {
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
       const control = upstream.pool.request(
-        { method: 'GET', path, headers: ['host', new URL(upstream.origin).host, 'user-agent', 'proximation-health-check'], body: null },
+        { method: 'GET', path, headers: ['host', upstreamEndpoint(upstream.origin).authority, 'user-agent', 'proximation-health-check'], body: null },
         {
           onHead: (code) => (status = code),
           onData: () => true,

@@ -1,5 +1,6 @@
 /**
- * The HTTPS request path: route by Host/:authority, rewrite headers, forward (or tunnel a WebSocket),
+ * The HTTPS request path: route by Host/:authority, rewrite headers, forward (or tunnel a WebSocket, asked
+ * for by an HTTP/1.1 upgrade or an HTTP/2 extended CONNECT),
  * and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
  * on the disk.
  *
@@ -11,6 +12,7 @@
  * A preview host with restricted access (preview-access.ts) answers 403 to a client it does not admit.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
@@ -21,7 +23,7 @@ import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult 
 import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
-import type { WebSocketTunnels } from './websocket.js';
+import type { TunnelResult, WebSocketTarget, WebSocketTunnels } from './websocket.js';
 import type { InFlight } from './in-flight.js';
 
 export interface ProxyHandlerOptions {
@@ -87,34 +89,51 @@ export class ProxyHandler {
   };
 
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    this.tunnel(req, (status, message) => sendErrorToSocket(socket, status, message), (target, onDone) => this.options.tunnels.open(req, socket, head, target, onDone));
+  };
+
+  /** An HTTP/2 CONNECT stream: a WebSocket by RFC 8441 (`:protocol`), else 405 as Node answers it. */
+  readonly onExtendedConnect = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    if (req.headers[':protocol'] === undefined) {
+      res.setHeader('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
+      const bytes = sendError(res, 405, 'CONNECT is not supported: this is a reverse proxy, not a forward proxy.');
+      this.log({ req, authority: authorityOf(req), client: plainAddress(req.socket.remoteAddress ?? ''), route: undefined, upstream: undefined, start: performance.now() }, { status: 405, bytes });
+      return;
+    }
+    this.tunnel(req, (status, message) => sendError(res, status, message), (target, onDone) => this.options.tunnels.openStream(req, res, target, onDone));
+  };
+
+  /** Routes a WebSocket request and opens its tunnel; `refuse` answers it in the client's protocol. */
+  private tunnel(
+    req: IncomingMessage | Http2ServerRequest,
+    refuse: (status: number, message: string) => number,
+    open: (target: WebSocketTarget, onDone: (result: TunnelResult) => void) => void,
+  ): void {
     const start = performance.now();
     const authority = authorityOf(req);
     const route = this.options.router.route(authority);
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined || route.version === undefined) {
       const [status, message] = unroutable(route, authority);
-      const bytes = sendErrorToSocket(socket, status, message);
+      const bytes = refuse(status, message);
       this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
-      const bytes = sendErrorToSocket(socket, 403, MESSAGES[403](hostOf(authority)));
+      const bytes = refuse(403, MESSAGES[403](hostOf(authority)));
       this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes });
       return;
     }
     const upstream = route.upstreams.pick(Date.now());
     if (upstream === undefined) {
-      const bytes = sendErrorToSocket(socket, 503, MESSAGES[503](route.site));
+      const bytes = refuse(503, MESSAGES[503](route.site));
       this.log({ req, authority, client, route, upstream: undefined, start }, { status: 503, bytes });
       return;
     }
     const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
     const done = this.options.inFlight?.websocket(route.site, route.version, upstream.origin);
-    this.options.tunnels.open(
-      req,
-      socket,
-      head,
+    open(
       {
         origin: upstream.origin,
         path: req.url ?? '/',
@@ -126,7 +145,7 @@ export class ProxyHandler {
         this.log(exchange, { status: result.status, bytes: result.bytesFromUpstream, error: result.error }, true);
       },
     );
-  };
+  }
 
   /** @param tunnel a WebSocket: its duration is the tunnel's life, not a response time */
   private log(exchange: Exchange, result: ForwardResult, tunnel = false): void {

@@ -1,6 +1,8 @@
 /**
- * The upstream servers the proxy knows, one per origin, each with its keep-alive connection pool and its
- * passive-health state. An origin keeps one Upstream (and so one pool and one health record) for as long
+ * The upstream servers the proxy knows, one per origin, each with its connection pool and its
+ * passive-health state. The origin's scheme picks the pool: `http:`/`https:` the HTTP/1.1 keep-alive
+ * pool (upstream-pool.ts), `h2c:`/`h2:` the HTTP/2 session pool (h2-upstream-pool.ts); both keep the
+ * same contract, so forwarding, health checks, ejection, timeouts and metrics do not depend on it. An origin keeps one Upstream (and so one pool and one health record) for as long
  * as some routing-table generation refers to it; `retain` makes that set current, and pools that fell out
  * of it are closed gracefully: requests already on them finish (that is what makes a version switch drop
  * nothing), new ones never reach them.
@@ -9,6 +11,8 @@
  * while, doubling per consecutive failure from `ejectBaseMs` up to `ejectMaxMs`; one success resets it.
  * Active health checks (health-check.ts) take it out while they fail.
  */
+import { upstreamEndpoint } from '@proximation/shared';
+import { Http2UpstreamPool } from './h2-upstream-pool.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 export interface UpstreamOptions {
@@ -21,7 +25,7 @@ export interface UpstreamOptions {
 
 export class Upstream {
   readonly origin: string;
-  readonly pool: UpstreamPool;
+  readonly pool: UpstreamPool | Http2UpstreamPool;
   private consecutiveFailures = 0;
   private ejectedUntil = 0;
   private healthy = true;
@@ -29,12 +33,8 @@ export class Upstream {
 
   constructor(origin: string, private readonly options: UpstreamOptions) {
     this.origin = origin;
-    this.pool = new UpstreamPool(origin, {
-      connectTimeoutMs: options.connectTimeoutMs,
-      timeoutMs: options.timeoutMs,
-      idleMs: 30_000,
-      maxIdleMs: 120_000,
-    });
+    const timeouts = { connectTimeoutMs: options.connectTimeoutMs, timeoutMs: options.timeoutMs, idleMs: 30_000 };
+    this.pool = upstreamEndpoint(origin).http2 ? new Http2UpstreamPool(origin, timeouts) : new UpstreamPool(origin, { ...timeouts, maxIdleMs: 120_000 });
   }
 
   available(now: number): boolean {

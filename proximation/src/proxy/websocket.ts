@@ -1,13 +1,21 @@
 /**
- * WebSocket tunnels: relays an HTTP/1.1 upgrade request to an upstream and, once the upstream
- * switches protocols, copies bytes both ways until either side closes.
+ * WebSocket tunnels: relays a WebSocket opening handshake to an upstream as an HTTP/1.1 upgrade and,
+ * once the upstream switches protocols, copies bytes both ways until either side closes. The client
+ * asks by an HTTP/1.1 upgrade (`open`) or by RFC 8441's extended CONNECT on an HTTP/2 stream
+ * (`openStream`: `:method CONNECT`, `:protocol websocket`); both carry the same RFC 6455 frames, so
+ * everything below holds for both. For an HTTP/2 client the upstream's request is the GET upgrade RFC
+ * 8441 5 maps it to, with the Sec-WebSocket-Key that HTTP/2 leaves out made up here; the upstream's 101
+ * must carry the matching Sec-WebSocket-Accept (else 502), and becomes the client's 200, its
+ * end-to-end headers (Sec-WebSocket-Protocol, -Extensions) kept. The stream is the client's connection:
+ * its END_STREAM is the client's end, RST_STREAM a reset. Only http: and https: upstreams can take a
+ * tunnel (an HTTP/2 upstream has no Upgrade): any other is answered 502.
  *
- * Guarantees of `WebSocketTunnels.open()`: it never throws and handles every socket error; it calls
- * `onDone` exactly once, after the client socket (and the upstream socket, if any) are closed. The
- * client gets the upstream's 101 (headers verbatim) or its refusal (end-to-end headers, body
- * streamed, then the connection closes); 502 when the upstream cannot be reached, 504 when it does
- * not answer within `connectTimeoutMs`, 400 when the client asks to upgrade to anything but
- * "websocket" (the tunnel tracks WebSocket frames, so it cannot carry other protocols). Data flows
+ * Guarantees of `WebSocketTunnels.open()` and `openStream()`: they never throw and handle every socket
+ * error; they call `onDone` exactly once, after the client socket or stream (and the upstream socket, if
+ * any) are closed. The client gets the upstream's 101 (headers verbatim; on HTTP/2 the 200 above) or its
+ * refusal (end-to-end headers, body streamed, then the connection or stream closes); 502 when the
+ * upstream cannot be reached, 504 when it does not answer within `connectTimeoutMs`, 400 when the
+ * client asks to upgrade to anything but "websocket" (the tunnel tracks WebSocket frames, so it cannot carry other protocols). Data flows
  * with back-pressure in both directions. `closedBy` names the side that sent the first Close frame,
  * or else the first to end or reset its connection (`error` then holds the reset); it is 'upstream'
  * for a refused upgrade, 'error' for 400/502/504, and 'drain' when `close()` came first.
@@ -19,14 +27,16 @@
  * rejects with `ProximationError` `ERR_WS_CLOSE_FRAME_INVALID` for a code or reason that cannot go
  * in a Close frame.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ProximationError } from '@proximation/shared';
-import { MESSAGES, sendErrorToSocket } from './error-responses.js';
+import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { FrameBoundaryTracker, buildCloseFrame } from './websocket-frames.js';
 
@@ -45,7 +55,7 @@ export interface WebSocketTarget {
 }
 
 export interface TunnelResult {
-  /** Status sent to the client: 101, the upstream's refusal, 400, 502 or 504; 0 when none was. */
+  /** Status sent to the client: 101 (200 on HTTP/2), the upstream's refusal, 400, 502 or 504; 0 when none was. */
   status: number;
   /** Bytes received from the client after its upgrade request. */
   bytesFromClient: number;
@@ -110,7 +120,12 @@ export class WebSocketTunnels {
     target: WebSocketTarget,
     onDone: (result: TunnelResult) => void,
   ): void {
-    new Tunnel(this.#registry, this.#connectTimeoutMs, this.#ca, req, clientSocket, head, target, onDone).start();
+    new Tunnel(this.#registry, this.#connectTimeoutMs, this.#ca, new UpgradeEnd(req, clientSocket, head), target, onDone).start();
+  }
+
+  /** Tunnels the extended CONNECT request `req` (RFC 8441) on its HTTP/2 stream to `target`. */
+  openStream(req: Http2ServerRequest, res: Http2ServerResponse, target: WebSocketTarget, onDone: (result: TunnelResult) => void): void {
+    new Tunnel(this.#registry, this.#connectTimeoutMs, this.#ca, new StreamEnd(req, res), target, onDone).start();
   }
 
   /** Number of established tunnels. */
@@ -154,12 +169,14 @@ class Tunnel {
     private readonly registry: Registry,
     private readonly connectTimeoutMs: number,
     private readonly ca: (string | Buffer)[] | undefined,
-    private readonly req: http.IncomingMessage,
-    private readonly client: Duplex,
-    private readonly head: Buffer,
+    private readonly end: ClientEnd,
     private readonly target: WebSocketTarget,
     private readonly onDone: (result: TunnelResult) => void,
-  ) {}
+  ) {
+    this.client = end.socket;
+  }
+
+  private readonly client: Duplex;
 
   get labels(): Readonly<Record<string, string>> {
     return this.target.labels;
@@ -174,14 +191,20 @@ class Tunnel {
     this.registry.all.add(this);
     this.client.on('error', (err: Error) => this.onSocketError('client', err));
     this.client.on('close', () => this.onSocketClose('client'));
-    const upgrade = this.req.headers.upgrade;
+    const upgrade = this.end.protocol;
     if (upgrade?.trim().toLowerCase() !== 'websocket') {
       const message = `only WebSocket upgrades can be proxied, this request asks to upgrade to "${upgrade ?? ''}".`;
       this.refuse(400, message, new ProximationError('ERR_WS_UPGRADE_UNSUPPORTED', `${this.target.path}: ${message}`));
       return;
     }
+    const origin = new URL(this.target.origin);
+    if (origin.protocol !== 'http:' && origin.protocol !== 'https:') {
+      const why = `WebSockets are tunnelled to HTTP/1.1 upstreams (http:, https:) only, and ${this.target.origin} speaks HTTP/2`;
+      this.refuse(502, MESSAGES[502](this.target.origin), new ProximationError('ERR_WS_UPSTREAM_UNSUPPORTED', `cannot open WebSocket ${this.target.origin}${this.target.path}: ${why}; route WebSockets to an http:// or https:// upstream`));
+      return;
+    }
     try {
-      this.request = this.connect(upgrade);
+      this.request = this.connect(origin, upgrade);
     } catch (err) {
       // An origin that does not parse or a header value Node refuses to send.
       this.refuse(502, MESSAGES[502](this.target.origin), this.unreachable(err));
@@ -190,8 +213,7 @@ class Tunnel {
     this.connectTimer = setTimeout(() => this.onConnectTimeout(), this.connectTimeoutMs);
   }
 
-  private connect(upgrade: string): http.ClientRequest {
-    const origin = new URL(this.target.origin);
+  private connect(origin: URL, upgrade: string): http.ClientRequest {
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(this.target.headers)) {
       const lower = name.toLowerCase();
@@ -199,11 +221,12 @@ class Tunnel {
     }
     headers['connection'] = 'Upgrade';
     headers['upgrade'] = upgrade;
+    Object.assign(headers, this.end.handshakeHeaders());
     const options: http.RequestOptions = {
       protocol: origin.protocol,
       hostname: origin.hostname.replace(/^\[(.*)\]$/, '$1'), // URL keeps the brackets of IPv6 literals.
       port: origin.port,
-      method: this.req.method,
+      method: this.end.method,
       path: this.target.path,
       headers,
       agent: false,
@@ -249,7 +272,7 @@ class Tunnel {
     this.phase = 'answering';
     this.status = status;
     this.conclude('error', error);
-    this.responseBytes += sendErrorToSocket(this.client, status, message);
+    this.responseBytes += this.end.refuse(status, message);
     this.release(this.client);
   }
 
@@ -259,9 +282,7 @@ class Tunnel {
     this.phase = 'answering';
     this.response = res;
     this.status = res.statusCode ?? 0;
-    this.client.write(
-      `${statusLine(this.status, res.statusMessage)}${headerLines(clientResponseHeaders(res.headers))}connection: close\r\n\r\n`,
-    );
+    this.end.refusalHead(res);
     res.on('data', (chunk: Buffer) => (this.responseBytes += chunk.length));
     res.on('end', () => {
       this.conclude('upstream');
@@ -277,8 +298,14 @@ class Tunnel {
 
   private onUpgrade(res: http.IncomingMessage, upstream: net.Socket, upstreamHead: Buffer): void {
     clearTimeout(this.connectTimer);
+    const invalid = this.end.handshakeProblem(res);
+    if (invalid !== undefined) {
+      upstream.destroy();
+      this.refuse(502, MESSAGES[502](this.target.origin), new ProximationError('ERR_WS_UPSTREAM_HANDSHAKE', `upstream ${this.target.origin} answered the WebSocket upgrade of ${this.target.path} with ${invalid}`));
+      return;
+    }
     this.phase = 'open';
-    this.status = 101;
+    this.status = this.end.openStatus;
     this.upstream = upstream;
     this.openSockets = 2;
     this.registry.open.add(this);
@@ -292,10 +319,10 @@ class Tunnel {
     this.fromUpstream = fromUpstream;
     // Both pumps start flowing on the next tick, so these bytes go out before any read later.
     this.client.cork();
-    this.client.write(`${statusLine(101, res.statusMessage)}${rawHeaderLines(res.rawHeaders)}\r\n`);
+    this.end.accept(res);
     if (upstreamHead.length > 0) fromUpstream.onData(upstreamHead);
     this.client.uncork();
-    if (this.head.length > 0) fromClient.onData(this.head);
+    if (this.end.head.length > 0) fromClient.onData(this.end.head);
   }
 
   private onSocketError(side: Side, err: Error): void {
@@ -411,6 +438,121 @@ class Tunnel {
       error: this.outcome.error,
     });
     this.resolveDone();
+  }
+}
+
+/** The client side of a tunnel: how it is answered, and its byte stream once the tunnel is open. */
+interface ClientEnd {
+  /** The client's connection (HTTP/1.1) or stream (HTTP/2), which carries the frames. */
+  readonly socket: Duplex;
+  /** Bytes the client sent past its request head. */
+  readonly head: Buffer;
+  /** The protocol the client asks for. */
+  readonly protocol: string | undefined;
+  /** The method of the upstream's upgrade request. */
+  readonly method: string;
+  /** The status that tells this client the tunnel is open. */
+  readonly openStatus: number;
+  /** Handshake fields the upstream's request needs besides the caller's headers. */
+  handshakeHeaders(): Record<string, string>;
+  /** What is wrong with the upstream's 101 for this client, or undefined. */
+  handshakeProblem(res: http.IncomingMessage): string | undefined;
+  /** Sends the proxy's own answer; the body bytes. */
+  refuse(status: number, message: string): number;
+  /** Sends the head of the upstream's refusal, whose body the tunnel then streams to `socket`. */
+  refusalHead(res: http.IncomingMessage): void;
+  /** Sends the answer that opens the tunnel, for the upstream's 101. */
+  accept(res: http.IncomingMessage): void;
+}
+
+/** An HTTP/1.1 upgrade: answered in raw HTTP/1.1 on the socket Node handed over. */
+class UpgradeEnd implements ClientEnd {
+  readonly openStatus = 101;
+  readonly protocol: string | undefined;
+  readonly method: string;
+
+  constructor(
+    req: http.IncomingMessage,
+    readonly socket: Duplex,
+    readonly head: Buffer,
+  ) {
+    this.protocol = req.headers.upgrade;
+    this.method = req.method ?? 'GET';
+  }
+
+  handshakeHeaders(): Record<string, string> {
+    return {};
+  }
+
+  /** The client checks the upstream's Sec-WebSocket-Accept against its own key itself. */
+  handshakeProblem(): undefined {
+    return undefined;
+  }
+
+  refuse(status: number, message: string): number {
+    return sendErrorToSocket(this.socket, status, message);
+  }
+
+  refusalHead(res: http.IncomingMessage): void {
+    this.socket.write(`${statusLine(res.statusCode ?? 0, res.statusMessage)}${headerLines(clientResponseHeaders(res.headers))}connection: close\r\n\r\n`);
+  }
+
+  accept(res: http.IncomingMessage): void {
+    this.socket.write(`${statusLine(101, res.statusMessage)}${rawHeaderLines(res.rawHeaders)}\r\n`);
+  }
+}
+
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * An RFC 8441 extended CONNECT: answered with HTTP/2 headers on its stream. HTTP/2 has no
+ * Sec-WebSocket-Key/-Accept (the stream itself proves the handshake), so the proxy is the WebSocket
+ * client towards the upstream and checks its answer as RFC 6455 4.1 tells a client to.
+ */
+class StreamEnd implements ClientEnd {
+  readonly socket: ServerHttp2Stream;
+  readonly head = Buffer.alloc(0);
+  readonly protocol: string | undefined;
+  readonly method = 'GET';
+  readonly openStatus = 200;
+  private readonly key = randomBytes(16).toString('base64');
+
+  constructor(
+    req: Http2ServerRequest,
+    private readonly res: Http2ServerResponse,
+  ) {
+    this.socket = req.stream;
+    const protocol = req.headers[':protocol'];
+    this.protocol = typeof protocol === 'string' ? protocol : undefined;
+  }
+
+  handshakeHeaders(): Record<string, string> {
+    return { 'sec-websocket-key': this.key };
+  }
+
+  handshakeProblem(res: http.IncomingMessage): string | undefined {
+    const expected = createHash('sha1').update(this.key + WEBSOCKET_GUID).digest('base64');
+    const accept = res.headers['sec-websocket-accept'];
+    return accept === expected ? undefined : `Sec-WebSocket-Accept ${JSON.stringify(accept ?? null)}, not the one its key asks for`;
+  }
+
+  refuse(status: number, message: string): number {
+    return sendError(this.res, status, message);
+  }
+
+  refusalHead(res: http.IncomingMessage): void {
+    this.respond(res.statusCode ?? 502, res);
+  }
+
+  accept(res: http.IncomingMessage): void {
+    this.respond(200, res);
+  }
+
+  private respond(status: number, res: http.IncomingMessage): void {
+    if (this.socket.destroyed || this.socket.headersSent) return;
+    const headers = clientResponseHeaders(res.headers);
+    delete headers['sec-websocket-accept'];
+    this.socket.respond({ ...headers, ':status': status });
   }
 }
 
