@@ -5,7 +5,8 @@
  * `onEnd` / `onError` per exchange, the same error codes, and `close()` / `destroy()` alike.
  *
  * Sessions: a request takes the first session that is up (or coming up) and has a stream to spare under
- * the upstream's SETTINGS_MAX_CONCURRENT_STREAMS (100 assumed until its SETTINGS arrive); when none has,
+ * the upstream's SETTINGS_MAX_CONCURRENT_STREAMS (until a session's SETTINGS arrive, the limit the
+ * upstream's last SETTINGS named, 100 before any did); when none has,
  * another session is opened. So one session carries everything until the upstream's limit, and the
  * limit is never exceeded. A session the upstream sent GOAWAY on takes no new streams and closes when
  * its streams are done; a session idle for `idleMs` is closed.
@@ -54,6 +55,8 @@ export class Http2UpstreamPool {
   private readonly sessions = new Set<UpstreamSession>();
   private readonly authority: string;
   private closing = false;
+  /** The upstream's stream limit as its latest SETTINGS named it: what a session assumes before its own arrive. */
+  streamLimit = INITIAL_STREAM_LIMIT;
   private readonly waitingForEmpty: (() => void)[] = [];
 
   constructor(
@@ -122,6 +125,9 @@ class UpstreamSession {
   readonly session: http2.ClientHttp2Session;
   private streams = 0;
   private usable = true;
+  /** Up, and h2 by ALPN where TLS: a failure from here on is not a connect failure. */
+  private connected = false;
+  private settingsReceived = false;
   /** Set once the session failed before it was up: what each of its exchanges fails with. */
   failure: ProximationError | undefined;
   private readonly connectTimer: NodeJS.Timeout;
@@ -148,12 +154,16 @@ class UpstreamSession {
       if (endpoint.tls && (socket as { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
         this.failure = new ProximationError('ERR_UPSTREAM_CONNECT', 'could not connect: the upstream did not choose h2 in the TLS handshake (ALPN); use https:// for an HTTP/1.1 upstream');
         session.destroy();
+        return;
       }
+      this.connected = true;
     });
-    session.on('error', (err: NodeJS.ErrnoException) => {
-      if (!session.connecting && this.failure === undefined) return; // Each stream reports what it lost.
-      this.failure ??= new ProximationError('ERR_UPSTREAM_CONNECT', `could not connect: ${err.code ?? err.message}`, { cause: err });
+    session.on('remoteSettings', (settings: http2.Settings) => {
+      this.settingsReceived = true;
+      pool.streamLimit = settings.maxConcurrentStreams ?? INITIAL_STREAM_LIMIT;
     });
+    // Each stream reports what it lost; this only classifies a failure before the session was up.
+    session.on('error', (err: NodeJS.ErrnoException) => this.failureOf(err));
     session.on('goaway', () => (this.usable = false));
     session.once('close', () => {
       this.usable = false;
@@ -167,8 +177,23 @@ class UpstreamSession {
 
   get hasRoom(): boolean {
     if (!this.usable || this.session.closed || this.session.destroyed) return false;
-    const limit = this.session.connecting ? INITIAL_STREAM_LIMIT : (this.session.remoteSettings.maxConcurrentStreams ?? INITIAL_STREAM_LIMIT);
+    const limit = this.settingsReceived ? (this.session.remoteSettings.maxConcurrentStreams ?? INITIAL_STREAM_LIMIT) : this.pool.streamLimit;
     return this.streams < limit;
+  }
+
+  /**
+   * What an exchange on this session failed with when the session never came up: ERR_UPSTREAM_CONNECT
+   * (or the timeout or ALPN failure set before), so the request was not sent; undefined once it was up.
+   * Node fails the session's streams before it emits the session's 'error', so either may ask first.
+   */
+  failureOf(err: NodeJS.ErrnoException | undefined): ProximationError | undefined {
+    if (this.failure !== undefined || this.connected) return this.failure;
+    // A stream the failing session cancelled carries the session's error as its cause.
+    const cause = err?.code === 'ERR_HTTP2_STREAM_CANCEL' && err.cause instanceof Error ? (err.cause as NodeJS.ErrnoException) : err;
+    let why = cause === undefined ? 'the connection closed before the HTTP/2 session was up' : (cause.code ?? cause.message);
+    if (cause?.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') why += ' (the upstream does not offer h2 by ALPN; use https:// for an HTTP/1.1 upstream)';
+    this.failure = new ProximationError('ERR_UPSTREAM_CONNECT', `could not connect: ${why}`, cause === undefined ? undefined : { cause });
+    return this.failure;
   }
 
   /** Calls `next` once the session is up (at once when it is). */
@@ -354,8 +379,9 @@ class StreamExchange {
     if (this.settled) return;
     const stream = this.stream!;
     const session = this.session!;
-    if (session.failure !== undefined) {
-      this.fail(session.failure);
+    const connectFailure = session.failureOf(err);
+    if (connectFailure !== undefined) {
+      this.fail(connectFailure);
       return;
     }
     const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || err?.code === 'ERR_HTTP2_GOAWAY_SESSION';
