@@ -39,6 +39,7 @@ import type { RenewalResult } from './metrics.js';
 import { OwnListeners } from './own-listeners.js';
 import { RoutesWatcher } from './routes-watcher.js';
 import { LeaseWatcher } from './fleet/lease-watcher.js';
+import type { UnavailableUpstream } from './proxy/upstreams.js';
 
 export interface InstanceSink {
   table(table: RoutingTable): void;
@@ -53,8 +54,21 @@ export interface InstanceDutiesOptions {
   health: () => Health;
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   onOrder: (result: RenewalResult) => void;
-  /** What the serving processes report for the heartbeat: generation served (the lowest), workers, traffic summed. */
-  serving: () => Promise<{ routesGeneration: number; workers: number; traffic: UpstreamTraffic[] }>;
+  /** What the serving processes report, for the heartbeat and the status page. */
+  serving: () => Promise<ServingReport>;
+}
+
+export interface ServingReport {
+  /** The lowest generation the serving processes have applied. */
+  routesGeneration: number;
+  /** Processes serving now. */
+  workers: number;
+  /** Summed over the processes. */
+  traffic: UpstreamTraffic[];
+  /** Resident memory of every process of the instance (the primary included), summed. */
+  rssBytes: number;
+  /** Upstreams out of rotation in at least one serving process. */
+  unavailable: UnavailableUpstream[];
 }
 
 export interface InstanceDuties {
@@ -172,6 +186,10 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       health: options.health,
       history,
       addresses: () => (adminAddress === undefined ? [] : [`${adminAddress.address}:${adminAddress.port}`]),
+      fleet,
+      instanceId: () => heartbeat?.id,
+      serving: options.serving,
+      log: log.child({ part: 'admin' }),
     }),
   });
   let adminOpen = false;
@@ -207,7 +225,8 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
               const notAfter = held.get(name);
               return notAfter === undefined ? { name, notAfter: null, state: 'missing' } : { name, notAfter: notAfter.toISOString(), state: 'valid' };
             });
-            return { ...(await options.serving()), certificates };
+            const { routesGeneration, workers, traffic, rssBytes } = await options.serving();
+            return { routesGeneration, workers, traffic, rssBytes, ...history.latestRates(), certificates };
           },
         });
       });

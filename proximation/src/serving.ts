@@ -25,7 +25,7 @@ import { ClientLimits } from './proxy/client-limits.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
 import { Router } from './proxy/router.js';
-import { Upstreams } from './proxy/upstreams.js';
+import { Upstreams, type UnavailableUpstream } from './proxy/upstreams.js';
 import { VersionDrain } from './proxy/version-drain.js';
 import { WebSocketTunnels } from './proxy/websocket.js';
 import { SniContexts, type CertificateKeyPair } from './tls/sni.js';
@@ -56,6 +56,8 @@ export interface Serving {
   readonly websockets: number;
   /** Requests and WebSockets in flight per site, version and upstream (proxy/in-flight.ts). */
   traffic(): UpstreamTraffic[];
+  /** The upstreams this process's health checks or connect failures took out of rotation. */
+  unavailable(): UnavailableUpstream[];
   applyTable(table: RoutingTable): void;
   /** The members' lease renewals seen now (members.ts): expired members leave the rotation by time. */
   applyRenewals(renewals: ReadonlyMap<string, MemberRenewal>): void;
@@ -163,6 +165,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
     },
     applyRenewals: (renewals) => router.setRenewals(renewals),
     traffic: () => inFlight.snapshot(),
+    unavailable: () => upstreams.unavailable(Date.now()),
     setCertificate(host, cert) {
       sni.set(host, cert);
       metrics.certificateServed(host, cert.notAfter);
