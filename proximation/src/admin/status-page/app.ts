@@ -181,7 +181,7 @@ async function act(change: Record<string, unknown>): Promise<void> {
   await poll();
 }
 
-const HEALTH_TEXT: Record<Member['health'], string> = { up: 'in rotation', down: 'failing health checks', ejected: 'ejected after connect failures' };
+const HEALTH_TEXT: Record<Member['health'], string> = { up: 'healthy', down: 'failing health checks', ejected: 'ejected after connect failures' };
 
 /** A member's lease: its age, or since when it ran out (the proxies stopped routing to it then). */
 function leaseText(member: Member): string {
