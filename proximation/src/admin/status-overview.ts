@@ -3,8 +3,8 @@
  *
  *   { generatedAt, instances, fleetProblem?, sites, certificates, changes, history }
  *
- * `instances` and `sites` have the shape of the fleet status (`GET /api/status`, fleet-status.ts in
- * shared), computed from the routing table this instance serves and the fleet storage's heartbeats
+ * `instances` (without their certificate states) and `sites` have the shape of the fleet status
+ * (`GET /api/status`, fleet-status.ts in shared), computed from the routing table this instance serves and the fleet storage's heartbeats
  * and lease records: every live instance with its generation, workers, rates and RSS as its heartbeat
  * last said, this one marked `self` and given its own health `status` (it is listed from its own
  * process until its first heartbeat is read back); members with lease expiry and age, in-flight
@@ -48,7 +48,9 @@ export interface OverviewSources {
   log: Logger;
 }
 
-type OverviewInstance = FleetStatus['instances'][number] & { self: boolean; status?: Health['status'] };
+// Without the heartbeat's certificate states: one per routed name and instance (70 KiB each at 1,000
+// sites), while the page's certificate table already comes from the store.
+type OverviewInstance = Omit<FleetStatus['instances'][number], 'certificates'> & { self: boolean; status?: Health['status'] };
 
 /** The fleet's live instances and its sites, from the served table; this instance alone when the fleet cannot be read. */
 async function readFleet(sources: OverviewSources, table: RoutingTable, now: number): Promise<{ fleet: FleetStatus; problem?: string }> {
@@ -75,7 +77,7 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
       sources.serving(),
     ]);
     const selfId = sources.instanceId();
-    const instances: OverviewInstance[] = fleet.instances.map((instance) => (instance.id === selfId ? { ...instance, self: true, status: health.status } : { ...instance, self: false }));
+    const instances: OverviewInstance[] = fleet.instances.map(({ certificates: _certificates, ...instance }) => (instance.id === selfId ? { ...instance, self: true, status: health.status } : { ...instance, self: false }));
     if (!instances.some((instance) => instance.self)) {
       instances.unshift({
         id: selfId ?? `${os.hostname()}:${process.pid}`,
@@ -90,7 +92,6 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
         websockets: 0,
         rssBytes: serving.rssBytes,
         ...sources.history.latestRates(),
-        certificates: [],
         self: true,
         status: health.status,
       });
