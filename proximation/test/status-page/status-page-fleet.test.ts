@@ -5,7 +5,7 @@
  * age, then "lease expired" once its renewals stop; a static upstream failing its health checks shows
  * so; a version staged by `deploy register --no-activate` shows with its preview URL; an instance
  * SIGKILLed leaves the list once its heartbeat is stale; a hostile instance id and member identity
- * are shown as text. A screenshot (the one in the README) goes to test-output/status-page/fleet.png.
+ * are shown as text; fleet records that cannot be read are reported, with this instance listed alone. A screenshot (the one in the README) goes to test-output/status-page/fleet.png.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -175,6 +175,17 @@ describe('the status page shows the fleet', () => {
     await expect.poll(async () => (await certificate.locator('td').allTextContents()).slice(5), { timeout: 15_000 }).toEqual(['1', `order failed: ${HOSTILE_INSTANCE}`, `not before ${await page.evaluate(`new Date(${failure.nextAttemptAt.getTime()}).toLocaleString()`)}`]);
     expect(await page.locator('main img').count()).toBe(0);
     expect(await page.evaluate('window.__pwned')).toBeUndefined();
+    expect(errors).toEqual([]);
+  });
+
+  it('says when the fleet records cannot be read, and lists this instance alone', async () => {
+    // A file where the heartbeats' directory should be: listing it fails (ENOTDIR) whoever runs the test.
+    const records = path.join(dir.path, 'proximation', 'instances');
+    await fs.rm(records, { recursive: true, force: true });
+    await fs.writeFile(records, 'not a directory');
+    await expect.poll(() => page.locator('#fleet-problem').textContent(), { timeout: 15_000 }).toMatch(/^The fleet records could not be read \(Could not list .*instances.*\); only this instance is listed\.$/);
+    expect(await page.locator('#instances tbody tr').allTextContents()).toEqual([expect.stringContaining('(this instance)')]);
+    expect(await page.locator('#contact').textContent()).toMatch(/^live/);
     expect(errors).toEqual([]);
     await page.close();
   });
