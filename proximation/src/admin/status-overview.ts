@@ -21,7 +21,7 @@
  */
 import type http from 'node:http';
 import os from 'node:os';
-import { certificateNames, emptyRoutingTable, errorMessage, fleetStatus, readChangeLog, type FleetStatus, type FleetStorage, type RoutingTable } from '@proximation/shared';
+import { certificateNames, emptyRoutingTable, errorMessage, fleetStatus, readChangeLog, type FleetStatus, type FleetStorage, type RoutingTable, type UpstreamTraffic } from '@proximation/shared';
 import { certificatesReport } from '../certs-report.js';
 import type { Health } from './admin-server.js';
 import { sendJson } from './api-http.js';
@@ -44,7 +44,7 @@ export interface OverviewSources {
   /** This instance's id in the fleet; undefined until its heartbeat started. */
   instanceId: () => string | undefined;
   /** What this instance's serving processes report now. */
-  serving: () => Promise<{ workers: number; rssBytes: number; unavailable: UnavailableUpstream[] }>;
+  serving: () => Promise<{ workers: number; traffic: UpstreamTraffic[]; rssBytes: number; unavailable: UnavailableUpstream[] }>;
   log: Logger;
 }
 
@@ -68,12 +68,14 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
   return async (req, res) => {
     const now = new Date();
     const health = sources.health();
-    const table = sources.table();
+    const served = sources.table();
+    const table = served ?? emptyRoutingTable();
     const wanted = new URL(req.url ?? '/', 'http://admin').searchParams.get('history')?.split(',').slice(0, MAX_HISTORY_SITES) ?? [];
     const [certificates, changes, { fleet, problem }, serving] = await Promise.all([
-      certificatesReport(sources.letsencryptDir, table?.sites.flatMap(certificateNames), now),
+      // Without a table, the lineages alone (none is called not-routed).
+      certificatesReport(sources.letsencryptDir, served?.sites.flatMap(certificateNames), now),
       readChangeLog(sources.routesPath),
-      readFleet(sources, table ?? emptyRoutingTable(), now.getTime()),
+      readFleet(sources, table, now.getTime()),
       sources.serving(),
     ]);
     const selfId = sources.instanceId();
@@ -88,8 +90,8 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
         lastSeen: now.toISOString(),
         routesGeneration: health.routesGeneration,
         workers: serving.workers,
-        inFlight: 0,
-        websockets: 0,
+        inFlight: serving.traffic.reduce((sum, t) => sum + t.inFlight, 0),
+        websockets: serving.traffic.reduce((sum, t) => sum + t.websockets, 0),
         rssBytes: serving.rssBytes,
         ...sources.history.latestRates(),
         self: true,
@@ -102,13 +104,13 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
       instances,
       ...(problem === undefined ? {} : { fleetProblem: problem }),
       sites: fleet.sites.map((site, i) => {
-        const served = table!.sites[i]!;
+        const { history, versions } = table.sites[i]!;
         return {
           ...site,
-          canRollBack: served.history.length > 0,
+          canRollBack: history.length > 0,
           versions: site.versions.map((version, j) => ({
             ...version,
-            registeredAt: served.versions[j]!.registeredAt,
+            registeredAt: versions[j]!.registeredAt,
             members: version.members.map((member) => ({ ...member, health: down.get(member.upstream) ?? 'up' })),
           })),
         };
