@@ -18,8 +18,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { basename, dirname } from 'node:path';
-import { FileStorage, certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
@@ -38,6 +37,7 @@ import type { Logger } from './logger.js';
 import type { RenewalResult } from './metrics.js';
 import { OwnListeners } from './own-listeners.js';
 import { RoutesWatcher } from './routes-watcher.js';
+import { openStateStorage, routesLocation } from './state-storage.js';
 import { LeaseWatcher } from './fleet/lease-watcher.js';
 
 export interface InstanceSink {
@@ -96,6 +96,16 @@ function isLoopback(address: string): boolean {
 }
 
 export async function openInstanceDuties(config: Config, log: Logger, options: InstanceDutiesOptions): Promise<InstanceDuties> {
+  const storage = await openStateStorage(config);
+  try {
+    return await openWithStorage(config, log, options, storage);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}
+
+async function openWithStorage(config: Config, log: Logger, options: InstanceDutiesOptions, storage: Storage): Promise<InstanceDuties> {
   const locksDir = locksDirOf(config.letsencryptDir);
   const store = new CertStore(config.letsencryptDir);
   const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
@@ -124,9 +134,10 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   let started = false;
   let wanted = certificateHosts(emptyRoutingTable());
   const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const routes = routesLocation(config, storage);
   const watcher = new RoutesWatcher(
-    new FileStorage(dirname(config.routesPath)),
-    basename(config.routesPath),
+    routes.storage,
+    routes.key,
     config.routesPollMs,
     log.child({ part: 'routes' }),
     (table) => {
@@ -226,6 +237,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       await heartbeat?.stop();
       await certs.stop();
       if (adminOpen) await admin.close();
+      await storage.close();
     },
   };
 }

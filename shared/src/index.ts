@@ -123,6 +123,7 @@ export { fleetStatus, readFleetStatus, formatFleetStatus, liveInstances, sumTraf
 export type { FleetStatus } from './fleet-status.js';
 export { copyStorage, ROUTES_KEY } from './storage/copy.js';
 export type { CopyResult } from './storage/copy.js';
-export { openStorage, checkStorageSetting } from './storage/open-storage.js';
+export { openStorage, checkStorageSetting, parseStorageSetting, openStorageSetting } from './storage/open-storage.js';
+export type { StorageSetting } from './storage/open-storage.js';
 export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogPath, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
 export type { ChangeLogEntry } from './change-log.js';
