@@ -25,16 +25,17 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, certificateNames, errorMessage, readRoutingTableFile, type SiteChallenge } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTable, type SiteChallenge, type Storage } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
-import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { ChallengeStore } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
 import { HttpListener } from './listeners/http-listener.js';
 import { listenIfFree } from './listeners/listen.js';
-import { locksDirOf, openIssuer } from './certs/open-issuer.js';
+import { openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { openStateStorage, routesLocation } from './state-storage.js';
 
 export interface RenewRequest {
   force: boolean;
@@ -54,7 +55,17 @@ export interface RenewIo {
 }
 
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
-  const table = await readRoutingTableFile(config.routesPath);
+  const storage = await openStateStorage(config, log);
+  try {
+    return await renewWith(storage, config, request, log, io);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function renewWith(storage: Storage, config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
+  const routes = routesLocation(config, storage);
+  const table = await readRoutingTable(routes.storage, routes.key);
   const routed = new Set(table.sites.flatMap(certificateNames));
   const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : certificateNames(site).map((host) => [host, site.challenge!] as const))));
   const notRouted = request.certNames.filter((name) => !routed.has(name));
@@ -71,11 +82,10 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
     await delay(ms);
   }
 
-  const store = new CertStore(config.letsencryptDir);
-  const locksDir = locksDirOf(config.letsencryptDir);
-  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
-  const issuer = await openIssuer(config, { store, challenges, locksDir, log });
-  const manager = new CertificateManager({ store, issuer, locksDir, pollMs: config.certPollMs, log, onCertificate: () => {}, onRemoved: () => {} });
+  const store = new CertStore(config.letsencryptDir, storage);
+  const challenges = new ChallengeStore(config.letsencryptDir, storage);
+  const issuer = await openIssuer(config, { store, challenges, log });
+  const manager = new CertificateManager({ store, issuer, pollMs: config.certPollMs, log, onCertificate: () => {}, onRemoved: () => {} });
   const usesHttp01 = config.issuer === 'acme' && names.some((name) => (siteChallenges.get(name) ?? config.acmeChallenge) === 'http-01');
   const listener = usesHttp01 ? await answerHttp01(config, routed, challenges, log) : undefined;
   try {

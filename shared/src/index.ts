@@ -122,6 +122,7 @@ export { permissionHint } from './permission-hint.js';
 export { fleetStatus, readFleetStatus, formatFleetStatus, liveInstances, sumTraffic, HEARTBEAT_PERIODS_TO_LIVE } from './fleet-status.js';
 export type { FleetStatus } from './fleet-status.js';
 export { copyStorage, ROUTES_KEY } from './storage/copy.js';
+export { MirroredStorage } from './storage/mirrored-storage.js';
 export type { CopyResult } from './storage/copy.js';
 export { openStorage, checkStorageSetting, parseStorageSetting, openStorageSetting } from './storage/open-storage.js';
 export type { StorageSetting } from './storage/open-storage.js';

@@ -15,6 +15,7 @@
 import type http from 'node:http';
 import os from 'node:os';
 import { certificateNames, previewHost, readChangeLog, type RoutingTable } from '@proximation/shared';
+import type { CertStore } from '../certs/cert-store.js';
 import { certificatesReport } from '../certs-report.js';
 import type { Health } from './admin-server.js';
 import { sendJson } from './api-http.js';
@@ -25,7 +26,7 @@ const MAX_HISTORY_SITES = 100;
 
 export interface OverviewSources {
   routesPath: string;
-  letsencryptDir: string;
+  certificates: CertStore;
   /** The table this instance serves. */
   table: () => RoutingTable | undefined;
   health: () => Health;
@@ -40,7 +41,7 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
     const health = sources.health();
     const table = sources.table();
     const wanted = new URL(req.url ?? '/', 'http://admin').searchParams.get('history')?.split(',').slice(0, MAX_HISTORY_SITES) ?? [];
-    const [certificates, changes] = await Promise.all([certificatesReport(sources.letsencryptDir, table?.sites.flatMap(certificateNames), now), readChangeLog(sources.routesPath)]);
+    const [certificates, changes] = await Promise.all([certificatesReport(sources.certificates, table?.sites.flatMap(certificateNames), now), readChangeLog(sources.routesPath)]);
     sendJson(res, 200, {
       generatedAt: now.toISOString(),
       instances: [

@@ -28,11 +28,9 @@ export function bindDnsSettings(bind: Bind, overrides: { provider?: DnsSettings[
 
 export async function dns01Issuer(pebble: Pebble, bind: Bind, le: string, settings: Partial<AcmeIssuerSettings> = {}) {
   const store = new CertStore(le);
-  const locksDir = path.join(le, 'proximation', 'locks');
   const issuer = await openAcmeIssuer({
     store,
-    challenges: new ChallengeStore(path.join(le, 'proximation', 'challenges')),
-    locksDir,
+    challenges: new ChallengeStore(le),
     log: silent,
     settings: {
       directoryUrl: pebble.directoryUrl,
@@ -46,7 +44,7 @@ export async function dns01Issuer(pebble: Pebble, bind: Bind, le: string, settin
       ...settings,
     },
   });
-  const manager = new CertificateManager({ store, issuer, locksDir, pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
+  const manager = new CertificateManager({ store, issuer, pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
   return { store, issuer, manager };
 }
 

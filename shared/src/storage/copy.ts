@@ -50,7 +50,7 @@ export async function copyStorage(from: Storage, to: Storage, options: { prefixe
     );
   }
   const result: CopyResult = { copied: [], unchanged: [] };
-  const keys = options.prefixes === undefined ? await from.list('') : (await Promise.all(options.prefixes.map((prefix) => from.list(prefix)))).flat();
+  const keys = options.prefixes === undefined ? await from.list('') : (await Promise.all(options.prefixes.map((prefix) => keysAt(from, prefix)))).flat();
   const links: Array<[string, string]> = [];
   for (const key of keys) {
     if (isLockKey(key)) continue;
@@ -89,4 +89,11 @@ function dirMode(key: string): { dirMode?: number } {
 
 function verifyError(key: string, to: Storage): ProximationError {
   return new ProximationError('ERR_STORAGE_COPY_VERIFY', `${key} read back from ${to.location} differs from what was written; the copy stopped there. Run it again.`);
+}
+
+/** The keys under `prefix`, and `prefix` itself when it is one. */
+async function keysAt(from: Storage, prefix: string): Promise<string[]> {
+  const under = await from.list(prefix);
+  const itself = (await from.readLink(prefix)) !== undefined || (await from.read(prefix)) !== undefined;
+  return itself ? [prefix, ...under] : under;
 }
