@@ -65,7 +65,8 @@ export class LocalCa {
   static async open(dir: string, at: LocalCaLocation = { storage: new FileStorage(dir), prefix: '' }): Promise<LocalCa> {
     const existing = await LocalCa.load(dir, at);
     if (existing) return existing;
-    return withStorageLock(at.storage, `${at.prefix}.lock`, async (lock) => (await LocalCa.load(dir, at)) ?? LocalCa.create(dir, at, lock));
+    // The directory holds the root's private key: 0700 from its creation, before the lock file lands in it.
+    return withStorageLock(at.storage, `${at.prefix}.lock`, async (lock) => (await LocalCa.load(dir, at)) ?? LocalCa.create(dir, at, lock), { dirMode: 0o700 });
   }
 
   async issue(names: string[], options: { validityDays?: number } = {}): Promise<CertificateFiles> {

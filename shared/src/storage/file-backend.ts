@@ -84,7 +84,8 @@ export class FileStorage implements Storage {
     if (mode === undefined) return;
     const dir = dirname(path);
     try {
-      await mkdir(this.#root, { recursive: true });
+      // The storage's own directory keeps the default mode, unless the key lies right in it.
+      if (dir !== this.#root) await mkdir(this.#root, { recursive: true });
       const created = await mkdir(dir, { recursive: true, mode });
       if (created === undefined) return;
       // Each new entry is durable once the directory holding it is synced: from created's parent down.
@@ -123,8 +124,10 @@ export class FileStorage implements Storage {
       .sort();
   }
 
-  async lock(key: string, options?: StorageLockOptions): Promise<StorageLock> {
-    return new FileStorageLock(key, await acquireLock(this.pathOf(key), options));
+  async lock(key: string, options: StorageLockOptions = {}): Promise<StorageLock> {
+    const path = this.pathOf(key);
+    await this.#makeDirectories(path, options.dirMode);
+    return new FileStorageLock(key, await acquireLock(path, options));
   }
 
   readonly notifies = false;

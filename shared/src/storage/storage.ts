@@ -72,7 +72,10 @@ export interface StorageLock {
   release(): Promise<void>;
 }
 
-export type StorageLockOptions = LockOptions;
+export interface StorageLockOptions extends LockOptions {
+  /** As for writes: permission bits of the directories created for the lock file (file backend only). */
+  dirMode?: number;
+}
 
 export interface Storage {
   /** Where the state lives, for messages: a directory, or a Redis URL without its password. */
