@@ -49,6 +49,7 @@ describe('copyStorage', () => {
       expect(await readlink(join(back.location, 'live/dev.example.com/cert.pem'))).toBe('../../archive/dev.example.com/cert1.pem');
       expect((await stat(join(back.location, 'live'))).mode & 0o777).toBe(0o700);
       expect((await copyStorage(redis, back, { prefixes: ['live', 'archive'] })).copied).toEqual([]);
+      expect((await copyStorage(back, redis, { prefixes: ['live/dev.example.com', 'archive'] })).unchanged).toHaveLength(3);
       expect(await back.read('proximation/locks/dev.example.com.lock')).toBeUndefined();
     } finally {
       await redis.close();

@@ -31,7 +31,13 @@ export class FileStorage implements Storage {
   }
 
   async read(key: string): Promise<Buffer | undefined> {
-    return readFileIfExists(this.pathOf(key));
+    try {
+      return await readFileIfExists(this.pathOf(key));
+    } catch (err) {
+      // A directory (`live/<lineage>`) is a prefix of keys, not a key.
+      if (err instanceof ProximationError && isErrnoCode(err.cause, 'EISDIR')) return undefined;
+      throw err;
+    }
   }
 
   async write(key: string, data: string | Uint8Array, options: StorageWriteOptions = {}): Promise<void> {
