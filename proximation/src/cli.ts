@@ -33,11 +33,9 @@ import {
   durationFlag,
   openStorage,
   plural,
-  readFileIfExists,
   readRoutingTable,
   readRoutingTableFile,
   required,
-  routesNotFound,
   setSitePreview,
   errorMessage,
   isProximationError,
@@ -58,7 +56,7 @@ import { CertStore } from './certs/cert-store.js';
 import { certificatesReport, formatCertificatesReport, type LineageReport } from './certs-report.js';
 import { openStateStorage, routesLocation } from './state-storage.js';
 import { SETTINGS, loadConfig, settingOrigin, settingsArgOptions, settingsHelp, type Config } from './config.js';
-import { exists, requireStateDirectory } from './state-directory.js';
+import { requireStateDirectory } from './state-directory.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { requirePortsFree } from './demo/ports-free.js';
 import { createLogger } from './logger.js';
@@ -291,10 +289,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         // Flags first: a malformed one is a usage error (2), whatever the directory.
         const request = renewRequest(values);
         const config = await stateConfig(values, io);
-        if (!(await exists(config.routesPath))) {
-          throw routesNotFound(config.routesPath, settingOrigin('routesPath', values, io.env), 'renew renews routed names only; "deploy site add" creates a table');
-        }
-        return await renew(config, request, io);
+        return await renew(config, request, io, settingOrigin(config.storage.backend === 'file' ? 'routesPath' : 'storage', values, io.env));
       }
       case 'status': {
         const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
@@ -409,11 +404,11 @@ function renewRequest(values: Values): RenewRequest {
   };
 }
 
-async function renew(config: Config, request: RenewRequest, io: CliIo): Promise<number> {
+async function renew(config: Config, request: RenewRequest, io: CliIo, routesOrigin: string): Promise<number> {
   // Logs go to stderr: stdout is the per-name summary cron mails.
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stderr });
   try {
-    return await renewCertificates(config, request, log, { out: io.stdout, hookOutput: io.stderr, env: io.env });
+    return await renewCertificates(config, request, log, { out: io.stdout, hookOutput: io.stderr, env: io.env, routesOrigin });
   } finally {
     log.flush();
   }

@@ -19,13 +19,15 @@
  *   does) and closes it before returning. When the port is taken, a proxy on this directory is assumed to
  *   answer from the same shared directory, as before. When it cannot listen (EACCES: port 80 without the
  *   capability), it says so before ordering and orders anyway (a proxy elsewhere on the volume may answer).
- * Throws: the routing table's errors, ERR_RENEW_NAME_NOT_ROUTED, and the issuer's set-up errors.
+ * Throws: the storage's errors at opening (ERR_STORAGE_AUTH, ERR_STORAGE_UNAVAILABLE), ERR_ROUTES_NOT_FOUND
+ * when there is no routing table, the table's errors, ERR_RENEW_NAME_NOT_ROUTED, and the issuer's set-up
+ * errors.
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, certificateNames, errorMessage, readRoutingTable, type SiteChallenge, type Storage } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTable, routesNotFound, type SiteChallenge, type Storage } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
 import { ChallengeStore } from './certs/challenge-store.js';
@@ -52,6 +54,8 @@ export interface RenewIo {
   /** Where deploy hooks write their output. */
   hookOutput: Writable;
   env: NodeJS.ProcessEnv;
+  /** Where the routing table's location came from, for the message when there is none. */
+  routesOrigin: string;
 }
 
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
@@ -65,6 +69,10 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
 
 async function renewWith(storage: Storage, config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
   const routes = routesLocation(config, storage);
+  if ((await routes.storage.read(routes.key)) === undefined) {
+    const where = config.storage.backend === 'file' ? config.routesPath : `${routes.key} in ${storage.location}`;
+    throw routesNotFound(where, io.routesOrigin, 'renew renews routed names only; "deploy site add" creates a table');
+  }
   const table = await readRoutingTable(routes.storage, routes.key);
   const routed = new Set(table.sites.flatMap(certificateNames));
   const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : certificateNames(site).map((host) => [host, site.challenge!] as const))));

@@ -1,5 +1,5 @@
 // The certificate side of `proximation serve` on a real redis-server with the local CA (no ACME CA
-// needed): the CA and the certificates live in Redis, a second instance serves the same certificate,
+// needed): the CA and the certificates live in Redis, a second instance (with workers) serves the same certificate,
 // `certs` and `ca-cert` read Redis, and a certificate value in Redis that does not parse is logged while
 // the last good certificate keeps being served.
 import { randomBytes } from 'node:crypto';
@@ -29,7 +29,8 @@ describe('certificates on Redis', () => {
     const env = { PROXIMATION_STORAGE: redis.url, PROXIMATION_STORAGE_PREFIX: prefix, PROXIMATION_CERT_POLL: '200ms' };
     const dirs = await Promise.all([tempDir(), tempDir()]);
     for (const dir of dirs) resources.defer(() => dir.close());
-    const [a, b] = await Promise.all(dirs.map((dir) => startServeProcess(dir.path, env, 30_000)));
+    // b with two workers: each serving process reads the challenge tokens from Redis itself.
+    const [a, b] = await Promise.all(dirs.map((dir, i) => startServeProcess(dir.path, { ...env, PROXIMATION_WORKERS: i === 0 ? '1' : '2' }, 30_000)));
     resources.defer(() => a!.kill());
     resources.defer(() => b!.kill());
 

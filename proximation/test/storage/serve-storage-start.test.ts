@@ -43,6 +43,15 @@ describe('serve on an unusable Redis', () => {
     expect(stderr).not.toContain('wrong-password');
   });
 
+  it('renew and certs refuse a wrong password the same way', async () => {
+    for (const command of ['renew', 'certs']) {
+      const cli = spawnCli([command], { PROXIMATION_STORAGE: `redis://:wrong-password@127.0.0.1:${server.port}` });
+      const { code } = await within(cli.exited, 60_000, `${command} to exit`);
+      expect(code, command).toBe(1);
+      expect(cli.stderr(), command).toContain(`Redis at redis://:***@127.0.0.1:${server.port} refused the credentials`);
+    }
+  });
+
   it('exits 1 when nothing listens at the URL', async () => {
     const [port] = (await freePorts(1)) as [number];
     const { code, stderr } = await serve(`redis://:secret-pw@127.0.0.1:${port}`);

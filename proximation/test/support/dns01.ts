@@ -5,7 +5,6 @@
  * `useBindAndPebble` starts both for a test file (Pebble resolving through BIND, no reuse of valid
  * authorizations, so every order really validates and update counts are exact) and stops them after.
  */
-import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { openAcmeIssuer, type AcmeIssuerSettings, type DnsSettings } from '../../src/certs/acme-issuer.js';
