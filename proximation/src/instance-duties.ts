@@ -18,8 +18,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { basename, dirname } from 'node:path';
-import { FileStorage, certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, errorMessage, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
@@ -31,13 +30,14 @@ import { StatusPage } from './admin/status-page.js';
 import type { LoadedCertificate } from './certs/cert-store.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager } from './certs/certificate-manager.js';
-import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
-import { locksDirOf, openIssuer } from './certs/open-issuer.js';
+import { ChallengeStore } from './certs/challenge-store.js';
+import { openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { RenewalResult } from './metrics.js';
 import { OwnListeners } from './own-listeners.js';
 import { RoutesWatcher } from './routes-watcher.js';
+import { openStateStorage, routesLocation, syncCertbotCopy } from './state-storage.js';
 import { LeaseWatcher } from './fleet/lease-watcher.js';
 import type { UnavailableUpstream } from './proxy/upstreams.js';
 
@@ -110,11 +110,20 @@ function isLoopback(address: string): boolean {
 }
 
 export async function openInstanceDuties(config: Config, log: Logger, options: InstanceDutiesOptions): Promise<InstanceDuties> {
-  const locksDir = locksDirOf(config.letsencryptDir);
-  const store = new CertStore(config.letsencryptDir);
-  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
+  const storage = await openStateStorage(config, log.child({ part: 'storage' }));
+  try {
+    return await openWithStorage(config, log, options, storage);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}
+
+async function openWithStorage(config: Config, log: Logger, options: InstanceDutiesOptions, storage: Storage): Promise<InstanceDuties> {
+  const store = new CertStore(config.letsencryptDir, storage);
+  const challenges = new ChallengeStore(config.letsencryptDir, storage);
   const certsLog = log.child({ part: 'certs' });
-  const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
+  const issuer = await openIssuer(config, { store, challenges, log: certsLog });
   const { sink } = options;
   /** Certificates held, by name, for the heartbeat's certificate states. */
   const held = new Map<string, Date>();
@@ -122,12 +131,15 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   const certs = new CertificateManager({
     store,
     issuer,
-    locksDir,
     pollMs: config.certPollMs,
     log: certsLog,
     onCertificate: (host, cert) => {
       held.set(host, cert.notAfter);
       sink.certificate(host, cert);
+      // Whoever stored it, this instance's certbot copy gets it too.
+      syncCertbotCopy(storage, cert.lineage).catch((err: unknown) =>
+        certsLog.error({ host, err: errorMessage(err) }, 'could not update the certbot copy; the next new certificate retries'),
+      );
     },
     onRemoved: (host) => {
       held.delete(host);
@@ -138,9 +150,10 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   let started = false;
   let wanted = certificateHosts(emptyRoutingTable());
   const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const routes = routesLocation(config, storage);
   const watcher = new RoutesWatcher(
-    new FileStorage(dirname(config.routesPath)),
-    basename(config.routesPath),
+    routes.storage,
+    routes.key,
     config.routesPollMs,
     log.child({ part: 'routes' }),
     (table) => {
@@ -181,7 +194,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     statusPage: new StatusPage(),
     overview: overviewHandler({
       routesPath: config.routesPath,
-      letsencryptDir: config.letsencryptDir,
+      certificates: store,
       table: () => watcher.table,
       health: options.health,
       history,
@@ -245,6 +258,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       await heartbeat?.stop();
       await certs.stop();
       if (adminOpen) await admin.close();
+      await storage.close();
     },
   };
 }

@@ -22,6 +22,7 @@
 import type http from 'node:http';
 import os from 'node:os';
 import { certificateNames, emptyRoutingTable, errorMessage, fleetStatus, readChangeLog, type FleetStatus, type FleetStorage, type RoutingTable, type UpstreamTraffic } from '@proximation/shared';
+import type { CertStore } from '../certs/cert-store.js';
 import { certificatesReport } from '../certs-report.js';
 import type { Health } from './admin-server.js';
 import { sendJson } from './api-http.js';
@@ -34,7 +35,7 @@ const MAX_HISTORY_SITES = 100;
 
 export interface OverviewSources {
   routesPath: string;
-  letsencryptDir: string;
+  certificates: CertStore;
   /** The table this instance serves. */
   table: () => RoutingTable | undefined;
   health: () => Health;
@@ -73,7 +74,7 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
     const wanted = new URL(req.url ?? '/', 'http://admin').searchParams.get('history')?.split(',').slice(0, MAX_HISTORY_SITES) ?? [];
     const [certificates, changes, { fleet, problem }, serving] = await Promise.all([
       // Without a table, the lineages alone (none is called not-routed).
-      certificatesReport(sources.letsencryptDir, served?.sites.flatMap(certificateNames), now),
+      certificatesReport(sources.certificates, served?.sites.flatMap(certificateNames), now),
       readChangeLog(sources.routesPath),
       readFleet(sources, table, now.getTime()),
       sources.serving(),
