@@ -25,6 +25,8 @@ export interface HealthCheckOptions {
   readonly intervalMs?: number;
   /** Who checks, for the upstreams' logs; default "proximation health check". */
   readonly userAgent?: string;
+  /** Ends the check early (the upstream's process died): each upstream's result is then its latest attempt's. */
+  readonly signal?: AbortSignal;
 }
 
 export interface UpstreamHealth {
@@ -66,19 +68,20 @@ async function checkUntilHealthy(
   // Upstreams are stored as origins without a trailing slash, and the path starts with one.
   const url = `${upstream}${options.path}`;
   for (let attempts = 1; ; attempts++) {
-    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
+    const { healthy, outcome } = await probe(url, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options);
     onAttempt?.({ upstream, healthy, attempts, outcome });
-    if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
-    await delay(interval);
+    if (healthy || Date.now() + interval >= deadline || options.signal?.aborted === true) return { upstream, healthy, attempts, outcome };
+    await delay(interval, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => undefined);
   }
 }
 
-async function probe(url: string, timeoutMs: number, userAgent = 'proximation health check'): Promise<{ healthy: boolean; outcome: string }> {
+async function probe(url: string, timeoutMs: number, options: HealthCheckOptions): Promise<{ healthy: boolean; outcome: string }> {
   try {
+    const timeout = AbortSignal.timeout(timeoutMs);
     const response = await fetch(url, {
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: { 'user-agent': userAgent },
+      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
+      headers: { 'user-agent': options.userAgent ?? 'proximation health check' },
     });
     await response.body?.cancel();
     const healthy = response.status >= 200 && response.status < 400;

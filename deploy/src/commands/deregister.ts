@@ -5,11 +5,12 @@
  * member that holds it (ERR_MEMBER_IDENTITY otherwise, nothing changed); with --upstream, whoever
  * registered it. An upstream the version does not list changes nothing, so leaving twice is harmless.
  */
-import { findSite, siteForTag } from '@proximation/shared';
+import { findSite, siteForTag, type RoutingTable } from '@proximation/shared';
 import { COMMON_OPTIONS_HELP, JSON_OPTION_HELP, integerFlag, openRoutesTarget, output, parseFlags, plural, upstreamFlag, usageError } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { upstreamFromEcs } from '../ecs-metadata.js';
 import { generationNote } from '../presentation.js';
+import type { RoutesTarget } from '../routes-target.js';
 import { MEMBER_OPTIONS, chosenVersion } from './register.js';
 
 const NAME = 'deregister';
@@ -52,13 +53,29 @@ export const deregisterCommand: Command = {
     const site = 'tag' in which ? siteForTag(await target.read(), which.tag).name : which.site;
     const version = 'tag' in which ? which.tag : which.version;
     const upstreams = ecs === undefined ? given : [ecs.upstream];
-    const { table, changed } = await target.update({
-      change: { op: 'deregister', site, version, upstreams, ...(ecs === undefined ? {} : { identity: ecs.taskArn }) },
-    });
+    const { table, changed, text } = await leaveVersion(target, site, version, upstreams, ecs?.taskArn);
     const now = findSite(table, site).versions.find((v) => v.name === version)?.upstreams ?? [];
-    const text = changed
-      ? `took ${upstreams.join(', ')} out of ${site}/${version} (now ${plural(now.length, 'upstream')}); ${generationNote(table)}`
-      : `${site}/${version} does not list ${upstreams.join(', ')}; nothing changed (${generationNote(table)})`;
     return output(values.json, { site, version, upstreams: now, changed, generation: table.generation }, text);
   },
 };
+
+/**
+ * Takes `upstreams` out of site/version, only as the member `identity` when given (see the module
+ * header); resolves with the table after it, whether it changed and a line saying what happened.
+ */
+export async function leaveVersion(
+  target: RoutesTarget,
+  site: string,
+  version: string,
+  upstreams: readonly string[],
+  identity: string | undefined,
+): Promise<{ table: RoutingTable; changed: boolean; text: string }> {
+  const { table, changed } = await target.update({
+    change: { op: 'deregister', site, version, upstreams: [...upstreams], ...(identity === undefined ? {} : { identity }) },
+  });
+  const now = findSite(table, site).versions.find((v) => v.name === version)?.upstreams ?? [];
+  const text = changed
+    ? `took ${upstreams.join(', ')} out of ${site}/${version} (now ${plural(now.length, 'upstream')}); ${generationNote(table)}`
+    : `${site}/${version} does not list ${upstreams.join(', ')}; nothing changed (${generationNote(table)})`;
+  return { table, changed, text };
+}
