@@ -69,6 +69,8 @@ export interface InstanceDuties {
   listenAdmin(): Promise<AddressInfo>;
   /** A port the serving side listens on (an ephemeral one): tables pointing an upstream at it are refused. */
   addOwnListener(port: number): void;
+  /** The generation served changed (a worker applied a table): the heartbeat says so now, not a period later. */
+  servingChanged(): void;
   start(): void;
   stopWatching(): Promise<void>;
   close(): Promise<void>;
@@ -193,6 +195,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       return address;
     },
     addOwnListener: (port) => ownListeners.add(port),
+    servingChanged: () => heartbeat?.beat(),
     start() {
       started = true;
       void instanceId(process.env, log.child({ part: 'fleet' })).then((id) => {
