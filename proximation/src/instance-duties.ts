@@ -83,6 +83,8 @@ export interface InstanceDuties {
   listenAdmin(): Promise<AddressInfo>;
   /** A port the serving side listens on (an ephemeral one): tables pointing an upstream at it are refused. */
   addOwnListener(port: number): void;
+  /** The generation served changed (a worker applied a table): the heartbeat says so now, not a period later. */
+  servingChanged(): void;
   start(): void;
   stopWatching(): Promise<void>;
   close(): Promise<void>;
@@ -224,6 +226,7 @@ async function openWithStorage(config: Config, log: Logger, options: InstanceDut
       return address;
     },
     addOwnListener: (port) => ownListeners.add(port),
+    servingChanged: () => heartbeat?.beat(),
     start() {
       started = true;
       void instanceId(process.env, log.child({ part: 'fleet' })).then((id) => {

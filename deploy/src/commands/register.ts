@@ -14,6 +14,8 @@
  *    version registered after this one in the meantime, this one is not activated over it
  *    (ERR_SUPERSEDED), and if the version gained upstreams meanwhile they are checked first.
  * With --no-health-check, registering and activating is one update. --no-activate stops after step 1.
+ * `register` itself then waits until every live proxy serves the result (convergence.ts; `deploy run`,
+ * which shares the steps above, does not).
  * Registering the same version with the same upstreams changes nothing (apart from activating it).
  */
 import { hostname } from 'node:os';
@@ -38,7 +40,6 @@ import {
   durationFlag,
   integerFlag,
   openRoutesTarget,
-  output,
   plural,
   usageError,
   parseFlags,
@@ -48,6 +49,7 @@ import type { Command } from '../command-line.js';
 import { upstreamFromEcs, type EcsUpstream } from '../ecs-metadata.js';
 import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
 import { generationNote, servingNote } from '../presentation.js';
+import { CONVERGE_JSON_HELP, CONVERGE_OPTIONS, CONVERGE_OPTIONS_HELP, convergedOutput, convergenceFromFlags } from '../convergence.js';
 import { observe, progressFor, type ProgressOutput } from '../progress.js';
 import type { RoutesTarget } from '../routes-target.js';
 
@@ -124,6 +126,7 @@ Options:
                          --upstream-from-ecs, else host:pid); an address held by a live member of
                          another identity is refused
 ${HEALTH_OPTIONS_HELP}
+${CONVERGE_OPTIONS_HELP}
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
@@ -131,10 +134,11 @@ With --json: {"site", "version", "upstreams", "registration" (registered, replac
 unchanged), "activation" (activated, already-active or not-activated), "activeBefore",
 "activeVersion", "healthChecked" (the upstreams checked; null with --no-health-check), "ecs"
 ({"upstream", "taskArn", "container", "networkMode"} or null), "lease" ({"identity",
-"leaseMs"} or null), "generation"}.
+"leaseMs"} or null), "generation", ${CONVERGE_JSON_HELP}}.
 
-Exit status: 0 registered (and active unless --no-activate), 1 failed (including a failed health
-check: then registered but not active), 2 usage error.`;
+Exit status: 0 registered (and active unless --no-activate) and served by every live proxy, 1
+failed (including a failed health check: then registered but not active; and proxies that did not
+serve it within --converge-timeout: then registered all the same), 2 usage error.`;
 
 type Registration = 'registered' | 'replaced' | 'joined' | 'unchanged';
 type Activation = 'activated' | 'already-active' | 'not-activated';
@@ -144,11 +148,12 @@ export const registerCommand: Command = {
   synopsis: 'register (--site <site> --version <version> | --tag <tag>) --upstream <url>...',
   summary: 'Register a version of a site and activate it once it passes a health check.',
   async run(args, env, io) {
-    const values = parseFlags(args, REGISTER_OPTIONS, NAME);
+    const values = parseFlags(args, { ...REGISTER_OPTIONS, ...CONVERGE_OPTIONS }, NAME);
     if (values === undefined) return HELP;
+    const converge = convergenceFromFlags(values, NAME);
     const plan = await planRegistration(values, env, NAME);
     const { summary, text } = await executeRegistration(plan, io);
-    return output(values.json, summary, text);
+    return convergedOutput(values, converge, plan.target, summary.generation, summary, text, io);
   },
 };
 

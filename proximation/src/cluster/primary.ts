@@ -217,9 +217,13 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
       case 'fatal':
         s.fatal = message.message;
         return;
-      case 'table-applied':
+      case 'table-applied': {
+        const served = Math.min(...slots.map((other) => other.routesGeneration));
         s.routesGeneration = message.routesGeneration;
+        // The heartbeat written when the primary took the table showed the workers' older one; deploy waits on this.
+        if (Math.min(...slots.map((other) => other.routesGeneration)) !== served) duties.servingChanged();
         return;
+      }
       case 'certificate-request':
         void duties.certificateFor(message.host).then(
           (found) =>

@@ -12,12 +12,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileFleetStorage, readRoutingTableFile, type FleetStorage, type RoutingTable } from '@proximation/shared';
+import { FileStorage, fileFleetStorage, readRoutingTableFile, type FleetStorage, type RoutingTable } from '@proximation/shared';
 import { runDeploy } from '../../../deploy/test/helpers.js';
 import { launchChromium, type Browser } from '../../bench/chromium.js';
 import { httpsRequest, startUpstream, tempDir, writeRoutes, type Upstream } from '../support/fixtures.js';
 import { startServeProcess, type ServeProcess } from '../support/process.js';
-import { BackoffStore, backoffStateDir } from '../../src/certs/backoff.js';
+import { BackoffStore } from '../../src/certs/backoff.js';
 
 const OUTPUT_DIR = fileURLToPath(new URL('../../../test-output/status-page/', import.meta.url));
 const TOKEN = 'status-page-fleet-token-0123456789';
@@ -159,7 +159,7 @@ describe('the status page shows the fleet', () => {
   it('shows a hostile instance id, member identity and certificate error as text, the error with its backoff', async () => {
     const now = new Date().toISOString();
     // As the certificate manager records a failed order: the next attempt waits for the backoff.
-    const failure = await new BackoffStore(backoffStateDir(dir.path)).record('blog.test', `order failed: ${HOSTILE_INSTANCE}`, new Date());
+    const failure = await new BackoffStore(new FileStorage(dir.path)).record('blog.test', `order failed: ${HOSTILE_INSTANCE}`, new Date());
     await fleet.putInstance({ id: HOSTILE_INSTANCE, host: 'h', pid: 1, addresses: [], startedAt: now, writtenAt: now, periodMs: 60_000, routesGeneration: 3, workers: 1, certificates: [], traffic: [] });
     const current = await readRoutingTableFile(routesPath);
     const app = current.sites[0]!;
