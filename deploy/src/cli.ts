@@ -16,6 +16,7 @@ import { statusCommand } from './commands/status.js';
 import { waitDrainedCommand } from './commands/wait-drained.js';
 import { pruneCommand } from './commands/prune.js';
 import { registerCommand } from './commands/register.js';
+import { runCommand } from './commands/run.js';
 import { removeCommand } from './commands/remove.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { siteAddCommand } from './commands/site-add.js';
@@ -33,6 +34,7 @@ const COMMANDS: readonly Command[] = [
   siteHstsCommand,
   sitePreviewCommand,
   registerCommand,
+  runCommand,
   deregisterCommand,
   activateCommand,
   rollbackCommand,
@@ -78,7 +80,7 @@ export async function main(
   return runCommandLine('deploy', io, () => run(argv, env, io));
 }
 
-async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undefined): Promise<string> {
+async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undefined): Promise<string | number> {
   const [first, second] = argv;
   if (first === undefined) throw usageError('No command given.', '');
   if (isHelp(first)) return HELP;

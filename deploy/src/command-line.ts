@@ -43,8 +43,9 @@ export interface Command {
   /**
    * Parses `args` (what follows the command words) and runs the command; resolves to its output.
    * `io` is where a command may ask for confirmation (see confirm.ts); without it, it never asks.
+   * A number is the exit status of a command that printed its own output (deploy run: the app's).
    */
-  run(args: string[], env: NodeJS.ProcessEnv, io?: CommandIo): Promise<string>;
+  run(args: string[], env: NodeJS.ProcessEnv, io?: CommandIo): Promise<string | number>;
 }
 
 export const COMMON_OPTIONS = {

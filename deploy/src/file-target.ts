@@ -52,6 +52,7 @@ export function fileTarget(path: string, policy: IssuancePolicy, origin: string)
   return {
     location: path,
     read,
+    fleet,
     leases: async () => (await fleet.readLeases()).records,
     status: async () => (await readFleetStatus(path)).status,
     async update(request, observer) {

@@ -1,6 +1,6 @@
 /**
  * What a deploy command is waiting for, shown on stderr while it waits, so a health check of up to
- * --health-timeout or a lock held by another host is never a silent pause:
+ * --health-timeout, a lock held by another host or proxies yet to serve a change is never a silent pause:
  * - on a terminal, a status block rewritten in place at every event and every second: what is waited
  *   on, who holds the lock, elapsed of limit, and each upstream not yet healthy with its last answer;
  *   erased when the wait is over, so only the command's result stays;
@@ -30,7 +30,8 @@ const LOCK_WAIT_STALE_MS = 1_000;
 type Waiting =
   | { kind: 'lock'; since: number; seen: number; wait: LockWait }
   | { kind: 'health'; since: number; health: HealthCheckOptions; results: Map<string, UpstreamHealth | undefined> }
-  | { kind: 'remote'; since: number; proxy: string; health: HealthCheckOptions };
+  | { kind: 'remote'; since: number; proxy: string; health: HealthCheckOptions }
+  | { kind: 'converge'; since: number; generation: number; lagging: readonly string[]; timeoutMs: number };
 
 export class Progress implements UpdateObserver {
   readonly #out: ProgressOutput;
@@ -67,6 +68,12 @@ export class Progress implements UpdateObserver {
     this.#set({ kind: 'remote', since: Date.now(), proxy, health });
   }
 
+  /** The proxy instances `lagging` do not serve `generation` yet (convergence.ts). */
+  converging(generation: number, lagging: readonly string[], timeoutMs: number): void {
+    const since = this.#waiting?.kind === 'converge' ? this.#waiting.since : Date.now();
+    this.#set({ kind: 'converge', since, generation, lagging, timeoutMs });
+  }
+
   /** The wait is over (the update settled): stop and erase the display. */
   clear(): void {
     this.#waiting = undefined;
@@ -101,6 +108,8 @@ export class Progress implements UpdateObserver {
         return [`waiting for the routing table's lock ${w.wait.path}, held by ${w.wait.holder}: ${elapsed(w.wait.timeoutMs)}`];
       case 'remote':
         return [`waiting for the proxy ${w.proxy} to health-check ${this.#subject} (GET ${w.health.path}): ${elapsed(w.health.timeoutMs)}`];
+      case 'converge':
+        return [`waiting for ${w.lagging.length === 1 ? 'a proxy instance' : `${w.lagging.length} proxy instances`} to serve routing table generation ${w.generation}: ${elapsed(w.timeoutMs)}; ${w.lagging.join(', ')}`];
       case 'health': {
         const results = [...w.results];
         const healthy = results.filter(([, r]) => r?.healthy === true).length;

@@ -25,7 +25,7 @@
  *   health check and attempt and each wait for the table's lock; in API mode that the proxy is running
  *   the check (its attempts are not visible from here). It never changes what the update does.
  */
-import type { ChangeObserver, FleetStatus, HealthCheckOptions, LeaseRecord, RoutingChangeRequest, RoutingChangeResult, RoutingTable } from '@proximation/shared';
+import type { ChangeObserver, FleetStatus, FleetStorage, HealthCheckOptions, LeaseRecord, RoutingChangeRequest, RoutingChangeResult, RoutingTable } from '@proximation/shared';
 
 export interface UpdateObserver extends ChangeObserver {
   /** The proxy at `proxy` is running the request's health check (API mode). */
@@ -39,6 +39,8 @@ export interface RoutesTarget {
   update(request: RoutingChangeRequest, observer?: UpdateObserver): Promise<RoutingChangeResult>;
   /** The members' lease records (members.ts), where this target can read them (file mode); else undefined. */
   readonly leases?: () => Promise<readonly LeaseRecord[]>;
+  /** The fleet records beside the table (leases, heartbeats), where this target can reach them (file mode); else undefined. */
+  readonly fleet?: FleetStorage;
   /** The fleet: live instances, sites, members with leases and in-flight counts (fleet-status.ts in shared). */
   status(): Promise<FleetStatus>;
 }

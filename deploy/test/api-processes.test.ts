@@ -18,7 +18,7 @@ describe('deploy processes in API mode', () => {
     Promise.all(
       // Not health-checked: these upstreams are never contacted; this is about concurrent writers.
       Array.from({ length: 10 }, (_, i) =>
-        runDeploy(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--no-health-check'], envs[i % envs.length]),
+        runDeploy(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--no-health-check', '--no-wait'], envs[i % envs.length]),
       ),
     );
 

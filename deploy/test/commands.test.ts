@@ -21,7 +21,7 @@ describe('deploy activate', () => {
     const routes = await devWithVersions(1);
     const app = await upstream(200);
     await deployOk(['register', '--tag', 'devbuild-2', '--upstream', app.origin, '--no-activate', '--routes', routes]);
-    expect(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-2', '--health-path', '/ready', '--routes', routes])).toBe(
+    expect(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-2', '--health-path', '/ready', '--no-wait', '--routes', routes])).toBe(
       'activated dev/devbuild-2 after its upstream passed the health check (was devbuild-1); routing table generation 4\n',
     );
     expect(app.requests).toEqual(['GET /ready']);
@@ -43,14 +43,14 @@ describe('deploy activate', () => {
 
   it('activates without contacting the upstreams with --no-health-check, and reports as JSON', async () => {
     const routes = await devWithVersions(2);
-    const result = JSON.parse(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-1', '--no-health-check', '--json', '--routes', routes]));
-    expect(result).toEqual({ site: 'dev', version: 'devbuild-1', changed: true, activeBefore: 'devbuild-2', healthChecked: [], generation: 4 });
+    const result = JSON.parse(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-1', '--no-health-check', '--no-wait', '--json', '--routes', routes]));
+    expect(result).toEqual({ site: 'dev', version: 'devbuild-1', changed: true, activeBefore: 'devbuild-2', healthChecked: [], generation: 4, convergence: null });
     expect(await dev(routes)).toMatchObject({ activeVersion: 'devbuild-1', history: ['devbuild-1', 'devbuild-2'] });
   });
 
   it('changes nothing for the active version', async () => {
     const routes = await devWithVersions(1);
-    expect(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-1', '--routes', routes])).toBe(
+    expect(await deployOk(['activate', '--site', 'dev', '--version', 'devbuild-1', '--no-wait', '--routes', routes])).toBe(
       'dev/devbuild-1 is already active; nothing changed (routing table generation 2)\n',
     );
   });
@@ -78,8 +78,8 @@ describe('deploy rollback', () => {
     for (const [i, app] of apps.entries()) {
       await deployOk(['register', '--tag', `devbuild-${i + 1}`, '--upstream', app.origin, '--no-health-check', '--routes', routes]);
     }
-    expect(await deployOk(['rollback', '--site', 'dev', '--routes', routes])).toBe('rolled back dev from devbuild-3 to devbuild-2; routing table generation 5\n');
-    expect(JSON.parse(await deployOk(['rollback', '--site', 'dev', '--json', '--routes', routes]))).toEqual({ site: 'dev', from: 'devbuild-2', to: 'devbuild-1', generation: 6 });
+    expect(await deployOk(['rollback', '--site', 'dev', '--no-wait', '--routes', routes])).toBe('rolled back dev from devbuild-3 to devbuild-2; routing table generation 5\n');
+    expect(JSON.parse(await deployOk(['rollback', '--site', 'dev', '--no-wait', '--json', '--routes', routes]))).toEqual({ site: 'dev', from: 'devbuild-2', to: 'devbuild-1', generation: 6, convergence: null });
     expect(await dev(routes)).toMatchObject({ activeVersion: 'devbuild-1', history: [] });
     const before = await readFile(routes, 'utf8');
     const result = await deploy(['rollback', '--site', 'dev', '--routes', routes]);

@@ -163,6 +163,8 @@ describe('deploy register --upstream-from-ecs', () => {
       activation: 'activated',
       healthChecked: [app.origin],
       ecs: { upstream: app.origin, networkMode: 'awsvpc', container: 'noms-main', taskArn: 'arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665' },
+      // A task registering itself gets the 30 s lease unless --lease says otherwise.
+      lease: { identity: 'arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665', leaseMs: 30_000 },
     });
     expect(app.requests).toEqual(['GET /']);
   });
@@ -196,8 +198,8 @@ describe('deploy register --upstream-from-ecs', () => {
     expect(notMine.code).toBe(1);
     expect(notMine.stderr).toContain('it was registered by arn:other-task');
     await deployOk(['deregister', '--tag', 'devbuild-41', '--upstream', app.origin, '--routes', routes]);
-    const result = JSON.parse(await deployOk(['register', '--tag', 'devbuild-42', '--upstream-from-ecs', '--lease', '30s', '--json', '--routes', routes], env));
-    expect(result.lease).toEqual({ identity: arn, leaseMs: 30_000 });
+    const result = JSON.parse(await deployOk(['register', '--tag', 'devbuild-42', '--upstream-from-ecs', '--lease', '1m', '--json', '--routes', routes], env));
+    expect(result.lease).toEqual({ identity: arn, leaseMs: 60_000 });
     await deployOk(['deregister', '--tag', 'devbuild-42', '--upstream-from-ecs', '--routes', routes], env);
     expect(findSite(await readRoutingTableFile(routes), 'dev').versions.find((v) => v.name === 'devbuild-42')).toMatchObject({ upstreams: [], members: [] });
   });

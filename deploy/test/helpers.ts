@@ -4,7 +4,7 @@
  * real HTTP servers on 127.0.0.1, closed after each test, to stand in for upstreams and for the ECS
  * metadata endpoints.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,18 +54,33 @@ export async function routesWithDev(): Promise<string> {
 
 export const DEPLOY_BIN = fileURLToPath(new URL('../dist/bin/deploy.js', import.meta.url));
 
-/** Runs the deploy bin in a child process whose environment is PATH plus `env`. */
-export function runDeploy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface DeployProcess {
+  readonly child: ChildProcess;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves once it has exited and its output is closed, with its exit code or signal and its output. */
+  readonly result: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Starts the deploy bin in a child process whose environment is PATH plus `env`. */
+export function spawnDeploy(args: string[], env: NodeJS.ProcessEnv = {}): DeployProcess {
   if (!existsSync(DEPLOY_BIN)) throw new Error(`${DEPLOY_BIN} is missing: run "npx tsc -b" before these tests`);
   const child = spawn(process.execPath, [DEPLOY_BIN, ...args], { env: { PATH: process.env.PATH, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
+  const result = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+  return { child, stderr: () => stderr, result };
+}
+
+/** Runs the deploy bin in a child process whose environment is PATH plus `env`. */
+export async function runDeploy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await spawnDeploy(args, env).result;
+  return { code, stdout, stderr };
 }
 
 /**

@@ -17,7 +17,7 @@ describe('deploy as a process', () => {
       stderr: '',
     });
     const app = await upstream(200);
-    expect(await run(['register', '--tag', 'devbuild-42', '--upstream', app.origin, '--routes', routes])).toEqual({
+    expect(await run(['register', '--no-wait', '--tag', 'devbuild-42', '--upstream', app.origin, '--routes', routes])).toEqual({
       code: 0,
       stdout: 'registered dev/devbuild-42 (1 upstream); active after passing the health check (was none); routing table generation 3\n',
       stderr: '',
@@ -59,7 +59,7 @@ describe('deploy as a process', () => {
     expect(failed).toMatchObject({ code: 1, stdout: '' });
     expect(failed.stderr).toContain(`  ${broken.origin}: GET / answered 500 Internal Server Error`);
     expect(failed.stderr).toContain('dev/devbuild-2 keeps serving.');
-    expect(await run(['rollback', '--site', 'dev'], env)).toEqual({ code: 0, stdout: 'rolled back dev from devbuild-2 to devbuild-1; routing table generation 7\n', stderr: '' });
+    expect(await run(['rollback', '--site', 'dev', '--no-wait'], env)).toEqual({ code: 0, stdout: 'rolled back dev from devbuild-2 to devbuild-1; routing table generation 7\n', stderr: '' });
     const listed = await run(['versions', '--site', 'dev', '--json'], env);
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout)).toMatchObject({
@@ -74,7 +74,7 @@ describe('deploy as a process', () => {
     expect((await run(['site', 'add', 'dev', '--host', 'dev.example.com', '--routes', routes])).code).toBe(0);
     const results = await Promise.all(
       // Not health-checked: these upstreams are never contacted; this is about the lock.
-      Array.from({ length: 10 }, (_, i) => run(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--no-health-check', '--routes', routes])),
+      Array.from({ length: 10 }, (_, i) => run(['register', '--tag', `devbuild-${i}`, '--upstream', `http://10.0.2.${i}:8080`, '--no-health-check', '--no-wait', '--routes', routes])),
     );
     for (const result of results) {
       expect(result.stderr).toBe('');

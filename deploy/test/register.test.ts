@@ -12,7 +12,7 @@ async function dev(routes: string) {
 async function devServing(): Promise<{ routes: string; origin: string }> {
   const routes = await routesWithDev();
   const { origin } = await upstream(200);
-  await deployOk(['register', '--tag', 'devbuild-1', '--upstream', origin, '--routes', routes]);
+  await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', origin, '--routes', routes]);
   return { routes, origin };
 }
 
@@ -20,7 +20,7 @@ describe('deploy register: health-gated activation', () => {
   it('activates a version once its upstreams answer the health check', async () => {
     const routes = await routesWithDev();
     const app = await upstream(200);
-    const stdout = await deployOk(['register', '--site', 'dev', '--version', 'devbuild-41', '--upstream', `${app.origin}/`, '--routes', routes]);
+    const stdout = await deployOk(['register', '--no-wait', '--site', 'dev', '--version', 'devbuild-41', '--upstream', `${app.origin}/`, '--routes', routes]);
     // One generation for registering (staged), one for activating.
     expect(stdout).toBe('registered dev/devbuild-41 (1 upstream); active after passing the health check (was none); routing table generation 3\n');
     expect(app.requests).toEqual(['GET /']);
@@ -30,7 +30,7 @@ describe('deploy register: health-gated activation', () => {
   it('finds the site by tag prefix, and keeps the previous version for rollback', async () => {
     const { routes, origin } = await devServing();
     const next = await upstream(200);
-    const stdout = await deployOk(['register', '--tag', 'devbuild-2', '--upstream', next.origin, '--upstream', origin, '--routes', routes]);
+    const stdout = await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', next.origin, '--upstream', origin, '--routes', routes]);
     expect(stdout).toBe('registered dev/devbuild-2 (2 upstreams); active after passing the health check (was devbuild-1); routing table generation 5\n');
     expect(await dev(routes)).toMatchObject({ activeVersion: 'devbuild-2', history: ['devbuild-1'] });
   });
@@ -38,7 +38,7 @@ describe('deploy register: health-gated activation', () => {
   it('requests --health-path and accepts a redirect without following it', async () => {
     const routes = await routesWithDev();
     const app = await upstream(302);
-    await deployOk(['register', '--tag', 'devbuild-1', '--upstream', app.origin, '--health-path', '/healthz?deep=1', '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', app.origin, '--health-path', '/healthz?deep=1', '--routes', routes]);
     expect(app.requests).toEqual(['GET /healthz?deep=1']);
     expect((await dev(routes)).activeVersion).toBe('devbuild-1');
   });
@@ -47,7 +47,7 @@ describe('deploy register: health-gated activation', () => {
     const routes = await routesWithDev();
     let calls = 0;
     const app = await upstream(() => (++calls < 3 ? 503 : 204));
-    await deployOk(['register', '--tag', 'devbuild-1', '--upstream', app.origin, '--health-timeout', '5s', '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', app.origin, '--health-timeout', '5s', '--routes', routes]);
     expect(app.requests).toHaveLength(3);
     expect((await dev(routes)).activeVersion).toBe('devbuild-1');
   });
@@ -55,7 +55,7 @@ describe('deploy register: health-gated activation', () => {
   it('leaves a version that answers 500 registered but not active, the old one serving, and exits 1 naming the upstream', async () => {
     const { routes } = await devServing();
     const broken = await upstream(500);
-    const result = await deploy(['register', '--tag', 'devbuild-2', '--upstream', broken.origin, '--health-timeout', '600ms', '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', broken.origin, '--health-timeout', '600ms', '--routes', routes]);
     expect(result).toMatchObject({ code: 1, stdout: '' });
     expect(result.stderr).toMatch(
       new RegExp(
@@ -75,7 +75,7 @@ describe('deploy register: health-gated activation', () => {
     const { routes } = await devServing();
     const healthy = await upstream(200);
     const refusing = await refusingOrigin();
-    const result = await deploy(['register', '--tag', 'devbuild-2', '--upstream', healthy.origin, '--upstream', refusing, '--health-timeout', '500ms', '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', healthy.origin, '--upstream', refusing, '--health-timeout', '500ms', '--routes', routes]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('dev/devbuild-2 is registered but NOT active: 1 of 2 upstreams did not pass the health check');
     expect(result.stderr).toContain(`  ${refusing}: GET / refused the connection (ECONNREFUSED)`);
@@ -86,7 +86,7 @@ describe('deploy register: health-gated activation', () => {
   it('stages a version with --no-activate, without checking it', async () => {
     const { routes } = await devServing();
     const app = await upstream(200);
-    const stdout = await deployOk(['register', '--tag', 'devbuild-2', '--upstream', app.origin, '--no-activate', '--routes', routes]);
+    const stdout = await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', app.origin, '--no-activate', '--routes', routes]);
     expect(stdout).toBe('registered dev/devbuild-2 (1 upstream); not activated; devbuild-1 stays active; routing table generation 4\n');
     expect(app.requests).toEqual([]);
     expect((await dev(routes)).activeVersion).toBe('devbuild-1');
@@ -95,7 +95,7 @@ describe('deploy register: health-gated activation', () => {
   it('activates in one update without contacting the upstreams with --no-health-check', async () => {
     const { routes } = await devServing();
     const app = await upstream(500);
-    const stdout = await deployOk(['register', '--tag', 'devbuild-2', '--upstream', app.origin, '--no-health-check', '--routes', routes]);
+    const stdout = await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', app.origin, '--no-health-check', '--routes', routes]);
     expect(stdout).toBe('registered dev/devbuild-2 (1 upstream); active without a health check (was devbuild-1); routing table generation 4\n');
     expect(app.requests).toEqual([]);
   });
@@ -103,24 +103,24 @@ describe('deploy register: health-gated activation', () => {
   it('refuses a link-local upstream such as the ECS credentials endpoint unless --allow-restricted-upstreams, checking nothing', async () => {
     const { routes } = await devServing();
     const before = await readFile(routes, 'utf8');
-    const refused = await deploy(['register', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--routes', routes]);
+    const refused = await deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--routes', routes]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('http://169.254.170.2 is a link-local or cloud metadata address');
     expect(refused.stderr).toContain('--allow-restricted-upstreams');
     expect(await readFile(routes, 'utf8')).toBe(before);
-    await deployOk(['register', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--allow-restricted-upstreams', '--no-activate', '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', 'http://169.254.170.2', '--allow-restricted-upstreams', '--no-activate', '--routes', routes]);
     expect((await dev(routes)).versions[1]).toMatchObject({ name: 'devbuild-2', upstreams: ['http://169.254.170.2'], allowRestrictedUpstreams: true });
   });
 
   it('changes nothing when the same version is registered again, and re-activates an older one after checking it', async () => {
     const { routes, origin } = await devServing();
-    await deployOk(['register', '--tag', 'devbuild-2', '--upstream', origin, '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', origin, '--routes', routes]);
     const before = await readFile(routes, 'utf8');
-    expect(await deployOk(['register', '--tag', 'devbuild-2', '--upstream', origin, '--routes', routes])).toBe(
+    expect(await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', origin, '--routes', routes])).toBe(
       'dev/devbuild-2 is already registered with these upstreams; already active; nothing changed (routing table generation 5)\n',
     );
     expect(await readFile(routes, 'utf8')).toBe(before);
-    expect(await deployOk(['register', '--tag', 'devbuild-1', '--upstream', origin, '--routes', routes])).toBe(
+    expect(await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', origin, '--routes', routes])).toBe(
       'dev/devbuild-1 is already registered with these upstreams; active after passing the health check (was devbuild-2); routing table generation 6\n',
     );
   });
@@ -129,13 +129,13 @@ describe('deploy register: health-gated activation', () => {
     const { routes } = await devServing();
     const other = await upstream(200);
     const before = await readFile(routes, 'utf8');
-    const refused = await deploy(['register', '--tag', 'devbuild-1', '--upstream', other.origin, '--routes', routes]);
+    const refused = await deploy(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', other.origin, '--routes', routes]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('deploy: Version dev/devbuild-1 is already registered with upstreams http://127.0.0.1:');
     expect(refused.stderr).toContain('(deploy register --join), or replace its upstreams explicitly (deploy register --replace)');
     expect(await readFile(routes, 'utf8')).toBe(before);
     // devbuild-1 is active: its new upstream is checked before it is written.
-    expect(await deployOk(['register', '--tag', 'devbuild-1', '--upstream', other.origin, '--replace', '--routes', routes])).toBe(
+    expect(await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', other.origin, '--replace', '--routes', routes])).toBe(
       'replaced the upstreams of dev/devbuild-1 (now 1 upstream); already active; routing table generation 4\n',
     );
     expect(other.requests).toEqual(['GET /']);
@@ -145,13 +145,13 @@ describe('deploy register: health-gated activation', () => {
   it('adds upstreams to the active version with --join only after they pass the check', async () => {
     const { routes, origin } = await devServing();
     const second = await upstream(200);
-    expect(await deployOk(['register', '--tag', 'devbuild-1', '--join', '--upstream', second.origin, '--routes', routes])).toBe(
+    expect(await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--join', '--upstream', second.origin, '--routes', routes])).toBe(
       'added to the upstreams of dev/devbuild-1 (now 2 upstreams); already active; routing table generation 4\n',
     );
     expect(second.requests).toEqual(['GET /']);
     const broken = await upstream(503);
     const before = await readFile(routes, 'utf8');
-    const result = await deploy(['register', '--tag', 'devbuild-1', '--join', '--upstream', broken.origin, '--health-timeout', '300ms', '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', '--tag', 'devbuild-1', '--join', '--upstream', broken.origin, '--health-timeout', '300ms', '--routes', routes]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('deploy: Did not add upstreams to dev/devbuild-1, the active version: the upstream did not pass the health check');
     expect(result.stderr).toContain(`  ${broken.origin}: GET / answered 503 Service Unavailable`);
@@ -163,7 +163,7 @@ describe('deploy register: health-gated activation', () => {
   it('reports as JSON', async () => {
     const { routes } = await devServing();
     const app = await upstream(200);
-    const result = JSON.parse(await deployOk(['register', '--tag', 'devbuild-2', '--upstream', app.origin, '--json', '--routes', routes]));
+    const result = JSON.parse(await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', app.origin, '--json', '--routes', routes]));
     expect(result).toEqual({
       site: 'dev',
       version: 'devbuild-2',
@@ -176,8 +176,9 @@ describe('deploy register: health-gated activation', () => {
       ecs: null,
       lease: null,
       generation: 5,
+      convergence: null,
     });
-    const staged = JSON.parse(await deployOk(['register', '--tag', 'devbuild-3', '--upstream', app.origin, '--no-activate', '--no-health-check', '--json', '--routes', routes]));
+    const staged = JSON.parse(await deployOk(['register', '--no-wait', '--tag', 'devbuild-3', '--upstream', app.origin, '--no-activate', '--no-health-check', '--json', '--routes', routes]));
     expect(staged).toMatchObject({ registration: 'registered', activation: 'not-activated', activeVersion: 'devbuild-2', healthChecked: null, generation: 6 });
   });
 });
@@ -188,9 +189,9 @@ describe('deploy register: concurrent deploys', () => {
     let ready = false;
     const slow = await upstream(() => (ready ? 200 : 503));
     const fast = await upstream(200);
-    const first = deploy(['register', '--tag', 'devbuild-2', '--upstream', slow.origin, '--health-timeout', '10s', '--routes', routes]);
+    const first = deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', slow.origin, '--health-timeout', '10s', '--routes', routes]);
     await waitUntil(() => slow.requests.length > 0, 5_000, 'the first deploy to check its upstream');
-    expect(await deployOk(['register', '--tag', 'devbuild-3', '--upstream', fast.origin, '--routes', routes])).toContain(
+    expect(await deployOk(['register', '--no-wait', '--tag', 'devbuild-3', '--upstream', fast.origin, '--routes', routes])).toContain(
       'registered dev/devbuild-3 (1 upstream); active after passing the health check (was devbuild-1)',
     );
     ready = true;
@@ -210,9 +211,9 @@ describe('deploy register: concurrent deploys', () => {
     let ready = false;
     const a = await upstream(() => (ready ? 200 : 503));
     const b = await upstream(200);
-    const first = deploy(['register', '--tag', 'devbuild-2', '--upstream', a.origin, '--health-timeout', '10s', '--routes', routes]);
+    const first = deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', a.origin, '--health-timeout', '10s', '--routes', routes]);
     await waitUntil(() => a.requests.length > 0, 5_000, 'the first deploy to check its upstream');
-    await deployOk(['register', '--tag', 'devbuild-2', '--join', '--no-activate', '--upstream', b.origin, '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-2', '--join', '--no-activate', '--upstream', b.origin, '--routes', routes]);
     expect(b.requests).toEqual([]);
     ready = true;
     const result = await first;
@@ -245,7 +246,7 @@ describe('deploy register: bad input', () => {
   ])('exits 2 for %j without touching the routing table', async (args, message) => {
     const routes = await routesWithDev();
     const before = await readFile(routes, 'utf8');
-    const result = await deploy(['register', ...args, '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', ...args, '--routes', routes]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`deploy: ${message}`);
     expect(result.stderr).toContain('Run "deploy register --help" for usage.');
@@ -259,7 +260,7 @@ describe('deploy register: bad input', () => {
   ])('exits 1 for %j and leaves the routing table as it was', async (args, message) => {
     const routes = await routesWithDev();
     const before = await readFile(routes, 'utf8');
-    const result = await deploy(['register', ...args, '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', ...args, '--routes', routes]);
     expect(result).toMatchObject({ code: 1, stdout: '' });
     expect(result.stderr).toContain(`deploy: ${message}`);
     expect(await readFile(routes, 'utf8')).toBe(before);
@@ -267,15 +268,15 @@ describe('deploy register: bad input', () => {
 
   it('registers a version outside the site\'s tag prefix with --any-version-name, and one registered already without it', async () => {
     const routes = await routesWithDev();
-    await deployOk(['register', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--any-version-name', '--routes', routes]);
-    await deployOk(['register', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:2', '--join', '--no-health-check', '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--any-version-name', '--routes', routes]);
+    await deployOk(['register', '--no-wait', '--site', 'dev', '--version', 'hotfix-1', '--upstream', 'http://127.0.0.1:2', '--join', '--no-health-check', '--routes', routes]);
     expect(await dev(routes)).toMatchObject({ activeVersion: 'hotfix-1', versions: [{ upstreams: ['http://127.0.0.1:1', 'http://127.0.0.1:2'] }] });
   });
 
   it('prefers --routes over PROXIMATION_ROUTES', async () => {
     const routes = await routesWithDev();
     const elsewhere = join(await tempDir(), 'routes.json');
-    await deployOk(['register', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], { PROXIMATION_ROUTES: elsewhere });
+    await deployOk(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', 'http://127.0.0.1:1', '--no-health-check', '--routes', routes], { PROXIMATION_ROUTES: elsewhere });
     expect((await dev(routes)).activeVersion).toBe('devbuild-1');
   });
 
@@ -283,7 +284,7 @@ describe('deploy register: bad input', () => {
     const routes = join(await tempDir(), 'routes.json');
     const broken = '{"schemaVersion": 1, "generation": 1, "sites": [{"name": "dev"}]}';
     await writeFile(routes, broken);
-    const result = await deploy(['register', '--tag', 'devbuild-1', '--upstream', 'http://a', '--routes', routes]);
+    const result = await deploy(['register', '--no-wait', '--tag', 'devbuild-1', '--upstream', 'http://a', '--routes', routes]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`deploy: Invalid routing table ${routes}: sites[0].hosts: required field is missing`);
     expect(await readFile(routes, 'utf8')).toBe(broken);
@@ -295,7 +296,7 @@ describe('deploy register: the proxy\'s own ports', () => {
     const { routes } = await devServing();
     const before = await readFile(routes, 'utf8');
     for (const own of ['http://127.0.0.1:9180', 'http://localhost', 'https://[::1]']) {
-      const refused = await deploy(['register', '--tag', 'devbuild-2', '--upstream', own, '--allow-restricted-upstreams', '--routes', routes]);
+      const refused = await deploy(['register', '--no-wait', '--tag', 'devbuild-2', '--upstream', own, '--allow-restricted-upstreams', '--routes', routes]);
       expect(refused.code, own).toBe(1);
       expect(refused.stderr).toContain("own listeners");
     }

@@ -14,7 +14,7 @@
  * (`routedHosts` undefined) only the lineages are listed, with `routed: null`.
  */
 import { errorMessage } from '@proximation/shared';
-import { BackoffStore, backoffStateDir, type BackoffState } from './certs/backoff.js';
+import { BackoffStore, type BackoffState } from './certs/backoff.js';
 import { CertStore } from './certs/cert-store.js';
 import { lineageName } from './certs/lineage-name.js';
 import { renewalTime } from './certs/renewal-schedule.js';
@@ -44,9 +44,8 @@ export interface LineageReport {
 }
 
 /** `routedHosts`: the names the routing table needs certificates for (certificateNames); undefined: no table. */
-export async function certificatesReport(letsencryptDir: string, routedHosts: readonly string[] | undefined, now: Date): Promise<LineageReport[]> {
-  const store = new CertStore(letsencryptDir);
-  const backoff = new BackoffStore(backoffStateDir(letsencryptDir));
+export async function certificatesReport(store: CertStore, routedHosts: readonly string[] | undefined, now: Date): Promise<LineageReport[]> {
+  const backoff = new BackoffStore(store.storage);
   const routed = routedHosts === undefined ? undefined : new Map(routedHosts.map((host) => [lineageName(host), host]));
   const stored = new Set(await store.list());
   const names = [...new Set([...stored, ...(routed?.keys() ?? [])])].sort();

@@ -33,10 +33,9 @@ import {
   durationFlag,
   openStorage,
   plural,
-  readFileIfExists,
+  readRoutingTable,
   readRoutingTableFile,
   required,
-  routesNotFound,
   setSitePreview,
   errorMessage,
   isProximationError,
@@ -53,9 +52,11 @@ import {
   formatFleetStatus,
   readFleetStatus,
 } from '@proximation/shared';
-import { certificatesReport, formatCertificatesReport } from './certs-report.js';
+import { CertStore } from './certs/cert-store.js';
+import { certificatesReport, formatCertificatesReport, type LineageReport } from './certs-report.js';
+import { openStateStorage, routesLocation } from './state-storage.js';
 import { SETTINGS, loadConfig, settingOrigin, settingsArgOptions, settingsHelp, type Config } from './config.js';
-import { exists, requireStateDirectory } from './state-directory.js';
+import { requireStateDirectory } from './state-directory.js';
 import { startExampleUpstream } from './demo/example-upstream.js';
 import { requirePortsFree } from './demo/ports-free.js';
 import { createLogger } from './logger.js';
@@ -288,10 +289,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         // Flags first: a malformed one is a usage error (2), whatever the directory.
         const request = renewRequest(values);
         const config = await stateConfig(values, io);
-        if (!(await exists(config.routesPath))) {
-          throw routesNotFound(config.routesPath, settingOrigin('routesPath', values, io.env), 'renew renews routed names only; "deploy site add" creates a table');
-        }
-        return await renew(config, request, io);
+        return await renew(config, request, io, settingOrigin(config.storage.backend === 'file' ? 'routesPath' : 'storage', values, io.env));
       }
       case 'status': {
         const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
@@ -342,7 +340,8 @@ async function storageCopy(values: Values, io: CliIo): Promise<number> {
 /** The settings of a command that reads a proxy's state, once the directory is known to be one (state-directory.ts). */
 async function stateConfig(values: Values, io: CliIo): Promise<Config> {
   const config = loadConfig(values, io.env);
-  await requireStateDirectory(config.letsencryptDir, settingOrigin('letsencryptDir', values, io.env));
+  // On Redis there is no directory to mistype: connecting is the check.
+  if (config.storage.backend === 'file') await requireStateDirectory(config.letsencryptDir, settingOrigin('letsencryptDir', values, io.env));
   return config;
 }
 
@@ -352,10 +351,10 @@ async function caCert(values: Values, io: CliIo): Promise<number> {
   const dir = config.letsencryptDir;
   // Loaded only by the commands that use the local CA: its X.509 stack is the CLI's largest module graph.
   const { localCaRootPath } = await import('./certs/local-issuer.js');
-  const root = localCaRootPath(dir);
-  const pem = await readFileIfExists(root);
+  const root = config.storage.backend === 'file' ? localCaRootPath(dir) : `proximation/local-ca/root.pem in ${config.storage.location}`;
+  const storage = await openStateStorage(config);
+  const [pem, acme] = await Promise.all([storage.read('proximation/local-ca/root.pem'), storage.list('accounts').then((keys: string[]) => keys.length > 0)]).finally(() => storage.close());
   if (pem === undefined) {
-    const acme = await exists(path.join(dir, 'accounts'));
     throw new ProximationError(
       'ERR_NO_LOCAL_CA',
       acme
@@ -370,15 +369,22 @@ async function caCert(values: Values, io: CliIo): Promise<number> {
 async function certs(config: Config, values: Values, io: CliIo): Promise<number> {
   let routesProblem: string | undefined;
   let hosts: string[] | undefined;
-  if (!(await exists(config.routesPath))) routesProblem = `not found, ${settingOrigin('routesPath', values, io.env)}`;
-  else {
-    try {
-      hosts = (await readRoutingTableFile(config.routesPath)).sites.flatMap(certificateNames);
-    } catch (err) {
-      routesProblem = `unusable: ${errorMessage(err)}`;
+  const storage = await openStateStorage(config);
+  let reports: LineageReport[];
+  try {
+    const routes = routesLocation(config, storage);
+    if ((await routes.storage.read(routes.key)) === undefined) routesProblem = `not found, ${settingOrigin('routesPath', values, io.env)}`;
+    else {
+      try {
+        hosts = (await readRoutingTable(routes.storage, routes.key)).sites.flatMap(certificateNames);
+      } catch (err) {
+        routesProblem = `unusable: ${errorMessage(err)}`;
+      }
     }
+    reports = await certificatesReport(new CertStore(config.letsencryptDir, storage), hosts, new Date());
+  } finally {
+    await storage.close();
   }
-  const reports = await certificatesReport(config.letsencryptDir, hosts, new Date());
   io.stdout.write(
     values.json === true
       ? `${JSON.stringify(reports, null, 2)}\n`
@@ -398,11 +404,11 @@ function renewRequest(values: Values): RenewRequest {
   };
 }
 
-async function renew(config: Config, request: RenewRequest, io: CliIo): Promise<number> {
+async function renew(config: Config, request: RenewRequest, io: CliIo, routesOrigin: string): Promise<number> {
   // Logs go to stderr: stdout is the per-name summary cron mails.
   const log = createLogger({ level: config.logLevel, format: config.logFormat, destination: io.stderr });
   try {
-    return await renewCertificates(config, request, log, { out: io.stdout, hookOutput: io.stderr, env: io.env });
+    return await renewCertificates(config, request, log, { out: io.stdout, hookOutput: io.stderr, env: io.env, routesOrigin });
   } finally {
     log.flush();
   }

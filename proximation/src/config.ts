@@ -10,7 +10,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { ProximationError, formatDuration, isProximationError, networkMatcher, parseDuration, parseNetwork, usageError } from '@proximation/shared';
+import { ProximationError, checkRedisKeyPrefix, formatDuration, isProximationError, networkMatcher, parseDuration, parseNetwork, parseStorageSetting, usageError, type StorageSetting } from '@proximation/shared';
 import { parseAdminToken, readAdminTokenFile } from './admin/admin-auth.js';
 import { parseServer, type DnsServer } from './certs/dns01/dns-client.js';
 import { availableCpus } from './cluster/cpus.js';
@@ -42,6 +42,17 @@ export interface Config {
   adminTokenFile: string | undefined;
   letsencryptDir: string;
   routesPath: string;
+  /**
+   * Where the shared state lives (PROXIMATION_STORAGE): the letsencrypt directory by default, another
+   * directory (which then is the letsencrypt directory), or Redis, with PROXIMATION_STORAGE_PREFIX.
+   */
+  storage: StorageSetting;
+  storagePrefix: string | undefined;
+  /**
+   * On Redis, the local directory certificates are also written to in certbot's layout: the letsencrypt
+   * directory when it was set; undefined otherwise (and always on a directory, which is that layout).
+   */
+  certbotCopyDir: string | undefined;
   issuer: Issuer;
   /** The ACME CA's directory URL, exactly as configured (certbot keys accounts and lineages by this string). */
   acmeDirectory: string;
@@ -253,6 +264,11 @@ export const SETTINGS = [
     help: "certificates in certbot's layout, plus proximation's own state under proximation/" }),
   setting({ key: 'routesPath', flag: 'routes', env: 'PROXIMATION_ROUTES', default: undefined, defaultText: '<letsencrypt dir>/proximation/routes.json', parse: absolutePath,
     help: 'the routing table' }),
+  setting({ key: 'storage', flag: 'storage', env: 'PROXIMATION_STORAGE', default: undefined, defaultText: 'the letsencrypt directory',
+    parse: (text, field) => parseStorageSetting(text, field),
+    help: 'where the shared state lives: a directory, or redis://[user:password@]host:port[/db] (rediss:// for TLS); on Redis a set letsencrypt directory gets a copy of the certificates for certbot' }),
+  setting({ key: 'storagePrefix', flag: 'storage-prefix', env: 'PROXIMATION_STORAGE_PREFIX', default: undefined, defaultText: 'proximation:', parse: (text, field) => checkRedisKeyPrefix(text, field),
+    help: 'Redis key prefix, so several fleets share one Redis: letters, digits and ":_.-"' }),
   setting({ key: 'issuer', flag: 'issuer', env: 'PROXIMATION_ISSUER', default: 'local', parse: oneOf(['local', 'acme'] as const),
     help: 'who issues certificates: local (an embedded CA) or acme' }),
   setting({ key: 'acmeDirectory', flag: 'acme-directory', env: 'PROXIMATION_ACME_DIRECTORY', default: LETS_ENCRYPT_PRODUCTION, parse: acmeDirectoryUrl,
@@ -416,10 +432,39 @@ export function loadConfig(
       'PROXIMATION_METRICS_AUTH=on (--metrics-auth) needs the admin token: set PROXIMATION_ADMIN_TOKEN_FILE (or PROXIMATION_ADMIN_TOKEN), or use auto or off.',
     );
   }
+  resolveStorage(config, fields);
   config.routesPath ??= path.join(config.letsencryptDir, 'proximation', 'routes.json');
   config.publicHttpsPort ??= config.httpsPort;
   config.workers ??= availableCpus();
   return config;
+}
+
+/**
+ * The storage and the letsencrypt directory together: a storage directory is the letsencrypt directory
+ * (two different ones contradict each other); on Redis a letsencrypt directory that was set is the
+ * certbot copy; the key prefix is checked against the storage it belongs to.
+ */
+function resolveStorage(config: Config, fields: Record<keyof Config, string>): void {
+  const storage = config.storage as StorageSetting | undefined;
+  const given = (key: keyof Config): boolean => !fields[key].endsWith('(default)');
+  if (storage === undefined) {
+    config.storage = parseStorageSetting(config.letsencryptDir, fields.letsencryptDir, config.storagePrefix, fields.storagePrefix);
+    config.certbotCopyDir = undefined;
+    return;
+  }
+  config.storage = parseStorageSetting(storage.value, storage.what, config.storagePrefix, fields.storagePrefix);
+  if (config.storage.backend === 'file') {
+    if (given('letsencryptDir') && config.letsencryptDir !== config.storage.value) {
+      throw new ProximationError(
+        'ERR_CONFIG_INVALID',
+        `${fields.storage}=${config.storage.value} and ${fields.letsencryptDir}=${config.letsencryptDir} name two directories for one state: set one of them.`,
+      );
+    }
+    config.letsencryptDir = config.storage.value;
+    config.certbotCopyDir = undefined;
+    return;
+  }
+  config.certbotCopyDir = given('letsencryptDir') ? config.letsencryptDir : undefined;
 }
 
 /** Two listeners on one port and address would fail at start with EADDRINUSE, naming neither setting. */

@@ -18,8 +18,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { basename, dirname } from 'node:path';
-import { FileStorage, certificateNames, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, errorMessage, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
@@ -31,14 +30,16 @@ import { StatusPage } from './admin/status-page.js';
 import type { LoadedCertificate } from './certs/cert-store.js';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager } from './certs/certificate-manager.js';
-import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
-import { locksDirOf, openIssuer } from './certs/open-issuer.js';
+import { ChallengeStore } from './certs/challenge-store.js';
+import { openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { RenewalResult } from './metrics.js';
 import { OwnListeners } from './own-listeners.js';
 import { RoutesWatcher } from './routes-watcher.js';
+import { openStateStorage, routesLocation, syncCertbotCopy } from './state-storage.js';
 import { LeaseWatcher } from './fleet/lease-watcher.js';
+import type { UnavailableUpstream } from './proxy/upstreams.js';
 
 export interface InstanceSink {
   table(table: RoutingTable): void;
@@ -53,8 +54,21 @@ export interface InstanceDutiesOptions {
   health: () => Health;
   metrics: { readonly contentType: string; exposition(): Promise<string> };
   onOrder: (result: RenewalResult) => void;
-  /** What the serving processes report for the heartbeat: generation served (the lowest), workers, traffic summed. */
-  serving: () => Promise<{ routesGeneration: number; workers: number; traffic: UpstreamTraffic[] }>;
+  /** What the serving processes report, for the heartbeat and the status page. */
+  serving: () => Promise<ServingReport>;
+}
+
+export interface ServingReport {
+  /** The lowest generation the serving processes have applied. */
+  routesGeneration: number;
+  /** Processes serving now. */
+  workers: number;
+  /** Summed over the processes. */
+  traffic: UpstreamTraffic[];
+  /** Resident memory of every process of the instance (the primary included), summed. */
+  rssBytes: number;
+  /** Upstreams out of rotation in at least one serving process. */
+  unavailable: UnavailableUpstream[];
 }
 
 export interface InstanceDuties {
@@ -69,6 +83,8 @@ export interface InstanceDuties {
   listenAdmin(): Promise<AddressInfo>;
   /** A port the serving side listens on (an ephemeral one): tables pointing an upstream at it are refused. */
   addOwnListener(port: number): void;
+  /** The generation served changed (a worker applied a table): the heartbeat says so now, not a period later. */
+  servingChanged(): void;
   start(): void;
   stopWatching(): Promise<void>;
   close(): Promise<void>;
@@ -96,11 +112,20 @@ function isLoopback(address: string): boolean {
 }
 
 export async function openInstanceDuties(config: Config, log: Logger, options: InstanceDutiesOptions): Promise<InstanceDuties> {
-  const locksDir = locksDirOf(config.letsencryptDir);
-  const store = new CertStore(config.letsencryptDir);
-  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
+  const storage = await openStateStorage(config, log.child({ part: 'storage' }));
+  try {
+    return await openWithStorage(config, log, options, storage);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}
+
+async function openWithStorage(config: Config, log: Logger, options: InstanceDutiesOptions, storage: Storage): Promise<InstanceDuties> {
+  const store = new CertStore(config.letsencryptDir, storage);
+  const challenges = new ChallengeStore(config.letsencryptDir, storage);
   const certsLog = log.child({ part: 'certs' });
-  const issuer = await openIssuer(config, { store, challenges, locksDir, log: certsLog });
+  const issuer = await openIssuer(config, { store, challenges, log: certsLog });
   const { sink } = options;
   /** Certificates held, by name, for the heartbeat's certificate states. */
   const held = new Map<string, Date>();
@@ -108,12 +133,15 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   const certs = new CertificateManager({
     store,
     issuer,
-    locksDir,
     pollMs: config.certPollMs,
     log: certsLog,
     onCertificate: (host, cert) => {
       held.set(host, cert.notAfter);
       sink.certificate(host, cert);
+      // Whoever stored it, this instance's certbot copy gets it too.
+      syncCertbotCopy(storage, cert.lineage).catch((err: unknown) =>
+        certsLog.error({ host, err: errorMessage(err) }, 'could not update the certbot copy; the next new certificate retries'),
+      );
     },
     onRemoved: (host) => {
       held.delete(host);
@@ -124,9 +152,10 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
   let started = false;
   let wanted = certificateHosts(emptyRoutingTable());
   const ownListeners = new OwnListeners([config.httpsPort, config.httpPort, config.adminPort]);
+  const routes = routesLocation(config, storage);
   const watcher = new RoutesWatcher(
-    new FileStorage(dirname(config.routesPath)),
-    basename(config.routesPath),
+    routes.storage,
+    routes.key,
     config.routesPollMs,
     log.child({ part: 'routes' }),
     (table) => {
@@ -167,11 +196,15 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
     statusPage: new StatusPage(),
     overview: overviewHandler({
       routesPath: config.routesPath,
-      letsencryptDir: config.letsencryptDir,
+      certificates: store,
       table: () => watcher.table,
       health: options.health,
       history,
       addresses: () => (adminAddress === undefined ? [] : [`${adminAddress.address}:${adminAddress.port}`]),
+      fleet,
+      instanceId: () => heartbeat?.id,
+      serving: options.serving,
+      log: log.child({ part: 'admin' }),
     }),
   });
   let adminOpen = false;
@@ -193,6 +226,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       return address;
     },
     addOwnListener: (port) => ownListeners.add(port),
+    servingChanged: () => heartbeat?.beat(),
     start() {
       started = true;
       void instanceId(process.env, log.child({ part: 'fleet' })).then((id) => {
@@ -207,7 +241,8 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
               const notAfter = held.get(name);
               return notAfter === undefined ? { name, notAfter: null, state: 'missing' } : { name, notAfter: notAfter.toISOString(), state: 'valid' };
             });
-            return { ...(await options.serving()), certificates };
+            const { routesGeneration, workers, traffic, rssBytes } = await options.serving();
+            return { routesGeneration, workers, traffic, rssBytes, ...history.latestRates(), certificates };
           },
         });
       });
@@ -226,6 +261,7 @@ export async function openInstanceDuties(config: Config, log: Logger, options: I
       await heartbeat?.stop();
       await certs.stop();
       if (adminOpen) await admin.close();
+      await storage.close();
     },
   };
 }

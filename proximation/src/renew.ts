@@ -19,22 +19,25 @@
  *   does) and closes it before returning. When the port is taken, a proxy on this directory is assumed to
  *   answer from the same shared directory, as before. When it cannot listen (EACCES: port 80 without the
  *   capability), it says so before ordering and orders anyway (a proxy elsewhere on the volume may answer).
- * Throws: the routing table's errors, ERR_RENEW_NAME_NOT_ROUTED, and the issuer's set-up errors.
+ * Throws: the storage's errors at opening (ERR_STORAGE_AUTH, ERR_STORAGE_UNAVAILABLE), ERR_ROUTES_NOT_FOUND
+ * when there is no routing table, the table's errors, ERR_RENEW_NAME_NOT_ROUTED, and the issuer's set-up
+ * errors.
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProximationError, certificateNames, errorMessage, readRoutingTableFile, type SiteChallenge } from '@proximation/shared';
+import { ProximationError, certificateNames, errorMessage, readRoutingTable, routesNotFound, type SiteChallenge, type Storage } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { CertificateManager, type RenewOutcome } from './certs/certificate-manager.js';
-import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { ChallengeStore } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
 import { HttpListener } from './listeners/http-listener.js';
 import { listenIfFree } from './listeners/listen.js';
-import { locksDirOf, openIssuer } from './certs/open-issuer.js';
+import { openIssuer } from './certs/open-issuer.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { openStateStorage, routesLocation } from './state-storage.js';
 
 export interface RenewRequest {
   force: boolean;
@@ -51,10 +54,26 @@ export interface RenewIo {
   /** Where deploy hooks write their output. */
   hookOutput: Writable;
   env: NodeJS.ProcessEnv;
+  /** Where the routing table's location came from, for the message when there is none. */
+  routesOrigin: string;
 }
 
 export async function renewCertificates(config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
-  const table = await readRoutingTableFile(config.routesPath);
+  const storage = await openStateStorage(config, log);
+  try {
+    return await renewWith(storage, config, request, log, io);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function renewWith(storage: Storage, config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
+  const routes = routesLocation(config, storage);
+  if ((await routes.storage.read(routes.key)) === undefined) {
+    const where = config.storage.backend === 'file' ? config.routesPath : `${routes.key} in ${storage.location}`;
+    throw routesNotFound(where, io.routesOrigin, 'renew renews routed names only; "deploy site add" creates a table');
+  }
+  const table = await readRoutingTable(routes.storage, routes.key);
   const routed = new Set(table.sites.flatMap(certificateNames));
   const siteChallenges = new Map(table.sites.flatMap((site) => (site.challenge === undefined ? [] : certificateNames(site).map((host) => [host, site.challenge!] as const))));
   const notRouted = request.certNames.filter((name) => !routed.has(name));
@@ -71,11 +90,10 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
     await delay(ms);
   }
 
-  const store = new CertStore(config.letsencryptDir);
-  const locksDir = locksDirOf(config.letsencryptDir);
-  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
-  const issuer = await openIssuer(config, { store, challenges, locksDir, log });
-  const manager = new CertificateManager({ store, issuer, locksDir, pollMs: config.certPollMs, log, onCertificate: () => {}, onRemoved: () => {} });
+  const store = new CertStore(config.letsencryptDir, storage);
+  const challenges = new ChallengeStore(config.letsencryptDir, storage);
+  const issuer = await openIssuer(config, { store, challenges, log });
+  const manager = new CertificateManager({ store, issuer, pollMs: config.certPollMs, log, onCertificate: () => {}, onRemoved: () => {} });
   const usesHttp01 = config.issuer === 'acme' && names.some((name) => (siteChallenges.get(name) ?? config.acmeChallenge) === 'http-01');
   const listener = usesHttp01 ? await answerHttp01(config, routed, challenges, log) : undefined;
   try {

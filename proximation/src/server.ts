@@ -42,7 +42,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     health: () => ({ status: draining ? 'draining' : 'ok', routesGeneration: serving.generation }),
     metrics: serving.metrics,
     onOrder: (result) => serving.metrics.renewal(result),
-    serving: async () => ({ routesGeneration: serving.generation, workers: 1, traffic: serving.traffic() }),
+    serving: async () => ({ routesGeneration: serving.generation, workers: 1, traffic: serving.traffic(), rssBytes: process.memoryUsage.rss(), unavailable: serving.unavailable() }),
   });
   duties = instance;
 

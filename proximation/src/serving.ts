@@ -1,7 +1,8 @@
 /**
  * The serving side of one process: the HTTP and HTTPS listeners with their client limits, the router, upstream pools and their
- * health checks, WebSocket tunnels, the SNI contexts and the request metrics. It reads and writes no
- * shared state: routing tables and certificates are handed to it (`applyTable`, `setCertificate`), by
+ * health checks, WebSocket tunnels, the SNI contexts and the request metrics. It writes no shared state
+ * and reads only the ACME challenge tokens (from the storage PROXIMATION_STORAGE names, which it opens
+ * and closes with its drain): routing tables and certificates are handed to it (`applyTable`, `setCertificate`), by
  * server.ts in a single process, by the primary's messages in a worker (cluster/worker.ts).
  *
  * `listen()` opens the HTTPS then the HTTP listener and, if either fails, closes what it opened and
@@ -13,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { MemberRenewal, RoutingTable, UpstreamTraffic } from '@proximation/shared';
 import { InFlight } from './proxy/in-flight.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
-import { ChallengeStore, challengesDir } from './certs/challenge-store.js';
+import { ChallengeStore } from './certs/challenge-store.js';
 import { http01Responder } from './certs/http01-responder.js';
 import type { Config } from './config.js';
 import { H2StreamLimits } from './listeners/h2-stream-limits.js';
@@ -25,10 +26,11 @@ import { ClientLimits } from './proxy/client-limits.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
 import { Router } from './proxy/router.js';
-import { Upstreams } from './proxy/upstreams.js';
+import { Upstreams, type UnavailableUpstream } from './proxy/upstreams.js';
 import { VersionDrain } from './proxy/version-drain.js';
 import { WebSocketTunnels } from './proxy/websocket.js';
 import { SniContexts, type CertificateKeyPair } from './tls/sni.js';
+import { openStateStorage } from './state-storage.js';
 
 export interface ServedCertificate extends CertificateKeyPair {
   notAfter: Date;
@@ -56,6 +58,8 @@ export interface Serving {
   readonly websockets: number;
   /** Requests and WebSockets in flight per site, version and upstream (proxy/in-flight.ts). */
   traffic(): UpstreamTraffic[];
+  /** The upstreams this process's health checks or connect failures took out of rotation. */
+  unavailable(): UnavailableUpstream[];
   applyTable(table: RoutingTable): void;
   /** The members' lease renewals seen now (members.ts): expired members leave the rotation by time. */
   applyRenewals(renewals: ReadonlyMap<string, MemberRenewal>): void;
@@ -68,7 +72,9 @@ export interface Serving {
 
 export async function createServing(config: Config, log: Logger, options: ServingOptions): Promise<Serving> {
   // Challenges are answered whatever the issuer: certbot's manual hooks may place HTTP-01 tokens too.
-  const challenges = new ChallengeStore(challengesDir(config.letsencryptDir));
+  // Each serving process reads them from the shared storage itself (on Redis its own connection).
+  const challengeStorage = await openStateStorage({ storage: config.storage, certbotCopyDir: undefined });
+  const challenges = new ChallengeStore(config.letsencryptDir, challengeStorage);
   const certsLog = log.child({ part: 'certs' });
   const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
   // The admin token opens restricted preview hosts (preview-access.ts).
@@ -166,6 +172,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
     },
     applyRenewals: (renewals) => router.setRenewals(renewals),
     traffic: () => inFlight.snapshot(),
+    unavailable: () => upstreams.unavailable(Date.now()),
     setCertificate(host, cert) {
       sni.set(host, cert);
       metrics.certificateServed(host, cert.notAfter);
@@ -189,6 +196,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
         if (httpsAddress !== undefined) await https.drain(Date.now());
         await upstreams.destroy();
         clientLimits.close();
+        await challengeStorage.close();
         throw err;
       }
     },
@@ -202,6 +210,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
       await health.stop();
       await upstreams.destroy();
       clientLimits.close();
+      await challengeStorage.close();
     },
   };
 }

@@ -17,7 +17,7 @@ import { ProximationError, isErrnoCode } from '@proximation/shared';
 const MARKERS = ['proximation', 'live', 'accounts', 'renewal'] as const;
 
 /** Whether `file` exists; ENOENT and ENOTDIR say no, anything else (EACCES) is thrown. */
-export async function exists(file: string): Promise<boolean> {
+async function exists(file: string): Promise<boolean> {
   try {
     await stat(file);
     return true;

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, readdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
@@ -132,6 +132,7 @@ describe('proximation CLI, in-process', () => {
     const dir = await stateDir();
     const account = path.join(dir, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd');
     await mkdir(account, { recursive: true });
+    await writeFile(path.join(account, 'regr.json'), '{"body": {}, "uri": "https://acme-v02.api.letsencrypt.org/acme/acct/1"}');
     await writeRoutes(path.join(dir, 'proximation', 'routes.json'), table([{ name: 'app', hosts: ['app.test'] }]));
     const before = await readdir(dir, { recursive: true });
     for (const argv of [['serve'], ['renew']]) {
@@ -182,6 +183,7 @@ describe('proximation CLI, in-process', () => {
   it('ca-cert creates no local CA: on an ACME directory, or a proximation directory that has none yet, it says why', async () => {
     const acme = await stateDir();
     await mkdir(path.join(acme, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd'), { recursive: true });
+    await writeFile(path.join(acme, 'accounts', 'acme-v02.api.letsencrypt.org', 'directory', '0123abcd', 'regr.json'), '{"body": {}}');
     await writeRoutes(path.join(acme, 'proximation', 'routes.json'), table([]));
     const before = await readdir(acme, { recursive: true });
     const onAcme = await run(['ca-cert'], { PROXIMATION_LETSENCRYPT_DIR: acme });

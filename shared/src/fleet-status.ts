@@ -8,6 +8,7 @@
  * { "generatedAt": ISO,
  *   "instances": [{ "id", "host", "pid", "addresses": string[], "startedAt": ISO, "lastSeen": ISO,
  *                   "routesGeneration", "workers", "inFlight", "websockets",
+ *                   "requestsPerSecond"?, "errorsPerSecond"?, "rssBytes"?,
  *                   "certificates": [{ "name", "notAfter": ISO|null, "state": "valid"|"missing"|"error", "error"? }] }],
  *   "sites": [{ "name", "hosts": string[], "activeVersion": string|null,
  *               "versions": [{ "name", "active", "previewUrl"?,
@@ -15,6 +16,7 @@
  *                                            "inFlight", "websockets", "lastRequestAt"?: ISO }] }] }] }
  *
  * Only live instances are listed: a heartbeat not rewritten for three of its periods is left out.
+ * The rates and RSS are there when the instance's heartbeat carries them (older versions' do not).
  * `members` lists every upstream of a version (static ones without identity and lease); in-flight counts
  * are summed over the live instances' latest heartbeats; `leaseAgeMs` is the time since the latest
  * renewal (or the join). Instances are sorted by id, sites and versions keep the table's order.
@@ -41,6 +43,9 @@ export interface FleetStatus {
     workers: number;
     inFlight: number;
     websockets: number;
+    requestsPerSecond?: number;
+    errorsPerSecond?: number;
+    rssBytes?: number;
     certificates: InstanceRecord['certificates'];
   }[];
   sites: {
@@ -85,6 +90,9 @@ export function fleetStatus(table: RoutingTable, instances: readonly InstanceRec
       workers: i.workers,
       inFlight: i.traffic.reduce((sum, t) => sum + t.inFlight, 0),
       websockets: i.traffic.reduce((sum, t) => sum + t.websockets, 0),
+      ...(i.requestsPerSecond === undefined ? {} : { requestsPerSecond: i.requestsPerSecond }),
+      ...(i.errorsPerSecond === undefined ? {} : { errorsPerSecond: i.errorsPerSecond }),
+      ...(i.rssBytes === undefined ? {} : { rssBytes: i.rssBytes }),
       certificates: i.certificates,
     })),
     sites: table.sites.map((site) => ({

@@ -83,6 +83,13 @@ const instanceSchema = z.object({
   workers: count,
   certificates: z.array(certificateSchema),
   traffic: z.array(trafficSchema),
+  // Added after the first release: optional, so records of older instances still read.
+  /** Requests answered per second over the instance's last metrics interval, all sites summed. */
+  requestsPerSecond: z.number().min(0).optional(),
+  /** Of those, responses with a 5xx status. */
+  errorsPerSecond: z.number().min(0).optional(),
+  /** Resident memory of the instance's processes (the primary and its workers), summed. */
+  rssBytes: count.optional(),
 });
 export type InstanceRecord = Omit<z.output<typeof instanceSchema>, 'kind'>;
 

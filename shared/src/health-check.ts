@@ -29,6 +29,8 @@ export interface HealthCheckOptions {
   readonly intervalMs?: number;
   /** Who checks, for the upstreams' logs; default "proximation health check". */
   readonly userAgent?: string;
+  /** Ends the check early (the upstream's process died): each upstream's result is then its latest attempt's. */
+  readonly signal?: AbortSignal;
 }
 
 export interface UpstreamHealth {
@@ -69,10 +71,10 @@ async function checkUntilHealthy(
   const interval = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const probe = upstreamEndpoint(upstream).http2 ? probeHttp2 : probeHttp1;
   for (let attempts = 1; ; attempts++) {
-    const { healthy, outcome } = await probe(upstream, options.path, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options.userAgent);
+    const { healthy, outcome } = await probe(upstream, Math.min(MAX_ATTEMPT_MS, Math.max(MIN_ATTEMPT_MS, deadline - Date.now())), options);
     onAttempt?.({ upstream, healthy, attempts, outcome });
-    if (healthy || Date.now() + interval >= deadline) return { upstream, healthy, attempts, outcome };
-    await delay(interval);
+    if (healthy || Date.now() + interval >= deadline || options.signal?.aborted === true) return { upstream, healthy, attempts, outcome };
+    await delay(interval, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => undefined);
   }
 }
 
@@ -87,13 +89,14 @@ function answered(status: number, statusText = STATUS_CODES[status] ?? ''): Prob
   return { healthy: status >= 200 && status < 400, outcome: `answered ${status}${statusText === '' ? '' : ` ${statusText}`}` };
 }
 
-async function probeHttp1(upstream: string, path: string, timeoutMs: number, userAgent = DEFAULT_USER_AGENT): Promise<ProbeResult> {
+async function probeHttp1(upstream: string, timeoutMs: number, options: HealthCheckOptions): Promise<ProbeResult> {
   try {
+    const timeout = AbortSignal.timeout(timeoutMs);
     // Upstreams are stored as origins without a trailing slash, and the path starts with one.
-    const response = await fetch(`${upstream}${path}`, {
+    const response = await fetch(`${upstream}${options.path}`, {
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: { 'user-agent': userAgent },
+      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
+      headers: { 'user-agent': options.userAgent ?? DEFAULT_USER_AGENT },
     });
     await response.body?.cancel();
     return answered(response.status, response.statusText);
@@ -103,19 +106,22 @@ async function probeHttp1(upstream: string, path: string, timeoutMs: number, use
 }
 
 /** HTTP/2 has no reason phrases: the outcome names the status as HTTP/1.1 would. */
-function probeHttp2(upstream: string, path: string, timeoutMs: number, userAgent = DEFAULT_USER_AGENT): Promise<ProbeResult> {
+function probeHttp2(upstream: string, timeoutMs: number, options: HealthCheckOptions): Promise<ProbeResult> {
   const endpoint = upstreamEndpoint(upstream);
   return new Promise((resolve) => {
     const session = http2.connect(`${endpoint.tls ? 'https' : 'http'}://${endpoint.authority}`);
     const finish = (result: ProbeResult): void => {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', aborted);
       session.destroy();
       resolve(result);
     };
     const failed = (err: unknown): void => finish({ healthy: false, outcome: describeFetchFailure(err, timeoutMs) });
     const timer = setTimeout(() => failed(new DOMException('timed out', 'TimeoutError')), timeoutMs);
+    const aborted = (): void => failed(options.signal?.reason);
+    options.signal?.addEventListener('abort', aborted, { once: true });
     session.on('error', failed);
-    const stream = session.request({ ':path': path, 'user-agent': userAgent }, { endStream: true });
+    const stream = session.request({ ':path': options.path, 'user-agent': options.userAgent ?? DEFAULT_USER_AGENT }, { endStream: true });
     stream.on('response', (headers) => finish(answered(Number(headers[':status']))));
     stream.on('error', failed);
   });

@@ -68,6 +68,28 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
       expect(await a!.list('')).toEqual([...(await a!.list('live')), 'live2/x', 'livex', 'renewal/a.example.conf'].sort());
     });
 
+    it('links a key to an existing one: read follows it, readLink names the target, a write replaces the link', async () => {
+      const [a, b] = await handles(2);
+      await a!.write('archive/example.com/cert1.pem', 'one');
+      await a!.write('archive/example.com/cert2.pem', 'two');
+      await a!.link('live/example.com/cert.pem', 'archive/example.com/cert1.pem');
+      expect((await b!.read('live/example.com/cert.pem'))!.toString()).toBe('one');
+      expect(await b!.readLink('live/example.com/cert.pem')).toBe('archive/example.com/cert1.pem');
+      expect(await b!.readLink('archive/example.com/cert1.pem')).toBeUndefined();
+      expect(await b!.readLink('live/example.com/missing.pem')).toBeUndefined();
+      await a!.link('live/example.com/cert.pem', 'archive/example.com/cert2.pem');
+      expect((await b!.read('live/example.com/cert.pem'))!.toString()).toBe('two');
+      expect(await b!.list('live')).toEqual(['live/example.com/cert.pem']);
+      expect(await rejectionCode(a!.link('live/example.com/chain.pem', 'archive/example.com/chain9.pem'))).toBe('ERR_STORAGE_LINK');
+      await a!.write('live/example.com/cert.pem', 'plain');
+      expect(await b!.readLink('live/example.com/cert.pem')).toBeUndefined();
+      expect((await b!.read('archive/example.com/cert2.pem'))!.toString()).toBe('two');
+      await a!.link('live/example.com/cert.pem', 'archive/example.com/cert1.pem');
+      await a!.delete('live/example.com/cert.pem');
+      expect([await b!.read('live/example.com/cert.pem'), await b!.readLink('live/example.com/cert.pem')]).toEqual([undefined, undefined]);
+      expect((await b!.read('archive/example.com/cert1.pem'))!.toString()).toBe('one');
+    });
+
     it('refuses keys that are not relative paths of plain segments', async () => {
       const [a] = await handles(1);
       for (const key of ['', '/etc/passwd', 'a/../b', 'a//b', './a', 'a\\b', 'a\0b', 'a/']) {
@@ -142,6 +164,9 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
       const fresh = await b!.lock('stall.lock', { refreshMs: 1_000, timeoutMs: 10_000 });
       await b!.write('guarded', 'new holder', { fence: fresh });
       expect(await rejectionCode(a!.write('guarded', 'stale holder', { fence: stale }))).toBe('ERR_LOCK_LOST');
+      expect(await rejectionCode(a!.link('guarded-link', 'guarded', { fence: stale }))).toBe('ERR_LOCK_LOST');
+      await b!.link('guarded-link', 'guarded', { fence: fresh });
+      expect(await a!.readLink('guarded-link')).toBe('guarded');
       expect((await a!.read('guarded'))!.toString()).toBe('new holder');
       await stale.release(); // must not remove the new holder's lock
       expect(await rejectionCode(a!.lock('stall.lock', { timeoutMs: 0 }))).toBe('ERR_LOCK_TIMEOUT');

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isProximationError } from '../src/errors.js';
@@ -27,16 +27,29 @@ describe('copyStorage', () => {
     await files.write('archive/dev.example.com/privkey1.pem', 'KEY', { mode: 0o600 });
     await files.write('archive/dev.example.com/cert1.pem', Buffer.from([0, 1, 2, 255]));
     await files.write('proximation/locks/dev.example.com.lock', '{}');
+    await files.link('live/dev.example.com/cert.pem', 'archive/dev.example.com/cert1.pem');
     const redis = await connectRedisStorage(server.url, { keyPrefix: 'copy1:' });
     try {
       const first = await copyStorage(files, redis);
       // The table was written by updateRoutingTable, which keeps its last good copy beside it: state too.
-      expect(first.copied).toEqual(['archive/dev.example.com/cert1.pem', 'archive/dev.example.com/privkey1.pem', ROUTES_KEY, `${ROUTES_KEY}.last-good`]);
+      expect(first.copied).toEqual([
+        'archive/dev.example.com/cert1.pem',
+        'archive/dev.example.com/privkey1.pem',
+        ROUTES_KEY,
+        `${ROUTES_KEY}.last-good`,
+        'live/dev.example.com/cert.pem',
+      ]);
+      expect(await redis.readLink('live/dev.example.com/cert.pem')).toBe('archive/dev.example.com/cert1.pem');
       expect((await copyStorage(files, redis)).copied).toEqual([]);
       const back = new FileStorage(await tempDir());
       await copyStorage(redis, back);
       for (const key of first.copied) expect((await back.read(key))!.equals((await files.read(key))!)).toBe(true);
       expect((await stat(join(back.location, 'archive/dev.example.com/privkey1.pem'))).mode & 0o777).toBe(0o600);
+      // certbot's live/ link comes back as the relative symlink, in a 0700 directory.
+      expect(await readlink(join(back.location, 'live/dev.example.com/cert.pem'))).toBe('../../archive/dev.example.com/cert1.pem');
+      expect((await stat(join(back.location, 'live'))).mode & 0o777).toBe(0o700);
+      expect((await copyStorage(redis, back, { prefixes: ['live', 'archive'] })).copied).toEqual([]);
+      expect((await copyStorage(back, redis, { prefixes: ['live/dev.example.com', 'archive'] })).unchanged).toHaveLength(3);
       expect(await back.read('proximation/locks/dev.example.com.lock')).toBeUndefined();
     } finally {
       await redis.close();

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -39,6 +39,16 @@ describe('file backend layout', () => {
     expect(JSON.parse(await readFile(join(dir, 'proximation/routes.json.lock'), 'utf8'))).toMatchObject({ owner: 'me' });
     await lock.release();
     expect(await storage.list('')).toEqual(['archive/example.com/privkey1.pem', 'proximation/routes.json']);
+  });
+
+  it("makes a link certbot's relative symlink, and new directories with the mode asked for", async () => {
+    const dir = await tempDir();
+    const storage = new FileStorage(dir);
+    await storage.write('archive/example.com/cert1.pem', 'c', { dirMode: 0o700 });
+    await storage.link('live/example.com/cert.pem', 'archive/example.com/cert1.pem', { dirMode: 0o700 });
+    expect(await readlink(join(dir, 'live/example.com/cert.pem'))).toBe('../../archive/example.com/cert1.pem');
+    for (const sub of ['archive', 'archive/example.com', 'live', 'live/example.com']) expect((await stat(join(dir, sub))).mode & 0o777, sub).toBe(0o700);
+    expect(await readdir(join(dir, 'live/example.com'))).toEqual(['cert.pem']);
   });
 });
 

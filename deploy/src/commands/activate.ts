@@ -5,15 +5,16 @@
  * deploy activated a version registered after this one, it is not replaced (ERR_SUPERSEDED).
  */
 import { findSite, findVersion } from '@proximation/shared';
-import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, output, required, parseFlags } from '../command-line.js';
+import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, openRoutesTarget, required, parseFlags } from '../command-line.js';
 import type { Command } from '../command-line.js';
 import { HEALTH_OPTIONS, HEALTH_OPTIONS_HELP, explainHealthFailure, healthCheckFromFlags } from '../health-flags.js';
+import { CONVERGE_JSON_HELP, CONVERGE_OPTIONS, CONVERGE_OPTIONS_HELP, convergedOutput, convergenceFromFlags } from '../convergence.js';
 import { generationNote, servingNote } from '../presentation.js';
 import { observe, progressFor } from '../progress.js';
 
 const NAME = 'activate';
 
-const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION, ...HEALTH_OPTIONS, site: { type: 'string' }, version: { type: 'string' } } as const;
+const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION, ...HEALTH_OPTIONS, ...CONVERGE_OPTIONS, site: { type: 'string' }, version: { type: 'string' } } as const;
 
 const HELP = `Usage: deploy activate --site <site> --version <version>
 
@@ -27,11 +28,12 @@ Options:
   --site <site>          the site
   --version <version>    the version to activate ("deploy versions" lists them)
 ${HEALTH_OPTIONS_HELP}
+${CONVERGE_OPTIONS_HELP}
 ${JSON_OPTION_HELP}
 ${COMMON_OPTIONS_HELP}
 
 With --json: {"site", "version", "changed", "activeBefore", "healthChecked": [the
-upstreams checked], "generation"}.`;
+upstreams checked], "generation", ${CONVERGE_JSON_HELP}}.`;
 
 export const activateCommand: Command = {
   name: NAME,
@@ -43,6 +45,7 @@ export const activateCommand: Command = {
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version to activate, such as --version devbuild-42', NAME);
     const health = healthCheckFromFlags(values, NAME);
+    const converge = convergenceFromFlags(values, NAME);
     const target = observe(openRoutesTarget(values, env, NAME), progressFor(io, values.json, `${site}/${version}`));
 
     const before = await target.read();
@@ -63,6 +66,6 @@ export const activateCommand: Command = {
     const text = changed
       ? `activated ${site}/${version} ${how} (was ${activeBefore ?? 'none'}); ${generationNote(table)}`
       : `${site}/${version} is already active; nothing changed (${generationNote(table)})`;
-    return output(values.json, { site, version, changed, activeBefore, healthChecked: checked, generation: table.generation }, text);
+    return convergedOutput(values, converge, target, table.generation, { site, version, changed, activeBefore, healthChecked: checked, generation: table.generation }, text, io);
   },
 };

@@ -2,15 +2,14 @@
  * `deploy wait-drained --site S --version V [--timeout D]`: waits until no live proxy instance has
  * requests or WebSockets in flight to the version (by their heartbeats, fleet-status.ts in shared), so
  * CI may stop its tasks. Exit 0 once drained (at once when nothing is in flight), 1 on timeout naming
- * what is still open per upstream. Polls every second; the heartbeats are at most one period old.
+ * what is still open per upstream. Polls every second (drain.ts); the heartbeats are at most one period old.
  */
-import { ProximationError, findSite, findVersion, formatDuration } from '@proximation/shared';
-import { setTimeout as delay } from 'node:timers/promises';
+import { findSite, findVersion, formatDuration } from '@proximation/shared';
 import { COMMON_OPTIONS, COMMON_OPTIONS_HELP, JSON_OPTION, JSON_OPTION_HELP, durationFlag, openRoutesTarget, output, parseFlags, required } from '../command-line.js';
 import type { Command } from '../command-line.js';
+import { inFlightPhrase, waitUntilDrained } from '../drain.js';
 
 const NAME = 'wait-drained';
-const POLL_MS = 1_000;
 const DEFAULT_TIMEOUT_MS = 300_000;
 
 const OPTIONS = { ...COMMON_OPTIONS, ...JSON_OPTION, site: { type: 'string' }, version: { type: 'string' }, timeout: { type: 'string' } } as const;
@@ -42,23 +41,18 @@ export const waitDrainedCommand: Command = {
     const timeoutMs = values.timeout === undefined ? DEFAULT_TIMEOUT_MS : durationFlag(values.timeout, '--timeout', NAME);
     const target = openRoutesTarget(values, env, NAME);
     findVersion(findSite(await target.read(), site), version);
-    const start = Date.now();
-    for (;;) {
-      const status = await target.status();
-      const open = (status.sites.find((s) => s.name === site)?.versions.find((v) => v.name === version)?.members ?? []).filter((m) => m.inFlight + m.websockets > 0);
-      if (open.length === 0) {
-        const waitedMs = Date.now() - start;
-        return output(values.json, { site, version, waitedMs }, `${site}/${version} is drained: nothing in flight on ${status.instances.length} live instance(s) (waited ${formatDuration(waitedMs)})`);
-      }
-      if (Date.now() - start >= timeoutMs) {
-        throw new ProximationError(
-          'ERR_NOT_DRAINED',
-          `${site}/${version} still has traffic after ${formatDuration(timeoutMs)}: ` +
-            `${open.map((m) => `${m.upstream} ${m.inFlight} request(s) and ${m.websockets} WebSocket(s) in flight`).join('; ')}. ` +
-            'Wait longer (--timeout), or stop the tasks anyway and let those requests fail.',
-        );
-      }
-      await delay(POLL_MS);
-    }
+    let instances = 0;
+    const waitedMs = await waitUntilDrained({
+      what: `${site}/${version}`,
+      timeoutMs,
+      hint: 'Wait longer (--timeout), or stop the tasks anyway and let those requests fail.',
+      open: async () => {
+        const status = await target.status();
+        instances = status.instances.length;
+        const members = status.sites.find((s) => s.name === site)?.versions.find((v) => v.name === version)?.members ?? [];
+        return members.filter((m) => m.inFlight + m.websockets > 0).map((m) => inFlightPhrase(m.upstream, m.inFlight, m.websockets));
+      },
+    });
+    return output(values.json, { site, version, waitedMs }, `${site}/${version} is drained: nothing in flight on ${instances} live instance(s) (waited ${formatDuration(waitedMs)})`);
   },
 };

@@ -34,9 +34,9 @@ const HTML = `<!doctype html>
 <header><h1>proximation</h1><span id="contact" class="contact">connecting</span><button id="forget" type="button">Forget token</button></header>
 <form id="login" hidden><label>Admin token <input id="token" type="password" autocomplete="off" required></label> <button type="submit">Open</button><p id="login-error" class="error" role="alert"></p></form>
 <main id="main" hidden>
-<section><h2>Instances</h2><table id="instances"><thead><tr><th>Instance</th><th>Status</th><th>Up since</th><th>Generation</th><th>Workers</th><th>Requests/s</th><th>Errors/s</th><th>RSS</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Instances</h2><table id="instances"><thead><tr><th>Instance</th><th>Status</th><th>Age</th><th>Heartbeat</th><th>Generation</th><th>Workers</th><th>Requests/s</th><th>Errors/s</th><th>In flight</th><th>RSS</th></tr></thead><tbody></tbody></table><p id="fleet-problem" class="error" role="alert"></p></section>
 <section><h2>Sites <input id="filter" type="search" placeholder="filter by name or host"> <span id="pager"><button id="prev" type="button">&lsaquo;</button> <span id="page"></span> <button id="next" type="button">&rsaquo;</button></span></h2><div id="sites"></div></section>
-<section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Name</th><th>Issuer</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Failures</th><th>Last error</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Name</th><th>Issuer</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Failures</th><th>Last error</th><th>Backoff</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Recent changes</h2><table id="changes"><thead><tr><th>Generation</th><th>When</th><th>Change</th><th>Site</th><th>Version</th><th>By</th></tr></thead><tbody></tbody></table></section>
 </main>
 <p id="message" class="message" role="status"></p>
@@ -50,7 +50,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .6
 th{font-weight:600;background:#f3f5f7}.contact{padding:.1em .6em;border-radius:1em;background:#e6f4ea}
 .contact.lost{background:#fde7e9;color:#8a1020;font-weight:600}.error{color:#8a1020}.message{color:#8a1020;font-weight:600}
 .site{border:1px solid #dde1e6;border-radius:6px;padding:.5em .8em;margin:.6em 0}.site h3{margin:0;font-size:1em}
-.active{font-weight:600;color:#0b6b2b}.plots{display:flex;gap:1em}.plot{border:1px solid #eef0f2}.plot text{font-size:10px;fill:#555}
+.active{font-weight:600;color:#0b6b2b}li.active li{font-weight:400;color:#1d2228}.self{color:#1a63c9}.health.down,.health.ejected,.lease.expired{color:#8a1020;font-weight:600}.plots{display:flex;gap:1em}.plot{border:1px solid #eef0f2}.plot text{font-size:10px;fill:#555}
 .plot .rate{stroke:#1a63c9;fill:none}.plot .p50{stroke:#0b6b2b;fill:none}.plot .p99{stroke:#b0560b;fill:none}
 button{font:inherit}dialog::backdrop{background:rgba(0,0,0,.3)}
 `;

@@ -1,6 +1,6 @@
 /**
- * The ACME account, stored exactly where and how certbot stores it, so certbot and proximation share
- * one account per CA:
+ * The ACME account, stored exactly where and how certbot stores it (in the shared storage: on files under
+ * the letsencrypt directory `configDir`), so certbot and proximation share one account per CA:
  *
  *   accounts/<host[:port]><directory path>/<id>/private_key.json   the account key as a JWK, 0400
  *                                               regr.json          {"body": {}, "uri": <account URL>}
@@ -14,23 +14,22 @@
  * - `find` returns a complete, usable account for this server (one certbot created counts), or
  *   undefined. With several, the oldest (meta.json creation_dt, then id) wins, so every instance picks
  *   the same one. Incomplete or unreadable entries are skipped.
- * - `findOrCreate` registers at most one account across all instances sharing the directory: it takes
- *   the account lock, looks again, and only then registers. The three files are written into a private
- *   temporary directory under proximation/ and renamed into place in one step, so neither certbot nor
- *   another instance ever sees a half-written account (a crash leaves only the temporary directory).
- *   If the lock expired during registration nothing is stored (ERR_ACME_ACCOUNT_LOCK_LOST; the account
- *   then exists at the CA unused, which is harmless).
+ * - `findOrCreate` registers at most one account across all instances sharing the storage: it takes
+ *   the account lock (`proximation/locks/acme-account.lock`), looks again, and only then registers. The
+ *   three files are written fenced by that lock, meta.json last: an entry without all three is skipped
+ *   by `find` and by certbot (a crash between them leaves such an entry, which nobody uses). If the lock
+ *   expired during registration nothing is stored (ERR_ACME_ACCOUNT_LOCK_LOST, or the storage's
+ *   ERR_LOCK_LOST when it expires between the writes; the account then exists at the CA unused, which
+ *   is harmless).
  * - New account keys are ECDSA P-256 (ES256), which certbot 2.x loads and signs with.
  *
  * Throws ProximationError ERR_ACME_ACCOUNT_LOCK_LOST, the lock's ERR_LOCK_TIMEOUT / ERR_LOCK_IO,
- * ERR_FILE_WRITE, and whatever `register` throws; system errors of readdir other than ENOENT
- * (EACCES...) pass unchanged.
+ * the storage's errors, and whatever `register` throws.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ProximationError, fsyncDirectory, isErrnoCode, readFileIfExists, withLock, writeFileAtomic } from '@proximation/shared';
+import { FileStorage, ProximationError, withStorageLock, type Storage, type StorageLock } from '@proximation/shared';
 
 export interface AcmeAccount {
   /** certbot's account id: the directory name, MD5 of the public key PEM. */
@@ -45,27 +44,26 @@ export interface AcmeAccount {
 /** Registers a new account at the CA with this key and resolves with its URL. */
 export type RegisterAccount = (keyPem: string) => Promise<string>;
 
+const ACCOUNT_LOCK = 'proximation/locks/acme-account.lock';
+
 export class AccountStore {
-  /** accounts/<server path>, the directory certbot keeps this server's accounts in. */
+  /** accounts/<server path>, the directory certbot keeps this server's accounts in (under configDir). */
   readonly serverDir: string;
+  /** The same as a storage key. */
+  private readonly serverKey: string;
 
   constructor(
-    private readonly configDir: string,
+    configDir: string,
     directoryUrl: string,
-    private readonly locksDir: string,
+    private readonly storage: Storage = new FileStorage(configDir),
   ) {
-    this.serverDir = path.join(configDir, 'accounts', serverPath(directoryUrl));
+    this.serverKey = `accounts/${serverPath(directoryUrl)}`;
+    this.serverDir = path.join(configDir, this.serverKey);
   }
 
   async find(): Promise<AcmeAccount | undefined> {
-    let names: string[];
-    try {
-      names = await readdir(this.serverDir);
-    } catch (err) {
-      if (isErrnoCode(err, 'ENOENT')) return undefined;
-      throw err;
-    }
-    const loaded = await Promise.all(names.filter((name) => /^[0-9a-f]{32}$/.test(name)).map((name) => this.load(name)));
+    const ids = new Set((await this.storage.list(this.serverKey)).map((key) => key.slice(this.serverKey.length + 1).split('/')[0]!));
+    const loaded = await Promise.all([...ids].filter((name) => /^[0-9a-f]{32}$/.test(name)).map((name) => this.load(name)));
     const usable = loaded.filter((account): account is LoadedAccount => account !== undefined);
     usable.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.account.id.localeCompare(b.account.id));
     return usable[0]?.account;
@@ -74,7 +72,7 @@ export class AccountStore {
   async findOrCreate(register: RegisterAccount): Promise<AcmeAccount> {
     const existing = await this.find();
     if (existing !== undefined) return existing;
-    return withLock(path.join(this.locksDir, 'acme-account.lock'), async (lock) => {
+    return withStorageLock(this.storage, ACCOUNT_LOCK, async (lock) => {
       const current = await this.find();
       if (current !== undefined) return current;
       const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -83,39 +81,31 @@ export class AccountStore {
       if (lock.lost) {
         throw new ProximationError(
           'ERR_ACME_ACCOUNT_LOCK_LOST',
-          `the lock ${lock.path} expired while the ACME account was being registered; nothing was stored. ` +
+          `the lock ${lock.key} expired while the ACME account was being registered; nothing was stored. ` +
             'The next attempt uses the account another instance stored, or registers again.',
         );
       }
-      return this.store(key, keyPem, url);
+      return this.store(key, keyPem, url, lock);
     });
   }
 
-  private async store(key: KeyObject, keyPem: string, url: string): Promise<AcmeAccount> {
+  private async store(key: KeyObject, keyPem: string, url: string, fence: StorageLock): Promise<AcmeAccount> {
     const id = accountId(key);
-    const dir = path.join(this.serverDir, id);
-    const tmpRoot = path.join(this.configDir, 'proximation', 'tmp');
-    await mkdir(tmpRoot, { recursive: true, mode: 0o700 });
-    const staging = await mkdtemp(path.join(tmpRoot, 'account-'));
-    try {
-      const creationDt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      await writeFileAtomic(path.join(staging, 'private_key.json'), JSON.stringify(key.export({ format: 'jwk' })), { mode: 0o400 });
-      await writeFileAtomic(path.join(staging, 'regr.json'), JSON.stringify({ body: {}, uri: url }), { mode: 0o644 });
-      await writeFileAtomic(path.join(staging, 'meta.json'), JSON.stringify({ creation_dt: creationDt, creation_host: os.hostname() }), { mode: 0o644 });
-      await mkdir(this.serverDir, { recursive: true, mode: 0o700 });
-      await rename(staging, dir);
-      await fsyncDirectory(this.serverDir);
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
-    return { id, url, keyPem, dir };
+    const entry = `${this.serverKey}/${id}`;
+    const creationDt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const options = { fence, dirMode: 0o700 };
+    await this.storage.write(`${entry}/private_key.json`, JSON.stringify(key.export({ format: 'jwk' })), { mode: 0o400, ...options });
+    await this.storage.write(`${entry}/regr.json`, JSON.stringify({ body: {}, uri: url }), { mode: 0o644, ...options });
+    // Last: with it the entry is complete (see the header).
+    await this.storage.write(`${entry}/meta.json`, JSON.stringify({ creation_dt: creationDt, creation_host: os.hostname() }), { mode: 0o644, ...options });
+    return { id, url, keyPem, dir: path.join(this.serverDir, id) };
   }
 
   private async load(id: string): Promise<LoadedAccount | undefined> {
     const dir = path.join(this.serverDir, id);
     try {
       const [keyJson, regrJson, metaJson] = await Promise.all(
-        ['private_key.json', 'regr.json', 'meta.json'].map((name) => readFileIfExists(path.join(dir, name))),
+        ['private_key.json', 'regr.json', 'meta.json'].map((name) => this.storage.read(`${this.serverKey}/${id}/${name}`)),
       );
       if (keyJson === undefined || regrJson === undefined || metaJson === undefined) return undefined;
       const key = createPrivateKey({ key: JSON.parse(keyJson.toString('utf8')) as JsonWebKey, format: 'jwk' });

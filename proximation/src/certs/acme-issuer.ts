@@ -56,7 +56,7 @@ import type { CertificateIssuer, IssuedCertificate, IssueOptions } from './certi
 import { lineageName } from './lineage-name.js';
 import { certbotManualHooks, type ChallengeStore, type StoredChallengeType } from './challenge-store.js';
 import { systemResolvers, type DnsServer } from './dns01/dns-client.js';
-import { DnsJournal, dnsJournalDir } from './dns01/journal.js';
+import { DnsJournal } from './dns01/journal.js';
 import { PropagationCheck, type PropagationOptions } from './dns01/propagation.js';
 import { challengeRecordName, type DnsProvider, type TxtRecord } from './dns01/provider.js';
 import { DnsProviders, dnsSpecFromParams, type DnsProviderSpec } from './dns01/providers.js';
@@ -88,9 +88,9 @@ export interface AcmeIssuerSettings {
 }
 
 export interface AcmeIssuerOptions {
+  /** Its storage also holds the account, the DNS-01 journal and Route 53's locks. */
   store: CertStore;
   challenges: ChallengeStore;
-  locksDir: string;
   settings: AcmeIssuerSettings;
   log: Logger;
 }
@@ -163,13 +163,13 @@ export class AcmeIssuer implements CertificateIssuer {
     private readonly options: AcmeIssuerOptions,
     private readonly transport: AcmeTransport,
   ) {
-    this.accounts = new AccountStore(options.store.configDir, options.settings.directoryUrl, options.locksDir);
+    this.accounts = new AccountStore(options.store.configDir, options.settings.directoryUrl, options.store.storage);
     this.providers = new DnsProviders({
       hookTimeoutMs: options.settings.dns.hookTimeoutMs,
       changeTimeoutMs: options.settings.dns.propagation.timeoutMs,
-      locksDir: options.locksDir,
+      storage: options.store.storage,
     });
-    this.journal = new DnsJournal(dnsJournalDir(options.store.configDir), (lineage) => options.store.liveDir(lineage));
+    this.journal = new DnsJournal(options.store.storage, (lineage) => options.store.liveDir(lineage));
   }
 
   async issued(cert: LoadedCertificate): Promise<boolean> {
@@ -362,20 +362,20 @@ export class AcmeIssuer implements CertificateIssuer {
   private async cleanLeftovers(lineage: string): Promise<void> {
     const { log } = this.options;
     const { entries, unreadable } = await this.journal.list(lineage);
-    for (const file of unreadable) {
-      log.warn({ lineage, file }, 'removing an unreadable DNS-01 journal entry; its record, if any, must be removed by hand');
-      await this.journal.remove(file);
+    for (const key of unreadable) {
+      log.warn({ lineage, key }, 'removing an unreadable DNS-01 journal entry; its record, if any, must be removed by hand');
+      await this.journal.remove(key);
     }
     for (const entry of entries) {
       const spec = dnsSpecFromParams(new Map(entry.provider));
       if (spec === undefined) {
-        log.warn({ lineage, file: entry.file }, 'a DNS-01 journal entry names no provider; removing the entry');
-        await this.journal.remove(entry.file);
+        log.warn({ lineage, key: entry.key }, 'a DNS-01 journal entry names no provider; removing the entry');
+        await this.journal.remove(entry.key);
         continue;
       }
       try {
         await (await this.providers.open(spec)).cleanup(entry.record);
-        await this.journal.remove(entry.file);
+        await this.journal.remove(entry.key);
         log.info({ lineage, name: entry.record.name, provider: spec.type }, 'removed a DNS-01 record an interrupted order left');
       } catch (err) {
         log.error({ lineage, name: entry.record.name, err: errorMessage(err) }, 'could not remove a DNS-01 record an interrupted order left; will retry');

@@ -6,17 +6,16 @@
  * Retry-After when that is later. Each delay gets up to 10% of random extra wait so a fleet that failed
  * together does not retry together.
  *
- * `BackoffStore` keeps one JSON file per name under `<letsencrypt dir>/proximation/state/<name>.json`
- * ({ failures, nextAttemptAt, lastError, lastFailureAt }), written atomically. Callers write it under
+ * `BackoffStore` keeps one JSON value per name in the shared storage at `proximation/state/<name>.json`
+ * (on files: under the letsencrypt directory) ({ failures, nextAttemptAt, lastError, lastFailureAt }),
+ * written atomically (fenced by the per-name lock when given). Callers write it under
  * the per-name lock. `read` returns undefined for a name that has not failed; a file that does not parse
  * or has the wrong shape counts as absent (it only ever delays an order, so losing it is harmless).
  * Names are lineage names (lineage-name.ts), checked as hostnames before they become paths
  * (normalizeHostname's ProximationError).
- * `record` and `clear` pass on file-system errors (ERR_FILE_WRITE and system errors).
+ * `record` and `clear` pass on the storage's errors (ERR_FILE_WRITE, ERR_STORAGE_UNAVAILABLE, ERR_LOCK_LOST).
  */
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { normalizeHostname, readFileIfExists, writeFileAtomic } from '@proximation/shared';
+import { normalizeHostname, type Storage, type StorageLock } from '@proximation/shared';
 import { lineageHost, lineageName } from './lineage-name.js';
 
 const MINUTE_MS = 60_000;
@@ -46,20 +45,16 @@ export function isAttemptAllowed(state: BackoffState | undefined, now: Date): bo
   return state === undefined || now.getTime() >= state.nextAttemptAt.getTime();
 }
 
-export function backoffStateDir(letsencryptDir: string): string {
-  return path.join(letsencryptDir, 'proximation', 'state');
-}
-
 export class BackoffStore {
-  constructor(readonly dir: string) {}
+  constructor(private readonly storage: Storage) {}
 
-  private file(lineage: string): string {
-    // The name becomes a path: only a lineage name of a normalised hostname may.
-    return path.join(this.dir, `${lineageName(normalizeHostname(lineageHost(lineage), { allowWildcard: true, field: 'certificate name' }))}.json`);
+  private key(lineage: string): string {
+    // The name becomes a key (on files a path): only a lineage name of a normalised hostname may.
+    return `proximation/state/${lineageName(normalizeHostname(lineageHost(lineage), { allowWildcard: true, field: 'certificate name' }))}.json`;
   }
 
   async read(name: string): Promise<BackoffState | undefined> {
-    const content = await readFileIfExists(this.file(name));
+    const content = await this.storage.read(this.key(name));
     if (content === undefined) return undefined;
     try {
       const raw = JSON.parse(content.toString('utf8')) as Record<string, unknown>;
@@ -82,15 +77,15 @@ export class BackoffStore {
   }
 
   /** Counts one more failure of `name` and returns the new state. */
-  async record(name: string, error: string, now: Date, retryAfter?: Date): Promise<BackoffState> {
+  async record(name: string, error: string, now: Date, retryAfter?: Date, fence?: StorageLock): Promise<BackoffState> {
     const failures = ((await this.read(name))?.failures ?? 0) + 1;
     const state: BackoffState = { failures, nextAttemptAt: nextAttemptTime(failures, now, retryAfter), lastError: error, lastFailureAt: now };
-    await writeFileAtomic(this.file(name), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+    await this.storage.write(this.key(name), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644, ...(fence === undefined ? {} : { fence }) });
     return state;
   }
 
   /** Forgets the failures of `name` after a success. */
   async clear(name: string): Promise<void> {
-    await rm(this.file(name), { force: true });
+    await this.storage.delete(this.key(name));
   }
 }

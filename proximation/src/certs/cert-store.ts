@@ -1,6 +1,8 @@
 /**
- * Certificate storage in certbot's layout under `configDir` (e.g. /etc/letsencrypt), so certbot, nginx and
- * other tools can use what we write, and we can use what certbot writes.
+ * Certificate storage in certbot's layout, through the shared storage (storage.ts): on the file backend
+ * the directory `configDir` (e.g. /etc/letsencrypt) itself, so certbot, nginx and other tools can use
+ * what we write, and we can use what certbot writes; on Redis the same keys. `configDir` is also what the
+ * paths in messages and renewal files name (on Redis the local certbot copy, when there is one).
  *
  *   archive/<lineage>/{cert,chain,fullchain,privkey}N.pem   immutable once written; N = 1, 2, ...
  *   live/<lineage>/{cert,chain,fullchain,privkey}.pem       relative symlinks: ../../archive/<lineage>/certN.pem
@@ -12,7 +14,9 @@
  *   and other path syntax never reach the file system.
  * - `write` stores a new version N = 1 + the highest N in archive/<lineage> (each file written atomically and
  *   fsynced; privkey 0600, the others 0644; live/ and archive/ directories created 0700), then switches each
- *   live link atomically (new symlink under a temporary name, renamed over the old one). It refuses files whose
+ *   live link atomically (storage links: a new symlink under a temporary name, renamed over the old one).
+ *   With `fence` (the per-name lock) nothing more is written once the lock is lost (ERR_LOCK_LOST; on
+ *   Redis checked atomically with each write). It refuses files whose
  *   key does not match the certificate, so it never creates a lineage that certbot would reject.
  *   `fullchain` is `cert + chain` byte for byte. The caller holds the per-name lock: two concurrent writers of
  *   one lineage could pick the same N. renewal/<lineage>.conf is not written here.
@@ -32,21 +36,13 @@
  *   the retries; the message names the file and the problem.
  * - ERR_CERT_FILES_INVALID: `write` got a certificate that does not parse, is not exactly one certificate, or
  *   does not match the key.
- * `write` and `list` pass on file-system failures: ERR_FILE_WRITE from the atomic file writes, and the system
- * errors (EACCES, ENOSPC...) of mkdir, symlink, rename and readdir unchanged.
+ * `write` and `list` pass on the storage's failures (ERR_FILE_WRITE / ERR_FILE_READ, ERR_STORAGE_UNAVAILABLE,
+ * ERR_LOCK_LOST).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rename, rm, symlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import {
-  ProximationError,
-  errorMessage,
-  fsyncDirectory,
-  isErrnoCode,
-  normalizeHostname,
-  writeFileAtomic,
-} from '@proximation/shared';
+import { FileStorage, ProximationError, errorMessage, normalizeHostname, type Storage, type StorageLock } from '@proximation/shared';
 import { lineageHost, lineageName } from './lineage-name.js';
 
 /** What an issuer hands over: leaf certificate, intermediates (may be empty), private key (PEM). */
@@ -88,9 +84,11 @@ type Attempt = { cert: LoadedCertificate } | { absent: true } | { problem: strin
 
 export class CertStore {
   readonly configDir: string;
+  readonly storage: Storage;
 
-  constructor(configDir: string) {
+  constructor(configDir: string, storage: Storage = new FileStorage(configDir)) {
     this.configDir = configDir;
+    this.storage = storage;
   }
 
   liveDir(lineage: string): string {
@@ -104,7 +102,7 @@ export class CertStore {
   async read(lineage: string): Promise<LoadedCertificate | undefined> {
     const live = this.liveDir(lineage);
     for (let attempt = 1; ; attempt++) {
-      const result = await readOnce(lineage, live);
+      const result = await readOnce(this.storage, lineage, live);
       if ('cert' in result) return result.cert;
       if ('absent' in result) return undefined;
       if (attempt === READ_ATTEMPTS) {
@@ -119,57 +117,50 @@ export class CertStore {
     }
   }
 
-  async write(lineage: string, files: CertificateFiles): Promise<{ version: number }> {
+  async write(lineage: string, files: CertificateFiles, options: { fence?: StorageLock } = {}): Promise<{ version: number }> {
     checkLineageName(lineage, false);
     const contents = prepareFiles(lineage, files);
-    const archive = this.archiveDir(lineage);
-    const live = this.liveDir(lineage);
-    await mkdir(this.configDir, { recursive: true });
-    const createdArchive = await mkdir(archive, { recursive: true, mode: 0o700 });
-    const createdLive = await mkdir(live, { recursive: true, mode: 0o700 });
-    if (createdArchive !== undefined || createdLive !== undefined) {
-      // New directory entries are only durable once their parents are synced.
-      for (const dir of [this.configDir, dirname(archive), dirname(live)]) await fsyncDirectory(dir);
-    }
-    const version = (await highestVersion(archive)) + 1;
+    const version = (await this.highestVersion(lineage)) + 1;
+    const written = { dirMode: 0o700, ...options };
     for (const kind of KINDS) {
-      await writeFileAtomic(join(archive, `${kind}${version}.pem`), contents[kind], {
-        mode: kind === 'privkey' ? 0o600 : 0o644,
-      });
+      await this.storage.write(`archive/${lineage}/${kind}${version}.pem`, contents[kind], { mode: kind === 'privkey' ? 0o600 : 0o644, ...written });
     }
     for (const kind of KINDS) {
-      await switchLink(live, `${kind}.pem`, `../../archive/${lineage}/${kind}${version}.pem`);
+      await this.storage.link(`live/${lineage}/${kind}.pem`, `archive/${lineage}/${kind}${version}.pem`, written);
     }
-    await fsyncDirectory(live);
     return { version };
   }
 
   async list(): Promise<string[]> {
-    let entries;
-    try {
-      entries = await readdir(join(this.configDir, 'live'), { withFileTypes: true });
-    } catch (err) {
-      if (isErrnoCode(err, 'ENOENT')) return [];
-      throw err;
-    }
+    const lineages = new Set((await this.storage.list('live')).map((key) => key.split('/')[1]!));
     // certbot keeps a README next to the lineages; anything whose name we would refuse to read is not one.
-    return entries
-      .filter((entry) => entry.isDirectory() && isLineageName(entry.name))
-      .map((entry) => entry.name)
-      .sort();
+    return [...lineages].filter(isLineageName).sort();
+  }
+
+  private async highestVersion(lineage: string): Promise<number> {
+    let highest = 0;
+    for (const key of await this.storage.list(`archive/${lineage}`)) {
+      const version = ARCHIVE_FILE.exec(key.slice(key.lastIndexOf('/') + 1))?.[1];
+      if (version !== undefined) highest = Math.max(highest, Number(version));
+    }
+    return highest;
   }
 }
 
-async function readOnce(lineage: string, live: string): Promise<Attempt> {
+async function readOnce(storage: Storage, lineage: string, live: string): Promise<Attempt> {
   const fullchainPath = join(live, 'fullchain.pem');
   const keyPath = join(live, 'privkey.pem');
   let fullchainPem: string;
   let keyPem: string;
   try {
     // Both at once: the closer together the two opens, the less likely a link switch falls between them.
-    [fullchainPem, keyPem] = await Promise.all([readFile(fullchainPath, 'utf8'), readFile(keyPath, 'utf8')]);
+    const [fullchain, key] = await Promise.all([storage.read(`live/${lineage}/fullchain.pem`), storage.read(`live/${lineage}/privkey.pem`)]);
+    if (fullchain === undefined || key === undefined) {
+      if ((await storage.list(`live/${lineage}`)).length === 0) return { absent: true };
+      return { problem: `cannot read: ${fullchain === undefined ? fullchainPath : keyPath} is missing` };
+    }
+    [fullchainPem, keyPem] = [fullchain.toString('utf8'), key.toString('utf8')];
   } catch (err) {
-    if (isErrnoCode(err, 'ENOENT') && !(await exists(live))) return { absent: true };
     return { problem: `cannot read: ${errorMessage(err)}`, cause: err };
   }
   const endOfLeaf = END_OF_LEAF.exec(fullchainPem);
@@ -259,34 +250,6 @@ function isLineageName(name: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function highestVersion(archive: string): Promise<number> {
-  let highest = 0;
-  for (const name of await readdir(archive)) {
-    const version = ARCHIVE_FILE.exec(name)?.[1];
-    if (version !== undefined) highest = Math.max(highest, Number(version));
-  }
-  return highest;
-}
-
-/** Replaces `dir/name` with a symlink to `target` in one rename, so the link is never missing. */
-async function switchLink(dir: string, name: string, target: string): Promise<void> {
-  // A fixed temporary name: the caller's lock excludes other writers, and a crash leaves one stale link to replace.
-  const temporary = join(dir, `.${name}.new`);
-  await rm(temporary, { force: true });
-  await symlink(target, temporary);
-  await rename(temporary, join(dir, name));
-}
-
-/** False only when `path` is certainly absent: anything else is reported as a problem with the lineage. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch (err) {
-    return !isErrnoCode(err, 'ENOENT');
   }
 }
 

@@ -3,15 +3,18 @@
  *
  * - Only names the routing table routes are ever issued (`setHosts`): a CA is never asked for a name
  *   that is not ours.
- * - One issuance per name across every instance sharing the directory: the per-name lock is taken, the
- *   store re-read under it, and a certificate another instance wrote meanwhile is simply loaded.
+ * - One issuance per name across every instance sharing the storage: the per-name lock
+ *   (`proximation/locks/<lineage>.lock`) is taken, the store re-read under it, and a certificate another
+ *   instance wrote meanwhile is simply loaded.
  * - Certificates that other instances write are noticed by polling (`checkAll` every certPollMs): NFS
- *   delivers no events for them.
+ *   delivers no events for them, and on Redis the poll is as cheap and repairs a missed message.
  * - Work happens off the request path; `certificateFor` is what an SNI lookup waits on for a routed
  *   name whose certificate is not in memory yet.
  * - A new certificate is stored (CertStore.write), then its renewal/<lineage>.conf when the issuer gives
- *   renewal parameters, both under the lock; nothing is written when the lock was lost meanwhile
- *   (ERR_CERT_LOCK_LOST, logged; the next check starts over and finds what the new holder wrote).
+ *   renewal parameters, both under the lock and fenced by it: nothing is written once the lock is lost
+ *   (ERR_CERT_LOCK_LOST, or the storage's ERR_LOCK_LOST when it is lost between two writes; on Redis the
+ *   check and each write are one script, so a holder that stalled past its lease cannot overwrite its
+ *   successor's lineage; logged, and the next check starts over and finds what the new holder wrote).
  * - A failed order is recorded in the shared backoff state (backoff.ts) under the lock, logged with the
  *   name and the CA's message, and not retried by any instance before its next attempt time; the
  *   certificate already there keeps being served meanwhile. A success clears the state.
@@ -21,12 +24,11 @@
  * - `renew` is the one path to an order, for the background checks and for `proximation renew`; it
  *   reports what happened instead of throwing for a failed order (lock and store errors still throw).
  */
-import path from 'node:path';
-import { ProximationError, errorMessage, isProximationError, withLock } from '@proximation/shared';
+import { ProximationError, errorMessage, isProximationError, withStorageLock } from '@proximation/shared';
 import type { AcmeChallengeType } from '../config.js';
 import type { Logger } from '../logger.js';
 import { AcmeRateLimitedError } from './acme-rate-limited-error.js';
-import { BackoffStore, backoffStateDir, isAttemptAllowed, type BackoffState } from './backoff.js';
+import { BackoffStore, isAttemptAllowed, type BackoffState } from './backoff.js';
 import type { CertificateFiles, CertStore, LoadedCertificate } from './cert-store.js';
 import { lineageName } from './lineage-name.js';
 import { writeRenewalConf, type ConfValue } from './renewal-conf.js';
@@ -76,7 +78,6 @@ export interface CertificateIssuer {
 export interface CertificateManagerOptions {
   store: CertStore;
   issuer: CertificateIssuer;
-  locksDir: string;
   pollMs: number;
   log: Logger;
   /** Called with each certificate that is new to this process (issued here or found in the store). */
@@ -114,7 +115,7 @@ export class CertificateManager {
   readonly backoff: BackoffStore;
 
   constructor(private readonly options: CertificateManagerOptions) {
-    this.backoff = new BackoffStore(backoffStateDir(options.store.configDir));
+    this.backoff = new BackoffStore(options.store.storage);
   }
 
   /**
@@ -220,7 +221,7 @@ export class CertificateManager {
     }
     const waiting = await this.backoff.read(lineage);
     if (!force && waiting !== undefined && !isAttemptAllowed(waiting, new Date())) return { status: 'deferred', backoff: waiting, cert: before };
-    return withLock(path.join(this.options.locksDir, `${lineage}.lock`), async (lock) => {
+    return withStorageLock(store.storage, `proximation/locks/${lineage}.lock`, async (lock) => {
       // Another instance may have done it, or failed, while this one waited for the lock.
       const current = await store.read(lineage);
       if (current !== undefined && current.serialNumber !== before?.serialNumber && (await issuer.issued(current))) {
@@ -238,7 +239,7 @@ export class CertificateManager {
         this.options.onOrder?.(host, 'failure');
         if (lock.lost) throw err;
         const message = errorMessage(err);
-        const failed = await this.backoff.record(lineage, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined);
+        const failed = await this.backoff.record(lineage, message, new Date(), err instanceof AcmeRateLimitedError ? err.retryAfter : undefined, lock);
         log.error(
           { host, code: isProximationError(err) ? err.code : undefined, err: message, failures: failed.failures, nextAttemptAt: failed.nextAttemptAt.toISOString() },
           'could not obtain a certificate; will retry',
@@ -248,11 +249,11 @@ export class CertificateManager {
       if (lock.lost) {
         throw new ProximationError(
           'ERR_CERT_LOCK_LOST',
-          `the lock ${lock.path} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
+          `the lock ${lock.key} expired while the certificate for ${host} was being issued; it was not stored, to leave the lineage to the instance that holds the lock now.`,
         );
       }
-      await store.write(lineage, issued);
-      if (issued.renewalParams !== undefined) await writeRenewalConf(store, lineage, issued.renewalParams);
+      await store.write(lineage, issued, { fence: lock });
+      if (issued.renewalParams !== undefined) await writeRenewalConf(store, lineage, issued.renewalParams, { fence: lock });
       await this.backoff.clear(lineage);
       const stored = await store.read(lineage);
       if (stored === undefined) throw new ProximationError('ERR_CERT_LINEAGE_INVALID', `the certificate for ${host} was written to ${store.liveDir(lineage)} but cannot be read back.`);

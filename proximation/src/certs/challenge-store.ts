@@ -1,26 +1,26 @@
 /**
- * Pending ACME challenges, kept in the shared directory so that whichever instance the CA reaches can
+ * Pending ACME challenges, kept in the shared storage (storage.ts) so that whichever instance the CA reaches can
  * answer (Let's Encrypt validates from several vantage points; behind a load balancer that is any
  * instance, not necessarily the one that placed the order).
  *
- *   <dir>/http-01/<token>        the key authorization, served at /.well-known/acme-challenge/<token>
- *   <dir>/tls-alpn-01/<name>     the key authorization, for the acme-tls/1 certificate of <name>
+ *   proximation/challenges/http-01/<token>      the key authorization, served at /.well-known/acme-challenge/<token>
+ *   proximation/challenges/tls-alpn-01/<name>   the key authorization, for the acme-tls/1 certificate of <name>
  *
- * One plain file per challenge, holding nothing but the key authorization, so that certbot's manual
- * hooks (`certbotManualHooks`) can place HTTP-01 tokens that proximation then serves.
+ * One plain value per challenge, holding nothing but the key authorization, so that on the file backend
+ * (under the letsencrypt directory) certbot's manual hooks (`certbotManualHooks`) can place HTTP-01 tokens
+ * that proximation then serves. On Redis those hooks write files proximation does not read.
  *
  * Guarantees:
  * - Keys are checked before a path is built: a token is base64url (RFC 8555 8.1), a name a normalised
  *   hostname. `put` and `remove` throw ProximationError ERR_ACME_CHALLENGE_KEY_INVALID for anything else;
  *   `get`, which receives keys from the network, answers undefined for them instead.
- * - `put` is atomic (a reader sees the whole key authorization or nothing) and durable when it resolves;
- *   it throws ERR_FILE_WRITE. `remove` ignores a file that is already gone. `get` reads the file each
- *   time (an open revalidates NFS's cache, so a token another instance wrote a moment ago is seen) and
- *   throws ERR_FILE_READ when the file exists but cannot be read.
+ * - `put` is atomic (a reader sees the whole key authorization or nothing) and durable when it resolves.
+ *   `remove` ignores a challenge that is already gone. `get` reads the storage each time (on NFS an open
+ *   revalidates the cache, so a token another instance wrote a moment ago is seen). All pass on the
+ *   storage's errors (ERR_FILE_WRITE / ERR_FILE_READ, ERR_STORAGE_UNAVAILABLE).
  */
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ProximationError, inspectHostname, readFileIfExists, writeFileAtomic } from '@proximation/shared';
+import { FileStorage, ProximationError, inspectHostname, type Storage } from '@proximation/shared';
 import type { AcmeChallengeType } from '../config.js';
 
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -28,35 +28,38 @@ const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 /** The challenges answered from this store; dns-01 is answered by a DNS provider (dns01/). */
 export type StoredChallengeType = Exclude<AcmeChallengeType, 'dns-01'>;
 
-/** Where the challenge store lives in the shared directory. */
-export function challengesDir(letsencryptDir: string): string {
-  return path.join(letsencryptDir, 'proximation', 'challenges');
-}
-
 export class ChallengeStore {
-  constructor(readonly dir: string) {}
+  /** The challenges' directory on the file backend, which certbot's manual hooks write into. */
+  readonly dir: string;
+
+  constructor(
+    letsencryptDir: string,
+    private readonly storage: Storage = new FileStorage(letsencryptDir),
+  ) {
+    this.dir = path.join(letsencryptDir, 'proximation', 'challenges');
+  }
 
   async put(type: StoredChallengeType, key: string, keyAuthorization: string): Promise<void> {
-    await writeFileAtomic(this.fileFor(type, key), keyAuthorization, { mode: 0o644 });
+    await this.storage.write(this.keyFor(type, key), keyAuthorization, { mode: 0o644 });
   }
 
   async remove(type: StoredChallengeType, key: string): Promise<void> {
-    await rm(this.fileFor(type, key), { force: true });
+    await this.storage.delete(this.keyFor(type, key));
   }
 
   async get(type: StoredChallengeType, key: string): Promise<string | undefined> {
     if (!isValidKey(type, key)) return undefined;
-    return (await readFileIfExists(path.join(this.dir, type, key)))?.toString('utf8');
+    return (await this.storage.read(`proximation/challenges/${type}/${key}`))?.toString('utf8');
   }
 
-  private fileFor(type: StoredChallengeType, key: string): string {
+  private keyFor(type: StoredChallengeType, key: string): string {
     if (!isValidKey(type, key)) {
       throw new ProximationError(
         'ERR_ACME_CHALLENGE_KEY_INVALID',
         `${type} challenge key ${JSON.stringify(key)} is not ${type === 'http-01' ? 'a base64url token' : 'a normalised hostname'}; the CA sent something unexpected.`,
       );
     }
-    return path.join(this.dir, type, key);
+    return `proximation/challenges/${type}/${key}`;
   }
 }
 

@@ -3,9 +3,10 @@
  *
  * Contract:
  * - `LocalCa.open(dir)` loads the CA stored in `dir` (`root.pem`, 0644, and `root-key.pem`, 0600, PKCS#8), or
- *   creates it once: an ECDSA P-256 root valid for 10 years. Creation runs under `withLock(<dir>/.lock)` and
- *   re-checks after taking the lock, so any number of instances (processes, machines on a shared volume) that
- *   open the same directory end up with ONE root. `root.pem` is written after `root-key.pem`, so its presence
+ *   creates it once: an ECDSA P-256 root valid for 10 years. With `at`, the same keys under `at.prefix` in
+ *   a shared storage (`dir` then only names it in messages). Creation runs under the lock `<dir>/.lock` and
+ *   re-checks after taking the lock, writing fenced by it, so any number of instances (processes, machines
+ *   on a shared volume or one Redis) that open the same CA end up with ONE root. `root.pem` is written after `root-key.pem`, so its presence
  *   marks a complete CA: a missing root.pem means "not created yet" (a half-created CA is replaced).
  * - `issue(names)` returns a fresh ECDSA P-256 key and a server certificate for those DNS names, signed by the
  *   root, in the shape `CertStore.write` takes (chain = the root, so clients that trust `rootPem` verify it).
@@ -17,25 +18,23 @@
  * - ERR_LOCAL_CA_REQUEST_INVALID: `issue` got no names or a validity that is not a positive number of days.
  * - ERR_LOCAL_CA_LOCK_LOST: the creation lock expired before anything was written (this process stalled for
  *   longer than the lease); opening again loads or creates the CA.
- * - whatever `withLock` throws when the lock cannot be taken (ERR_LOCK_TIMEOUT, ERR_LOCK_IO), and
- *   ERR_FILE_READ / ERR_FILE_WRITE from the file storage.
+ * - whatever the lock throws when it cannot be taken (ERR_LOCK_TIMEOUT, ERR_LOCK_IO), and the storage's
+ *   errors (ERR_FILE_READ / ERR_FILE_WRITE, ERR_STORAGE_UNAVAILABLE, ERR_LOCK_LOST).
  */
 import { KeyObject, X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import {
-  ProximationError,
-  errorMessage,
-  readFileIfExists,
-  withLock,
-  writeFileAtomic,
-  type Lock,
-} from '@proximation/shared';
+import { FileStorage, ProximationError, errorMessage, withStorageLock, type Storage, type StorageLock } from '@proximation/shared';
 import type { CertificateFiles } from './cert-store.js';
 
 // @peculiar/x509 generates and signs through a WebCrypto provider: node's own, explicitly.
 x509.cryptoProvider.set(webcrypto);
+
+/** Where a CA's two keys are: `<prefix>root.pem` and `<prefix>root-key.pem` in `storage`. */
+export interface LocalCaLocation {
+  storage: Storage;
+  prefix: string;
+}
 
 const ROOT_FILE = 'root.pem';
 const ROOT_KEY_FILE = 'root-key.pem';
@@ -63,11 +62,11 @@ export class LocalCa {
     this.rootKeyId = rootKeyId;
   }
 
-  static async open(dir: string): Promise<LocalCa> {
-    const existing = await LocalCa.load(dir);
+  static async open(dir: string, at: LocalCaLocation = { storage: new FileStorage(dir), prefix: '' }): Promise<LocalCa> {
+    const existing = await LocalCa.load(dir, at);
     if (existing) return existing;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    return withLock(join(dir, '.lock'), async (lock) => (await LocalCa.load(dir)) ?? LocalCa.create(dir, lock));
+    // The directory holds the root's private key: 0700 from its creation, before the lock file lands in it.
+    return withStorageLock(at.storage, `${at.prefix}.lock`, async (lock) => (await LocalCa.load(dir, at)) ?? LocalCa.create(dir, at, lock), { dirMode: 0o700 });
   }
 
   async issue(names: string[], options: { validityDays?: number } = {}): Promise<CertificateFiles> {
@@ -108,7 +107,7 @@ export class LocalCa {
     return { certPem: toPem(cert), chainPem: this.rootPem, keyPem: exportPkcs8(keys.privateKey) };
   }
 
-  private static async create(dir: string, lock: Lock): Promise<LocalCa> {
+  private static async create(dir: string, at: LocalCaLocation, lock: StorageLock): Promise<LocalCa> {
     const keys = await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
     const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
     const now = Date.now();
@@ -129,19 +128,20 @@ export class LocalCa {
     if (lock.lost) {
       throw new ProximationError(
         'ERR_LOCAL_CA_LOCK_LOST',
-        `local CA in ${dir}: the lock ${lock.path} expired while the CA was being created (another instance may ` +
+        `local CA in ${dir}: the lock ${lock.key} expired while the CA was being created (another instance may ` +
           'be creating one now); nothing was written. Open it again.',
       );
     }
     // Key first: root.pem is what marks the CA as complete for readers that do not take the lock.
-    await writeFileAtomic(join(dir, ROOT_KEY_FILE), exportPkcs8(keys.privateKey), { mode: 0o600 });
-    await writeFileAtomic(join(dir, ROOT_FILE), rootPem, { mode: 0o644 });
+    const written = { fence: lock, dirMode: 0o700 };
+    await at.storage.write(`${at.prefix}${ROOT_KEY_FILE}`, exportPkcs8(keys.privateKey), { mode: 0o600, ...written });
+    await at.storage.write(`${at.prefix}${ROOT_FILE}`, rootPem, { mode: 0o644, ...written });
     return new LocalCa(rootPem, root, keys.privateKey, ski.keyId);
   }
 
-  private static async load(dir: string): Promise<LocalCa | undefined> {
+  private static async load(dir: string, at: LocalCaLocation): Promise<LocalCa | undefined> {
     const rootPath = join(dir, ROOT_FILE);
-    const rootBytes = await readFileIfExists(rootPath);
+    const rootBytes = await at.storage.read(`${at.prefix}${ROOT_FILE}`);
     if (rootBytes === undefined) return undefined;
     const keyPath = join(dir, ROOT_KEY_FILE);
     const invalid = (reason: string, cause?: unknown) =>
@@ -150,7 +150,7 @@ export class LocalCa {
         `local CA in ${dir}: ${reason}. Remove the directory to create a new CA (clients must then trust the new root).`,
         { cause },
       );
-    const keyBytes = await readFileIfExists(keyPath);
+    const keyBytes = await at.storage.read(`${at.prefix}${ROOT_KEY_FILE}`);
     if (keyBytes === undefined) throw invalid(`${rootPath} exists but ${keyPath} is missing`);
     let key: KeyObject;
     let nodeCert: X509Certificate;

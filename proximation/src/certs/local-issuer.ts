@@ -1,9 +1,11 @@
 /**
  * The local CA as a CertificateIssuer: what `PROXIMATION_ISSUER=local` (the embedded default) uses.
- * The CA lives under `<letsencrypt dir>/proximation/local-ca`, shared by every instance on the volume.
+ * The CA lives at `proximation/local-ca/` in the shared storage (on files under the letsencrypt
+ * directory), shared by every instance on the volume or the Redis.
  */
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
+import { FileStorage, type Storage } from '@proximation/shared';
 import type { LoadedCertificate } from './cert-store.js';
 import type { CertificateIssuer } from './certificate-manager.js';
 import { LocalCa } from './local-ca.js';
@@ -17,8 +19,9 @@ export function localCaRootPath(letsencryptDir: string): string {
   return path.join(localCaDir(letsencryptDir), 'root.pem');
 }
 
-export async function openLocalIssuer(letsencryptDir: string): Promise<CertificateIssuer & { ca: LocalCa }> {
-  const ca = await LocalCa.open(localCaDir(letsencryptDir));
+export async function openLocalIssuer(letsencryptDir: string, storage: Storage = new FileStorage(letsencryptDir)): Promise<CertificateIssuer & { ca: LocalCa }> {
+  const where = storage instanceof FileStorage ? localCaDir(letsencryptDir) : `proximation/local-ca in ${storage.location}`;
+  const ca = await LocalCa.open(where, { storage, prefix: 'proximation/local-ca/' });
   const root = new X509Certificate(ca.rootPem);
   return {
     ca,

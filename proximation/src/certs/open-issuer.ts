@@ -6,13 +6,11 @@
  * stack cost a local-CA process memory for nothing, and a local CA is never wanted on an ACME volume.
  *
  * Throws what openLocalIssuer and openAcmeIssuer throw, and ERR_ISSUER_MISMATCH when the local CA is
- * configured on a directory that holds an ACME account: the local issuer replaces every certificate it
+ * configured on a storage that holds an ACME account: the local issuer replaces every certificate it
  * did not issue, so starting it there by mistake (a task without PROXIMATION_ISSUER=acme) would swap
  * every publicly trusted certificate for a local one.
  */
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { ProximationError, isErrnoCode } from '@proximation/shared';
+import { ProximationError, type Storage } from '@proximation/shared';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { CertStore } from './cert-store.js';
@@ -22,12 +20,12 @@ import type { DnsProviderSpec } from './dns01/providers.js';
 
 export async function openIssuer(
   config: Config,
-  parts: { store: CertStore; challenges: ChallengeStore; locksDir: string; log: Logger },
+  parts: { store: CertStore; challenges: ChallengeStore; log: Logger },
 ): Promise<CertificateIssuer> {
   if (config.issuer === 'local') {
-    await refuseAcmeDirectory(config.letsencryptDir);
+    await refuseAcmeStorage(parts.store.storage);
     const { openLocalIssuer } = await import('./local-issuer.js');
-    return openLocalIssuer(config.letsencryptDir);
+    return openLocalIssuer(config.letsencryptDir, parts.store.storage);
   }
   const { openAcmeIssuer } = await import('./acme-issuer.js');
   return openAcmeIssuer({
@@ -63,26 +61,15 @@ function dnsProviderSpec(config: Config): DnsProviderSpec | undefined {
   }
 }
 
-export function locksDirOf(letsencryptDir: string): string {
-  return path.join(letsencryptDir, 'proximation', 'locks');
-}
-
 /** certbot and the ACME issuer both keep their accounts under accounts/; the local CA never writes there. */
-async function refuseAcmeDirectory(letsencryptDir: string): Promise<void> {
-  const accounts = path.join(letsencryptDir, 'accounts');
-  let servers: string[];
-  try {
-    servers = await readdir(accounts);
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT')) return;
-    throw error;
-  }
+async function refuseAcmeStorage(storage: Storage): Promise<void> {
+  const servers = [...new Set((await storage.list('accounts')).map((key) => key.split('/')[1]!))];
   if (servers.length === 0) return;
   throw new ProximationError(
     'ERR_ISSUER_MISMATCH',
-    `${letsencryptDir} holds ACME accounts (${accounts}: ${servers.join(', ')}), but the issuer is the local CA, ` +
+    `${storage.location} holds ACME accounts (accounts/: ${servers.join(', ')}), but the issuer is the local CA, ` +
       'which would replace their certificates with untrusted ones. Set PROXIMATION_ISSUER=acme (with ' +
-      'PROXIMATION_ACME_DIRECTORY for a CA other than Let\'s Encrypt), or point PROXIMATION_LETSENCRYPT_DIR ' +
-      'at a directory of its own for the local CA.',
+      'PROXIMATION_ACME_DIRECTORY for a CA other than Let\'s Encrypt), or point PROXIMATION_STORAGE ' +
+      '(or PROXIMATION_LETSENCRYPT_DIR) at a storage of its own for the local CA.',
   );
 }

@@ -13,13 +13,16 @@
  * triple-quoted values, lists, nested sections such as `[[webroot_map]]`), into the few fields
  * proximation uses; undefined when the file does not exist.
  *
+ * Both go through the certificate store's storage (key `renewal/<lineage>.conf`); the paths written in
+ * the file and named in messages are under the store's `configDir`.
+ *
  * Throws ProximationError:
  * - ERR_RENEWAL_CONF_INVALID: a file that configobj would not parse either (the message names the file
  *   and line), or a value that cannot be written so that configobj reads it back unchanged.
- * - ERR_FILE_READ / ERR_FILE_WRITE from the file storage.
+ * - the storage's errors (ERR_FILE_READ / ERR_FILE_WRITE, ERR_STORAGE_UNAVAILABLE, ERR_LOCK_LOST).
  */
 import path from 'node:path';
-import { ProximationError, readFileIfExists, writeFileAtomic } from '@proximation/shared';
+import { ProximationError, type StorageLock } from '@proximation/shared';
 import type { AcmeKeyType } from '../config.js';
 import type { CertStore } from './cert-store.js';
 
@@ -56,7 +59,7 @@ export function renewalConfPath(store: CertStore, lineage: string): string {
 
 export async function readRenewalConf(store: CertStore, lineage: string): Promise<RenewalConf | undefined> {
   const file = renewalConfPath(store, lineage);
-  const bytes = await readFileIfExists(file);
+  const bytes = await store.storage.read(`renewal/${lineage}.conf`);
   if (bytes === undefined) return undefined;
   const root = parseConfigObj(bytes.toString('utf8'), file);
   const params = root.sections.get('renewalparams')?.values ?? new Map<string, ConfValue>();
@@ -68,7 +71,12 @@ export async function readRenewalConf(store: CertStore, lineage: string): Promis
 }
 
 /** Writes the lineage's renewal file; `params` become `[renewalparams]`, in order. */
-export async function writeRenewalConf(store: CertStore, lineage: string, params: ReadonlyArray<readonly [string, ConfValue]>): Promise<void> {
+export async function writeRenewalConf(
+  store: CertStore,
+  lineage: string,
+  params: ReadonlyArray<readonly [string, ConfValue]>,
+  options: { fence?: StorageLock } = {},
+): Promise<void> {
   const file = renewalConfPath(store, lineage);
   const live = store.liveDir(lineage);
   const line = (key: string, value: ConfValue): string => `${key} = ${serializeValue(value, file, key)}`;
@@ -83,7 +91,7 @@ export async function writeRenewalConf(store: CertStore, lineage: string, params
     ...params.map(([key, value]) => line(key, value)),
     '',
   ].join('\n');
-  await writeFileAtomic(file, text, { mode: 0o644 });
+  await store.storage.write(`renewal/${lineage}.conf`, text, { mode: 0o644, ...options });
 }
 
 /** certbot's renewal parameters for a key type (certbot 2.1 names: key_type, elliptic_curve, rsa_key_size). */

@@ -8,12 +8,13 @@
  * `serving` (or `fatal`, then exits 1). Afterwards the primary sends `table`, `certificate`,
  * `certificate-removed`, `renewals` and `ticket-keys` as they change, answers `certificate-request` with
  * `certificate` or `certificate-none`, asks `status` (answered by `status-reply`: metrics when asked, traffic per upstream, in-flight
- * counts, generation), and finally `drain`. A worker whose channel closes (the primary died) drains by
+ * counts, generation, RSS, upstreams out of rotation), and finally `drain`. A worker whose channel closes (the primary died) drains by
  * itself.
  */
 import type { AddressInfo } from 'node:net';
 import type { MemberRenewal, RoutingTable, UpstreamTraffic } from '@proximation/shared';
 import type { ServedCertificate } from '../serving.js';
+import type { UnavailableUpstream } from '../proxy/upstreams.js';
 
 /** Where a worker's Config comes from: it loads the same settings the primary loaded (config.ts). */
 export interface SettingsSources {
@@ -52,6 +53,10 @@ export interface WorkerStatus {
   metrics: object[];
   /** In flight per site, version and upstream (proxy/in-flight.ts). */
   traffic: UpstreamTraffic[];
+  /** The worker's resident memory. */
+  rssBytes: number;
+  /** The upstreams the worker's health checks or connect failures took out of rotation. */
+  unavailable: UnavailableUpstream[];
 }
 
 export type WorkerMessage =

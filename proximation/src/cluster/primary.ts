@@ -30,6 +30,7 @@ import type { Config } from '../config.js';
 import { openInstanceDuties } from '../instance-duties.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
+import { mergeUnavailable } from '../proxy/upstreams.js';
 import type { ServedCertificate } from '../serving.js';
 import type { RunningServer } from '../server.js';
 import { TICKET_KEY_ROTATION_MS, newTicketKeys, rotateTicketKeys } from '../tls/ticket-keys.js';
@@ -166,6 +167,8 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
         routesGeneration: Math.min(...slots.map((s) => s.routesGeneration)),
         workers: serving.length,
         traffic: sumTraffic(statuses.map((s) => s.traffic)),
+        rssBytes: statuses.reduce((sum, s) => sum + s.rssBytes, process.memoryUsage.rss()),
+        unavailable: mergeUnavailable(statuses.map((s) => s.unavailable)),
       };
     },
   });
@@ -214,9 +217,13 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
       case 'fatal':
         s.fatal = message.message;
         return;
-      case 'table-applied':
+      case 'table-applied': {
+        const served = Math.min(...slots.map((other) => other.routesGeneration));
         s.routesGeneration = message.routesGeneration;
+        // The heartbeat written when the primary took the table showed the workers' older one; deploy waits on this.
+        if (Math.min(...slots.map((other) => other.routesGeneration)) !== served) duties.servingChanged();
         return;
+      }
       case 'certificate-request':
         void duties.certificateFor(message.host).then(
           (found) =>

@@ -152,6 +152,8 @@ async function serve(
             websockets: ready.websockets,
             metrics,
             traffic: ready.traffic(),
+            rssBytes: process.memoryUsage.rss(),
+            unavailable: ready.unavailable(),
           }),
         );
         return;

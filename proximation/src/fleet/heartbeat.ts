@@ -17,6 +17,9 @@ export interface InstanceState {
   workers: number;
   traffic: UpstreamTraffic[];
   certificates: CertificateState[];
+  requestsPerSecond?: number;
+  errorsPerSecond?: number;
+  rssBytes?: number;
 }
 
 export interface Heartbeat {

@@ -23,6 +23,19 @@ export interface UpstreamOptions {
   ejectMaxMs?: number;
 }
 
+/** An upstream out of this process's rotation, as the status page shows it. */
+export interface UnavailableUpstream {
+  upstream: string;
+  state: 'down' | 'ejected';
+}
+
+/** Several processes' lists as one: an upstream out of rotation in any of them, `down` over `ejected`. */
+export function mergeUnavailable(parts: readonly (readonly UnavailableUpstream[])[]): UnavailableUpstream[] {
+  const merged = new Map<string, UnavailableUpstream>();
+  for (const entry of parts.flat()) if (merged.get(entry.upstream)?.state !== 'down') merged.set(entry.upstream, entry);
+  return [...merged.values()];
+}
+
 export class Upstream {
   readonly origin: string;
   readonly pool: UpstreamPool | Http2UpstreamPool;
@@ -39,6 +52,11 @@ export class Upstream {
 
   available(now: number): boolean {
     return this.healthy && now >= this.ejectedUntil;
+  }
+
+  /** Why it is out of rotation now: failing its active checks, or ejected after connect failures; undefined: in rotation. */
+  outOfRotation(now: number): UnavailableUpstream['state'] | undefined {
+    return !this.healthy ? 'down' : now < this.ejectedUntil ? 'ejected' : undefined;
   }
 
   /** Records an active check; says whether the upstream just went down or came back. */
@@ -82,6 +100,14 @@ export class Upstreams {
 
   all(): IterableIterator<Upstream> {
     return this.byOrigin.values();
+  }
+
+  /** The upstreams out of rotation now, and why. */
+  unavailable(now: number): UnavailableUpstream[] {
+    return [...this.byOrigin.values()].flatMap((u) => {
+      const state = u.outOfRotation(now);
+      return state === undefined ? [] : [{ upstream: u.origin, state }];
+    });
   }
 
   get(origin: string): Upstream {

@@ -11,7 +11,7 @@ import { withTempDir } from '../certs/helpers.js';
 const DIRECTORY = 'https://acme.test:14000/acme/dir';
 
 function store(dir: string): AccountStore {
-  return new AccountStore(dir, DIRECTORY, path.join(dir, 'proximation', 'locks'));
+  return new AccountStore(dir, DIRECTORY);
 }
 
 describe('AccountStore', () => {
@@ -36,8 +36,12 @@ describe('AccountStore', () => {
       expect(accounts[0]!.url).toBe('https://acme.test:14000/acct/1');
       expect(accounts[0]!.dir).toBe(path.join(dir, 'accounts', 'acme.test:14000', 'acme', 'dir', accounts[0]!.id));
       expect(await fs.readdir(path.join(dir, 'accounts', 'acme.test:14000', 'acme', 'dir'))).toEqual([accounts[0]!.id]);
-      // The staging directory is gone: nothing but the account was left behind.
-      expect(await fs.readdir(path.join(dir, 'proximation', 'tmp'))).toEqual([]);
+      // certbot's files and modes: the key readable by its owner only, every directory from accounts/ down 0700.
+      expect((await fs.readdir(accounts[0]!.dir)).sort()).toEqual(['meta.json', 'private_key.json', 'regr.json']);
+      expect((await fs.stat(path.join(accounts[0]!.dir, 'private_key.json'))).mode & 0o777).toBe(0o400);
+      for (const sub of ['accounts', 'accounts/acme.test:14000', `accounts/acme.test:14000/acme/dir/${accounts[0]!.id}`]) {
+        expect((await fs.stat(path.join(dir, sub))).mode & 0o777, sub).toBe(0o700);
+      }
     }));
 
   it("names the account directory with certbot's own account id", () =>

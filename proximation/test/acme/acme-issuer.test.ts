@@ -208,8 +208,7 @@ async function issuer(settings: Partial<AcmeIssuerSettings> & { directoryUrl: st
   const store = new CertStore(path.join(dir.path, 'le'));
   const acmeIssuer = await openAcmeIssuer({
     store,
-    challenges: new ChallengeStore(path.join(dir.path, 'le', 'proximation', 'challenges')),
-    locksDir: path.join(dir.path, 'le', 'proximation', 'locks'),
+    challenges: new ChallengeStore(path.join(dir.path, 'le')),
     log: silent,
     settings: { email: undefined, caCertsPath: undefined, profile: undefined, eab: undefined, keyType: 'ecdsa-p256', challenge: 'http-01',
       dns: { provider: undefined, hookTimeoutMs: 1000, propagation: { resolvers: undefined, authoritativePort: 53, timeoutMs: 1000 } }, ...settings },

@@ -45,7 +45,7 @@ export function pebbleKit(resources: ReturnType<typeof managed>, pebble: () => P
     certbot: (le: string, ...args: string[]): Promise<string> => runCertbot(pebble(), le, ...args),
 
     async theAccount(le: string): Promise<AcmeAccount> {
-      const store = new AccountStore(le, pebble().directoryUrl, path.join(le, 'proximation', 'locks'));
+      const store = new AccountStore(le, pebble().directoryUrl);
       expect(await fs.readdir(store.serverDir)).toHaveLength(1);
       return (await store.find())!;
     },

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { table, tempDir, writeRoutes } from '../support/fixtures.js';
 import { runMain } from '../support/process.js';
-import { BackoffStore, backoffStateDir } from '../../src/certs/backoff.js';
+import { FileStorage } from '@proximation/shared';
+import { BackoffStore } from '../../src/certs/backoff.js';
 
 let cleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -76,8 +77,8 @@ describe('proximation renew / certs', () => {
     // old.test is no longer routed; new.test and fresh.test never got a certificate; new.test failed twice.
     await writeRoutes(routes, table([{ name: 'new', hosts: ['new.test'] }, { name: 'fresh', hosts: ['fresh.test'] }], 2));
     const failedAt = new Date();
-    await new BackoffStore(backoffStateDir(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
-    const state = await new BackoffStore(backoffStateDir(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
+    await new BackoffStore(new FileStorage(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
+    const state = await new BackoffStore(new FileStorage(le)).record('new.test', 'DNS problem: NXDOMAIN looking up A for new.test', failedAt);
 
     const json = await run(['certs', '--json'], env);
     expect(json.code, json.err).toBe(0);

@@ -36,7 +36,7 @@ beforeEach(async () => {
   const ca = await LocalCa.open(path.join(dir.path, 'ca'));
   const files = await ca.issue(['a.test']);
   const context = createContext({ fullchainPem: files.certPem + files.chainPem, keyPem: files.keyPem });
-  const challenges = new ChallengeStore(path.join(dir.path, 'challenges'));
+  const challenges = new ChallengeStore(dir.path);
   const responder = new TlsAlpn01Responder(challenges, pino({ level: 'silent' }));
   const listener = new HttpsListener({
     port: 0,

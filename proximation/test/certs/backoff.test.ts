@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FileStorage } from '@proximation/shared';
 import { BACKOFF_STEPS_MS, BackoffStore, isAttemptAllowed, nextAttemptTime } from '../../src/certs/backoff.js';
 import { OrderLimiter } from '../../src/certs/order-limiter.js';
 import { tempDir } from '../support/fixtures.js';
@@ -38,21 +39,23 @@ describe('BackoffStore', () => {
 
   it('counts failures in a file per name, and forgets them on clear', async () => {
     dir = await tempDir();
-    const store = new BackoffStore(path.join(dir.path, 'state'));
+    const storage = new FileStorage(dir.path);
+    const store = new BackoffStore(storage);
     expect(await store.read('a.test')).toBeUndefined();
     await store.record('a.test', 'first', now);
     const second = await store.record('a.test', 'rate limited', now, new Date(now.getTime() + 7_200_000));
     expect(second).toMatchObject({ failures: 2, lastError: 'rate limited', nextAttemptAt: new Date(now.getTime() + 7_200_000) });
-    expect(await new BackoffStore(store.dir).read('a.test')).toEqual(second);
-    expect(await fs.readdir(store.dir)).toEqual(['a.test.json']);
+    expect(await new BackoffStore(storage).read('a.test')).toEqual(second);
+    expect(await fs.readdir(path.join(dir.path, 'proximation', 'state'))).toEqual(['a.test.json']);
     await store.clear('a.test');
     expect(await store.read('a.test')).toBeUndefined();
   });
 
   it('treats a damaged file as no state, and refuses names that are not hostnames', async () => {
     dir = await tempDir();
-    const store = new BackoffStore(dir.path);
-    await fs.writeFile(path.join(dir.path, 'b.test.json'), '{"failures": "many"');
+    const store = new BackoffStore(new FileStorage(dir.path));
+    await fs.mkdir(path.join(dir.path, 'proximation', 'state'), { recursive: true });
+    await fs.writeFile(path.join(dir.path, 'proximation', 'state', 'b.test.json'), '{"failures": "many"');
     expect(await store.read('b.test')).toBeUndefined();
     await expect(store.read('../evil')).rejects.toThrow();
   });

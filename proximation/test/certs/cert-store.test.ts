@@ -121,8 +121,11 @@ describe('CertStore', () => {
       expect(await store.list()).toEqual([]);
       await store.write('b.example.test', issued[0]!);
       await store.write('a.example.test', issued[1]!);
-      await mkdir(join(dir, 'live', 'a.example.test-0001'));
-      await mkdir(join(dir, 'live', 'Not A Lineage'));
+      // A lineage is a live/ directory with something in it (an empty one holds no certificate to read).
+      for (const name of ['a.example.test-0001', 'Not A Lineage']) {
+        await mkdir(join(dir, 'live', name));
+        await writeFile(join(dir, 'live', name, 'README'), 'certbot explains the files here');
+      }
       await writeFile(join(dir, 'live', 'README'), 'certbot explains the layout here');
       expect(await store.list()).toEqual(['a.example.test', 'a.example.test-0001', 'b.example.test']);
     }));

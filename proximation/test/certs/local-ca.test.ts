@@ -22,6 +22,7 @@ describe('LocalCa', () => {
       expect(await readFile(join(caDir, 'root.pem'), 'utf8')).toBe(first.rootPem);
       expect((await stat(join(caDir, 'root.pem'))).mode & 0o777).toBe(0o644);
       expect((await stat(join(caDir, 'root-key.pem'))).mode & 0o777).toBe(0o600);
+      expect((await stat(caDir)).mode & 0o777).toBe(0o700);
       const keyPem = await readFile(join(caDir, 'root-key.pem'), 'utf8');
       expect(keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
 

@@ -8,7 +8,6 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AcmeIssuerSettings, DnsSettings } from '../../src/certs/acme-issuer.js';
 import { CertStore } from '../../src/certs/cert-store.js';
-import { dnsJournalDir } from '../../src/certs/dns01/journal.js';
 import { readRenewalConf } from '../../src/certs/renewal-conf.js';
 import type { Bind } from '../support/bind.js';
 import { bindDnsSettings, useBindAndPebble, dns01Issuer, dns01ProxySettings } from '../support/dns01.js';
@@ -128,7 +127,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     expect(timedOut).toMatchObject({ status: 'failed', backoff: { failures: 2 } });
     expect((timedOut as { error: string }).error).toContain('was not answered by 127.0.0.1');
     expect(await bind.txt('_acme-challenge.keep.dns.test')).toEqual([]);
-    expect(await fs.readdir(path.join(dnsJournalDir(le), 'keep.dns.test'))).toEqual([]);
+    expect(await fs.readdir(path.join(le, 'proximation', 'dns01', 'keep.dns.test'))).toEqual([]);
     expect((await good.store.read('keep.dns.test'))!.serialNumber).toBe(served);
   });
 
@@ -151,7 +150,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     const first = await startServeProcess(le, { ...env, PROXIMATION_DNS_AUTHORITATIVE_PORT: String(silentServer.address().port), PROXIMATION_DNS_PROPAGATION_TIMEOUT: '10m' });
     await waitUntil(async () => (await bind.txt('_acme-challenge.crash.dns.test')).length === 1, 'the first process to present its record', 30_000, 100);
     await first.kill();
-    expect(await fs.readdir(path.join(dnsJournalDir(le), 'crash.dns.test'))).toHaveLength(1);
+    expect(await fs.readdir(path.join(le, 'proximation', 'dns01', 'crash.dns.test'))).toHaveLength(1);
 
     // The handshake below is held until the certificate is there, past the default 10 s handshake timeout.
     const second = await startServeProcess(le, { ...env, PROXIMATION_DNS_AUTHORITATIVE_PORT: String(bind.port), PROXIMATION_TLS_HANDSHAKE_TIMEOUT: '2m' });
@@ -160,7 +159,7 @@ describe('DNS-01 over RFC 2136 against Pebble and BIND', () => {
     const leaf = await servedCertificate(pebble, 'crash.dns.test', second.ports.https);
     expect(leaf.subjectAltName).toBe('DNS:crash.dns.test');
     expect(await bind.txt('_acme-challenge.crash.dns.test')).toEqual([]);
-    expect(await fs.readdir(path.join(dnsJournalDir(le), 'crash.dns.test'))).toEqual([]);
+    expect(await fs.readdir(path.join(le, 'proximation', 'dns01', 'crash.dns.test'))).toEqual([]);
     expect(second.cli.stderr() + second.cli.stdout()).toContain('removed a DNS-01 record an interrupted order left');
   });
 });

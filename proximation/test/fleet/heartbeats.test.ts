@@ -1,7 +1,7 @@
 /**
  * Instance heartbeats with real processes: a single-process instance and one with 2 workers on one
- * directory each publish a record with their generation and what is in flight per upstream (summed
- * over the workers); a clean stop removes the record, a SIGKILLed instance's record stops being renewed;
+ * directory each publish a record with their generation, what is in flight per upstream (summed
+ * over the workers), request and error rates and RSS (the workers' included); a clean stop removes the record, a SIGKILLed instance's record stops being renewed;
  * a foreign file among the records is reported and left out.
  */
 import fs from 'node:fs/promises';
@@ -55,6 +55,10 @@ describe('instance heartbeats', () => {
     const records = await byPid();
     expect(records.get(workers.cli.child.pid!)).toMatchObject({ workers: 2, routesGeneration: 4, id: expect.stringMatching(/:\d+$/) });
     expect(records.get(single.cli.child.pid!)).toMatchObject({ workers: 1, routesGeneration: 4, certificates: [{ name: 'app.test', state: 'valid' }] });
+    // Rates and RSS for the status page; an instance with workers counts its three processes' memory.
+    const rss = (r: InstanceRecord | undefined) => r?.rssBytes ?? 0;
+    for (const r of records.values()) expect(r).toMatchObject({ requestsPerSecond: expect.any(Number), errorsPerSecond: expect.any(Number), rssBytes: expect.any(Number) });
+    expect(rss(records.get(workers.cli.child.pid!))).toBeGreaterThan(rss(records.get(single.cli.child.pid!)));
     for (const release of held) release();
     await Promise.all(requests);
     await waitUntil(async () => inFlight((await byPid()).get(workers.cli.child.pid!)) === 0, 'the heartbeat to show nothing in flight', 15_000);

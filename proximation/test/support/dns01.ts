@@ -5,7 +5,6 @@
  * `useBindAndPebble` starts both for a test file (Pebble resolving through BIND, no reuse of valid
  * authorizations, so every order really validates and update counts are exact) and stops them after.
  */
-import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { openAcmeIssuer, type AcmeIssuerSettings, type DnsSettings } from '../../src/certs/acme-issuer.js';
@@ -28,11 +27,9 @@ export function bindDnsSettings(bind: Bind, overrides: { provider?: DnsSettings[
 
 export async function dns01Issuer(pebble: Pebble, bind: Bind, le: string, settings: Partial<AcmeIssuerSettings> = {}) {
   const store = new CertStore(le);
-  const locksDir = path.join(le, 'proximation', 'locks');
   const issuer = await openAcmeIssuer({
     store,
-    challenges: new ChallengeStore(path.join(le, 'proximation', 'challenges')),
-    locksDir,
+    challenges: new ChallengeStore(le),
     log: silent,
     settings: {
       directoryUrl: pebble.directoryUrl,
@@ -46,7 +43,7 @@ export async function dns01Issuer(pebble: Pebble, bind: Bind, le: string, settin
       ...settings,
     },
   });
-  const manager = new CertificateManager({ store, issuer, locksDir, pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
+  const manager = new CertificateManager({ store, issuer, pollMs: 60_000, log: silent, onCertificate: () => {}, onRemoved: () => {} });
   return { store, issuer, manager };
 }
 

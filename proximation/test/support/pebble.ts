@@ -234,10 +234,10 @@ export function usePebble(options: PebbleOptions = {}): () => Pebble {
 
 /**
  * The leaf certificate a TLS client gets for SNI `host` on `port` (the proxy's HTTPS listener) when it
- * trusts nothing but Pebble's root: the handshake only succeeds with a chain Pebble issued. The proxy
+ * trusts nothing but Pebble's root (or another CA's: only `rootPem` is used): the handshake only succeeds with a chain it issued. The proxy
  * holds the handshake until it has the certificate, so this also waits for an issuance.
  */
-export function servedCertificate(pebble: Pebble, host: string, port: number = PEBBLE_PORTS.tlsAlpn01): Promise<X509Certificate> {
+export function servedCertificate(pebble: Pick<Pebble, 'rootPem'>, host: string, port: number = PEBBLE_PORTS.tlsAlpn01): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ca: pebble.rootPem });
     socket.once('secureConnect', () => {

@@ -37,9 +37,11 @@ function generationOf(content: Buffer | undefined): number | undefined {
   }
 }
 
-export async function copyStorage(from: Storage, to: Storage): Promise<CopyResult> {
-  const source = generationOf(await from.read(ROUTES_KEY));
-  const target = generationOf(await to.read(ROUTES_KEY));
+const PRIVATE_DIRECTORIES = /^(live|archive|accounts)\//;
+
+export async function copyStorage(from: Storage, to: Storage, options: { prefixes?: readonly string[] } = {}): Promise<CopyResult> {
+  const source = options.prefixes === undefined ? generationOf(await from.read(ROUTES_KEY)) : undefined;
+  const target = options.prefixes === undefined ? generationOf(await to.read(ROUTES_KEY)) : undefined;
   if (target !== undefined && (source === undefined || target > source)) {
     throw new ProximationError(
       'ERR_STORAGE_COPY_NEWER',
@@ -48,8 +50,15 @@ export async function copyStorage(from: Storage, to: Storage): Promise<CopyResul
     );
   }
   const result: CopyResult = { copied: [], unchanged: [] };
-  for (const key of await from.list('')) {
+  const keys = options.prefixes === undefined ? await from.list('') : (await Promise.all(options.prefixes.map((prefix) => keysAt(from, prefix)))).flat();
+  const links: Array<[string, string]> = [];
+  for (const key of keys) {
     if (isLockKey(key)) continue;
+    const linkTarget = await from.readLink(key);
+    if (linkTarget !== undefined) {
+      links.push([key, linkTarget]);
+      continue;
+    }
     const content = await from.read(key);
     if (content === undefined) continue; // removed since it was listed
     const existing = await to.read(key);
@@ -57,12 +66,34 @@ export async function copyStorage(from: Storage, to: Storage): Promise<CopyResul
       result.unchanged.push(key);
       continue;
     }
-    await to.write(key, content, { mode: isSecretKey(key) ? 0o600 : 0o644 });
+    await to.write(key, content, { mode: isSecretKey(key) ? 0o600 : 0o644, ...dirMode(key) });
     const written = await to.read(key);
-    if (written === undefined || !written.equals(content)) {
-      throw new ProximationError('ERR_STORAGE_COPY_VERIFY', `${key} read back from ${to.location} differs from what was written; the copy stopped there. Run it again.`);
+    if (written === undefined || !written.equals(content)) throw verifyError(key, to);
+    result.copied.push(key);
+  }
+  for (const [key, linkTarget] of links) {
+    if ((await to.readLink(key)) === linkTarget) {
+      result.unchanged.push(key);
+      continue;
     }
+    await to.link(key, linkTarget, dirMode(key));
+    if ((await to.readLink(key)) !== linkTarget) throw verifyError(key, to);
     result.copied.push(key);
   }
   return result;
+}
+
+function dirMode(key: string): { dirMode?: number } {
+  return PRIVATE_DIRECTORIES.test(key) ? { dirMode: 0o700 } : {};
+}
+
+function verifyError(key: string, to: Storage): ProximationError {
+  return new ProximationError('ERR_STORAGE_COPY_VERIFY', `${key} read back from ${to.location} differs from what was written; the copy stopped there. Run it again.`);
+}
+
+/** The keys under `prefix`, and `prefix` itself when it is one. */
+async function keysAt(from: Storage, prefix: string): Promise<string[]> {
+  const under = await from.list(prefix);
+  const itself = (await from.readLink(prefix)) !== undefined || (await from.read(prefix)) !== undefined;
+  return itself ? [prefix, ...under] : under;
 }

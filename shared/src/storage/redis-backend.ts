@@ -2,6 +2,8 @@
  * The Redis backend of storage.ts (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS), through ioredis. Layout under the key prefix (so several fleets share one Redis):
  *
  * - `<prefix>v:<key>`: the value, bytes as written;
+ * - `<prefix>link:<key>`: for a link, the target's key (its value is then the target's, copied by the
+ *   linking script);
  * - `<prefix>keys`: a sorted set of every key (score 0), so `list` is one ZRANGEBYLEX, never a SCAN;
  * - `<prefix>lock:<key>`: a lock, `<token> <owner>` with expiry 2 `refreshMs` (SET NX PX); refresh,
  *   release and fenced writes are Lua scripts that first check the token, so each is atomic with that
@@ -21,7 +23,7 @@ import type { RedisOptions } from 'ioredis';
 import { formatDuration } from '../duration.js';
 import { ProximationError, errorMessage } from '../errors.js';
 import { RefreshedLease } from '../lock.js';
-import { checkStorageKey, checkStoragePrefix, lockLostError } from './storage.js';
+import { checkStorageKey, checkStoragePrefix, linkTargetMissing, lockLostError } from './storage.js';
 import type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage.js';
 
 export interface RedisStorageOptions {
@@ -42,8 +44,19 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const FENCED_SET = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('PUBLISH', KEYS[4], ARGV[3])
+return 1`;
+// KEYS: lock, target value, value, link, index, channel; ARGV: token ('' without a fence), target, key.
+const LINK = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local value = redis.call('GET', KEYS[2])
+if not value then return -1 end
+redis.call('SET', KEYS[3], value)
+redis.call('SET', KEYS[4], ARGV[2])
+redis.call('ZADD', KEYS[5], 0, ARGV[3])
+redis.call('PUBLISH', KEYS[6], ARGV[3])
 return 1`;
 const REFRESH = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -151,20 +164,36 @@ export class RedisStorage implements Storage {
     const fence = options.fence;
     if (fence === undefined) {
       await this.#run(key, () =>
-        this.#client.multi().set(valueKey, value).zadd(this.#indexKey, 0, key).publish(this.changesChannel, key).exec(),
+        this.#client.multi().set(valueKey, value).del(this.#linkKey(key)).zadd(this.#indexKey, 0, key).publish(this.changesChannel, key).exec(),
       );
       return;
     }
     if (!(fence instanceof RedisStorageLock) || fence.lost) throw lockLostError(fence.key, key, this.location);
     const written = await this.#run(key, () =>
-      this.#client.eval(FENCED_SET, 4, this.#lockKey(fence.key), valueKey, this.#indexKey, this.changesChannel, fence.value, value, key),
+      this.#client.eval(FENCED_SET, 5, this.#lockKey(fence.key), valueKey, this.#indexKey, this.changesChannel, this.#linkKey(key), fence.value, value, key),
     );
     if (written !== 1) throw lockLostError(fence.key, key, this.location);
   }
 
+  async link(key: string, target: string, options: StorageWriteOptions = {}): Promise<void> {
+    const fence = options.fence;
+    if (fence !== undefined && (!(fence instanceof RedisStorageLock) || fence.lost)) throw lockLostError(fence.key, key, this.location);
+    const keys = [fence === undefined ? this.#lockKey(key) : this.#lockKey(fence.key), this.#valueKey(target), this.#valueKey(key), this.#linkKey(key), this.#indexKey, this.changesChannel];
+    const linked = await this.#run(key, () => this.#client.eval(LINK, keys.length, ...keys, fence?.value ?? '', target, key));
+    if (linked === -1) throw linkTargetMissing(key, target, this.location);
+    if (linked !== 1) throw lockLostError(fence!.key, key, this.location);
+  }
+
+  async readLink(key: string): Promise<string | undefined> {
+    const linkKey = this.#linkKey(key);
+    return this.#run(key, async () => (await this.#client.get(linkKey)) ?? undefined);
+  }
+
   async delete(key: string): Promise<void> {
     const valueKey = this.#valueKey(key);
-    await this.#run(key, () => this.#client.multi().del(valueKey).zrem(this.#indexKey, key).publish(this.changesChannel, key).exec());
+    await this.#run(key, () =>
+      this.#client.multi().del(valueKey, this.#linkKey(key)).zrem(this.#indexKey, key).publish(this.changesChannel, key).exec(),
+    );
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -255,6 +284,10 @@ export class RedisStorage implements Storage {
 
   #valueKey(key: string): string {
     return `${this.prefix}v:${checkStorageKey(key)}`;
+  }
+
+  #linkKey(key: string): string {
+    return `${this.prefix}link:${checkStorageKey(key)}`;
   }
 
   #lockKey(key: string): string {

@@ -18,9 +18,16 @@
  *   check and the write are one atomic script, so a holder that stalled past its lease and lost it to
  *   another can never overwrite the new holder's work; on files it is the best a directory allows (the
  *   holder's own lease clock is checked right before the rename, see lock.ts).
- * - `delete`: removes the key; a missing key is not an error.
- * - `list(prefix)`: every key under `prefix/` (any depth), sorted; for the empty prefix every key. The
- *   file backend leaves out its own temp files (names starting with `.`).
+ * - `link(key, target)`: makes `key` an alias of the existing key `target` (certbot's live/ links to
+ *   archive/): `read(key)` then answers the target's value and `readLink(key)` the target. Atomic as a
+ *   write is (file: a relative symlink created under a temporary name and renamed over; Redis: one Lua
+ *   script); `fence` as for `write`. Targets are written once and never changed (certbot's archive/ is
+ *   immutable): on Redis the alias holds the target's value as of the link. A `write` to a link key
+ *   replaces the link with a plain value. ERR_STORAGE_LINK when `target` does not exist.
+ * - `readLink(key)`: the target of a link, undefined for a plain key or a missing one.
+ * - `delete`: removes the key (a link, not its target); a missing key is not an error.
+ * - `list(prefix)`: every key under `prefix/` (any depth), links included, sorted; for the empty prefix
+ *   every key. The file backend leaves out its own temp files (names starting with `.`).
  * - `lock(key)`: a lease lock named by a key (on files, the lock file at that path: see lock.ts). It
  *   resolves once the caller holds it, or throws ERR_LOCK_TIMEOUT naming the key and the holder after
  *   `timeoutMs`. The lease lasts 2 `refreshMs` and the holder refreshes it every `refreshMs`; refresh and
@@ -51,6 +58,11 @@ export interface StorageWriteOptions {
   mode?: number;
   /** Write only while this lock is held; ERR_LOCK_LOST otherwise. */
   fence?: StorageLock;
+  /**
+   * Permission bits of directories created for the key (file backend only; certbot makes live/,
+   * archive/ and accounts/ 0700). Default: the process umask's.
+   */
+  dirMode?: number;
 }
 
 export interface StorageLock {
@@ -60,13 +72,18 @@ export interface StorageLock {
   release(): Promise<void>;
 }
 
-export type StorageLockOptions = LockOptions;
+export interface StorageLockOptions extends LockOptions {
+  /** As for writes: permission bits of the directories created for the lock file (file backend only). */
+  dirMode?: number;
+}
 
 export interface Storage {
   /** Where the state lives, for messages: a directory, or a Redis URL without its password. */
   readonly location: string;
   read(key: string): Promise<Buffer | undefined>;
   write(key: string, data: string | Uint8Array, options?: StorageWriteOptions): Promise<void>;
+  link(key: string, target: string, options?: Omit<StorageWriteOptions, 'mode'>): Promise<void>;
+  readLink(key: string): Promise<string | undefined>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
   lock(key: string, options?: StorageLockOptions): Promise<StorageLock>;
@@ -109,6 +126,10 @@ export function checkStorageKey(key: string, what = 'storage key'): string {
 /** The prefix given to `list`, checked; the empty prefix means every key. */
 export function checkStoragePrefix(prefix: string): string {
   return prefix === '' ? prefix : checkStorageKey(prefix, 'storage prefix');
+}
+
+export function linkTargetMissing(key: string, target: string, location: string): ProximationError {
+  return new ProximationError('ERR_STORAGE_LINK', `Cannot link ${key} to ${target} in ${location}: ${target} does not exist. Write the target first.`);
 }
 
 export function lockLostError(lockKey: string, key: string, location: string): ProximationError {

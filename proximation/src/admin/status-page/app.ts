@@ -15,13 +15,13 @@ const PAGE_SIZE = 25;
 const HEALTH_CHECK = { path: '/', timeoutMs: 30_000 };
 
 interface Point { at: number; requestsPerSecond: number; errorsPerSecond: number; p50Seconds: number | null; p99Seconds: number | null }
-interface Member { upstream: string; identity?: string; leaseAgeMs?: number; inFlight?: number; websockets?: number }
+interface Member { upstream: string; identity?: string; leaseExpiresAt?: string; leaseAgeMs?: number; inFlight: number; websockets: number; lastRequestAt?: string; health: 'up' | 'down' | 'ejected' }
 interface Version { name: string; active: boolean; registeredAt?: string; previewUrl?: string; members: Member[] }
 interface Site { name: string; hosts: string[]; activeVersion: string | null; canRollBack?: boolean; versions: Version[] }
-interface Instance { id: string; status?: string; startedAt: string; lastSeen: string; routesGeneration: number; workers: number; rssBytes?: number; requestsPerSecond?: number; errorsPerSecond?: number }
-interface Certificate { name: string; issuer: string | null; expiry: string | null; daysLeft: number | null; nextRenewal: string | null; failures: number; lastError: string | null }
+interface Instance { id: string; self: boolean; status?: string; startedAt: string; lastSeen: string; routesGeneration: number; workers: number; inFlight: number; rssBytes?: number; requestsPerSecond?: number; errorsPerSecond?: number }
+interface Certificate { name: string; issuer: string | null; expiry: string | null; daysLeft: number | null; nextRenewal: string | null; nextAttempt: string | null; failures: number; lastError: string | null }
 interface Change { generation: number; at: string; op: string; site?: string; version?: string; by: { user?: string; host?: string; peer?: string; userAgent?: string; via: string } }
-interface Overview { generatedAt: string; instances: Instance[]; sites: Site[]; certificates: Certificate[]; changes: Change[]; history: Record<string, Point[]> }
+interface Overview { generatedAt: string; instances: Instance[]; fleetProblem?: string; sites: Site[]; certificates: Certificate[]; changes: Change[]; history: Record<string, Point[]> }
 
 class Refused extends Error {
   constructor(readonly status: number, message: string) {
@@ -50,6 +50,15 @@ function fill(tableId: string, rows: HTMLElement[]): void {
 
 const time = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleString() : '–');
 const fixed = (n: number | undefined, digits = 1): string => (n === undefined ? '–' : n.toFixed(digits));
+
+/** A duration for people: 42 s, 5 min, 3 h, 2 d. */
+function span(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172_800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86_400)} d`;
+}
+
+/** How long before the overview was made `iso` was. */
+const ago = (iso: string): string => span(Date.parse(overview!.generatedAt) - Date.parse(iso));
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let overview: Overview | undefined;
@@ -172,18 +181,34 @@ async function act(change: Record<string, unknown>): Promise<void> {
   await poll();
 }
 
+const HEALTH_TEXT: Record<Member['health'], string> = { up: 'healthy', down: 'failing health checks', ejected: 'ejected after connect failures' };
+
+/** A member's lease: its age, or since when it ran out (the proxies stopped routing to it then). */
+function leaseText(member: Member): string {
+  if (member.leaseExpiresAt === undefined || member.leaseAgeMs === undefined) return 'static';
+  const expiredFor = Date.parse(overview!.generatedAt) - Date.parse(member.leaseExpiresAt);
+  return expiredFor >= 0 ? `lease expired ${span(expiredFor)} ago` : `lease renewed ${span(member.leaseAgeMs)} ago`;
+}
+
 /**
- * A member with its lease age where the fleet reports one, and (while the version has others) a button
- * that takes it out of rotation: the version re-registered without it (deploy register --replace), the
- * remaining members health-checked first.
+ * A member with its health (this instance's view), lease, traffic, and (while the version has others)
+ * a button that takes it out of rotation: the version re-registered without it (deploy register
+ * --replace), the remaining members health-checked first.
  */
 function memberItem(site: Site, version: Version, member: Member): HTMLElement {
   const others = version.members.filter((m) => m.upstream !== member.upstream).map((m) => m.upstream);
+  const lease = leaseText(member);
   return el(
     'li',
     { 'data-member': member.upstream },
     member.upstream,
-    member.leaseAgeMs === undefined ? '' : ` · lease ${(member.leaseAgeMs / 1000).toFixed(0)} s`,
+    member.identity === undefined ? '' : ` (${member.identity})`,
+    ' · ',
+    el('span', { class: `health ${member.health}` }, HEALTH_TEXT[member.health]),
+    ' · ',
+    el('span', { class: lease.startsWith('lease expired') ? 'lease expired' : 'lease' }, lease),
+    ` · ${member.inFlight} in flight${member.websockets === 0 ? '' : `, ${member.websockets} WebSocket(s)`}`,
+    member.lastRequestAt === undefined ? '' : ` · last request ${ago(member.lastRequestAt)} ago`,
     ' ',
     others.length === 0
       ? null
@@ -227,14 +252,33 @@ function render(): void {
   const visible = visibleSites();
   fill(
     'instances',
-    overview.instances.map((instance) =>
-      row(instance.id, instance.status ?? 'ok', time(instance.startedAt), String(instance.routesGeneration), String(instance.workers), fixed(instance.requestsPerSecond), fixed(instance.errorsPerSecond), instance.rssBytes === undefined ? '–' : `${(instance.rssBytes / 2 ** 20).toFixed(0)} MiB`),
-    ),
+    overview.instances.map((instance) => {
+      const tr = row(
+        el('span', {}, instance.id, instance.self ? el('strong', { class: 'self' }, ' (this instance)') : null),
+        instance.status ?? 'live',
+        `up ${ago(instance.startedAt)}`,
+        `${ago(instance.lastSeen)} ago`,
+        String(instance.routesGeneration),
+        String(instance.workers),
+        fixed(instance.requestsPerSecond),
+        fixed(instance.errorsPerSecond, 2),
+        String(instance.inFlight),
+        instance.rssBytes === undefined ? '–' : `${(instance.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+      tr.dataset.instance = instance.id;
+      return tr;
+    }),
   );
+  $('fleet-problem').textContent = overview.fleetProblem ?? '';
   const total = filteredSites().length;
   $('page').textContent = `${total === 0 ? 0 : page * PAGE_SIZE + 1}–${Math.min(total, (page + 1) * PAGE_SIZE)} of ${total}`;
   $('sites').replaceChildren(...visible.map((site) => siteCard(site, history[site.name] ?? [])));
-  fill('certificates', overview.certificates.map((c) => row(c.name, c.issuer ?? '–', time(c.expiry), c.daysLeft === null ? '–' : String(c.daysLeft), time(c.nextRenewal), String(c.failures), c.lastError === null ? '' : el('span', { class: 'error' }, c.lastError))));
+  fill(
+    'certificates',
+    overview.certificates.map((c) =>
+      row(c.name, c.issuer ?? '–', time(c.expiry), c.daysLeft === null ? '–' : String(c.daysLeft), time(c.nextRenewal), String(c.failures), c.lastError === null ? '' : el('span', { class: 'error' }, c.lastError), c.nextAttempt === null ? '' : `not before ${time(c.nextAttempt)}`),
+    ),
+  );
   fill(
     'changes',
     overview.changes.slice(0, 20).map((c) => {

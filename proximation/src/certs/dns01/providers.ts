@@ -10,6 +10,7 @@
  * (ERR_DNS_CREDENTIALS_INVALID...). Provider modules are loaded only when used: the AWS SDK costs a
  * process that never talks to Route 53 nothing.
  */
+import type { Storage } from '@proximation/shared';
 import type { ConfValue } from '../renewal-conf.js';
 import type { DnsProvider } from './provider.js';
 
@@ -39,8 +40,8 @@ export function dnsSpecFromParams(params: ReadonlyMap<string, ConfValue>): DnsPr
 export class DnsProviders {
   private readonly opened = new Map<string, Promise<DnsProvider>>();
 
-  /** `locksDir`: Route 53's per-name locks; `timeoutMs`: how long a hook may run, a Route 53 change may take. */
-  constructor(private readonly options: { hookTimeoutMs: number; changeTimeoutMs: number; locksDir: string }) {}
+  /** `storage`: holds Route 53's per-name locks; `timeoutMs`: how long a hook may run, a Route 53 change may take. */
+  constructor(private readonly options: { hookTimeoutMs: number; changeTimeoutMs: number; storage: Storage }) {}
 
   open(spec: DnsProviderSpec): Promise<DnsProvider> {
     const key = JSON.stringify(spec);
@@ -60,7 +61,7 @@ export class DnsProviders {
       case 'rfc2136':
         return (await import('./rfc2136.js')).openRfc2136Provider(spec.credentialsFile);
       case 'route53':
-        return (await import('./route53.js')).openRoute53Provider(this.options.locksDir, this.options.changeTimeoutMs);
+        return (await import('./route53.js')).openRoute53Provider(this.options.storage, this.options.changeTimeoutMs);
       case 'hook':
         return (await import('./hook.js')).openHookProvider(spec.authHook, spec.cleanupHook, this.options.hookTimeoutMs);
     }

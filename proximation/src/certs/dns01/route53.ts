@@ -6,7 +6,7 @@
  *
  * A TXT record set holds every value of its name, and Route 53 changes whole record sets: present and
  * cleanup read the set, add or remove their one value, and UPSERT the rest (DELETE the set when nothing
- * is left), under a lease lock per record name in the shared directory, so two orders at one name (a
+ * is left), under a lease lock per record name in the shared storage (`proximation/locks/dns01-<name>.lock`), so two orders at one name (a
  * wildcard and its base name, or two instances) never drop each other's value. Each change is waited
  * for until Route 53 reports it INSYNC (GetChange every CHANGE_POLL_MS, at most `changeTimeoutMs`).
  *
@@ -14,7 +14,6 @@
  * ERR_DNS_PROVIDER (the API refused: its error name and message, such as AccessDenied with the action,
  * or a change not INSYNC in time).
  */
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   ChangeResourceRecordSetsCommand,
@@ -24,13 +23,13 @@ import {
   Route53Client,
   type Change,
 } from '@aws-sdk/client-route-53';
-import { ProximationError, errorMessage, withLock } from '@proximation/shared';
+import { ProximationError, errorMessage, withStorageLock, type Storage } from '@proximation/shared';
 import type { ConfValue } from '../renewal-conf.js';
 import { CHALLENGE_TTL_S, type DnsProvider, type TxtRecord } from './provider.js';
 
 const CHANGE_POLL_MS = 2000;
 
-export function openRoute53Provider(locksDir: string, changeTimeoutMs: number): DnsProvider {
+export function openRoute53Provider(storage: Storage, changeTimeoutMs: number): DnsProvider {
   // Route 53 is a global service whose API lives in us-east-1; a configured region is used when there is one.
   const client = new Route53Client({ region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1' });
   const api = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
@@ -78,7 +77,7 @@ export function openRoute53Provider(locksDir: string, changeTimeoutMs: number): 
   };
 
   const change = (record: TxtRecord, op: 'add' | 'remove'): Promise<void> =>
-    withLock(path.join(locksDir, `dns01-${record.name}.lock`), async () => {
+    withStorageLock(storage, `proximation/locks/dns01-${record.name}.lock`, async () => {
       const zone = await zoneOf(record.name);
       const quoted = quote(record.value);
       const { values, ttl } = await valuesAt(zone.id, record.name);
