@@ -16,7 +16,13 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchChromium(): Promise<Browser> {
+/** `args` are added to Chromium's command line; `ignoreHTTPSErrors` lets it accept a test's own CA. */
+export interface ChromiumOptions {
+  args?: readonly string[];
+  ignoreHTTPSErrors?: boolean;
+}
+
+export async function launchChromium(options: ChromiumOptions = {}): Promise<Browser> {
   const profile = await mkdtemp(join(tmpdir(), 'proximation-chromium-'));
   const removeProfile = () => rm(profile, { recursive: true, force: true });
   let context: BrowserContext;
@@ -24,7 +30,8 @@ export async function launchChromium(): Promise<Browser> {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...(options.args ?? [])],
+      ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false,
       viewport: { width: 1280, height: 900 },
       timeout: 60_000,
     });
