@@ -64,6 +64,31 @@ it('carries a WebSocket over HTTP/2 extended CONNECT to the HTTP/1.1 upstream Up
   expect(line).toMatchObject({ site: 'app' });
 });
 
+it('closes an HTTP/2-tunnelled WebSocket with 1001 on both sides when the proxy shuts down', async () => {
+  const upstream = await startUpstream((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server: upstream.server });
+  const upstreamClose = new Promise<number>((resolve) => wss.on('connection', (socket) => socket.on('close', (code) => resolve(code))));
+  resources.defer(() => {
+    wss.close();
+    return upstream.close();
+  });
+  const proxy = await startProxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream.origin] }]));
+  const session = http2.connect(`https://127.0.0.1:${proxy.server.https.port}`, { ca: proxy.ca, servername: 'app.test' });
+  resources.defer(async () => void session.destroy());
+  session.on('error', () => {});
+  await once(session, 'remoteSettings');
+  const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':authority': 'app.test', ':path': '/chat', 'sec-websocket-version': '13' }, { endStream: false });
+  stream.on('error', () => {});
+  const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+  expect(headers[':status']).toBe(200);
+  const received: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => received.push(chunk));
+  await proxy.close();
+  // The proxy's own Close frame to the client: opcode 8, status 1001.
+  await expect.poll(() => [...Buffer.concat(received).subarray(0, 4)]).toEqual([0x88, expect.any(Number), 0x03, 0xe9]);
+  expect(await upstreamClose).toBe(1001);
+});
+
 it('lets Chromium open its WebSocket on the page\'s HTTP/2 connection', async () => {
   const upstream = await startUpstream((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title>'));
   const wss = new WebSocketServer({ server: upstream.server });
