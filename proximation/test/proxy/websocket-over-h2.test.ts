@@ -59,6 +59,8 @@ it('carries a WebSocket over HTTP/2 extended CONNECT to the HTTP/1.1 upstream Up
   stream.write(clientFrame(0x8, Buffer.from([0x03, 0xe8])));
   const [closeReply] = (await once(stream, 'data')) as [Buffer];
   expect([...closeReply.subarray(0, 4)]).toEqual([0x88, 2, 0x03, 0xe8]);
+  // A client ends its half once the closing handshake is done (else the proxy waits its release timeout).
+  stream.end();
   await expect.poll(() => closes).toEqual([1000]);
   const line = await proxy.waitForLog((l) => l.part === 'access' && l.path === '/chat');
   expect(line).toMatchObject({ site: 'app' });
@@ -83,9 +85,11 @@ it('closes an HTTP/2-tunnelled WebSocket with 1001 on both sides when the proxy 
   expect(headers[':status']).toBe(200);
   const received: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => received.push(chunk));
-  await proxy.close();
+  const closing = proxy.close();
   // The proxy's own Close frame to the client: opcode 8, status 1001.
   await expect.poll(() => [...Buffer.concat(received).subarray(0, 4)]).toEqual([0x88, expect.any(Number), 0x03, 0xe9]);
+  stream.end();
+  await closing;
   expect(await upstreamClose).toBe(1001);
 });
 
