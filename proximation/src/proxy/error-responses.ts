@@ -9,6 +9,10 @@ import type { ResponseSink } from './types.js';
 export const MESSAGES = {
   403: (host: string) => `Host "${host}" is a preview host that admits only listed client networks or the admin token (header Proximation-Preview-Token).`,
   404: (host: string) => `No site is configured for host "${host}" on this proxy. Add it with: deploy site add <site> --host ${host}`,
+  421: (host: string, servername: string | undefined) =>
+    servername === undefined
+      ? `This connection did not name a host in its TLS handshake (SNI), so it cannot serve host "${host}". Connect again with SNI ${host}.`
+      : `This connection's certificate, served for "${servername}", does not cover host "${host}". Connect again with SNI ${host}.`,
   502: (upstream: string) => `The upstream ${upstream} could not be reached or closed the connection.`,
   503: (site: string) => `Site "${site}" has no active version yet. Register one with: deploy register --site ${site} ...`,
   504: (upstream: string) => `The upstream ${upstream} did not answer in time.`,

@@ -162,6 +162,7 @@ class ForwardHandler implements ExchangeHandler {
 interface Exchange {
   req: ProxyRequest;
   res: ProxyResponse;
+  path: string;
   headers: string[];
   hasBody: boolean;
   tried: Set<Upstream>;
@@ -175,7 +176,7 @@ function dispatch(exchange: Exchange, upstream: Upstream): void {
   handler.control = upstream.pool.request(
     {
       method: req.method!,
-      path: req.url ?? '/',
+      path: exchange.path,
       headers: exchange.headers,
       body: exchange.hasBody ? req : null,
       bodyCut: streamReset,
@@ -195,6 +196,7 @@ function uncork(res: ResponseSink): void {
 }
 
 /**
+ * @param path the request target as the upstream gets it, origin-form (see request-target.ts)
  * @param headers the upstream request headers, already rewritten (see forwarded-headers.ts)
  * @param hasBody whether the request carries a body to stream upstream
  * @param next another upstream to try after a failure to connect, none of `tried`; undefined: give up
@@ -203,12 +205,13 @@ export function forward(
   req: ProxyRequest,
   res: ProxyResponse,
   upstream: Upstream,
+  path: string,
   headers: string[],
   hasBody: boolean,
   next: (tried: ReadonlySet<Upstream>) => Upstream | undefined,
   onDone: (result: ForwardResult) => void,
 ): void {
-  dispatch({ req, res, headers, hasBody, tried: new Set(), next, onDone }, upstream);
+  dispatch({ req, res, path, headers, hasBody, tried: new Set(), next, onDone }, upstream);
 }
 
 /** Whether the client sends a body: a length or chunked framing on HTTP/1.1, an open stream on HTTP/2. */

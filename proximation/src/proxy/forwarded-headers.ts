@@ -4,8 +4,10 @@
  * Towards the upstream: hop-by-hop headers (RFC 9110 7.6.1, plus every name listed in `Connection`) and
  * HTTP/2 pseudo-headers are dropped, except that a client accepting trailers gets `TE: trailers` (with
  * its `Connection: TE` option, RFC 9110 10.1.4) sent on, since the proxy relays them (trailers.ts);
- * `Host` is kept as the client sent it (`:authority` on HTTP/2), and
- * `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
+ * `Host` is the authority the request was routed by (request-target.ts: the Host line, `:authority` on
+ * HTTP/2, the target's own authority for an absolute-form target), in the place of the client's Host
+ * line; `Cookie` fields (HTTP/2 sends each cookie as its own field) are joined into one with `; `, as
+ * HTTP/1.1 carries them (RFC 9113 8.2.3); and `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
  * values (and `Forwarded`) are kept only when the peer is a trusted proxy (e.g. the load balancer's
  * subnet); then the peer is appended to X-Forwarded-For and the client address is the rightmost
  * untrusted one in the chain. The other headers apps read a client's identity from (`X-Forwarded-Port`,
@@ -95,7 +97,7 @@ export interface ForwardedRequest {
 
 /**
  * @param rawHeaders the request's raw header list (Node's `req.rawHeaders`, pseudo-headers included on HTTP/2)
- * @param authority the Host (HTTP/1.1) or :authority (HTTP/2) the client asked for
+ * @param authority the authority the request was routed by (request-target.ts), sent as its Host
  * @param peer the address of the TCP peer
  */
 export function upstreamRequestHeaders(
@@ -115,6 +117,8 @@ export function upstreamRequestHeaders(
   const listed = connectionTokens(connection);
   const out: string[] = [];
   let hasHost = false;
+  /** Where the first Cookie field's value sits in `out`, the others joined to it. */
+  let cookieAt = -1;
   let trailers = false;
   let xff: string | undefined;
   let proto: string | undefined;
@@ -143,7 +147,19 @@ export function upstreamRequestHeaders(
         continue;
       }
     }
-    if (lower === 'host') hasHost = true;
+    if (lower === 'host') {
+      if (hasHost) continue;
+      hasHost = true;
+      out.push(name, authority);
+      continue;
+    }
+    if (lower === 'cookie') {
+      if (cookieAt !== -1) {
+        out[cookieAt] = `${out[cookieAt]}; ${value}`;
+        continue;
+      }
+      cookieAt = out.length + 1;
+    }
     out.push(name, value);
   }
   if (!hasHost) out.push('host', authority);

@@ -1,7 +1,7 @@
 /**
- * The HTTPS request path: route by Host/:authority, rewrite headers, forward (or tunnel a WebSocket, asked
- * for by an HTTP/1.1 upgrade or an HTTP/2 extended CONNECT),
- * and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
+ * The HTTPS request path: check the request's target (request-target.ts: 400/501), route by its
+ * authority, rewrite headers, forward (or tunnel a WebSocket, asked for by an HTTP/1.1 upgrade or an
+ * HTTP/2 extended CONNECT), and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
  * on the disk.
  *
  * HSTS: a routed site's Strict-Transport-Security value is set on the response before anything else,
@@ -10,10 +10,21 @@
  * the upstream's own header (see forward.ts).
  *
  * A preview host with restricted access (preview-access.ts) answers 403 to a client it does not admit.
+ *
+ * Misdirected requests (RFC 9110 15.5.20): a request for a routed host that the connection's certificate
+ * does not cover (`certificateCovers`, asked with the connection's SNI name) gets 421 and reaches no
+ * upstream, so a client that reuses a connection for another host (HTTP/2 connection coalescing, or a
+ * Host that differs from SNI) retries on a connection of its own instead of reaching a site the
+ * handshake never vouched for. A host no site routes gets its 404 whatever the connection (it names the
+ * fix to the operator, and a new connection would only fail its handshake). A connection without SNI
+ * covers no host: proximation has no default certificate, so its handshake fails, and only a TLS session
+ * resumed without SNI could bring one here. WebSockets are checked alike; the plain-HTTP listener never
+ * comes here.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
@@ -21,6 +32,7 @@ import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
+import { isRefusal, requestTarget, type RequestTarget } from './request-target.js';
 import { hostOf, type Route, type Router } from './router.js';
 import type { ProxyRequest, ProxyResponse } from './types.js';
 import type { TunnelResult, WebSocketTarget, WebSocketTunnels } from './websocket.js';
@@ -36,19 +48,33 @@ export interface ProxyHandlerOptions {
   metrics?: ExchangeObserver;
   /** Counts what is in flight to each upstream (the heartbeat's); optional. */
   inFlight?: InFlight;
+  /**
+   * Whether the certificate a connection was served for SNI name `servername` covers `host` (both lower
+   * case); a request for a host it does not cover gets 421. Undefined: every host is taken.
+   */
+  certificateCovers?: (servername: string, host: string) => boolean;
 }
 
 interface Exchange {
   req: ProxyRequest | IncomingMessage;
   authority: string;
+  /** The target as the upstream gets it (origin-form). */
+  path: string;
   client: string;
   route: Route | undefined;
   upstream: string | undefined;
   start: number;
 }
 
-function authorityOf(req: ProxyRequest | IncomingMessage): string {
-  return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+/** A request that may be routed: its target, and the route its authority has (undefined: none). */
+interface Routable {
+  target: RequestTarget;
+  route: Route | undefined;
+}
+
+/** For the log line of a request refused before its target was known: what it named, however it named it. */
+function authorityOf(req: ProxyRequest): string {
+  return (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
 }
 
 export class ProxyHandler {
@@ -56,32 +82,34 @@ export class ProxyHandler {
 
   readonly onRequest = (req: ProxyRequest, res: ProxyResponse): void => {
     const start = performance.now();
-    const authority = authorityOf(req);
-    const route = this.options.router.route(authority);
+    const routable = this.routable(req, (status, message) => sendError(res, status, message), start);
+    if (routable === undefined) return;
+    const { target, route } = routable;
+    const { authority, path } = target;
     if (route?.hsts !== undefined) res.setHeader(STRICT_TRANSPORT_SECURITY, route.hsts);
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined) {
       const [status, message] = unroutable(route, authority);
       const bytes = sendError(res, status, message);
-      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
+      this.log({ req, authority, path, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const selection = route.upstreams;
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
       const bytes = sendError(res, 403, MESSAGES[403](hostOf(authority)));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes });
+      this.log({ req, authority, path, client, route, upstream: undefined, start }, { status: 403, bytes });
       return;
     }
     const upstream = selection.pick(Date.now());
     if (upstream === undefined) {
       const bytes = sendError(res, 503, MESSAGES[503](route.site));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 503, bytes });
+      this.log({ req, authority, path, client, route, upstream: undefined, start }, { status: 503, bytes });
       return;
     }
-    const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    const exchange: Exchange = { req, authority, path, client, route, upstream: upstream.origin, start };
     const done = this.options.inFlight?.request(route.site, route.version ?? '', upstream.origin);
-    forward(req, res, upstream, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
+    forward(req, res, upstream, path, headers, requestHasBody(req), (tried) => selection.retry(tried, Date.now()), (result) => {
       done?.();
       exchange.upstream = result.upstream ?? exchange.upstream;
       this.log(exchange, result);
@@ -97,11 +125,35 @@ export class ProxyHandler {
     if (req.headers[':protocol'] === undefined) {
       res.setHeader('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
       const bytes = sendError(res, 405, 'CONNECT is not supported: this is a reverse proxy, not a forward proxy.');
-      this.log({ req, authority: authorityOf(req), client: plainAddress(req.socket.remoteAddress ?? ''), route: undefined, upstream: undefined, start: performance.now() }, { status: 405, bytes });
+      this.log({ req, authority: authorityOf(req), path: req.url, client: plainAddress(req.socket.remoteAddress ?? ''), route: undefined, upstream: undefined, start: performance.now() }, { status: 405, bytes });
       return;
     }
     this.tunnel(req, (status, message) => sendError(res, status, message), (target, onDone) => this.options.tunnels.openStream(req, res, target, onDone));
   };
+
+  /**
+   * The request's target and route, or undefined when it was refused (and logged): 400/501 for a target
+   * that request-target.ts refuses, 421 for a routed host the connection's certificate does not cover.
+   */
+  private routable(req: ProxyRequest, refuse: (status: number, message: string) => number, start: number, upgrade = false): Routable | undefined {
+    const target = requestTarget(req, upgrade);
+    const client = (): string => plainAddress(req.socket.remoteAddress ?? '');
+    if (isRefusal(target)) {
+      const bytes = refuse(target.status, target.message);
+      this.log({ req, authority: authorityOf(req), path: req.url ?? '', client: client(), route: undefined, upstream: undefined, start }, { status: target.status, bytes });
+      return undefined;
+    }
+    const route = this.options.router.route(target.authority);
+    const servername = (req.socket as TLSSocket).servername;
+    const covers = this.options.certificateCovers;
+    const host = hostOf(target.authority);
+    if (route !== undefined && covers !== undefined && !(typeof servername === 'string' && covers(servername, host))) {
+      const bytes = refuse(421, MESSAGES[421](host, typeof servername === 'string' ? servername : undefined));
+      this.log({ req, authority: target.authority, path: target.path, client: client(), route: undefined, upstream: undefined, start }, { status: 421, bytes });
+      return undefined;
+    }
+    return { target, route };
+  }
 
   /** Routes a WebSocket request and opens its tunnel; `refuse` answers it in the client's protocol. */
   private tunnel(
@@ -110,33 +162,35 @@ export class ProxyHandler {
     open: (target: WebSocketTarget, onDone: (result: TunnelResult) => void) => void,
   ): void {
     const start = performance.now();
-    const authority = authorityOf(req);
-    const route = this.options.router.route(authority);
+    const routable = this.routable(req, refuse, start, !(req instanceof Http2ServerRequest));
+    if (routable === undefined) return;
+    const { target, route } = routable;
+    const { authority, path } = target;
     const peer = req.socket.remoteAddress ?? '';
     if (route?.upstreams === undefined || route.version === undefined) {
       const [status, message] = unroutable(route, authority);
       const bytes = refuse(status, message);
-      this.log({ req, authority, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
+      this.log({ req, authority, path, client: plainAddress(peer), route, upstream: undefined, start }, { status, bytes });
       return;
     }
     const { headers, client } = upstreamRequestHeaders(req.rawHeaders, authority, peer, 'https', this.options.trustedProxies);
     if (!previewAdmits(route, client, req.headers[PREVIEW_TOKEN_HEADER])) {
       const bytes = refuse(403, MESSAGES[403](hostOf(authority)));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 403, bytes });
+      this.log({ req, authority, path, client, route, upstream: undefined, start }, { status: 403, bytes });
       return;
     }
     const upstream = route.upstreams.pick(Date.now());
     if (upstream === undefined) {
       const bytes = refuse(503, MESSAGES[503](route.site));
-      this.log({ req, authority, client, route, upstream: undefined, start }, { status: 503, bytes });
+      this.log({ req, authority, path, client, route, upstream: undefined, start }, { status: 503, bytes });
       return;
     }
-    const exchange: Exchange = { req, authority, client, route, upstream: upstream.origin, start };
+    const exchange: Exchange = { req, authority, path, client, route, upstream: upstream.origin, start };
     const done = this.options.inFlight?.websocket(route.site, route.version, upstream.origin);
     open(
       {
         origin: upstream.origin,
-        path: req.url ?? '/',
+        path,
         headers: pairsToRecord(headers),
         labels: { site: route.site, version: route.version, upstream: upstream.origin },
       },
@@ -157,7 +211,7 @@ export class ProxyHandler {
     log.info({
       method: req.method,
       host: exchange.authority,
-      path: req.url,
+      path: exchange.path,
       status: result.status,
       bytes: result.bytes,
       durationMs: Math.round(elapsedMs * 10) / 10,
