@@ -12,7 +12,8 @@
  *   wins over Host, and the upstream gets the origin-form (`/b`, the query kept, path bytes untouched;
  *   an empty path is `/`, and `*` for OPTIONS, RFC 9112 3.2.1 and 3.2.4). Schemes other than http and
  *   https, and userinfo (`https://user@host/`, RFC 9110 4.2.4) → 400. HTTP/2 carries no absolute-form
- *   (`:path` is origin-form or `*`, RFC 9113 8.3.1): anything else is malformed → 400.
+ *   (`:path` is origin-form or `*`, RFC 9113 8.3.1): Node resets a stream with any other `:path`
+ *   (PROTOCOL_ERROR) before it is handed over.
  * - Transfer codings (RFC 9112 6.1, 7): Node frames `chunked` and refuses (400) a list that does not end
  *   in it, but would hand over `gzip, chunked` de-chunked with the gzip coding silently gone, which the
  *   upstream would take for the content: any coding besides `chunked` → 501, as RFC 9112 6.1 allows.
@@ -66,7 +67,6 @@ export function requestTarget(req: ProxyRequest, upgrade = false): RequestTarget
       return refuse(400, `the host header "${hosts[0]}" names another authority than :authority "${authority}" (RFC 9113 8.3.1).`);
     }
     authority ??= hosts[0];
-    if (!url.startsWith('/') && url !== '*') return refuse(400, `the :path "${url}" is neither a path nor "*" (RFC 9113 8.3.1).`);
   } else {
     authority = hosts[0];
     if (authority === undefined) return refuse(400, 'the request has no Host header (RFC 9112 3.2); this proxy routes by it.');
