@@ -98,6 +98,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
     trustedProxies: config.trustedProxies,
     accessLog: config.accessLog ? log.child({ part: 'access' }) : undefined,
     metrics,
+    certificateCovers: (servername, host) => sni.covers(servername, host),
   });
   const limits = {
     headersTimeoutMs: config.headersTimeoutMs,

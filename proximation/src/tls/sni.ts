@@ -16,7 +16,14 @@
  * A name without a certificate of its own is served the certificate of its wildcard (`*.example.com` for
  * a.example.com) when one is set; `resolve` answers which name (the name or its wildcard) the certificate
  * it found is set under, so a renewed wildcard reaches every name it covers.
+ *
+ * `covers(servername, host)` says whether the certificate served for an SNI name covers another host,
+ * by the certificate's DNS names (a wildcard covers one label under it, RFC 6125 6.4.3): the proxy's
+ * 421 check (proxy-handler.ts). It asks after the certificate held for the name now, which is the one
+ * served unless it was replaced since the handshake; it also answers for a resumed TLS session, which
+ * skips SNICallback. A certificate's names are read once, on the first question about it.
  */
+import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { wildcardOf } from '@proximation/shared';
 import { UnrecognizedNameError } from './handshake-alert.js';
@@ -37,6 +44,8 @@ export class SniContexts {
   /** Least recently used first (Map keeps insertion order; a hit re-inserts). */
   private readonly contexts = new Map<string, tls.SecureContext>();
   private readonly pending = new Map<string, Promise<tls.SecureContext | undefined>>();
+  /** The DNS names (lower case) of each held certificate that has been asked about. */
+  private readonly names = new WeakMap<CertificateKeyPair, ReadonlySet<string>>();
 
   constructor(
     private readonly resolve: (name: string) => Promise<{ name: string; pair: CertificateKeyPair } | undefined>,
@@ -55,6 +64,29 @@ export class SniContexts {
 
   has(name: string): boolean {
     return this.pairs.has(name);
+  }
+
+  /** @param host lower case, without port */
+  covers(servername: string, host: string): boolean {
+    const name = servername.toLowerCase();
+    // SNICallback serves a name only a certificate that covers it.
+    if (name === host) return true;
+    const wildcard = this.pairs.has(name) ? undefined : wildcardOf(name);
+    const pair = this.pairs.get(wildcard ?? name);
+    if (pair === undefined) return false;
+    const names = this.namesOf(pair);
+    const hostWildcard = wildcardOf(host);
+    return names.has(host) || (hostWildcard !== undefined && names.has(hostWildcard));
+  }
+
+  private namesOf(pair: CertificateKeyPair): ReadonlySet<string> {
+    let names = this.names.get(pair);
+    if (names === undefined) {
+      const san = new X509Certificate(pair.fullchainPem).subjectAltName ?? '';
+      names = new Set(san.split(', ').filter((entry) => entry.startsWith('DNS:')).map((entry) => entry.slice(4).toLowerCase()));
+      this.names.set(pair, names);
+    }
+    return names;
   }
 
   private context(name: string): tls.SecureContext | undefined {

@@ -97,11 +97,19 @@ export function responses(text: string): string[] {
 }
 
 /**
- * Sends `bytes` to the proxy's HTTPS port over TLS (SNI `host`, ALPN http/1.1) and resolves with all
- * that came back once `done` says so, or once the proxy closed the connection.
+ * Sends `bytes` to the proxy's HTTPS port over TLS (SNI `host`, ALPN http/1.1, more in `options`: a
+ * session to resume, say) and resolves with all that came back once `done` says so, or once the proxy
+ * closed the connection.
  */
-export async function rawHttps(proxy: Proxy, host: string, bytes: string | Buffer, done: (received: string) => boolean, timeoutMs = 10_000): Promise<string> {
-  const socket = tls.connect({ host: '127.0.0.1', port: proxy.server.https.port, servername: host, ca: proxy.ca, ALPNProtocols: ['http/1.1'] });
+export async function rawHttps(
+  proxy: Proxy,
+  host: string,
+  bytes: string | Buffer,
+  done: (received: string) => boolean,
+  timeoutMs = 10_000,
+  options: tls.ConnectionOptions = {},
+): Promise<string> {
+  const socket = tls.connect({ host: '127.0.0.1', port: proxy.server.https.port, servername: host, ca: proxy.ca, ALPNProtocols: ['http/1.1'], ...options });
   try {
     await once(socket, 'secureConnect');
     socket.write(bytes);
