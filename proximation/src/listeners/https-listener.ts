@@ -11,6 +11,11 @@
  * options (maxHeaderSize, keepAliveTimeout), but its fallback reads them from the server object, so they
  * are set as properties below (the listener tests prove each one).
  *
+ * Header count (HTTP/1.1): Node's parser keeps `maxHeadersCount` fields and silently drops the rest, so a
+ * Content-Length or Authorization past them would vanish and a request go on without its body. It is
+ * set one above MAX_REQUEST_HEADERS, and a request that reaches it is answered 431 here, before anything
+ * else sees it. (HTTP/2 streams are bounded by maxHeaderListPairs, refused by Node.)
+ *
  * RFC 8441: the HTTP/2 side advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; Node hands every HTTP/2 CONNECT
  * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`.
  *
@@ -42,9 +47,19 @@ import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 import { inspectClientHello } from '../tls/client-hello.js';
 import { UnrecognizedNameError, alertingSniCallback, type SniCallback } from '../tls/handshake-alert.js';
 import { SESSION_LIFETIME_S, TICKET_KEY_ROTATION_MS, rotateTicketKeys } from '../tls/ticket-keys.js';
+import { sendError, sendErrorToSocket } from '../proxy/error-responses.js';
 import { listen } from './listen.js';
 
 const ACME_TLS_ALPN = 'acme-tls/1';
+
+/** Header fields an HTTP/1.1 request may have (Node's own default, 2000, drops past about 1000). */
+export const MAX_REQUEST_HEADERS = 1000;
+const TOO_MANY_HEADERS = `the request has more than ${MAX_REQUEST_HEADERS} header fields.`;
+
+/** Whether Node's parser stopped keeping the request's fields (it keeps maxHeadersCount of them). */
+function tooManyHeaders(req: IncomingMessage | ProxyRequest): boolean {
+  return req.rawHeaders.length > 2 * MAX_REQUEST_HEADERS;
+}
 
 export interface HttpsListenerOptions {
   port: number;
@@ -114,6 +129,7 @@ export class HttpsListener {
     if (options.acmeTlsAlpn !== undefined) routeAcmeTlsAlpn(server, options.acmeTlsAlpn, options.handshakeTimeoutMs);
     Object.assign(server, {
       maxHeaderSize: options.maxHeaderSize,
+      maxHeadersCount: MAX_REQUEST_HEADERS + 1,
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
       keepAliveTimeout: options.idleTimeoutMs,
@@ -136,13 +152,15 @@ export class HttpsListener {
     });
     server.on('request', (req: ProxyRequest, res: ProxyResponse) => {
       if (req.httpVersionMajor === 1) this.trackHttp1(req.socket as Socket, res);
-      options.onRequest(req, res);
+      if (tooManyHeaders(req)) sendError(res, 431, TOO_MANY_HEADERS);
+      else options.onRequest(req, res);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // From here on the socket belongs to the WebSocket tunnel, which drains it itself.
       this.http1.delete(socket as Socket);
       (socket as Socket).setTimeout(0);
-      options.onUpgrade(req, socket, head);
+      if (tooManyHeaders(req)) sendErrorToSocket(socket, 431, TOO_MANY_HEADERS);
+      else options.onUpgrade(req, socket, head);
     });
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, res: Http2ServerResponse | Duplex) => {
       if (req instanceof Http2ServerRequest && options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);

@@ -14,9 +14,11 @@
  *   https, and userinfo (`https://user@host/`, RFC 9110 4.2.4) → 400. HTTP/2 carries no absolute-form
  *   (`:path` is origin-form or `*`, RFC 9113 8.3.1): Node resets a stream with any other `:path`
  *   (PROTOCOL_ERROR) before it is handed over.
- * - Transfer codings (RFC 9112 6.1, 7): Node frames `chunked` and refuses (400) a list that does not end
- *   in it, but would hand over `gzip, chunked` de-chunked with the gzip coding silently gone, which the
- *   upstream would take for the content: any coding besides `chunked` → 501, as RFC 9112 6.1 allows.
+ * - Transfer codings (RFC 9112 6.1, 6.3, 7): Node frames `chunked`, but hands over `gzip, chunked`
+ *   de-chunked with the gzip coding silently gone, which the upstream would take for the content: any
+ *   coding besides `chunked` → 501, as RFC 9112 6.1 allows. A list that does not end in chunked leaves
+ *   the content without a length: 400 (RFC 9112 6.3), answered before Node's parser fails on the
+ *   content and closes the connection.
  * - An HTTP/1.1 upgrade (a WebSocket's opening handshake) that announces content (Content-Length other
  *   than 0, or Transfer-Encoding) → 400: RFC 6455 4.1's handshake is a GET without content, and Node
  *   hands such a request over as an upgrade whose content would be taken for the first frames, while
@@ -74,8 +76,10 @@ export function requestTarget(req: ProxyRequest, upgrade = false): RequestTarget
     if (upgrade && (coding !== undefined || (req.headers['content-length'] ?? '0') !== '0')) {
       return refuse(400, 'a WebSocket opening handshake carries no content (RFC 6455 4.1); send it without Content-Length or Transfer-Encoding.');
     }
-    if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
-      return refuse(501, `the transfer coding "${coding}" is not supported: only chunked is (RFC 9112 6.1); send the content with a Content-Encoding instead.`);
+    if (coding !== undefined) {
+      const codings = coding.toLowerCase().split(',');
+      if (codings.at(-1)!.trim() !== 'chunked') return refuse(400, `the transfer coding "${coding}" does not end in chunked, so the content has no length (RFC 9112 6.3).`);
+      if (codings.length > 1) return refuse(501, `the transfer coding "${coding}" is not supported: only chunked is (RFC 9112 6.1); send the content with a Content-Encoding instead.`);
     }
     if (!url.startsWith('/') && url !== '*') {
       const absolute = ABSOLUTE_FORM.exec(url);
