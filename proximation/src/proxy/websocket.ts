@@ -46,8 +46,8 @@ export interface WebSocketTarget {
   /** Request target including the query, e.g. "/socket?x=1". */
   path: string;
   /**
-   * Request headers to send upstream, already rewritten by the caller (Host kept, X-Forwarded-*
-   * set, hop-by-hop removed). The tunnel adds `Connection: Upgrade` and the client's `Upgrade`.
+   * Request headers to send upstream, already rewritten by the caller (Host: the routed authority,
+   * X-Forwarded-* set, hop-by-hop removed). The tunnel adds `Connection: Upgrade` and the client's `Upgrade`.
    */
   headers: Record<string, string | string[]>;
   /** Opaque tags (site, version, upstream) that `close({ where })` selects tunnels by. */
