@@ -2,11 +2,13 @@
  * The plain-HTTP listener. It answers ACME HTTP-01 challenges (`/.well-known/acme-challenge/<token>`)
  * from whatever responder the certificate side provides, and sends every other request for a routed
  * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
- * only lead to a failed TLS handshake.
+ * only lead to a failed TLS handshake. The host and path come from request-target.ts, as on HTTPS: an
+ * absolute-form target's authority wins over Host, and a request it refuses gets its 400/501.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sendError, MESSAGES } from '../proxy/error-responses.js';
+import { isRefusal, requestTarget } from '../proxy/request-target.js';
 import { hostOf } from '../proxy/router.js';
 import { checkingInterval } from './https-listener.js';
 import { listen } from './listen.js';
@@ -66,15 +68,20 @@ export class HttpListener {
       });
       return;
     }
-    const host = hostOf(req.headers.host ?? '');
+    const target = requestTarget(req);
+    if (isRefusal(target)) {
+      sendError(res, target.status, target.message);
+      return;
+    }
+    const host = hostOf(target.authority);
     if (!this.options.isRouted(host)) {
       sendError(res, 404, MESSAGES[404](host));
       return;
     }
     const port = this.options.publicHttpsPort === 443 ? '' : `:${this.options.publicHttpsPort}`;
     const bracketed = host.includes(':') ? `[${host}]` : host;
-    // An absolute-form target (`GET http://x/y`) is not a path to append.
-    const path = url.startsWith('/') ? url : '/';
+    // `*` (OPTIONS) is not a path to append.
+    const path = target.path.startsWith('/') ? target.path : '/';
     res.writeHead(308, { location: `https://${bracketed}${port}${path}`, 'content-length': 0 });
     res.end();
   };

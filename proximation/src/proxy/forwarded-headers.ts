@@ -7,9 +7,10 @@
  * `Host` is the authority the request was routed by (request-target.ts: the Host line, `:authority` on
  * HTTP/2, the target's own authority for an absolute-form target), in the place of the client's Host
  * line; `Cookie` fields (HTTP/2 sends each cookie as its own field) are joined into one with `; `, as
- * HTTP/1.1 carries them (RFC 9113 8.2.3); and `X-Forwarded-For/-Proto/-Host` are set. A client can claim anything in those headers, so incoming
- * values (and `Forwarded`) are kept only when the peer is a trusted proxy (e.g. the load balancer's
- * subnet); then the peer is appended to X-Forwarded-For and the client address is the rightmost
+ * HTTP/1.1 carries them (RFC 9113 8.2.3); and `X-Forwarded-For/-Proto/-Host` are set. A client can
+ * claim anything in those headers, so incoming values (and `Forwarded`) are kept only when the peer is
+ * a trusted proxy (e.g. the load balancer's subnet); then the peer is appended to X-Forwarded-For and
+ * the client address is the rightmost
  * untrusted one in the chain. The other headers apps read a client's identity from (`X-Forwarded-Port`,
  * `X-Forwarded-Prefix`, `X-Client-IP`, `True-Client-IP`, `CF-Connecting-IP`) are likewise dropped
  * unless the peer is trusted. `X-Real-IP` is always replaced by the client address worked out here: a

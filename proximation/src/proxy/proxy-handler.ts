@@ -1,8 +1,8 @@
 /**
  * The HTTPS request path: check the request's target (request-target.ts: 400/501), route by its
  * authority, rewrite headers, forward (or tunnel a WebSocket, asked for by an HTTP/1.1 upgrade or an
- * HTTP/2 extended CONNECT), and write one access-log line per exchange. It reads only memory (router, pools); nothing here waits
- * on the disk.
+ * HTTP/2 extended CONNECT), and write one access-log line per exchange. It reads only memory (router,
+ * pools); nothing here waits on the disk.
  *
  * HSTS: a routed site's Strict-Transport-Security value is set on the response before anything else,
  * so it goes out with the upstream's response and with the proxy's own 502/503/504 for that site (never
@@ -50,7 +50,7 @@ export interface ProxyHandlerOptions {
   inFlight?: InFlight;
   /**
    * Whether the certificate a connection was served for SNI name `servername` covers `host` (both lower
-   * case); a request for a host it does not cover gets 421. Undefined: every host is taken.
+   * case); a request for a routed host it does not cover gets 421. Undefined: every host is taken.
    */
   certificateCovers?: (servername: string, host: string) => boolean;
 }

@@ -1,7 +1,7 @@
 // Absolute-form request targets (RFC 9112 3.2.2), sent as exact bytes: the target's authority routes
 // the request and the upstream gets origin-form with that Host.
 import { describe, expect, it } from 'vitest';
-import { managed, table } from '../support/fixtures.js';
+import { httpRequest, managed, table } from '../support/fixtures.js';
 import { finalResponses, rawHttps, responses } from '../support/raw-http.js';
 
 const resources = managed();
@@ -63,5 +63,12 @@ describe('absolute-form request targets', () => {
     }
     expect(other.requests).toEqual([]);
     expect(demo.requests).toEqual([]);
+  });
+
+  it("redirect by the target's authority on the plain-HTTP listener too, path and query kept", async () => {
+    const { p } = await twoSites();
+    const redirect = await httpRequest(p.server.http.port, 'demo.test', 'http://other.test/b?q=1');
+    expect(redirect.status).toBe(308);
+    expect(redirect.headers.location).toBe(`https://other.test:${p.config.publicHttpsPort}/b?q=1`);
   });
 });
