@@ -2,11 +2,12 @@
  * The plain-HTTP listener. It answers ACME HTTP-01 challenges (`/.well-known/acme-challenge/<token>`)
  * from whatever responder the certificate side provides, and sends every other request for a routed
  * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
- * only lead to a failed TLS handshake.
+ * only lead to a failed TLS handshake. CONNECT gets 405, as on HTTPS.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sendError, MESSAGES } from '../proxy/error-responses.js';
+import type { Duplex } from 'node:stream';
+import { ALLOWED_METHODS, CONNECT_REFUSAL, sendError, sendErrorToSocket, MESSAGES } from '../proxy/error-responses.js';
 import { hostOf } from '../proxy/router.js';
 import { checkingInterval } from './https-listener.js';
 import { listen } from './listen.js';
@@ -51,6 +52,8 @@ export class HttpListener {
     );
     this.server.maxConnections = options.maxConnections;
     this.server.setTimeout(options.idleTimeoutMs);
+    // A forward-proxy request gets its answer, not a bare close (Node's without a listener).
+    this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
   }
 
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {

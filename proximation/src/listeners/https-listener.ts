@@ -12,7 +12,8 @@
  * are set as properties below (the listener tests prove each one).
  *
  * RFC 8441: the HTTP/2 side advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; Node hands every HTTP/2 CONNECT
- * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`.
+ * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`; an HTTP/1.1
+ * CONNECT goes to `onConnect` with its socket.
  *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
  * one as soon as its response is done; at the deadline destroys what is left.
@@ -57,6 +58,8 @@ export interface HttpsListenerOptions {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** An HTTP/2 CONNECT stream (RFC 8441's extended CONNECT carries `:protocol`). */
   onExtendedConnect?: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+  /** An HTTP/1.1 CONNECT request; the socket is the handler's (to answer and close). Unset: the socket is closed. */
+  onConnect?: (req: IncomingMessage, socket: Duplex) => void;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   idleTimeoutMs: number;
@@ -145,8 +148,11 @@ export class HttpsListener {
       options.onUpgrade(req, socket, head);
     });
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, res: Http2ServerResponse | Duplex) => {
-      if (req instanceof Http2ServerRequest && options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
-      // HTTP/1.1 CONNECT (and HTTP/2 without a handler): closed, as Node's server does when nothing listens.
+      if (req instanceof Http2ServerRequest) {
+        if (options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
+        else (res as Duplex).destroy();
+      } else if (options.onConnect !== undefined) options.onConnect(req, res as Duplex);
+      // Without a handler: closed, as Node's server does when nothing listens.
       else (res as Duplex).destroy();
     });
     // A failed handshake (unknown name, port scan, plain HTTP on 443) is the client's problem, not ours.
