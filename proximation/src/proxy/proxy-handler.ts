@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
+import { CUT_SETTINGS } from './client-cuts.js';
 import { ALLOWED_METHODS, CONNECT_REFUSAL, MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
@@ -109,6 +110,18 @@ export class ProxyHandler {
     this.refuseConnect(req, () => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
   };
 
+  /** An HTTP/1.1 connection that sent no complete request head in time: Node answered 408 and closed it. */
+  readonly onHeadersTimeout = (peer: string): void => {
+    this.options.accessLog?.info({
+      status: 408,
+      bytes: 0,
+      client: plainAddress(peer),
+      protocol: '1.1',
+      error: `${CUT_SETTINGS.header} passed before a request head was complete`,
+      timeout: 'header',
+    });
+  };
+
   /** A forward-proxy request: answered 405 by `answer` (which returns the body bytes), and logged. */
   private refuseConnect(req: IncomingMessage | Http2ServerRequest, answer: () => number): void {
     const start = performance.now();
@@ -180,6 +193,7 @@ export class ProxyHandler {
       client: exchange.client,
       protocol: req.httpVersion,
       error: result.error?.message,
+      timeout: result.timeout,
     });
   }
 }
