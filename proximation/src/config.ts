@@ -337,7 +337,7 @@ export const SETTINGS = [
   setting({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'PROXIMATION_REQUEST_TIMEOUT', default: '5m', parse: duration,
     help: 'time a client has to send a whole request, body included (HTTP/1.1: 408; HTTP/2: the stream is reset)' }),
   setting({ key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'PROXIMATION_IDLE_TIMEOUT', default: '1m', parse: duration,
-    help: 'idle client connections are closed after this' }),
+    help: "a client connection on which nothing moves while it is the client's turn (between requests, a response or upload it stalls) is closed after this; one waiting on the upstream is not idle" }),
   setting({ key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', env: 'PROXIMATION_UPSTREAM_CONNECT_TIMEOUT', default: '5s',
     parse: duration, help: 'connecting to an upstream; then 504' }),
   setting({ key: 'upstreamTimeoutMs', flag: 'upstream-timeout', env: 'PROXIMATION_UPSTREAM_TIMEOUT', default: '60s', parse: duration,
