@@ -87,6 +87,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   drainTimeoutMs: number;
   maxHeaderSize: number;
+  /** Largest response head (and trailer section) an HTTP/1.1 upstream may send, in bytes; larger is a 502. */
+  maxResponseHeaderSize: number;
   maxConnections: number;
   tlsHandshakeTimeoutMs: number;
   maxConnectionsPerAddress: number;
@@ -148,6 +150,21 @@ function positiveInt(text: string, field: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1) throw invalid(field, text, 'a whole number of at least 1');
   return n;
+}
+
+/**
+ * A response head is buffered whole per upstream connection until it ends: the lower bound still holds a
+ * status line and a few headers, the upper one keeps a thousand connections' heads under 1 GiB.
+ */
+const MIN_RESPONSE_HEAD = 1024;
+const MAX_RESPONSE_HEAD = 1024 * 1024;
+
+function wholeNumberBetween(min: number, max: number, unit: string): (text: string, field: string) => number {
+  return (text, field) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || n > max) throw invalid(field, text, `a whole number of ${unit} from ${min} to ${max}`);
+    return n;
+  };
 }
 
 /** At most four workers per CPU: more only adds memory and context switches, and is surely a typo. */
@@ -320,7 +337,7 @@ export const SETTINGS = [
   setting({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'PROXIMATION_REQUEST_TIMEOUT', default: '5m', parse: duration,
     help: 'time a client has to send a whole request, body included (HTTP/1.1: 408; HTTP/2: the stream is reset)' }),
   setting({ key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'PROXIMATION_IDLE_TIMEOUT', default: '1m', parse: duration,
-    help: 'idle client connections are closed after this' }),
+    help: "a client connection on which nothing moves while it is the client's turn (between requests, a response or upload it stalls) is closed after this; one waiting on the upstream is not idle" }),
   setting({ key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', env: 'PROXIMATION_UPSTREAM_CONNECT_TIMEOUT', default: '5s',
     parse: duration, help: 'connecting to an upstream; then 504' }),
   setting({ key: 'upstreamTimeoutMs', flag: 'upstream-timeout', env: 'PROXIMATION_UPSTREAM_TIMEOUT', default: '60s', parse: duration,
@@ -329,6 +346,9 @@ export const SETTINGS = [
     help: 'on SIGTERM, time in-flight requests get to finish' }),
   setting({ key: 'maxHeaderSize', flag: 'max-header-size', env: 'PROXIMATION_MAX_HEADER_SIZE', default: '16384', parse: positiveInt,
     help: 'largest request header block in bytes; larger gets 431' }),
+  setting({ key: 'maxResponseHeaderSize', flag: 'max-response-header-size', env: 'PROXIMATION_MAX_RESPONSE_HEADER_SIZE', default: '16384',
+    parse: wholeNumberBetween(MIN_RESPONSE_HEAD, MAX_RESPONSE_HEAD, 'bytes'),
+    help: `largest response head (status line and headers; also the trailers) an HTTP/1.1 upstream may send, ${MIN_RESPONSE_HEAD} to ${MAX_RESPONSE_HEAD} bytes; larger gets the client a 502` }),
   setting({ key: 'maxConnections', flag: 'max-connections', env: 'PROXIMATION_MAX_CONNECTIONS', default: '10000', parse: positiveInt,
     help: 'client connections per listener; more are refused' }),
   setting({ key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout', env: 'PROXIMATION_TLS_HANDSHAKE_TIMEOUT', default: '10s', parse: duration,

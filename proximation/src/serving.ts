@@ -76,7 +76,11 @@ export async function createServing(config: Config, log: Logger, options: Servin
   const challengeStorage = await openStateStorage({ storage: config.storage, certbotCopyDir: undefined });
   const challenges = new ChallengeStore(config.letsencryptDir, challengeStorage);
   const certsLog = log.child({ part: 'certs' });
-  const upstreams = new Upstreams({ connectTimeoutMs: config.upstreamConnectTimeoutMs, timeoutMs: config.upstreamTimeoutMs });
+  const upstreams = new Upstreams({
+    connectTimeoutMs: config.upstreamConnectTimeoutMs,
+    timeoutMs: config.upstreamTimeoutMs,
+    maxHeadBytes: config.maxResponseHeaderSize,
+  });
   // The admin token opens restricted preview hosts (preview-access.ts).
   const router = new Router(upstreams, adminAuthorizer(config.adminToken));
   const health = new HealthChecker(
@@ -137,6 +141,8 @@ export async function createServing(config: Config, log: Logger, options: Servin
     onUpgrade: (req, socket, head) => {
       if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);
     },
+    onConnect: proxy.onConnect,
+    onHeadersTimeout: proxy.onHeadersTimeout,
     onExtendedConnect: (req, res) => {
       if (h2Limits.admitHeaders(req, res) && clientLimits.admitExtendedConnect(req, res)) proxy.onExtendedConnect(req, res);
     },

@@ -10,7 +10,8 @@
  *   `maxHeaderListSize` is answered 431 before it is routed: nothing of it reaches an upstream.
  * - Request time: HTTP/1.1's requestTimeout bounds a request from its start to the end of its body; on
  *   HTTP/2 a stream that has not delivered its whole body `requestTimeoutMs` after its headers is reset
- *   (RST_STREAM CANCEL), which ends the upstream request too (forward.ts aborts it when the client goes).
+ *   (RST_STREAM CANCEL), which ends the upstream request too (forward.ts aborts it when the client goes);
+ *   the stream is marked `body` for the access log (client-cuts.ts).
  *
  * - Reset streams (rapid reset, CVE-2023-44487): Node hands a stream over as soon as its HEADERS are
  *   decoded, before it reads the RST_STREAM that may follow in the same packet. `forward` hands an
@@ -22,6 +23,7 @@
  */
 import http2 from 'node:http2';
 import type { LimitObserver } from '../metrics.js';
+import { markCut } from '../proxy/client-cuts.js';
 import { sendError } from '../proxy/error-responses.js';
 import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 
@@ -73,6 +75,7 @@ export class H2StreamLimits {
     const timer = setTimeout(() => {
       if (req.complete || stream.closed) return;
       this.options.observer.limitHit('h2_request_timeout');
+      markCut(stream, 'body');
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }, this.options.requestTimeoutMs);
     const done = (): void => clearTimeout(timer);

@@ -3,11 +3,13 @@
  * from whatever responder the certificate side provides, and sends every other request for a routed
  * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
  * only lead to a failed TLS handshake. The host and path come from request-target.ts, as on HTTPS: an
- * absolute-form target's authority wins over Host, and a request it refuses gets its 400/501.
+ * absolute-form target's authority wins over Host, and a request it refuses gets its 400/501. CONNECT
+ * gets 405, as on HTTPS.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sendError, MESSAGES } from '../proxy/error-responses.js';
+import type { Duplex } from 'node:stream';
+import { ALLOWED_METHODS, CONNECT_REFUSAL, sendError, sendErrorToSocket, MESSAGES } from '../proxy/error-responses.js';
 import { isRefusal, requestTarget } from '../proxy/request-target.js';
 import { hostOf } from '../proxy/router.js';
 import { checkingInterval } from './https-listener.js';
@@ -53,6 +55,8 @@ export class HttpListener {
     );
     this.server.maxConnections = options.maxConnections;
     this.server.setTimeout(options.idleTimeoutMs);
+    // A forward-proxy request gets its answer, not a bare close (Node's without a listener).
+    this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
   }
 
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {

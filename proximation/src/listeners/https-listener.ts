@@ -17,10 +17,19 @@
  * else sees it. (HTTP/2 streams are bounded by maxHeaderListPairs, refused by Node.)
  *
  * RFC 8441: the HTTP/2 side advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; Node hands every HTTP/2 CONNECT
- * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`.
+ * stream (extended or not) to 'connect', not 'request', and those go to `onExtendedConnect`; an HTTP/1.1
+ * CONNECT goes to `onConnect` with its socket.
+ *
+ * Timeouts (the README's table): Node's idle timer (`idleTimeoutMs`) runs on each HTTP/1.1 socket and
+ * HTTP/2 session, and Node destroys a timed-out connection unless the server has a 'timeout' listener.
+ * Ours closes it only when it is the client's turn (`onTimeout`): a connection with a request waiting
+ * on the upstream is not idle, so the upstream timeout, not the idle one, answers it (504). Node's
+ * headers and request timeouts (HTTP/1.1) and H2StreamLimits' request deadline (HTTP/2) stay as they
+ * are. Every connection or stream the listener cuts is marked with why (client-cuts.ts), and an
+ * HTTP/1.1 headers timeout is reported to `onHeadersTimeout`, so the access log names the timeout.
  *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
- * one as soon as its response is done; at the deadline destroys what is left.
+ * one as soon as its response is done; at the deadline destroys what is left (marked `drain`).
  *
  * TLS-ALPN-01 (`acmeTlsAlpn`, only when set): a CA validating a name connects with ALPN `acme-tls/1` and
  * SNI = the name, and must get a special self-signed certificate, while every other client must get the
@@ -43,6 +52,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import { markCut, type ClientCut } from '../proxy/client-cuts.js';
 import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 import { inspectClientHello } from '../tls/client-hello.js';
 import { UnrecognizedNameError, alertingSniCallback, type SniCallback } from '../tls/handshake-alert.js';
@@ -72,17 +82,37 @@ export interface HttpsListenerOptions {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** An HTTP/2 CONNECT stream (RFC 8441's extended CONNECT carries `:protocol`). */
   onExtendedConnect?: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+  /** An HTTP/1.1 CONNECT request; the socket is the handler's (to answer and close). Unset: the socket is closed. */
+  onConnect?: (req: IncomingMessage, socket: Duplex) => void;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   idleTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  /** An HTTP/1.1 connection that sent no complete request head within headersTimeoutMs (Node answered 408). */
+  onHeadersTimeout?: (peer: string) => void;
   /** Node's own default is 120 s: a connection stalled in its handshake held a connection slot that long. */
   handshakeTimeoutMs: number;
   /** Own SO_REUSEPORT socket (a worker process on Node 22.12+); see listen.ts. */
   reusePort?: boolean;
   /** false: the caller installs the ticket keys (`server.setTicketKeys`, a worker given them by its primary). */
   rotateTicketKeys?: boolean;
+}
+
+/** A request in progress on a client connection; `tunnel`: an HTTP/2 CONNECT stream (a WebSocket). */
+interface Exchange {
+  req: ProxyRequest;
+  res: ProxyResponse;
+  tunnel: boolean;
+}
+
+/**
+ * Whether an exchange waits on the client: bytes of its response wait for the client to read them, or
+ * its request body is being read (not held back for the upstream, not queued behind a limit) and has
+ * not ended. A WebSocket's stream is open both ways for its whole life, so only the first counts for it.
+ */
+function waitsOnClient({ req, res, tunnel }: Exchange): boolean {
+  return res.writableLength > 0 || (!tunnel && !req.complete && req.readableFlowing === true);
 }
 
 /** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all fine and left to Node. */
@@ -105,9 +135,9 @@ export function checkingInterval(headersTimeoutMs: number): number {
 
 export class HttpsListener {
   readonly server: http2.Http2SecureServer;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
-  /** HTTP/1.1 connections and how many requests each has in progress. */
-  private readonly http1 = new Map<Socket, number>();
+  /** Client connections, each with the exchanges it has in progress (see `onTimeout`). */
+  private readonly sessions = new Map<http2.ServerHttp2Session, Set<Exchange>>();
+  private readonly http1 = new Map<Socket, Set<Exchange>>();
   private draining = false;
   private stopTicketKeyRotation: (() => void) | undefined;
 
@@ -136,9 +166,11 @@ export class HttpsListener {
       connectionsCheckingInterval: checkingInterval(options.headersTimeoutMs),
     });
     server.setTimeout(options.idleTimeoutMs);
+    // With a listener, Node leaves a timed-out connection to it instead of destroying it.
+    server.on('timeout', this.onTimeout);
     server.maxConnections = options.maxConnections;
     server.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.add(session);
+      this.sessions.set(session, new Set());
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
     });
@@ -147,11 +179,22 @@ export class HttpsListener {
     server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return;
-      this.http1.set(socket, 0);
+      const exchanges = new Set<Exchange>();
+      this.http1.set(socket, exchanges);
+      // Read now: a socket Node destroyed no longer knows its peer.
+      const peer = socket.remoteAddress ?? '';
       socket.once('close', () => this.http1.delete(socket));
+      // Node's headers and request timeouts end in socket.destroy(ERR_HTTP_REQUEST_TIMEOUT) (after a 408
+      // when no response has begun): a request in progress was still sending its body.
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
+        markCut(socket, exchanges.size > 0 ? 'body' : 'header');
+        if (exchanges.size === 0) options.onHeadersTimeout?.(peer);
+      });
     });
     server.on('request', (req: ProxyRequest, res: ProxyResponse) => {
-      if (req.httpVersionMajor === 1) this.trackHttp1(req.socket as Socket, res);
+      if (req instanceof Http2ServerRequest) this.trackStream(req, res as Http2ServerResponse, false);
+      else this.trackHttp1(req.socket as Socket, { req, res, tunnel: false });
       if (tooManyHeaders(req)) sendError(res, 431, TOO_MANY_HEADERS);
       else options.onRequest(req, res);
     });
@@ -163,8 +206,12 @@ export class HttpsListener {
       else options.onUpgrade(req, socket, head);
     });
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, res: Http2ServerResponse | Duplex) => {
-      if (req instanceof Http2ServerRequest && options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
-      // HTTP/1.1 CONNECT (and HTTP/2 without a handler): closed, as Node's server does when nothing listens.
+      if (req instanceof Http2ServerRequest) {
+        this.trackStream(req, res as Http2ServerResponse, true);
+        if (options.onExtendedConnect !== undefined) options.onExtendedConnect(req, res as Http2ServerResponse);
+        else (res as Duplex).destroy();
+      } else if (options.onConnect !== undefined) options.onConnect(req, res as Duplex);
+      // Without a handler: closed, as Node's server does when nothing listens.
       else (res as Duplex).destroy();
     });
     // A failed handshake (unknown name, port scan, plain HTTP on 443) is the client's problem, not ours.
@@ -172,17 +219,48 @@ export class HttpsListener {
     this.server = server;
   }
 
-  private trackHttp1(socket: Socket, res: ProxyResponse): void {
-    const active = this.http1.get(socket);
-    if (active === undefined) return;
-    this.http1.set(socket, active + 1);
-    if (this.draining) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      const now = this.http1.get(socket);
-      if (now === undefined) return;
-      this.http1.set(socket, now - 1);
-      if (now === 1 && this.draining) socket.end();
+  private trackHttp1(socket: Socket, exchange: Exchange): void {
+    const exchanges = this.http1.get(socket);
+    if (exchanges === undefined) return;
+    exchanges.add(exchange);
+    if (this.draining) exchange.res.setHeader('connection', 'close');
+    exchange.res.once('close', () => {
+      exchanges.delete(exchange);
+      if (exchanges.size === 0 && this.draining && this.http1.has(socket)) socket.end();
     });
+  }
+
+  private trackStream(req: Http2ServerRequest, res: Http2ServerResponse, tunnel: boolean): void {
+    const session = req.stream.session as http2.ServerHttp2Session | undefined;
+    const exchanges = session === undefined ? undefined : this.sessions.get(session);
+    if (exchanges === undefined) return;
+    const exchange: Exchange = { req, res, tunnel };
+    exchanges.add(exchange);
+    res.once('close', () => exchanges.delete(exchange));
+  }
+
+  /**
+   * Node's idle timer of a connection (an HTTP/1.1 socket, an HTTP/2 session) ran out: nothing moved
+   * for `idleTimeoutMs`. That is idleness only if it is the client's turn: no exchange in progress (a
+   * keep-alive connection between requests), or one waiting on the client (see `waitsOnClient`). A
+   * connection whose exchanges wait on the upstream stays: the upstream timeout bounds those, and
+   * activity re-arms Node's timer.
+   */
+  private readonly onTimeout = (connection: Socket | http2.ServerHttp2Session): void => {
+    const exchanges = this.exchangesOf(connection);
+    if (exchanges !== undefined && exchanges.size > 0 && ![...exchanges].some(waitsOnClient)) return;
+    this.cut(connection, 'idle');
+  };
+
+  private exchangesOf(connection: Socket | http2.ServerHttp2Session): Set<Exchange> | undefined {
+    return this.sessions.get(connection as http2.ServerHttp2Session) ?? this.http1.get(connection as Socket);
+  }
+
+  /** Destroys a connection, marked (with its HTTP/2 streams) with why, for the access log. */
+  private cut(connection: Socket | http2.ServerHttp2Session, why: ClientCut): void {
+    markCut(connection, why);
+    for (const { req } of this.exchangesOf(connection) ?? []) if (req instanceof Http2ServerRequest) markCut(req.stream, why);
+    connection.destroy();
   }
 
   async listen(): Promise<AddressInfo> {
@@ -200,11 +278,11 @@ export class HttpsListener {
     this.draining = true;
     this.stopTicketKeyRotation?.();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions) session.close();
-    for (const [socket, active] of this.http1) if (active === 0) socket.end();
+    for (const session of this.sessions.keys()) session.close();
+    for (const [socket, exchanges] of this.http1) if (exchanges.size === 0) socket.end();
     const timer = setTimeout(() => {
-      for (const session of this.sessions) session.destroy();
-      for (const socket of this.http1.keys()) socket.destroy();
+      for (const session of this.sessions.keys()) this.cut(session, 'drain');
+      for (const socket of this.http1.keys()) this.cut(socket, 'drain');
     }, Math.max(0, deadline - Date.now()));
     await closed;
     clearTimeout(timer);

@@ -38,12 +38,21 @@ export function sendError(res: ResponseSink, status: number, message: string): n
   return Buffer.byteLength(text);
 }
 
-/** The same answer on a raw socket (an upgrade request that will not be tunnelled), then closes it; the body bytes. */
-export function sendErrorToSocket(socket: Duplex, status: number, message: string): number {
+/**
+ * The same answer on a raw socket (an upgrade or CONNECT request that will not be tunnelled), then closes
+ * it; the body bytes. `headers` go out as given: names and values of the proxy's own, never a client's.
+ */
+export function sendErrorToSocket(socket: Duplex, status: number, message: string, headers: Readonly<Record<string, string>> = {}): number {
   const text = body(message);
+  let extra = '';
+  for (const [name, value] of Object.entries(headers)) extra += `${name}: ${value}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extra}content-type: text/plain; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${text}`,
   );
   return Buffer.byteLength(text);
 }
+
+/** Methods a reverse proxy forwards: the Allow header of its 405 to CONNECT. */
+export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
+export const CONNECT_REFUSAL = 'CONNECT is not supported: this is a reverse proxy, not a forward proxy.';

@@ -21,11 +21,14 @@
  * Content-Length (RFC 9110 8.6 forbids it on 204; on 304 an HTTP/2 client would take it as the length of
  * a body that never comes) and without a body (the parser reads none).
  *
- * `onDone` is called exactly once, with what the access log and the passive health check need.
+ * `onDone` is called exactly once, with what the access log and the passive health check need: when a
+ * timeout ended the exchange, which one (an upstream timeout, or the proxy's cut of the client side as
+ * client-cuts.ts records it), so that a cut is not logged as a client that went away.
  */
 import { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ProximationError } from '@proximation/shared';
+import { CUT_SETTINGS, cutOf, type ClientCut } from './client-cuts.js';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
 import type { ResponseHeaders } from './http1-response-parser.js';
@@ -42,7 +45,12 @@ export interface ForwardResult {
   bytes: number;
   /** Set when the exchange failed; the status then says how the client saw it (0: cut short or gone). */
   error?: Error;
+  /** The timeout (or drain) that ended it, when one did: for the access log. */
+  timeout?: ExchangeTimeout;
 }
+
+/** What the access log says ended an exchange: a cut of the client side by the proxy, or an upstream timeout. */
+export type ExchangeTimeout = ClientCut | 'upstream' | 'upstream-connect';
 
 export const STRICT_TRANSPORT_SECURITY = 'strict-transport-security';
 
@@ -51,11 +59,18 @@ const CLIENT_BUFFER_BYTES = 128 * 1024;
 
 /** Failures that prove the request never reached the upstream. */
 const NOT_SENT = new Set(['ERR_UPSTREAM_CONNECT', 'ERR_UPSTREAM_CONNECT_TIMEOUT']);
-const TIMEOUTS = new Set(['ERR_UPSTREAM_CONNECT_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT']);
+const TIMEOUTS: ReadonlyMap<string, ExchangeTimeout> = new Map([
+  ['ERR_UPSTREAM_CONNECT_TIMEOUT', 'upstream-connect'],
+  ['ERR_UPSTREAM_TIMEOUT', 'upstream'],
+]);
 
 class ClientGone extends Error {
-  constructor() {
-    super('the client closed the connection before the response was complete');
+  constructor(cut: ClientCut | undefined) {
+    super(
+      cut === undefined
+        ? 'the client closed the connection before the response was complete'
+        : `${CUT_SETTINGS[cut]} ended the client's ${cut === 'drain' ? 'connection at shutdown' : 'connection or stream'} before the response was complete`,
+    );
     this.name = 'ClientGone';
   }
 }
@@ -125,14 +140,19 @@ class ForwardHandler implements ExchangeHandler {
     const { code } = error;
     if (NOT_SENT.has(code)) this.upstream.reportConnectFailure(Date.now());
     const origin = this.upstream.origin;
-    if (this.clientGone) {
-      this.settle({ status: 0, bytes: this.bytes, upstream: origin, error: new ClientGone() });
+    // A cut by the proxy may reach the upstream side first (the request body's end, the drain's close of the pools).
+    const cut = cutOf(this.exchange.req);
+    if (this.clientGone || cut !== undefined) {
+      // Node's HTTP/1.1 server answers its request timeout with 408 when no response has begun.
+      const status = cut === 'body' && !this.res.headersSent && !(this.exchange.req instanceof Http2ServerRequest) ? 408 : 0;
+      this.settle({ status, bytes: this.bytes, upstream: origin, error: new ClientGone(cut), timeout: cut });
       return;
     }
+    const timeout = TIMEOUTS.get(code);
     if (this.res.headersSent) {
       // The client already has a status line: all we can do is make the truncation visible.
       this.res.destroy(error);
-      this.settle({ status: 0, bytes: this.bytes, upstream: origin, error });
+      this.settle({ status: 0, bytes: this.bytes, upstream: origin, error, timeout });
       return;
     }
     const { exchange } = this;
@@ -145,9 +165,9 @@ class ForwardHandler implements ExchangeHandler {
         return;
       }
     }
-    const status = TIMEOUTS.has(code) ? 504 : 502;
+    const status = timeout === undefined ? 502 : 504;
     const bytes = sendError(this.res, status, status === 504 ? MESSAGES[504](origin) : MESSAGES[502](origin));
-    this.settle({ status, bytes, upstream: origin, error });
+    this.settle({ status, bytes, upstream: origin, error, timeout });
   }
 
   /** Ends this attempt; `undefined` when another attempt takes the exchange over. */

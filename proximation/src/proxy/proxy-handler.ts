@@ -28,7 +28,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
-import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
+import { CUT_SETTINGS } from './client-cuts.js';
+import { ALLOWED_METHODS, CONNECT_REFUSAL, MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
@@ -123,9 +124,10 @@ export class ProxyHandler {
   /** An HTTP/2 CONNECT stream: a WebSocket by RFC 8441 (`:protocol`), else 405 as Node answers it. */
   readonly onExtendedConnect = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
     if (req.headers[':protocol'] === undefined) {
-      res.setHeader('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
-      const bytes = sendError(res, 405, 'CONNECT is not supported: this is a reverse proxy, not a forward proxy.');
-      this.log({ req, authority: authorityOf(req), path: req.url, client: plainAddress(req.socket.remoteAddress ?? ''), route: undefined, upstream: undefined, start: performance.now() }, { status: 405, bytes });
+      this.refuseConnect(req, () => {
+        res.setHeader('allow', ALLOWED_METHODS);
+        return sendError(res, 405, CONNECT_REFUSAL);
+      });
       return;
     }
     this.tunnel(req, (status, message) => sendError(res, status, message), (target, onDone) => this.options.tunnels.openStream(req, res, target, onDone));
@@ -153,6 +155,30 @@ export class ProxyHandler {
       return undefined;
     }
     return { target, route };
+  }
+
+  /** An HTTP/1.1 CONNECT: 405 on the socket, which then closes (what followed the request is not HTTP). */
+  readonly onConnect = (req: IncomingMessage, socket: Duplex): void => {
+    this.refuseConnect(req, () => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
+  };
+
+  /** An HTTP/1.1 connection that sent no complete request head in time: Node answered 408 and closed it. */
+  readonly onHeadersTimeout = (peer: string): void => {
+    this.options.accessLog?.info({
+      status: 408,
+      bytes: 0,
+      client: plainAddress(peer),
+      protocol: '1.1',
+      error: `${CUT_SETTINGS.header} passed before a request head was complete`,
+      timeout: 'header',
+    });
+  };
+
+  /** A forward-proxy request: answered 405 by `answer` (which returns the body bytes), and logged. */
+  private refuseConnect(req: IncomingMessage | Http2ServerRequest, answer: () => number): void {
+    const start = performance.now();
+    const bytes = answer();
+    this.log({ req, authority: authorityOf(req), path: req.url ?? '', client: plainAddress(req.socket.remoteAddress ?? ''), route: undefined, upstream: undefined, start }, { status: 405, bytes });
   }
 
   /** Routes a WebSocket request and opens its tunnel; `refuse` answers it in the client's protocol. */
@@ -221,6 +247,7 @@ export class ProxyHandler {
       client: exchange.client,
       protocol: req.httpVersion,
       error: result.error?.message,
+      timeout: result.timeout,
     });
   }
 }

@@ -74,6 +74,8 @@ export interface ConnectionOptions {
   idleMs: number;
   /** The most an idle connection is kept, whatever the upstream says. */
   maxIdleMs: number;
+  /** Largest response head (and trailer section) in bytes; the parser's default (16 KiB) when unset. */
+  maxHeadBytes?: number;
   /** Trust anchors (PEM) for https: upstreams instead of Node's; tests use it. */
   ca?: string;
 }
@@ -160,7 +162,7 @@ export class UpstreamConnection {
       onHead: (status, headers) => this.onHead(status, headers),
       onBody: (chunk) => this.onBody(chunk),
       onEnd: (reusable, trailers) => this.onEnd(reusable, trailers),
-    });
+    }, options.maxHeadBytes);
     socket.setTimeout(options.connectTimeoutMs);
     socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.connected = true;

@@ -125,3 +125,34 @@ it('lets Chromium open its WebSocket on the page\'s HTTP/2 connection', async ()
   const line = await proxy.waitForLog((l) => l.part === 'access' && l.path === '/chat');
   expect(line).toMatchObject({ site: 'app', protocol: '2.0' });
 }, 60_000);
+
+it('keeps an HTTP/2 session whose WebSocket is quiet past the idle timeout, as an HTTP/1.1 WebSocket is kept', async () => {
+  const upstream = await startUpstream((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server: upstream.server });
+  wss.on('connection', (socket) => socket.on('message', (data, binary) => socket.send(data, { binary })));
+  resources.defer(() => {
+    wss.close();
+    return upstream.close();
+  });
+  const proxy = await startProxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [upstream.origin] }]), { idleTimeoutMs: '1s' });
+  resources.defer(() => proxy.close());
+  const session = http2.connect(`https://127.0.0.1:${proxy.server.https.port}`, { ca: proxy.ca, servername: 'app.test' });
+  resources.defer(async () => void session.destroy());
+  session.on('error', () => {});
+  const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':authority': 'app.test', ':path': '/quiet', 'sec-websocket-version': '13' }, { endStream: false });
+  const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+  expect(headers[':status']).toBe(200);
+  // A session opened after the WebSocket's last frame, with nothing on it, is closed by the idle timeout:
+  // by then the WebSocket's session has been through its own idle timer.
+  const witness = http2.connect(`https://127.0.0.1:${proxy.server.https.port}`, { ca: proxy.ca, servername: 'app.test' });
+  resources.defer(async () => void witness.destroy());
+  witness.on('error', () => {});
+  await once(witness, 'close');
+  stream.write(clientFrame(0x1, Buffer.from('still here')));
+  const [reply] = (await once(stream, 'data')) as [Buffer];
+  expect([...reply]).toEqual([0x81, 10, ...Buffer.from('still here')]);
+  expect(session.closed || session.destroyed).toBe(false);
+  stream.write(clientFrame(0x8, Buffer.from([0x03, 0xe8])));
+  await once(stream, 'data');
+  stream.end();
+});
