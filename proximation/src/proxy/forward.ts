@@ -17,7 +17,9 @@
  * what the operator decided for the host, and a response must carry one policy, not two (RFC 6797
  * 8.1: browsers heed only the first). Sites without HSTS pass the upstream's header through.
  *
- * Interim (1xx) responses and trailers are relayed as trailers.ts says. A 204 or 304 goes out without
+ * Interim (1xx) responses and trailers are relayed as trailers.ts says. A head that ended the upstream's
+ * stream (HTTP/2 END_STREAM on HEADERS, as in a gRPC trailers-only response) ends the client's response
+ * with it, in one HEADERS frame on HTTP/2. A 204 or 304 goes out without
  * Content-Length (RFC 9110 8.6 forbids it on 204; on 304 an HTTP/2 client would take it as the length of
  * a body that never comes) and without a body (the parser reads none).
  *
@@ -91,17 +93,27 @@ class ForwardHandler implements ExchangeHandler {
     relayInformational(this.exchange.req, this.exchange.res, status, headers);
   }
 
-  onHead(status: number, headers: ResponseHeaders): void {
+  onHead(status: number, headers: ResponseHeaders, ended = false): void {
     this.status = status;
-    // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
-    // small response instead of one per piece.
-    this.res.cork?.();
-    process.nextTick(uncork, this.res);
+    const { res } = this;
     const out = clientResponseHeaders(headers);
-    if (out[STRICT_TRANSPORT_SECURITY] !== undefined && this.res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
+    if (out[STRICT_TRANSPORT_SECURITY] !== undefined && res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
     if (status === 204 || status === 304) delete out['content-length'];
     if (out.trailer !== undefined && !canAnnounceTrailers(this.exchange.req, status, out)) delete out.trailer;
-    this.res.writeHead(status, out);
+    if (ended) {
+      // A head that ended the response goes out as a whole response: Node's HTTP/2 server then puts
+      // END_STREAM on the HEADERS frame (writeHead would send HEADERS, then an empty DATA frame to end
+      // the stream), which a gRPC trailers-only response (an error status) needs to be read as one.
+      res.statusCode = status;
+      for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
+      res.end();
+      return;
+    }
+    // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
+    // small response instead of one per piece.
+    res.cork?.();
+    process.nextTick(uncork, res);
+    res.writeHead(status, out);
   }
 
   onData(chunk: Buffer): boolean {
