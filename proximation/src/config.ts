@@ -93,6 +93,9 @@ export interface Config {
   maxRequestRatePerAddress: number;
   maxUpstreamRequestsPerConnection: number;
   maxUpstreamRequestsPerAddress: number;
+  /** Response bytes buffered for one client connection, and one client address, before their upstreams are read no further. */
+  maxBufferedBytesPerConnection: number;
+  maxBufferedBytesPerAddress: number;
   metricsAuth: MetricsAuth;
   healthIntervalMs: number;
   healthPath: string;
@@ -148,6 +151,18 @@ function positiveInt(text: string, field: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1) throw invalid(field, text, 'a whole number of at least 1');
   return n;
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+/** Below this a browser's few dozen parallel requests (64 KiB of credit each, see client-buffers.ts) would wait on each other. */
+const MIN_BUFFER_BYTES = 1024 ** 2;
+
+/** A byte count, plain or with a binary unit (`8MiB`), of at least MIN_BUFFER_BYTES. */
+function bufferSize(text: string, field: string): number {
+  const match = /^(\d+)(KiB|MiB|GiB)?$/.exec(text);
+  const bytes = match === null ? NaN : Number(match[1]) * SIZE_UNITS[match[2] ?? '']!;
+  if (!(bytes >= MIN_BUFFER_BYTES) || !Number.isSafeInteger(bytes)) throw invalid(field, text, 'a size of at least 1MiB, such as 8MiB or 2048KiB, or a number of bytes');
+  return bytes;
 }
 
 /** At most four workers per CPU: more only adds memory and context switches, and is surely a typo. */
@@ -341,6 +356,10 @@ export const SETTINGS = [
     help: 'requests of one client connection in flight to upstreams at once; more wait for one to finish' }),
   setting({ key: 'maxUpstreamRequestsPerAddress', flag: 'max-upstream-requests-per-address', env: 'PROXIMATION_MAX_UPSTREAM_REQUESTS_PER_ADDRESS', default: '512', parse: positiveInt,
     help: 'requests of one client address in flight to upstreams at once; more wait for one to finish' }),
+  setting({ key: 'maxBufferedBytesPerConnection', flag: 'max-buffered-bytes-per-connection', env: 'PROXIMATION_MAX_BUFFERED_BYTES_PER_CONNECTION', default: '8MiB', parse: bufferSize,
+    help: 'response bytes buffered for one client connection that does not read them (at least 1MiB; KiB, MiB, GiB or bytes); then its upstreams are read no further' }),
+  setting({ key: 'maxBufferedBytesPerAddress', flag: 'max-buffered-bytes-per-address', env: 'PROXIMATION_MAX_BUFFERED_BYTES_PER_ADDRESS', default: '32MiB', parse: bufferSize,
+    help: 'the same for all connections of one client address' }),
   setting({ key: 'metricsAuth', flag: 'metrics-auth', env: 'PROXIMATION_METRICS_AUTH', default: 'auto', parse: oneOf(['auto', 'on', 'off'] as const),
     help: 'whether GET /metrics needs the admin token: on, off, or auto (when the admin address is not loopback and a token is set)' }),
   setting({ key: 'healthIntervalMs', flag: 'health-interval', env: 'PROXIMATION_HEALTH_INTERVAL', default: '5s', parse: duration,

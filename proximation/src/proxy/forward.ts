@@ -3,7 +3,10 @@
  *
  * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and once
  * 128 KiB of the response wait for the client, the upstream is read no further until the client has
- * taken them, so a 1 GB body in either direction holds only that and socket buffers. A client that goes
+ * taken them, so a 1 GB body in either direction holds only that and socket buffers. With `buffers`, the
+ * response also reads on only while the client's connection and address have buffer credit
+ * (client-buffers.ts), and the request waits for its first credit before it goes upstream (a client that
+ * goes away meanwhile ends it with status 0). A client that goes
  * away aborts the upstream request. Failures map as nginx maps them: cannot connect, a broken connection
  * or an invalid response → 502, connect or response timeout → 504; a failure after the response headers
  * were sent can only cut the client's response short.
@@ -28,6 +31,7 @@
 import { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ProximationError } from '@proximation/shared';
+import type { BufferAccount, ClientBuffers } from './client-buffers.js';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
 import type { ResponseHeaders } from './http1-response-parser.js';
@@ -68,6 +72,8 @@ class ForwardHandler implements ExchangeHandler {
   private bytes = 0;
   private settled = false;
   private clientGone = false;
+  /** What holds the upstream paused: the client's stream buffer ('drain') and the client's buffer budgets (credit). */
+  private waits = 0;
 
   private readonly res: ResponseSink;
 
@@ -85,8 +91,9 @@ class ForwardHandler implements ExchangeHandler {
     this.control?.abort();
   };
 
-  private readonly onDrain = (): void => {
-    this.control?.resume();
+  /** One reason to pause is gone; the upstream is read again once none is left. */
+  private readonly onWaitOver = (): void => {
+    if (--this.waits === 0) this.control?.resume();
   };
 
   onInformational(status: number, headers: ResponseHeaders): void {
@@ -118,11 +125,18 @@ class ForwardHandler implements ExchangeHandler {
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
+    const { account } = this.exchange;
     // Reading stops only once CLIENT_BUFFER_BYTES wait for the client, not at its stream's 16 KiB
     // mark: each stop and restart costs two system calls, and a 64 KiB response would pay them.
-    if (this.res.write(chunk) || this.res.writableLength < CLIENT_BUFFER_BYTES) return true;
-    this.res.once('drain', this.onDrain);
-    return false;
+    if (!(account === undefined ? this.res.write(chunk) : account.write(this.res, chunk)) && this.res.writableLength >= CLIENT_BUFFER_BYTES) {
+      this.waits++;
+      this.res.once('drain', this.onWaitOver);
+    }
+    if (account !== undefined && !account.topUp()) {
+      this.waits++;
+      account.wait(this.onWaitOver);
+    }
+    return this.waits === 0;
   }
 
   onEnd(trailers?: ResponseHeaders): void {
@@ -167,7 +181,9 @@ class ForwardHandler implements ExchangeHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClientClose);
-    if (result !== undefined) this.exchange.onDone(result);
+    if (result === undefined) return;
+    this.exchange.account?.done();
+    this.exchange.onDone(result);
   }
 }
 
@@ -179,6 +195,8 @@ interface Exchange {
   tried: Set<Upstream>;
   next: (tried: ReadonlySet<Upstream>) => Upstream | undefined;
   onDone: (result: ForwardResult) => void;
+  /** The client's buffer budgets (client-buffers.ts); undefined: only the per-exchange bound. */
+  account: BufferAccount | undefined;
 }
 
 function dispatch(exchange: Exchange, upstream: Upstream): void {
@@ -219,8 +237,21 @@ export function forward(
   hasBody: boolean,
   next: (tried: ReadonlySet<Upstream>) => Upstream | undefined,
   onDone: (result: ForwardResult) => void,
+  buffers?: ClientBuffers,
 ): void {
-  dispatch({ req, res, headers, hasBody, tried: new Set(), next, onDone }, upstream);
+  const account = buffers?.open(req, res);
+  const exchange: Exchange = { req, res, headers, hasBody, tried: new Set(), next, onDone, account };
+  if (account === undefined || account.topUp()) {
+    dispatch(exchange, upstream);
+    return;
+  }
+  // The client's buffers are full: the request goes upstream once it has credit for a response.
+  const gone = (): void => onDone({ status: 0, bytes: 0, upstream: upstream.origin, error: new ClientGone() });
+  res.once('close', gone);
+  account.wait(() => {
+    res.off('close', gone);
+    dispatch(exchange, upstream);
+  });
 }
 
 /** Whether the client sends a body: a length or chunked framing on HTTP/1.1, an open stream on HTTP/2. */

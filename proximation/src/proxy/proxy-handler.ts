@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
+import type { ClientBuffers } from './client-buffers.js';
 import { MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
@@ -36,6 +37,8 @@ export interface ProxyHandlerOptions {
   metrics?: ExchangeObserver;
   /** Counts what is in flight to each upstream (the heartbeat's); optional. */
   inFlight?: InFlight;
+  /** Caps what responses buffer per client connection and address; optional. */
+  buffers?: ClientBuffers;
 }
 
 interface Exchange {
@@ -85,7 +88,7 @@ export class ProxyHandler {
       done?.();
       exchange.upstream = result.upstream ?? exchange.upstream;
       this.log(exchange, result);
-    });
+    }, this.options.buffers);
   };
 
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

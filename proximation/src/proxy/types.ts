@@ -15,7 +15,8 @@ export interface ResponseSink {
   setHeader(name: string, value: number | string | readonly string[]): unknown;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   addTrailers(trailers: OutgoingHttpHeaders): void;
-  write(chunk: Buffer): boolean;
+  /** `flushed` runs once the chunk left the process's buffers (maybe never if the response is destroyed). */
+  write(chunk: Buffer, flushed?: () => void): boolean;
   end(): unknown;
   end(chunk: string): unknown;
   destroy(error?: Error): unknown;
