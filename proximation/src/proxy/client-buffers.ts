@@ -18,14 +18,15 @@
  * the client gone), since a destroyed stream may never call its write callbacks.
  *
  * Each wait counts once for the budget that made it wait (LimitObserver). The client address is the one
- * client-limits.ts counts (trusted-proxy rules, an IPv6 /64); an address's budget is dropped once nothing
- * has no exchange open, a connection's with the connection. `bufferedBytes` (the gauge) is the bytes written and not
- * flushed, over all clients. Nothing here throws.
+ * client-limits.ts counts (trusted-proxy rules, an IPv6 /64); an address's budget is dropped once it has
+ * no exchange open, a connection's with the connection. `bufferedBytes` (the gauge) is the bytes written
+ * and not flushed, over all clients. Nothing here throws.
  */
 import type { TrustedProxies } from '../config.js';
 import type { Limit, LimitObserver } from '../metrics.js';
 import { clientConnection, clientLimitKey } from './client-limits.js';
 import type { ProxyRequest, ResponseSink } from './types.js';
+import { UPSTREAM_READ_BYTES } from './upstream-connection.js';
 
 export interface ClientBuffersOptions {
   trustedProxies: TrustedProxies;
@@ -35,7 +36,7 @@ export interface ClientBuffersOptions {
 }
 
 /** Credit an exchange holds while it reads its upstream: the largest read an upstream connection delivers. */
-export const READ_CREDIT = 64 * 1024;
+const READ_CREDIT = UPSTREAM_READ_BYTES;
 
 interface Budget {
   readonly limit: number;
