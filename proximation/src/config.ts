@@ -95,6 +95,9 @@ export interface Config {
   maxRequestRatePerAddress: number;
   maxUpstreamRequestsPerConnection: number;
   maxUpstreamRequestsPerAddress: number;
+  /** Response bytes buffered for one client connection, and one client address, before their upstreams are read no further. */
+  maxBufferedBytesPerConnection: number;
+  maxBufferedBytesPerAddress: number;
   metricsAuth: MetricsAuth;
   healthIntervalMs: number;
   healthPath: string;
@@ -152,6 +155,9 @@ function positiveInt(text: string, field: string): number {
   return n;
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+/** Below this a browser's few dozen parallel requests (64 KiB of credit each, see client-buffers.ts) would wait on each other. */
+const MIN_BUFFER_BYTES = 1024 ** 2;
 /**
  * A response head is buffered whole per upstream connection until it ends: the lower bound still holds a
  * status line and a few headers, the upper one keeps a thousand connections' heads under 1 GiB.
@@ -159,11 +165,16 @@ function positiveInt(text: string, field: string): number {
 const MIN_RESPONSE_HEAD = 1024;
 const MAX_RESPONSE_HEAD = 1024 * 1024;
 
-function wholeNumberBetween(min: number, max: number, unit: string): (text: string, field: string) => number {
+/**
+ * A byte count, plain or with a binary unit (`8MiB`), from `min` to `max`; `range` says both (and an
+ * example) in the error.
+ */
+function byteSize(min: number, max: number, range: string): (text: string, field: string) => number {
   return (text, field) => {
-    const n = Number(text);
-    if (!/^\d+$/.test(text) || n < min || n > max) throw invalid(field, text, `a whole number of ${unit} from ${min} to ${max}`);
-    return n;
+    const match = /^(\d+)(KiB|MiB|GiB)?$/.exec(text);
+    const bytes = match === null ? NaN : Number(match[1]) * SIZE_UNITS[match[2] ?? '']!;
+    if (!(bytes >= min && bytes <= max) || !Number.isSafeInteger(bytes)) throw invalid(field, text, `a size ${range}, or a number of bytes`);
+    return bytes;
   };
 }
 
@@ -347,7 +358,7 @@ export const SETTINGS = [
   setting({ key: 'maxHeaderSize', flag: 'max-header-size', env: 'PROXIMATION_MAX_HEADER_SIZE', default: '16384', parse: positiveInt,
     help: 'largest request header block in bytes; larger gets 431' }),
   setting({ key: 'maxResponseHeaderSize', flag: 'max-response-header-size', env: 'PROXIMATION_MAX_RESPONSE_HEADER_SIZE', default: '16384',
-    parse: wholeNumberBetween(MIN_RESPONSE_HEAD, MAX_RESPONSE_HEAD, 'bytes'),
+    parse: byteSize(MIN_RESPONSE_HEAD, MAX_RESPONSE_HEAD, 'from 1KiB to 1MiB (1024 to 1048576 bytes), such as 32KiB'),
     help: `largest response head (status line and headers; also the trailers) an HTTP/1.1 upstream may send, ${MIN_RESPONSE_HEAD} to ${MAX_RESPONSE_HEAD} bytes; larger gets the client a 502` }),
   setting({ key: 'maxConnections', flag: 'max-connections', env: 'PROXIMATION_MAX_CONNECTIONS', default: '10000', parse: positiveInt,
     help: 'client connections per listener; more are refused' }),
@@ -361,6 +372,10 @@ export const SETTINGS = [
     help: 'requests of one client connection in flight to upstreams at once; more wait for one to finish' }),
   setting({ key: 'maxUpstreamRequestsPerAddress', flag: 'max-upstream-requests-per-address', env: 'PROXIMATION_MAX_UPSTREAM_REQUESTS_PER_ADDRESS', default: '512', parse: positiveInt,
     help: 'requests of one client address in flight to upstreams at once; more wait for one to finish' }),
+  setting({ key: 'maxBufferedBytesPerConnection', flag: 'max-buffered-bytes-per-connection', env: 'PROXIMATION_MAX_BUFFERED_BYTES_PER_CONNECTION', default: '8MiB', parse: byteSize(MIN_BUFFER_BYTES, Number.MAX_SAFE_INTEGER, 'of at least 1MiB, such as 8MiB or 2048KiB'),
+    help: 'response bytes buffered for one client connection that does not read them (at least 1MiB; KiB, MiB, GiB or bytes); then its upstreams are read no further' }),
+  setting({ key: 'maxBufferedBytesPerAddress', flag: 'max-buffered-bytes-per-address', env: 'PROXIMATION_MAX_BUFFERED_BYTES_PER_ADDRESS', default: '32MiB', parse: byteSize(MIN_BUFFER_BYTES, Number.MAX_SAFE_INTEGER, 'of at least 1MiB, such as 8MiB or 2048KiB'),
+    help: 'the same for all connections of one client address' }),
   setting({ key: 'metricsAuth', flag: 'metrics-auth', env: 'PROXIMATION_METRICS_AUTH', default: 'auto', parse: oneOf(['auto', 'on', 'off'] as const),
     help: 'whether GET /metrics needs the admin token: on, off, or auto (when the admin address is not loopback and a token is set)' }),
   setting({ key: 'healthIntervalMs', flag: 'health-interval', env: 'PROXIMATION_HEALTH_INTERVAL', default: '5s', parse: duration,

@@ -11,7 +11,7 @@
  *   old tables' entries go): the request path builds no label object. Cardinality stays bounded: site and
  *   version come from the routing table, status is an HTTP status code, and every unknown host counts
  *   under site="" version="".
- * - State gauges (connections, WebSockets, routing generation, certificate expiry) are read from their
+ * - State gauges (connections, WebSockets, client buffered bytes, routing generation, certificate expiry) are read from their
  *   sources at scrape time, so nothing on the request path updates them.
  * - `proximation_limit_hits_total{limit}` counts each time a limit that bounds an abusive client acted
  *   (a connection closed, a stream reset, a 429/431 answered, a request made to wait); `limit` is one of `LIMITS`, and every
@@ -28,6 +28,8 @@ export interface MetricsSources {
   websockets(): number;
   /** Generation of the routing table being served (-1 before the first). */
   routesGeneration(): number;
+  /** Response bytes written towards clients and not flushed yet (client-buffers.ts). */
+  clientBufferedBytes(): number;
 }
 
 /** The labels of a routed exchange; the router's `Route` is one. Unknown hosts have none. */
@@ -53,6 +55,8 @@ export const LIMITS = [
   'request_rate_per_address',
   'upstream_requests_per_connection',
   'upstream_requests_per_address',
+  'buffered_bytes_per_connection',
+  'buffered_bytes_per_address',
 ] as const;
 export type Limit = (typeof LIMITS)[number];
 
@@ -111,6 +115,14 @@ export class Metrics implements ExchangeObserver, LimitObserver {
       registers,
       collect() {
         this.set(sources.websockets());
+      },
+    });
+    new Gauge({
+      name: 'proximation_client_buffered_bytes',
+      help: 'Response bytes written towards clients and not yet flushed to them (bounded per client connection and address)',
+      registers,
+      collect() {
+        this.set(sources.clientBufferedBytes());
       },
     });
     new Gauge({

@@ -22,6 +22,7 @@ import { HttpListener } from './listeners/http-listener.js';
 import { HttpsListener } from './listeners/https-listener.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { ClientBuffers } from './proxy/client-buffers.js';
 import { ClientLimits } from './proxy/client-limits.js';
 import { HealthChecker } from './proxy/health-check.js';
 import { ProxyHandler } from './proxy/proxy-handler.js';
@@ -91,7 +92,18 @@ export async function createServing(config: Config, log: Logger, options: Servin
   const tunnels = new WebSocketTunnels({ connectTimeoutMs: config.upstreamConnectTimeoutMs });
   const versionDrain = new VersionDrain(tunnels, config.websocketDrainMs, log.child({ part: 'proxy' }));
   // The gauges are read at scrape time, once the listeners below exist.
-  const metrics = new Metrics({ connections: (): number => https.connections, websockets: () => tunnels.size, routesGeneration: () => router.generation });
+  const metrics = new Metrics({
+    connections: (): number => https.connections,
+    websockets: () => tunnels.size,
+    clientBufferedBytes: (): number => buffers.bufferedBytes,
+    routesGeneration: () => router.generation,
+  });
+  const buffers = new ClientBuffers({
+    trustedProxies: config.trustedProxies,
+    maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
+    maxBufferedBytesPerAddress: config.maxBufferedBytesPerAddress,
+    observer: metrics,
+  });
   const sni = new SniContexts((name) => options.certificateFor(name));
 
   const inFlight = new InFlight();
@@ -103,6 +115,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
     accessLog: config.accessLog ? log.child({ part: 'access' }) : undefined,
     metrics,
     certificateCovers: (servername, host) => sni.covers(servername, host),
+    buffers,
   });
   const limits = {
     headersTimeoutMs: config.headersTimeoutMs,

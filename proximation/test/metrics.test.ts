@@ -4,49 +4,10 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { httpRequest, httpsRequest, managed, table, type Proxy, type Response } from './support/fixtures.js';
+import { httpRequest, httpsRequest, managed, table, type Proxy } from './support/fixtures.js';
+import { scrape, scrapeUntil, value } from './support/metrics.js';
 
 const resources = managed();
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The samples of a text exposition (one `name{labels} value` per line; comments skipped). */
-function parseExposition(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null) continue;
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  expect(found.length, `${name} ${JSON.stringify(labels)} matched ${found.length} samples`).toBeLessThanOrEqual(1);
-  return found[0]?.value;
-}
-
-async function scrape(p: Proxy): Promise<Response & { samples: Sample[] }> {
-  const res = await httpRequest(p.server.admin.port, '127.0.0.1', '/metrics');
-  return { ...res, samples: parseExposition(res.body) };
-}
-
-/** Scrapes until `ready` holds: the counters are updated when an exchange ends, which can be just after the client has its answer. */
-async function scrapeUntil(p: Proxy, ready: (samples: Sample[]) => boolean, timeoutMs = 3000): Promise<Sample[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { samples } = await scrape(p);
-    if (ready(samples) || Date.now() > deadline) return samples;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const TOKEN = 'metrics-test-token-0123456789';
 

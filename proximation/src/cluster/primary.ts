@@ -94,7 +94,7 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
   };
 
   // The primary's own metrics: renewals, certificate expiry, the table it polled; summed with the workers'.
-  const metrics = new Metrics({ connections: () => 0, websockets: () => 0, routesGeneration: () => table?.generation ?? -1 });
+  const metrics = new Metrics({ connections: () => 0, websockets: () => 0, clientBufferedBytes: () => 0, routesGeneration: () => table?.generation ?? -1 });
   const registers = [metrics.registry];
   const restartsTotal = new Counter({ name: 'proximation_worker_restarts_total', help: 'Worker processes restarted after they died, by worker slot', labelNames: ['worker'], registers });
   const workerConnections = new Gauge({ name: 'proximation_worker_connections', help: 'Open client connections on the HTTPS listener, by worker slot', labelNames: ['worker'], registers });

@@ -114,7 +114,7 @@ export class ClientLimits {
    * it waited.
    */
   admit(req: ProxyRequest, res: ProxyResponse, proceed: () => void): void {
-    const state = this.stateOf(this.keyOf(req));
+    const state = this.stateOf(clientLimitKey(req, this.options.trustedProxies));
     if (state.tokens < 1) {
       this.options.observer.limitHit('request_rate_per_address');
       if ('stream' in req && this.abusive(req.stream.session, state)) return;
@@ -123,7 +123,7 @@ export class ClientLimits {
       return;
     }
     state.tokens -= 1;
-    const waiting: Waiting = { connection: 'stream' in req ? (req.stream.session ?? req.socket) : req.socket, res, proceed };
+    const waiting: Waiting = { connection: clientConnection(req), res, proceed };
     const full = this.full(state, waiting.connection);
     if (full === undefined) {
       this.start(state, waiting);
@@ -156,7 +156,7 @@ export class ClientLimits {
   }
 
   private takeToken(req: ProxyRequest): boolean {
-    const state = this.stateOf(this.keyOf(req));
+    const state = this.stateOf(clientLimitKey(req, this.options.trustedProxies));
     if (state.tokens >= 1) {
       state.tokens -= 1;
       return true;
@@ -167,11 +167,6 @@ export class ClientLimits {
 
   close(): void {
     clearInterval(this.sweeper);
-  }
-
-  /** The request's client address (see the module header) as limits count it. */
-  private keyOf(req: ProxyRequest): string {
-    return limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', this.options.trustedProxies));
   }
 
   /** The state of a client address (a `limitKey`), refilled to now. */
@@ -249,6 +244,16 @@ export class ClientLimits {
       if (state.inFlight === 0 && state.waiting.length === 0 && state.tokens >= this.burst) this.addresses.delete(address);
     }
   }
+}
+
+/** The request's client address (see the module header) as per-address limits count it. */
+export function clientLimitKey(req: ProxyRequest, trustedProxies: TrustedProxies): string {
+  return limitKey(clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', trustedProxies));
+}
+
+/** What per-connection limits count by: the HTTP/1.1 socket or the HTTP/2 session. */
+export function clientConnection(req: ProxyRequest): object {
+  return 'stream' in req ? (req.stream.session ?? req.socket) : req.socket;
 }
 
 /** What per-address limits count by: an IPv4 address, or the /64 of an IPv6 address (`2001:db8:0:1::/64`). */

@@ -3,7 +3,10 @@
  *
  * Both bodies stream with back-pressure: the request body is read as the upstream accepts it, and once
  * 128 KiB of the response wait for the client, the upstream is read no further until the client has
- * taken them, so a 1 GB body in either direction holds only that and socket buffers. A client that goes
+ * taken them, so a 1 GB body in either direction holds only that and socket buffers. With `buffers`, the
+ * response also reads on only while the client's connection and address have buffer credit
+ * (client-buffers.ts), and the request waits for its first credit before it goes upstream (a client that
+ * goes away meanwhile ends it with status 0). A client that goes
  * away aborts the upstream request. Failures map as nginx maps them: cannot connect, a broken connection
  * or an invalid response → 502, connect or response timeout → 504; a failure after the response headers
  * were sent can only cut the client's response short.
@@ -17,7 +20,9 @@
  * what the operator decided for the host, and a response must carry one policy, not two (RFC 6797
  * 8.1: browsers heed only the first). Sites without HSTS pass the upstream's header through.
  *
- * Interim (1xx) responses and trailers are relayed as trailers.ts says. A 204 or 304 goes out without
+ * Interim (1xx) responses and trailers are relayed as trailers.ts says. A head that ended the upstream's
+ * stream (HTTP/2 END_STREAM on HEADERS, as in a gRPC trailers-only response) ends the client's response
+ * with it, in one HEADERS frame on HTTP/2. A 204 or 304 goes out without
  * Content-Length (RFC 9110 8.6 forbids it on 204; on 304 an HTTP/2 client would take it as the length of
  * a body that never comes) and without a body (the parser reads none).
  *
@@ -29,6 +34,7 @@ import { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ProximationError } from '@proximation/shared';
 import { CUT_SETTINGS, cutOf, type ClientCut } from './client-cuts.js';
+import type { BufferAccount, ClientBuffers } from './client-buffers.js';
 import { clientResponseHeaders } from './forwarded-headers.js';
 import { MESSAGES, sendError } from './error-responses.js';
 import type { ResponseHeaders } from './http1-response-parser.js';
@@ -81,6 +87,8 @@ class ForwardHandler implements ExchangeHandler {
   private bytes = 0;
   private settled = false;
   private clientGone = false;
+  /** What holds the upstream paused: the client's stream buffer ('drain') and the client's buffer budgets (credit). */
+  private waits = 0;
 
   private readonly res: ResponseSink;
 
@@ -98,34 +106,52 @@ class ForwardHandler implements ExchangeHandler {
     this.control?.abort();
   };
 
-  private readonly onDrain = (): void => {
-    this.control?.resume();
+  /** One reason to pause is gone; the upstream is read again once none is left. */
+  private readonly onWaitOver = (): void => {
+    if (--this.waits === 0) this.control?.resume();
   };
 
   onInformational(status: number, headers: ResponseHeaders): void {
     relayInformational(this.exchange.req, this.exchange.res, status, headers);
   }
 
-  onHead(status: number, headers: ResponseHeaders): void {
+  onHead(status: number, headers: ResponseHeaders, ended = false): void {
     this.status = status;
-    // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
-    // small response instead of one per piece.
-    this.res.cork?.();
-    process.nextTick(uncork, this.res);
+    const { res } = this;
     const out = clientResponseHeaders(headers);
-    if (out[STRICT_TRANSPORT_SECURITY] !== undefined && this.res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
+    if (out[STRICT_TRANSPORT_SECURITY] !== undefined && res.hasHeader(STRICT_TRANSPORT_SECURITY)) delete out[STRICT_TRANSPORT_SECURITY];
     if (status === 204 || status === 304) delete out['content-length'];
     if (out.trailer !== undefined && !canAnnounceTrailers(this.exchange.req, status, out)) delete out.trailer;
-    this.res.writeHead(status, out);
+    if (ended) {
+      // A head that ended the response goes out as a whole response: Node's HTTP/2 server then puts
+      // END_STREAM on the HEADERS frame (writeHead would send HEADERS, then an empty DATA frame to end
+      // the stream), which a gRPC trailers-only response (an error status) needs to be read as one.
+      res.statusCode = status;
+      for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
+      res.end();
+      return;
+    }
+    // Head and the body bytes of the same read leave in one write: one TLS record and one syscall for a
+    // small response instead of one per piece.
+    res.cork?.();
+    process.nextTick(uncork, res);
+    res.writeHead(status, out);
   }
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
+    const { account } = this.exchange;
     // Reading stops only once CLIENT_BUFFER_BYTES wait for the client, not at its stream's 16 KiB
     // mark: each stop and restart costs two system calls, and a 64 KiB response would pay them.
-    if (this.res.write(chunk) || this.res.writableLength < CLIENT_BUFFER_BYTES) return true;
-    this.res.once('drain', this.onDrain);
-    return false;
+    if (!(account === undefined ? this.res.write(chunk) : account.write(this.res, chunk)) && this.res.writableLength >= CLIENT_BUFFER_BYTES) {
+      this.waits++;
+      this.res.once('drain', this.onWaitOver);
+    }
+    if (account !== undefined && !account.topUp()) {
+      this.waits++;
+      account.wait(this.onWaitOver);
+    }
+    return this.waits === 0;
   }
 
   onEnd(trailers?: ResponseHeaders): void {
@@ -175,7 +201,9 @@ class ForwardHandler implements ExchangeHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClientClose);
-    if (result !== undefined) this.exchange.onDone(result);
+    if (result === undefined) return;
+    this.exchange.account?.done();
+    this.exchange.onDone(result);
   }
 }
 
@@ -188,6 +216,8 @@ interface Exchange {
   tried: Set<Upstream>;
   next: (tried: ReadonlySet<Upstream>) => Upstream | undefined;
   onDone: (result: ForwardResult) => void;
+  /** The client's buffer budgets (client-buffers.ts); undefined: only the per-exchange bound. */
+  account: BufferAccount | undefined;
 }
 
 function dispatch(exchange: Exchange, upstream: Upstream): void {
@@ -230,8 +260,24 @@ export function forward(
   hasBody: boolean,
   next: (tried: ReadonlySet<Upstream>) => Upstream | undefined,
   onDone: (result: ForwardResult) => void,
+  buffers?: ClientBuffers,
 ): void {
-  dispatch({ req, res, path, headers, hasBody, tried: new Set(), next, onDone }, upstream);
+  const account = buffers?.open(req, res);
+  const exchange: Exchange = { req, res, path, headers, hasBody, tried: new Set(), next, onDone, account };
+  if (account === undefined || account.topUp()) {
+    dispatch(exchange, upstream);
+    return;
+  }
+  // The client's buffers are full: the request goes upstream once it has credit for a response.
+  const gone = (): void => {
+    const cut = cutOf(req);
+    onDone({ status: 0, bytes: 0, upstream: upstream.origin, error: new ClientGone(cut), timeout: cut });
+  };
+  res.once('close', gone);
+  account.wait(() => {
+    res.off('close', gone);
+    dispatch(exchange, upstream);
+  });
 }
 
 /** Whether the client sends a body: a length or chunked framing on HTTP/1.1, an open stream on HTTP/2. */

@@ -15,7 +15,7 @@
  * - The request goes out with `:authority` from the rewritten `Host`, `:scheme` of the origin, the
  *   connection-specific fields HTTP/2 forbids removed (RFC 9113 8.2.2; `TE` only as `trailers`); its
  *   body streams with back-pressure and ends with the client's trailers, if any.
- * - Response: 1xx as `onInformational`, the head as `onHead`, body chunks as `onData` (false pauses the
+ * - Response: 1xx as `onInformational`, the head as `onHead` (saying whether END_STREAM came with it), body chunks as `onData` (false pauses the
  *   stream until `resume()`), trailers with `onEnd`.
  * - Timeouts: `connectTimeoutMs` until the session is up (ERR_UPSTREAM_CONNECT_TIMEOUT); `timeoutMs` of
  *   silence once the request is completely sent and the session up, not while the upload runs or the
@@ -49,7 +49,7 @@ export interface Http2PoolOptions {
 const INITIAL_STREAM_LIMIT = 100;
 /** Fields HTTP/2 forbids in a request (RFC 9113 8.2.2), and Host, which becomes :authority. */
 const CONNECTION_SPECIFIC = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 export class Http2UpstreamPool {
   private readonly sessions = new Set<UpstreamSession>();
@@ -281,7 +281,7 @@ class StreamExchange {
     stream.on('headers', (headers) => {
       if (current() && !this.settled) this.handler.onInformational?.(Number(headers[':status']), fields(headers));
     });
-    stream.on('response', (headers) => current() && this.onResponse(headers));
+    stream.on('response', (headers, flags) => current() && this.onResponse(headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0));
     stream.on('data', (chunk: Buffer) => current() && this.onData(chunk));
     stream.on('trailers', (headers) => current() && (this.trailers = fields(headers)));
     stream.on('end', () => current() && this.onEnd());
@@ -349,11 +349,11 @@ class StreamExchange {
     stream.on('drain', onDrain);
   }
 
-  private onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void {
+  private onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, ended: boolean): void {
     if (this.settled) return;
     this.responded = true;
     this.arm();
-    this.handler.onHead(Number(headers[':status']), fields(headers));
+    this.handler.onHead(Number(headers[':status']), fields(headers), ended);
   }
 
   private onData(chunk: Buffer): void {

@@ -30,6 +30,7 @@ import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
 import { CUT_SETTINGS } from './client-cuts.js';
 import { ALLOWED_METHODS, CONNECT_REFUSAL, MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
+import type { ClientBuffers } from './client-buffers.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
 import { STRICT_TRANSPORT_SECURITY, forward, requestHasBody, type ForwardResult } from './forward.js';
 import { PREVIEW_TOKEN_HEADER } from './preview-access.js';
@@ -54,6 +55,8 @@ export interface ProxyHandlerOptions {
    * case); a request for a routed host it does not cover gets 421. Undefined: every host is taken.
    */
   certificateCovers?: (servername: string, host: string) => boolean;
+  /** Caps what responses buffer per client connection and address; optional. */
+  buffers?: ClientBuffers;
 }
 
 interface Exchange {
@@ -114,7 +117,7 @@ export class ProxyHandler {
       done?.();
       exchange.upstream = result.upstream ?? exchange.upstream;
       this.log(exchange, result);
-    });
+    }, this.options.buffers);
   };
 
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -8,12 +8,15 @@ export type ProxyResponse = ServerResponse | Http2ServerResponse;
 /** What the proxy needs of a response; HTTP/1.1 and HTTP/2 responses both provide it. */
 export interface ResponseSink {
   readonly headersSent: boolean;
+  statusCode: number;
   /** Bytes written and not yet taken by the client. */
   readonly writableLength: number;
   hasHeader(name: string): boolean;
+  setHeader(name: string, value: number | string | readonly string[]): unknown;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   addTrailers(trailers: OutgoingHttpHeaders): void;
-  write(chunk: Buffer): boolean;
+  /** `flushed` runs once the chunk left the process's buffers (maybe never if the response is destroyed). */
+  write(chunk: Buffer, flushed?: () => void): boolean;
   end(): unknown;
   end(chunk: string): unknown;
   destroy(error?: Error): unknown;

@@ -59,7 +59,12 @@ export interface UpstreamRequest {
 export interface ExchangeHandler {
   /** An interim (1xx) response, before `onHead`. */
   onInformational?(status: number, headers: ResponseHeaders): void;
-  onHead(status: number, headers: ResponseHeaders): void;
+  /**
+   * @param ended the head ended the response (an HTTP/2 HEADERS frame with END_STREAM, as a gRPC
+   *   trailers-only response is): `onEnd` follows with no `onData`, and the client should get it as one
+   *   frame too. HTTP/1.1 never says so: the parser reports the end of a bodyless response as `onEnd`.
+   */
+  onHead(status: number, headers: ResponseHeaders, ended?: boolean): void;
   /** false: the sink is full; no more data until the exchange's `resume()`. */
   onData(chunk: Buffer): boolean;
   /** @param trailers the response's trailer fields, undefined when it had none */
@@ -122,6 +127,8 @@ const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d+)/i;
  * holds between reads, and `onBody` copies the body.
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** The most body one read hands to a handler (client-buffers.ts sizes its credit by it). */
+export const UPSTREAM_READ_BYTES = READ_BUFFER.length;
 
 interface Active {
   request: UpstreamRequest;

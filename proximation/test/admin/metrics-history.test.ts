@@ -7,7 +7,7 @@ import { MetricsHistory } from '../../src/admin/metrics-history.js';
 import { Metrics } from '../../src/metrics.js';
 
 function registry(): Metrics {
-  return new Metrics({ connections: () => 0, websockets: () => 0, routesGeneration: () => 1 });
+  return new Metrics({ connections: () => 0, websockets: () => 0, clientBufferedBytes: () => 0, routesGeneration: () => 1 });
 }
 
 it('gives each interval its request rate, error rate and latency p50/p99 per site', async () => {

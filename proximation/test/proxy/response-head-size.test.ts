@@ -50,13 +50,14 @@ describe('response head size', () => {
     expect(await rawHttps(p, 'app.test', 'GET /16385 HTTP/1.1\r\nHost: app.test\r\n\r\n', finalResponses(1))).toMatch(/^HTTP\/1\.1 502 /);
   });
 
-  it('refuses a value that is not a whole number of bytes from 1024 to 1048576, naming it', () => {
+  it('takes bytes or binary units from 1 KiB to 1 MiB and refuses anything else, naming it', () => {
     for (const bad of ['0', '1023', '1048577', '16k', '-5', '1e4']) {
       expect(() => loadConfig({}, { PROXIMATION_MAX_RESPONSE_HEADER_SIZE: bad })).toThrow(
-        `PROXIMATION_MAX_RESPONSE_HEADER_SIZE=${JSON.stringify(bad)} is not valid: expected a whole number of bytes from 1024 to 1048576.`,
+        `PROXIMATION_MAX_RESPONSE_HEADER_SIZE=${JSON.stringify(bad)} is not valid: expected a size from 1KiB to 1MiB (1024 to 1048576 bytes), such as 32KiB, or a number of bytes.`,
       );
     }
     expect(() => loadConfig({ 'max-response-header-size': '12' }, {})).toThrow(/--max-response-header-size="12" is not valid/);
     expect(loadConfig({}, { PROXIMATION_MAX_RESPONSE_HEADER_SIZE: '1048576' }).maxResponseHeaderSize).toBe(1_048_576);
+    expect(loadConfig({}, { PROXIMATION_MAX_RESPONSE_HEADER_SIZE: '32KiB' }).maxResponseHeaderSize).toBe(32_768);
   });
 });

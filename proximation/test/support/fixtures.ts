@@ -17,6 +17,7 @@ import { localCaDir } from '../../src/certs/local-issuer.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { startH2Upstream } from './h2-upstream.js';
 import { startRawUpstream, type RawUpstream } from './raw-http.js';
 
 export async function tempDir(prefix = 'proximation-test-'): Promise<{ path: string; close(): Promise<void> }> {
@@ -45,6 +46,24 @@ export async function startUpstream(handler: http.RequestListener): Promise<Upst
         server.closeAllConnections();
       }),
   };
+}
+
+/** An upstream over HTTP/1.1 (`http://`) or HTTP/2 in clear (`h2c://`), so a test can run on both kinds of pool. */
+export type UpstreamProtocol = 'http' | 'h2c';
+
+/** An upstream of `protocol` that answers each request with `answer(path)`: its status and body. */
+export async function startAnsweringUpstream(protocol: UpstreamProtocol, answer: (path: string) => [number, string]): Promise<{ origin: string; close(): Promise<void> }> {
+  if (protocol === 'http') {
+    return startUpstream((req, res) => {
+      const [status, body] = answer(req.url ?? '/');
+      res.writeHead(status).end(body);
+    });
+  }
+  return startH2Upstream((stream, headers) => {
+    const [status, body] = answer(String(headers[':path']));
+    stream.respond({ ':status': status });
+    stream.end(body);
+  });
 }
 
 /** An upstream that answers with what it received, as JSON. */
@@ -239,6 +258,7 @@ export function managed(): {
   proxy(...args: Parameters<typeof startProxy>): Promise<Proxy>;
   upstream(handler: http.RequestListener): Promise<Upstream>;
   rawUpstream(...args: Parameters<typeof startRawUpstream>): Promise<RawUpstream>;
+  answeringUpstream(...args: Parameters<typeof startAnsweringUpstream>): ReturnType<typeof startAnsweringUpstream>;
 } {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -253,5 +273,6 @@ export function managed(): {
     proxy: async (...args) => keep(await startProxy(...args)),
     upstream: async (handler) => keep(await startUpstream(handler)),
     rawUpstream: async (...args) => keep(await startRawUpstream(...args)),
+    answeringUpstream: async (...args) => keep(await startAnsweringUpstream(...args)),
   };
 }
