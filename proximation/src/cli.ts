@@ -51,6 +51,7 @@ import {
   type OptionTable,
   formatFleetStatus,
   readFleetStatus,
+  openStorageSetting,
 } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { certificatesReport, formatCertificatesReport, type LineageReport } from './certs-report.js';
@@ -292,7 +293,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return await renew(config, request, io, settingOrigin(config.storage.backend === 'file' ? 'routesPath' : 'storage', values, io.env));
       }
       case 'status': {
-        const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
+        const config = loadConfig(values, io.env);
+        // The storage alone: the status reads no certificate, so the certbot copy stays as it is.
+        const storage = await openStorageSetting(config.storage);
+        const { status, problems } = await readFleetStatus(routesLocation(config, storage)).finally(() => storage.close());
         for (const problem of problems) io.stderr.write(`${PROGRAM}: warning: ${problem}\n`);
         io.stdout.write(values.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatFleetStatus(status)}\n`);
         return 0;

@@ -18,7 +18,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, errorMessage, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, errorMessage, emptyRoutingTable, fleetStorageOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
@@ -167,7 +167,7 @@ async function openWithStorage(config: Config, log: Logger, options: InstanceDut
     ownListeners.check,
   );
   await watcher.start();
-  const fleet = fileFleetStorage(fleetDirOf(config.routesPath));
+  const fleet = fleetStorageOf(routes);
   const leases = new LeaseWatcher(fleet, config.routesPollMs, log.child({ part: 'leases' }), (renewals) => sink.renewals(renewals));
   await leases.start();
   const history = new MetricsHistory({ exposition: () => options.metrics.exposition() });
@@ -183,19 +183,20 @@ async function openWithStorage(config: Config, log: Logger, options: InstanceDut
     },
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({
-      routesPath: config.routesPath,
+      routes,
+      fleet,
       lastGood: () => watcher.lastGood,
       afterChange: () => watcher.poll(),
       check: ownListeners.check,
       issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
       log: log.child({ part: 'admin' }),
     }),
-    statusApi: statusApi(config.routesPath, log.child({ part: 'admin' })),
+    statusApi: statusApi(routes, fleet, log.child({ part: 'admin' })),
     metrics: options.metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
     statusPage: new StatusPage(),
     overview: overviewHandler({
-      routesPath: config.routesPath,
+      routes,
       certificates: store,
       table: () => watcher.table,
       health: options.health,
