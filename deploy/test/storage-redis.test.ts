@@ -6,13 +6,12 @@
  * before anything is written (a malformed URL or prefix as usage errors, a wrong password naming the
  * URL without it).
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROUTES_KEY, connectRedisStorage, findSite, readChangeLog, readRoutingTable, type RedisStorage } from '@proximation/shared';
+import { ROUTES_KEY, findSite, readChangeLog, readRoutingTable } from '@proximation/shared';
 import { startRedisServer, type RedisServer } from '../../shared/test/redis-server.js';
 import { httpsRequest, managed } from '../../proximation/test/support/fixtures.js';
-import { startServeProcess, type ServeProcess } from '../../proximation/test/support/process.js';
-import { deploy, deployOk, startServer, tempDir, waitUntil } from './helpers.js';
+import { redisFleet } from '../../proximation/test/support/redis-fleet.js';
+import { deploy, deployOk, startServer } from './helpers.js';
 
 const resources = managed();
 const HOST = 'dev.example.com';
@@ -26,34 +25,18 @@ describe('deploy on a Redis storage', () => {
     await redis?.stop({ final: true });
   });
 
-  /** A fleet of its own (a fresh key prefix), the environment that names it, and a handle on it. */
-  async function fleet(): Promise<{ env: Record<string, string>; storage: RedisStorage }> {
-    const prefix = `deploy${randomBytes(4).toString('hex')}:`;
-    const storage = await connectRedisStorage(redis.url, { keyPrefix: prefix });
-    resources.defer(() => storage.close());
-    return { env: { PROXIMATION_STORAGE: redis.url, PROXIMATION_STORAGE_PREFIX: prefix }, storage };
-  }
-
-  async function serve(env: Record<string, string>, storage: RedisStorage): Promise<ServeProcess> {
-    const proxy = await startServeProcess(await tempDir(), { ...env, PROXIMATION_ROUTES_POLL: '1h' }, 30_000);
-    resources.defer(() => proxy.kill());
-    // On Redis the local CA's root is in Redis, not in the directory.
-    const ca = (await storage.read('proximation/local-ca/root.pem'))!.toString();
-    return { ...proxy, target: { ...proxy.target, ca } as ServeProcess['target'] };
-  }
-
   const answering = (name: string) => startServer((_req, res) => res.end(name));
 
   it('registers, activates and rolls back; the proxy on the same Redis serves each switch and confirms it', async () => {
-    const { env, storage } = await fleet();
+    const { env, storage, serve } = await redisFleet(resources, redis);
     const created = await deployOk(['site', 'add', 'dev', '--host', HOST], env);
     expect(created).toContain(`created a new routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis.port}`);
     expect(created).not.toContain('deploy secret');
-    const proxy = await serve(env, storage);
+    // The proxy polls once an hour: what it serves within the test arrived by pub/sub.
+    const proxy = await serve({ PROXIMATION_ROUTES_POLL: '1h' });
     const body = async () => (await httpsRequest(proxy.target, HOST).catch(() => ({ body: '' }))).body;
 
     const [one, two] = await Promise.all([answering('one'), answering('two')]);
-    // The proxy polls once an hour: what it serves within the test arrived by pub/sub.
     const first = await deployOk(['register', '--tag', 'devbuild-1', '--upstream', one.origin, '--no-health-check'], env);
     expect(first).toMatch(/registered dev\/devbuild-1 .*; served by the one live proxy instance$/m);
     expect(await body()).toBe('one');
@@ -88,7 +71,7 @@ describe('deploy on a Redis storage', () => {
   }, 120_000);
 
   it('loses none of concurrent registers, and --storage names the same table as PROXIMATION_STORAGE', async () => {
-    const { env, storage } = await fleet();
+    const { env, storage } = await redisFleet(resources, redis);
     const flags = ['--storage', env.PROXIMATION_STORAGE!, '--storage-prefix', env.PROXIMATION_STORAGE_PREFIX!];
     await deployOk(['site', 'add', 'dev', '--host', HOST, ...flags]);
     const tags = Array.from({ length: 6 }, (_, i) => `devbuild-${i + 1}`);
@@ -100,7 +83,7 @@ describe('deploy on a Redis storage', () => {
   }, 60_000);
 
   it('fails a missing table, a malformed URL or prefix and a wrong password before writing anything', async () => {
-    const { env, storage } = await fleet();
+    const { env, storage } = await redisFleet(resources, redis);
     const missing = await deploy(['versions', '--site', 'dev'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`No routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis.port} (from PROXIMATION_STORAGE): check the key prefix (PROXIMATION_STORAGE_PREFIX)`);

@@ -22,6 +22,12 @@
  *   file (or key) and what is wrong; they never make a call fail. Temp files of writes in progress are
  *   skipped.
  * - `remove*` deletes a record; a missing one is no error.
+ * - Expiry: every record carries its own time (a lease's `renewedAt` + `leaseMs`, a heartbeat's
+ *   `writtenAt` + HEARTBEAT_PERIODS_TO_LIVE `periodMs`), by which readers judge it on both backends. On
+ *   Redis the record is also a key with expiry (`ttlMs`, storage.ts) of twice that, so the records of
+ *   members and instances long gone vanish by themselves, never before every reader (with clocks within
+ *   one lease or heartbeat period of each other) has stopped counting them. Files stay until removed,
+ *   as before.
  * Failures throw what the storage throws (ERR_FILE_READ / ERR_FILE_WRITE, ERR_STORAGE_UNAVAILABLE).
  *
  * Layout: `<dir>/leases/<key>.json` and `<dir>/instances/<key>.json`, where `<dir>` is the folder of the
@@ -41,6 +47,8 @@ export const LEASE_KIND = 'proximation/lease';
 export const INSTANCE_KIND = 'proximation/instance';
 /** An instance whose heartbeat was not rewritten for this many of its periods has left the fleet. */
 export const HEARTBEAT_PERIODS_TO_LIVE = 3;
+/** A record's key expires (on Redis) this many times later than readers stop counting it. */
+const EXPIRY_MARGIN = 2;
 /** A record is read again after this long even when stat says it did not change. */
 export const REREAD_MS = 5_000;
 
@@ -219,11 +227,13 @@ export function fleetStorageOf(routes: RoutesLocation): FleetStorage {
   const leases = new RecordFolder(storage, folder('leases'), parser(leaseSchema, LEASE_KIND));
   const instances = new RecordFolder(storage, folder('instances'), parser(instanceSchema, INSTANCE_KIND));
   return {
-    putLease: (record) => storage.write(leases.key(leaseName(record.site, record.version, record.upstream)), json(LEASE_KIND, record)),
+    putLease: (record) =>
+      storage.write(leases.key(leaseName(record.site, record.version, record.upstream)), json(LEASE_KIND, record), { ttlMs: EXPIRY_MARGIN * record.leaseMs }),
     getLease: (site, version, upstream) => leases.readNow(leaseName(site, version, upstream)),
     removeLease: (site, version, upstream) => storage.delete(leases.key(leaseName(site, version, upstream))),
     readLeases: () => leases.read(),
-    putInstance: (record) => storage.write(instances.key(recordName(record.id)), json(INSTANCE_KIND, record)),
+    putInstance: (record) =>
+      storage.write(instances.key(recordName(record.id)), json(INSTANCE_KIND, record), { ttlMs: EXPIRY_MARGIN * HEARTBEAT_PERIODS_TO_LIVE * record.periodMs }),
     removeInstance: (id) => storage.delete(instances.key(recordName(id))),
     readInstances: () => instances.read(),
   };
