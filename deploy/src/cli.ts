@@ -7,7 +7,7 @@
  */
 import type { Writable } from 'node:stream';
 import { runCommandLine } from '@proximation/shared';
-import { usageError } from './command-line.js';
+import { usageError, withCommandScope } from './command-line.js';
 import type { Command } from './command-line.js';
 import type { CommandIo } from './confirm.js';
 import { activateCommand } from './commands/activate.js';
@@ -49,7 +49,7 @@ const HELP = `Usage: deploy <command> [options]
 
 Registers versions of sites in proximation's routing table (routes.json, normally
 <letsencrypt dir>/proximation/routes.json), which the proxies sharing that directory follow,
-either directly in the file or through a proxy's admin API.
+either directly in the file (or the proxies' Redis) or through a proxy's admin API.
 
 Commands:
 ${commandList(COMMANDS)}
@@ -60,7 +60,8 @@ Options:
   --version      print the version of deploy
 
 Every command takes --routes FILE (default $PROXIMATION_ROUTES, else the table in
-$PROXIMATION_LETSENCRYPT_DIR as proximation finds it), or instead --proxy URL with
+$PROXIMATION_LETSENCRYPT_DIR as proximation finds it), or instead --storage DIR|URL (the
+proxies' storage, a directory or Redis; default $PROXIMATION_STORAGE), or --proxy URL with
 --token-file FILE (default $DEPLOY_PROXY_URL with the token in $DEPLOY_TOKEN); commands that list
 or report something take --json. Durations are written like 500ms, 2s, 1m.
 
@@ -77,7 +78,7 @@ export async function main(
   env: NodeJS.ProcessEnv = process.env,
   io: CommandIo & { stdout: Writable } = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
 ): Promise<number> {
-  return runCommandLine('deploy', io, () => run(argv, env, io));
+  return runCommandLine('deploy', io, () => withCommandScope(() => run(argv, env, io)));
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo | undefined): Promise<string | number> {

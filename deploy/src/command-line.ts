@@ -1,7 +1,8 @@
 /**
  * What every deploy command shares: usage errors, strict option parsing, flag values (integers,
- * durations), where the routing table is reached (the file, or a proxy's admin API), and text or
- * --json output. The parsing and the error style are both CLIs' (command-line.ts in
+ * durations), where the routing table is reached (the file, the proxies' storage on a directory or
+ * Redis, or a proxy's admin API), and text or --json output. What a command opens to reach it (a Redis
+ * connection) is closed when the command ends (`withCommandScope`, which cli.ts runs every command in). The parsing and the error style are both CLIs' (command-line.ts in
  * @proximation/shared); this module binds them to deploy's commands and help.
  *
  * Usage errors are ProximationError `ERR_USAGE` (the CLI exits with 2 for them, 1 for every other
@@ -10,8 +11,13 @@
  * value the routing table rejects given its contents (an unknown site, a host another site has) is
  * not, it fails the command with the table's error.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import {
+  ROUTES_KEY,
+  openStorageSetting,
+  parseStorageSetting,
+  type StorageSetting,
   durationFlag as sharedDurationFlag,
   integerFlag as sharedIntegerFlag,
   parseCommandLine,
@@ -28,7 +34,7 @@ import {
 import { isProximationError, type ProximationError } from '@proximation/shared';
 import { apiTarget } from './api-target.js';
 import type { TokenSource } from './api-target.js';
-import { fileTarget, issuancePolicyFromEnv } from './file-target.js';
+import { fileTarget, issuancePolicyFromEnv, storageTarget } from './storage-target.js';
 import type { CommandIo } from './confirm.js';
 import type { RoutesTarget } from './routes-target.js';
 
@@ -52,11 +58,17 @@ export const COMMON_OPTIONS = {
   routes: { type: 'string' },
   proxy: { type: 'string' },
   'token-file': { type: 'string' },
+  storage: { type: 'string' },
+  'storage-prefix': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const COMMON_OPTIONS_HELP = `  --routes FILE          the routing table file (default: $PROXIMATION_ROUTES, else
                          $PROXIMATION_LETSENCRYPT_DIR/proximation/routes.json)
+  --storage DIR|URL      instead, the proxies' storage (default: $PROXIMATION_STORAGE): a
+                         directory, or redis://[user:password@]host:port[/db] (rediss:// for TLS)
+  --storage-prefix P     with a Redis storage: its key prefix (default: $PROXIMATION_STORAGE_PREFIX,
+                         else proximation:)
   --proxy URL            instead, a proxy's admin API, such as http://10.0.1.2:9180
                          (default: $DEPLOY_PROXY_URL); health checks then run on the proxy
   --token-file FILE      with --proxy: the file holding the proxy's admin token
@@ -80,39 +92,88 @@ interface TargetFlags {
   routes?: string | undefined;
   proxy?: string | undefined;
   'token-file'?: string | undefined;
+  storage?: string | undefined;
+  'storage-prefix'?: string | undefined;
 }
 
+/** What the commands running in this async context opened; closed when the command ends. */
+const commandScope = new AsyncLocalStorage<Array<() => Promise<void>>>();
+
+/** Runs `command`, then closes what it opened to reach the table (also when it throws). */
+export async function withCommandScope<T>(command: () => Promise<T>): Promise<T> {
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    return await commandScope.run(closers, command);
+  } finally {
+    await Promise.all(closers.map((close) => close().catch(() => undefined)));
+  }
+}
+
+const WAYS = {
+  routes: '--routes FILE (the routing table file)',
+  storage: "--storage DIR|URL (the proxies' storage)",
+  proxy: "--proxy URL (a proxy's admin API)",
+} as const;
+
 /**
- * Where the routing table is: the file named by --routes, or the admin API of the proxy named by
- * --proxy; without either flag, $PROXIMATION_ROUTES (else `<$PROXIMATION_LETSENCRYPT_DIR>/proximation/routes.json`,
- * where proximation itself looks) or $DEPLOY_PROXY_URL. Both, no way at all, a
- * malformed URL or a proxy without a token are usage errors that say what to give.
+ * Where the routing table is: the file named by --routes, the table in the storage named by --storage
+ * (a directory: its `proximation/routes.json`, unless $PROXIMATION_ROUTES moves it, as for the proxies;
+ * Redis: the key `proximation/routes.json` under the key prefix), or the admin API of the proxy named by
+ * --proxy. Without any of them, where the proxies with this environment find it: $PROXIMATION_STORAGE
+ * when it is a Redis URL, else $PROXIMATION_ROUTES, else the table in $PROXIMATION_STORAGE or
+ * $PROXIMATION_LETSENCRYPT_DIR; or $DEPLOY_PROXY_URL. Two ways at once, no way at all, a malformed URL or
+ * key prefix given as a flag, or a proxy without a token are usage errors that say what to give. A
+ * Redis storage is connected here: a wrong password or an unreachable server fails the command
+ * (ERR_STORAGE_AUTH, ERR_STORAGE_UNAVAILABLE, naming the URL without its password).
  */
-export function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, command: string): RoutesTarget {
+export async function openRoutesTarget(values: TargetFlags, env: NodeJS.ProcessEnv, command: string): Promise<RoutesTarget> {
   const given = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
-  if (given(values.routes) !== undefined && given(values.proxy) !== undefined) {
-    throw usageError("Give either --routes FILE (the routing table file) or --proxy URL (a proxy's admin API), not both.", command);
+  const flagged = (['routes', 'storage', 'proxy'] as const).filter((way) => given(values[way]) !== undefined);
+  if (flagged.length > 1) throw usageError(`Give either ${WAYS[flagged[0]!]} or ${WAYS[flagged[1]!]}, not both.`, command);
+  const prefixFlag = given(values['storage-prefix']);
+  const storageSetting = (value: string, what: string): StorageSetting => {
+    const prefix = prefixFlag ?? given(env.PROXIMATION_STORAGE_PREFIX);
+    const prefixWhat = prefixFlag === undefined ? 'PROXIMATION_STORAGE_PREFIX' : '--storage-prefix';
+    try {
+      return parseStorageSetting(value, what, prefix, prefixWhat);
+    } catch (err) {
+      const fromFlag = (isProximationError(err, 'ERR_STORAGE_URL') && what === '--storage') || (isProximationError(err, 'ERR_STORAGE_PREFIX') && prefixFlag !== undefined);
+      throw fromFlag ? usageError((err as ProximationError).message, command) : err;
+    }
+  };
+  const storageFlag = given(values.storage);
+  const storageEnv = flagged.length === 0 ? given(env.PROXIMATION_STORAGE) : undefined;
+  const storage = storageFlag === undefined ? (storageEnv === undefined ? undefined : storageSetting(storageEnv, 'PROXIMATION_STORAGE')) : storageSetting(storageFlag, '--storage');
+  const routesEnv = given(env.PROXIMATION_ROUTES);
+  const fromEnv = storage?.backend === 'redis' ? undefined : (routesEnv ?? defaultRoutesPath(storage?.value ?? given(env.PROXIMATION_LETSENCRYPT_DIR)));
+  const routes = given(values.routes) ?? (flagged.length === 0 || storageFlag !== undefined ? fromEnv : undefined);
+  const proxy = given(values.proxy) ?? (flagged.length === 0 ? given(env.DEPLOY_PROXY_URL) : undefined);
+  const redis = storage?.backend === 'redis' ? storage : undefined;
+  if ((routes !== undefined || redis !== undefined) && proxy !== undefined) {
+    const variable = redis !== undefined || (routesEnv === undefined && storage !== undefined) ? 'PROXIMATION_STORAGE' : routesEnv === undefined ? 'PROXIMATION_LETSENCRYPT_DIR' : 'PROXIMATION_ROUTES';
+    throw usageError(`Both ${variable} and DEPLOY_PROXY_URL are set: choose with --routes FILE, --storage DIR|URL or --proxy URL, or unset one of them.`, command);
   }
-  const fromEnv = given(env.PROXIMATION_ROUTES) ?? defaultRoutesPath(given(env.PROXIMATION_LETSENCRYPT_DIR));
-  const routes = given(values.routes) ?? (given(values.proxy) === undefined ? fromEnv : undefined);
-  const proxy = given(values.proxy) ?? (given(values.routes) === undefined ? given(env.DEPLOY_PROXY_URL) : undefined);
-  if (routes !== undefined && proxy !== undefined) {
-    const variable = given(env.PROXIMATION_ROUTES) === undefined ? 'PROXIMATION_LETSENCRYPT_DIR' : 'PROXIMATION_ROUTES';
-    throw usageError(`Both ${variable} and DEPLOY_PROXY_URL are set: choose with --routes FILE or --proxy URL, or unset one of them.`, command);
-  }
+  if (prefixFlag !== undefined && redis === undefined) throw usageError('--storage-prefix only applies with a Redis storage (--storage redis://... or PROXIMATION_STORAGE).', command);
   if (proxy !== undefined) {
     return apiTarget(proxyUrl(proxy, given(values.proxy) === undefined ? 'DEPLOY_PROXY_URL' : '--proxy', command), tokenSource(values, env, command));
   }
   if (given(values['token-file']) !== undefined) throw usageError('--token-file only applies with --proxy (or DEPLOY_PROXY_URL).', command);
+  const policy = issuancePolicyFromEnv(env);
+  if (redis !== undefined) {
+    const opened = await openStorageSetting(redis);
+    commandScope.getStore()?.push(() => opened.close());
+    return storageTarget({ storage: opened, key: ROUTES_KEY }, policy, `from ${redis.what}`);
+  }
   if (routes === undefined) {
     throw usageError(
       'No routing table given: pass --routes FILE or set PROXIMATION_ROUTES (normally <letsencrypt dir>/proximation/routes.json) ' +
-        'or PROXIMATION_LETSENCRYPT_DIR (the proxies\' directory), ' +
+        'or PROXIMATION_LETSENCRYPT_DIR (the proxies\' directory), pass --storage or set PROXIMATION_STORAGE (the proxies\' storage), ' +
         "or reach it through a proxy's admin API with --proxy URL or DEPLOY_PROXY_URL.",
       command,
     );
   }
-  return fileTarget(routes, issuancePolicyFromEnv(env), given(values.routes) === undefined ? 'from PROXIMATION_ROUTES' : 'from --routes');
+  const origin = given(values.routes) !== undefined ? 'from --routes' : routesEnv !== undefined ? 'from PROXIMATION_ROUTES' : storage === undefined ? 'from PROXIMATION_LETSENCRYPT_DIR' : `from ${storage.what}`;
+  return fileTarget(routes, policy, origin);
 }
 
 /** Where proximation keeps its routing table in `letsencryptDir` unless PROXIMATION_ROUTES moves it. */

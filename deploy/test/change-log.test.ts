@@ -3,7 +3,7 @@
  * user and host; a command that changes nothing adds nothing.
  */
 import os from 'node:os';
-import { readChangeLog } from '@proximation/shared';
+import { readChangeLog, routesFileLocation } from '@proximation/shared';
 import { expect, it } from 'vitest';
 import { deployOk, routesWithDev } from './helpers.js';
 
@@ -11,7 +11,7 @@ it('records file-mode changes with the command\'s user and host', async () => {
   const routes = await routesWithDev();
   await deployOk(['register', '--tag', 'devbuild-1', '--upstream', 'http://10.0.2.1:8080', '--no-health-check', '--routes', routes]);
   await deployOk(['register', '--tag', 'devbuild-1', '--upstream', 'http://10.0.2.1:8080', '--no-health-check', '--routes', routes]);
-  const log = await readChangeLog(routes);
+  const log = await readChangeLog(routesFileLocation(routes));
   expect(log.map((entry) => [entry.generation, entry.op, entry.site, entry.version ?? null])).toEqual([
     [2, 'registerVersion', 'dev', 'devbuild-1'],
     [1, 'addSite', 'dev', null],

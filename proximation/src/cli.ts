@@ -46,11 +46,12 @@ import {
   rejectPositionals,
   runCommandLine,
   unknownVariableWarnings,
-  updateRoutingTableFile,
+  updateRoutingTable,
   usageError,
   type OptionTable,
   formatFleetStatus,
   readFleetStatus,
+  openStorageSetting,
 } from '@proximation/shared';
 import { CertStore } from './certs/cert-store.js';
 import { certificatesReport, formatCertificatesReport, type LineageReport } from './certs-report.js';
@@ -292,7 +293,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return await renew(config, request, io, settingOrigin(config.storage.backend === 'file' ? 'routesPath' : 'storage', values, io.env));
       }
       case 'status': {
-        const { status, problems } = await readFleetStatus(loadConfig(values, io.env).routesPath);
+        const config = loadConfig(values, io.env);
+        // The storage alone: the status reads no certificate, so the certbot copy stays as it is.
+        const storage = await openStorageSetting(config.storage);
+        const { status, problems } = await readFleetStatus(routesLocation(config, storage)).finally(() => storage.close());
         for (const problem of problems) io.stderr.write(`${PROGRAM}: warning: ${problem}\n`);
         io.stdout.write(values.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatFleetStatus(status)}\n`);
         return 0;
@@ -462,16 +466,25 @@ async function demo(config: Config, settings: SettingsSources, io: CliIo): Promi
   ]);
   const upstream = await startExampleUpstream();
   try {
-    await updateRoutingTableFile(config.routesPath, (table) => {
-      // Preview hosts too: curl resolves every *.localhost name to the loopback address.
-      const withSite = setSitePreview(addSite(table, { name: 'example', hosts: ['localhost'] }), 'example', { domain: 'preview.localhost' });
-      return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
-    });
+    // Through the storage the proxy reads (a directory or Redis), as deploy would write it.
+    const storage = await openStorageSetting(config.storage);
+    try {
+      const routes = routesLocation(config, storage);
+      await updateRoutingTable(routes.storage, routes.key, (table) => {
+        // Preview hosts too: curl resolves every *.localhost name to the loopback address.
+        const withSite = setSitePreview(addSite(table, { name: 'example', hosts: ['localhost'] }), 'example', { domain: 'preview.localhost' });
+        return registerVersion(withSite, { site: 'example', version: 'demo', upstreams: [upstream.origin], registeredAt: new Date(), activate: true, replace: true });
+      });
+    } finally {
+      await storage.close();
+    }
     return await serve(config, settings, io, (server) => {
-      const ca = path.relative(process.cwd(), localCaRootPath(config.letsencryptDir)) || '.';
+      // On Redis the local CA's root is in Redis: ca-cert prints it.
+      const onFiles = config.storage.backend === 'file';
+      const ca = onFiles ? path.relative(process.cwd(), localCaRootPath(config.letsencryptDir)) || '.' : 'ca.pem';
       io.stderr.write(
         `\nproximation demo is running: site "example" at localhost, routed to ${upstream.origin}.\n` +
-          `Try:\n  curl --cacert ${ca} https://localhost:${server.https.port}/\n` +
+          `Try:\n${onFiles ? '' : `  ${PROGRAM} ca-cert > ca.pem\n`}  curl --cacert ${ca} https://localhost:${server.https.port}/\n` +
           `  curl --cacert ${ca} https://demo.preview.localhost:${server.https.port}/   (version "demo" at its preview host)\n` +
           `  curl -i http://localhost:${server.http.port}/          (redirects to HTTPS)\n` +
           `  curl http://127.0.0.1:${server.admin.port}/healthz\nStop with Ctrl-C.\n\n`,

@@ -9,7 +9,11 @@
  * question about a name it holds no certificate for yet (see SniContexts).
  *
  * /healthz answers 503 `no-routing-table` (with the reason) while the watcher has no valid table yet,
- * whatever `health` says, except while draining.
+ * whatever `health` says, except while draining. While the shared storage does not answer the
+ * watcher's reads (Redis unreachable), the instance keeps serving the table it has from memory, so
+ * /healthz keeps its status (200 when ok: replacing a serving instance would not bring the storage
+ * back) and adds `"storage": "unreachable"`; the metric `proximation_storage_up` is 0 meanwhile, and the
+ * watcher logs the outage once and its end once; the next read after it catches up.
  *
  * `open` loads the first routing table (the sink has it before `open` resolves) and opens the issuer;
  * `listenAdmin` then opens the admin listener (ERR_LISTEN when it cannot); `start`, to be called once
@@ -18,7 +22,7 @@
  * is loaded), so nothing is loaded or ordered before. `stopWatching` stops the routing-table polling (a drain); `close` stops the rest.
  */
 import net, { type AddressInfo } from 'node:net';
-import { certificateNames, errorMessage, emptyRoutingTable, fileFleetStorage, fleetDirOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, errorMessage, emptyRoutingTable, fleetStorageOf, type CertificateState, type MemberRenewal, type RoutingTable, type SiteChallenge, type Storage, type UpstreamTraffic } from '@proximation/shared';
 import { instanceId, startHeartbeat, type Heartbeat } from './fleet/heartbeat.js';
 import { adminAuthorizer } from './admin/admin-auth.js';
 import { AdminServer, type Health } from './admin/admin-server.js';
@@ -52,7 +56,7 @@ export interface InstanceSink {
 export interface InstanceDutiesOptions {
   sink: InstanceSink;
   health: () => Health;
-  metrics: { readonly contentType: string; exposition(): Promise<string> };
+  metrics: { readonly contentType: string; exposition(): Promise<string>; storageSource(reachable: () => boolean): void };
   onOrder: (result: RenewalResult) => void;
   /** What the serving processes report, for the heartbeat and the status page. */
   serving: () => Promise<ServingReport>;
@@ -167,7 +171,8 @@ async function openWithStorage(config: Config, log: Logger, options: InstanceDut
     ownListeners.check,
   );
   await watcher.start();
-  const fleet = fileFleetStorage(fleetDirOf(config.routesPath));
+  options.metrics.storageSource(() => !watcher.storageUnavailable);
+  const fleet = fleetStorageOf(routes);
   const leases = new LeaseWatcher(fleet, config.routesPollMs, log.child({ part: 'leases' }), (renewals) => sink.renewals(renewals));
   await leases.start();
   const history = new MetricsHistory({ exposition: () => options.metrics.exposition() });
@@ -179,23 +184,25 @@ async function openWithStorage(config: Config, log: Logger, options: InstanceDut
     health: () => {
       const health = options.health();
       const problem = watcher.problem;
-      return problem === undefined || health.status === 'draining' ? health : { ...health, status: 'no-routing-table', reason: problem };
+      const storage = watcher.storageUnavailable ? { storage: 'unreachable' as const } : {};
+      return problem === undefined || health.status === 'draining' ? { ...health, ...storage } : { ...health, ...storage, status: 'no-routing-table', reason: problem };
     },
     authorize: adminAuthorizer(config.adminToken),
     routingApi: new RoutingApi({
-      routesPath: config.routesPath,
+      routes,
+      fleet,
       lastGood: () => watcher.lastGood,
       afterChange: () => watcher.poll(),
       check: ownListeners.check,
       issuancePolicy: { issuer: config.issuer, challenge: config.acmeChallenge },
       log: log.child({ part: 'admin' }),
     }),
-    statusApi: statusApi(config.routesPath, log.child({ part: 'admin' })),
+    statusApi: statusApi(routes, fleet, log.child({ part: 'admin' })),
     metrics: options.metrics,
     metricsNeedToken: config.metricsAuth === 'on' || (config.metricsAuth === 'auto' && config.adminToken !== undefined && !isLoopback(config.adminAddress)),
     statusPage: new StatusPage(),
     overview: overviewHandler({
-      routesPath: config.routesPath,
+      routes,
       certificates: store,
       table: () => watcher.table,
       health: options.health,

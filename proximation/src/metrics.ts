@@ -11,8 +11,12 @@
  *   old tables' entries go): the request path builds no label object. Cardinality stays bounded: site and
  *   version come from the routing table, status is an HTTP status code, and every unknown host counts
  *   under site="" version="".
- * - State gauges (connections, WebSockets, client buffered bytes, routing generation, certificate expiry) are read from their
- *   sources at scrape time, so nothing on the request path updates them.
+ * - State gauges (connections, WebSockets, client buffered bytes, routing generation, certificate expiry,
+ *   storage reachable) are read from their sources at scrape time, so nothing on the request path updates them.
+ *   `proximation_storage_up` is 1 while the shared storage answers the routing table's reads (the
+ *   instance's watcher, `storageSource`), 0 while it does not (Redis unreachable, the directory
+ *   unreadable) and the proxy serves from memory; 1 in a process that reads no storage (a worker), so
+ *   the minimum over an instance's processes is the instance's.
  * - `proximation_limit_hits_total{limit}` counts each time a limit that bounds an abusive client acted
  *   (a connection closed, a stream reset, a 429/431 answered, a request made to wait); `limit` is one of `LIMITS`, and every
  *   series exists from the start at 0.
@@ -85,6 +89,7 @@ export class Metrics implements ExchangeObserver, LimitObserver {
   private readonly unrouted: RouteChildren;
   /** notAfter of each served certificate, by name. */
   private readonly expiries = new Map<string, Date>();
+  private storageReachable: () => boolean = () => true;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -133,6 +138,16 @@ export class Metrics implements ExchangeObserver, LimitObserver {
       aggregator: 'min',
       collect() {
         this.set(sources.routesGeneration());
+      },
+    });
+    const storageUp = (): number => (this.storageReachable() ? 1 : 0);
+    new Gauge({
+      name: 'proximation_storage_up',
+      help: 'Whether the shared storage (directory or Redis) answered the last read of the routing table: 1 yes, 0 no (serving from memory)',
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.set(storageUp());
       },
     });
     const expiries = this.expiries;
@@ -195,6 +210,11 @@ export class Metrics implements ExchangeObserver, LimitObserver {
     }
     counter.inc();
     if (upstreamSeconds !== undefined) children.response.observe(upstreamSeconds);
+  }
+
+  /** Where `proximation_storage_up` reads whether the storage is reachable, at each scrape. */
+  storageSource(reachable: () => boolean): void {
+    this.storageReachable = reachable;
   }
 
   certificateServed(name: string, notAfter: Date): void {

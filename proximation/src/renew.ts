@@ -70,8 +70,7 @@ export async function renewCertificates(config: Config, request: RenewRequest, l
 async function renewWith(storage: Storage, config: Config, request: RenewRequest, log: Logger, io: RenewIo): Promise<number> {
   const routes = routesLocation(config, storage);
   if ((await routes.storage.read(routes.key)) === undefined) {
-    const where = config.storage.backend === 'file' ? config.routesPath : `${routes.key} in ${storage.location}`;
-    throw routesNotFound(where, io.routesOrigin, 'renew renews routed names only; "deploy site add" creates a table');
+    throw routesNotFound(routes.storage, routes.key, io.routesOrigin, 'renew renews routed names only; "deploy site add" creates a table');
   }
   const table = await readRoutingTable(routes.storage, routes.key);
   const routed = new Set(table.sites.flatMap(certificateNames));

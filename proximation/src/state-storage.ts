@@ -16,8 +16,7 @@
  * names (by default `<letsencrypt dir>/proximation/routes.json`), through a file backend rooted at its
  * directory; on Redis, the key `proximation/routes.json`.
  */
-import { basename, dirname } from 'node:path';
-import { FileStorage, MirroredStorage, ROUTES_KEY, errorMessage, openStorageSetting, type Storage } from '@proximation/shared';
+import { FileStorage, MirroredStorage, ROUTES_KEY, errorMessage, openStorageSetting, routesFileLocation, type RoutesLocation, type Storage } from '@proximation/shared';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -45,8 +44,6 @@ export async function syncCertbotCopy(storage: Storage, lineage: string): Promis
   if (storage instanceof MirroredStorage) await storage.sync([`live/${lineage}`, `archive/${lineage}`, `renewal/${lineage}.conf`, 'accounts']);
 }
 
-export function routesLocation(config: Pick<Config, 'storage' | 'routesPath'>, storage: Storage): { storage: Storage; key: string } {
-  return config.storage.backend === 'file'
-    ? { storage: new FileStorage(dirname(config.routesPath)), key: basename(config.routesPath) }
-    : { storage, key: ROUTES_KEY };
+export function routesLocation(config: Pick<Config, 'storage' | 'routesPath'>, storage: Storage): RoutesLocation {
+  return config.storage.backend === 'file' ? routesFileLocation(config.routesPath) : { storage, key: ROUTES_KEY };
 }

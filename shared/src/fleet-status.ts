@@ -2,7 +2,7 @@
  * The fleet as one JSON document, computed from the routing table, the instances' heartbeats and the
  * members' lease records (fleet-storage.ts): what `deploy status --json` prints and what the admin API
  * answers at `GET /api/status`. `fleetStatus` is pure; `readFleetStatus` reads its three sources (the
- * routing table file and the fleet storage next to it) and hands on the records it skipped. The field names are a contract (a status page reads them), so
+ * routing table, on either backend, and the fleet records beside it) and hands on the records it skipped. The field names are a contract (a status page reads them), so
  * fields may be added, never renamed:
  *
  * { "generatedAt": ISO,
@@ -21,14 +21,14 @@
  * are summed over the live instances' latest heartbeats; `leaseAgeMs` is the time since the latest
  * renewal (or the join). Instances are sorted by id, sites and versions keep the table's order.
  */
-import { fileFleetStorage, fleetDirOf, type InstanceRecord, type LeaseRecord, type UpstreamTraffic } from './fleet-storage.js';
-import { readRoutingTableFile } from './routes-file.js';
+import { HEARTBEAT_PERIODS_TO_LIVE, fleetStorageOf, type InstanceRecord, type LeaseRecord, type UpstreamTraffic } from './fleet-storage.js';
+import { readRoutingTable, type RoutesLocation } from './routes-file.js';
 import { clockFrom, memberExpiresAt, memberKey } from './members.js';
 import { previewHost, type RoutingTable } from './routing-table.js';
 import { formatDuration } from './duration.js';
 import { plural } from './command-line.js';
 
-export const HEARTBEAT_PERIODS_TO_LIVE = 3;
+export { HEARTBEAT_PERIODS_TO_LIVE };
 
 export interface FleetStatus {
   generatedAt: string;
@@ -61,10 +61,9 @@ export interface FleetStatus {
   }[];
 }
 
-/** The fleet now, from the routing table at `routesPath` and the records beside it; `problems` as FleetStorage reports them. */
-export async function readFleetStatus(routesPath: string): Promise<{ status: FleetStatus; problems: string[] }> {
-  const fleet = fileFleetStorage(fleetDirOf(routesPath));
-  const [table, instances, leases] = await Promise.all([readRoutingTableFile(routesPath), fleet.readInstances(), fleet.readLeases()]);
+/** The fleet now, from the routing table at `routes` and the records beside it; `problems` as FleetStorage reports them. */
+export async function readFleetStatus(routes: RoutesLocation, fleet = fleetStorageOf(routes)): Promise<{ status: FleetStatus; problems: string[] }> {
+  const [table, instances, leases] = await Promise.all([readRoutingTable(routes.storage, routes.key), fleet.readInstances(), fleet.readLeases()]);
   return { status: fleetStatus(table, instances.records, leases.records, Date.now()), problems: [...instances.problems, ...leases.problems] };
 }
 

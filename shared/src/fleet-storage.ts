@@ -1,39 +1,54 @@
 /**
  * The fleet's small, often-written records, kept beside the routing table and never in it: members'
  * lease renewals (members.ts) and instances' heartbeats (what each proxy serves and has in flight).
- * This module is the only place that knows how they are stored; callers use `FleetStorage` alone, so
- * another backend (a key-value store) can replace the files.
+ * This module is the only place that knows how they are stored; callers use `FleetStorage` alone. They
+ * live in the routing table's storage (storage.ts: a directory or Redis), found from its location
+ * (`fleetStorageOf`).
  *
- * The contract, whatever the backend:
+ * The contract, whatever the backend (shared/test/fleet-storage-contract.ts runs it on both):
  * - `putLease` / `putInstance` replace the record atomically: a reader sees the previous record or the
  *   new one, never a mix. There is one writer per record (the member's own `deploy run`, the instance's
  *   primary), so no lock is taken; rules about who may write a record (identity) are the caller's.
  * - `getLease` reads one record now, bypassing any cache (undefined when there is none).
- * - `readLeases` / `readInstances` list every record. A reader sees a change made by another machine
- *   within `REREAD_MS` plus the storage's own visibility delay, and usually at its next call: a record
- *   is re-read when its file's size, inode or mtime changed, or when it was last read `REREAD_MS` ago
- *   (NFS attribute caches can hide a change from stat for that long). So a call costs one directory
- *   listing and one stat per record, and reads only what changed: re-reads stay bounded by the
- *   renewal rate, not the poll rate.
+ * - `readLeases` / `readInstances` list every record. On files a reader sees a change made by another
+ *   machine within `REREAD_MS` plus the storage's own visibility delay, and usually at its next call: a
+ *   record is re-read when its file's size, inode or mtime changed, or when it was last read `REREAD_MS`
+ *   ago (NFS attribute caches can hide a change from stat for that long). So a call costs one directory
+ *   listing and one stat per record, and reads only what changed: re-reads stay bounded by the renewal
+ *   rate, not the poll rate. On Redis every call lists and reads every record (one round trip each,
+ *   sent together), so a change is seen at the next call.
  * - Records that are not JSON of this format (corrupt, foreign, from a newer version without the
  *   fields read here) are left out and reported in `problems`, each once per content seen, naming the
- *   file and what is wrong; they never make a call fail. Temp files of writes in progress are skipped.
+ *   file (or key) and what is wrong; they never make a call fail. Temp files of writes in progress are
+ *   skipped.
  * - `remove*` deletes a record; a missing one is no error.
- * I/O failures other than a missing directory throw ProximationError ERR_FILE_READ / ERR_FILE_WRITE.
+ * - Expiry: every record carries its own time (a lease's `renewedAt` + `leaseMs`, a heartbeat's
+ *   `writtenAt` + HEARTBEAT_PERIODS_TO_LIVE `periodMs`), by which readers judge it on both backends. On
+ *   Redis the record is also a key with expiry (`ttlMs`, storage.ts) of twice that, so the records of
+ *   members and instances long gone vanish by themselves, never before every reader (with clocks within
+ *   one lease or heartbeat period of each other) has stopped counting them. Files stay until removed,
+ *   as before.
+ * Failures throw what the storage throws (ERR_FILE_READ / ERR_FILE_WRITE, ERR_STORAGE_UNAVAILABLE).
  *
- * File layout: `<dir>/leases/<key>.json` and `<dir>/instances/<key>.json`, where `<dir>` is the
- * directory of routes.json (`<letsencrypt dir>/proximation`) and `<key>` a readable prefix of the
- * record's name plus a hash of it (names hold `/` and `:`: task ARNs, URLs).
+ * Layout: `<dir>/leases/<key>.json` and `<dir>/instances/<key>.json`, where `<dir>` is the folder of the
+ * routing table's key (on files the directory of routes.json, `<letsencrypt dir>/proximation`; on Redis
+ * `proximation/`) and `<key>` a readable prefix of the record's name plus a hash of it (names hold `/`
+ * and `:`: task ARNs, URLs).
  */
 import { createHash } from 'node:crypto';
-import { readdir, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
 import * as z from 'zod';
-import { ProximationError, errorMessage, isErrnoCode } from './errors.js';
-import { readFileIfExists, writeFileAtomic } from './file-storage.js';
+import type { RoutesLocation } from './routes-file.js';
+import { FileStorage, describeKey } from './storage/file-backend.js';
+import type { Storage } from './storage/storage.js';
 
 export const LEASE_KIND = 'proximation/lease';
 export const INSTANCE_KIND = 'proximation/instance';
+/** An instance whose heartbeat was not rewritten for this many of its periods has left the fleet. */
+export const HEARTBEAT_PERIODS_TO_LIVE = 3;
+/** A record's key expires (on Redis) this many times later than readers stop counting it. */
+const EXPIRY_MARGIN = 2;
 /** A record is read again after this long even when stat says it did not change. */
 export const REREAD_MS = 5_000;
 
@@ -109,73 +124,74 @@ export interface FleetStorage {
   readInstances(): Promise<FleetRecords<InstanceRecord>>;
 }
 
-/** The directory the fleet records live in for the routing table at `routesPath`. */
-export function fleetDirOf(routesPath: string): string {
-  return dirname(routesPath);
-}
-
-function fileKey(name: string): string {
+function recordName(name: string): string {
   const readable = name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(-60);
   return `${readable}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}.json`;
 }
 
-const leaseName = (site: string, version: string, upstream: string): string => fileKey(`${site}/${version}/${upstream}`);
+const leaseName = (site: string, version: string, upstream: string): string => recordName(`${site}/${version}/${upstream}`);
 
 interface Cached<R> {
-  readonly signature: string;
+  readonly signature: string | undefined;
   readonly readAt: number;
   readonly record: R | undefined;
   readonly problem: string | undefined;
 }
 
-/** One directory of records, listed with stat and re-read only as the contract says. */
-class RecordDirectory<R> {
+/** One folder of records in a storage, listed and re-read only as the contract says. */
+class RecordFolder<R> {
   private readonly cache = new Map<string, Cached<R>>();
 
   constructor(
-    readonly dir: string,
+    private readonly storage: Storage,
+    readonly prefix: string,
     private readonly parse: (value: unknown) => R | string,
   ) {}
 
+  key(name: string): string {
+    return `${this.prefix}/${name}`;
+  }
+
   async read(): Promise<FleetRecords<R>> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if (isErrnoCode(err, 'ENOENT')) return { records: [], problems: [] };
-      throw new ProximationError('ERR_FILE_READ', `Could not list ${this.dir}: ${errorMessage(err)}. Check its permissions.`, { cause: err });
-    }
+    const keys = (await this.storage.list(this.prefix)).filter((key) => key.endsWith('.json'));
     const now = Date.now();
-    const records: R[] = [];
     const problems: string[] = [];
-    const present = new Set<string>();
-    for (const name of names) {
-      if (name.startsWith('.') || !name.endsWith('.json')) continue;
-      present.add(name);
-      const path = join(this.dir, name);
-      const info = await stat(path).catch(() => undefined);
-      if (info === undefined) continue;
-      const signature = `${info.ino}:${info.size}:${info.mtimeMs}`;
-      const cached = this.cache.get(name);
-      let entry = cached;
-      if (cached === undefined || cached.signature !== signature || now - cached.readAt >= REREAD_MS) {
-        entry = await this.load(path, signature, now);
-        this.cache.set(name, entry);
-        if (entry.problem !== undefined && entry.problem !== cached?.problem) problems.push(`${path}: ${entry.problem}`);
-      }
-      if (entry?.record !== undefined) records.push(entry.record);
-    }
-    for (const name of this.cache.keys()) if (!present.has(name)) this.cache.delete(name);
-    return { records, problems };
+    // All at once: on Redis each is a round trip, sent together on the one connection.
+    const entries = await Promise.all(
+      keys.map(async (key) => {
+        const signature = await this.signature(key);
+        if (signature === null) return undefined;
+        const cached = this.cache.get(key);
+        if (cached !== undefined && signature !== undefined && cached.signature === signature && now - cached.readAt < REREAD_MS) return cached;
+        const entry = await this.load(key, signature, now);
+        this.cache.set(key, entry);
+        if (entry.problem !== undefined && entry.problem !== cached?.problem) problems.push(`${describeKey(this.storage, key)}: ${entry.problem}`);
+        return entry;
+      }),
+    );
+    const present = new Set(keys);
+    for (const key of this.cache.keys()) if (!present.has(key)) this.cache.delete(key);
+    return { records: entries.flatMap((entry) => (entry?.record === undefined ? [] : [entry.record])), problems: problems.sort() };
+  }
+
+  /**
+   * What tells that a file changed without reading it (inode, size, mtime); null when it is gone. Other
+   * backends have no such cheap check (undefined): their records are read at every call, one round
+   * trip each.
+   */
+  private async signature(key: string): Promise<string | undefined | null> {
+    if (!(this.storage instanceof FileStorage)) return undefined;
+    const info = await stat(this.storage.pathOf(key)).catch(() => undefined);
+    return info === undefined ? null : `${info.ino}:${info.size}:${info.mtimeMs}`;
   }
 
   /** One record read now, past the cache; undefined when missing or not a valid record. */
   async readNow(name: string): Promise<R | undefined> {
-    return (await this.load(join(this.dir, name), '', Date.now())).record;
+    return (await this.load(this.key(name), undefined, Date.now())).record;
   }
 
-  private async load(path: string, signature: string, now: number): Promise<Cached<R>> {
-    const content = await readFileIfExists(path);
+  private async load(key: string, signature: string | undefined, now: number): Promise<Cached<R>> {
+    const content = await this.storage.read(key);
     if (content === undefined) return { signature, readAt: now, record: undefined, problem: undefined };
     let value: unknown;
     try {
@@ -201,28 +217,29 @@ function parser<S extends z.ZodType<{ kind: string }>>(schema: S, kind: string):
   };
 }
 
-async function removeFile(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (err) {
-    if (isErrnoCode(err, 'ENOENT')) return;
-    throw new ProximationError('ERR_FILE_WRITE', `Could not remove ${path}: ${errorMessage(err)}.`, { cause: err });
-  }
-}
-
 const json = (kind: string, record: object): string => `${JSON.stringify({ kind, ...record })}\n`;
 
-/** Fleet records as files in `dir` (see the module header). */
-export function fileFleetStorage(dir: string): FleetStorage {
-  const leases = new RecordDirectory(join(dir, 'leases'), parser(leaseSchema, LEASE_KIND));
-  const instances = new RecordDirectory(join(dir, 'instances'), parser(instanceSchema, INSTANCE_KIND));
+/** The fleet records kept beside the routing table at `routes` (see the module header). */
+export function fleetStorageOf(routes: RoutesLocation): FleetStorage {
+  const dir = posix.dirname(routes.key);
+  const folder = (name: string): string => (dir === '.' ? name : `${dir}/${name}`);
+  const { storage } = routes;
+  const leases = new RecordFolder(storage, folder('leases'), parser(leaseSchema, LEASE_KIND));
+  const instances = new RecordFolder(storage, folder('instances'), parser(instanceSchema, INSTANCE_KIND));
   return {
-    putLease: (record) => writeFileAtomic(join(leases.dir, leaseName(record.site, record.version, record.upstream)), json(LEASE_KIND, record)),
+    putLease: (record) =>
+      storage.write(leases.key(leaseName(record.site, record.version, record.upstream)), json(LEASE_KIND, record), { ttlMs: EXPIRY_MARGIN * record.leaseMs }),
     getLease: (site, version, upstream) => leases.readNow(leaseName(site, version, upstream)),
-    removeLease: (site, version, upstream) => removeFile(join(leases.dir, leaseName(site, version, upstream))),
+    removeLease: (site, version, upstream) => storage.delete(leases.key(leaseName(site, version, upstream))),
     readLeases: () => leases.read(),
-    putInstance: (record) => writeFileAtomic(join(instances.dir, fileKey(record.id)), json(INSTANCE_KIND, record)),
-    removeInstance: (id) => removeFile(join(instances.dir, fileKey(id))),
+    putInstance: (record) =>
+      storage.write(instances.key(recordName(record.id)), json(INSTANCE_KIND, record), { ttlMs: EXPIRY_MARGIN * HEARTBEAT_PERIODS_TO_LIVE * record.periodMs }),
+    removeInstance: (id) => storage.delete(instances.key(recordName(id))),
     readInstances: () => instances.read(),
   };
+}
+
+/** Fleet records as files in `dir` (the directory of routes.json). */
+export function fileFleetStorage(dir: string): FleetStorage {
+  return fleetStorageOf({ storage: new FileStorage(dir), key: 'routes.json' });
 }

@@ -12,7 +12,7 @@ export type { WriteFileAtomicOptions } from './file-storage.js';
 export { acquireLock, withLock } from './lock.js';
 export { withStorageLock, checkStorageKey } from './storage/storage.js';
 export type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage/storage.js';
-export { FileStorage } from './storage/file-backend.js';
+export { FileStorage, describeKey } from './storage/file-backend.js';
 export {
   connectRedisStorage,
   parseRedisUrl,
@@ -65,7 +65,7 @@ export {
   clockFrom,
 } from './members.js';
 export type { MemberClock, MemberRenewal } from './members.js';
-export { fileFleetStorage, fleetDirOf, LEASE_KIND, INSTANCE_KIND, REREAD_MS } from './fleet-storage.js';
+export { fileFleetStorage, fleetStorageOf, LEASE_KIND, INSTANCE_KIND, REREAD_MS } from './fleet-storage.js';
 export type { FleetStorage, FleetRecords, LeaseRecord, InstanceRecord, UpstreamTraffic, CertificateState } from './fleet-storage.js';
 export { updateRoutingTableWithLeases } from './member-update.js';
 export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
@@ -86,8 +86,8 @@ export type {
   TrafficGuard,
   RoutingTableChange,
 } from './routing-table.js';
-export { keepLastGoodCopy, lastGoodCopyGeneration, lastGoodCopyPath, readRoutingTable, updateRoutingTable, readRoutingTableFile, routesNotFound, updateRoutingTableFile } from './routes-file.js';
-export type { RoutingTableUpdate, RoutingTableUpdateOptions } from './routes-file.js';
+export { keepLastGoodCopy, lastGoodCopyGeneration, lastGoodCopyPath, readRoutingTable, updateRoutingTable, readRoutingTableFile, routesFileLocation, routesNotFound, updateRoutingTableFile } from './routes-file.js';
+export type { RoutesLocation, RoutingTableUpdate, RoutingTableUpdateOptions } from './routes-file.js';
 export { describeFetchFailure } from './fetch-failure.js';
 export { checkUpstreams, healthCheckFailed, isHealthCheckPath, HealthCheckFailedError } from './health-check.js';
 export type { HealthCheckOptions, UpstreamHealth } from './health-check.js';
@@ -128,5 +128,5 @@ export { MirroredStorage } from './storage/mirrored-storage.js';
 export type { CopyResult } from './storage/copy.js';
 export { openStorage, checkStorageSetting, parseStorageSetting, openStorageSetting } from './storage/open-storage.js';
 export type { StorageSetting } from './storage/open-storage.js';
-export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogPath, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
+export { appendChangeLogEntry, recordRoutingChange, readChangeLog, changeLogKey, MAX_CHANGE_LOG_ENTRIES } from './change-log.js';
 export type { ChangeLogEntry } from './change-log.js';

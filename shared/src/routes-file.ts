@@ -14,7 +14,9 @@
  * before the lock is taken (so not even the lock file or a directory is made) and again under it.
  *
  * `readRoutingTableFile` / `updateRoutingTableFile` are the same on the file `path` (its directory as
- * a file backend), with the lock file `${path}.lock` as before.
+ * a file backend), with the lock file `${path}.lock` as before. A `RoutesLocation` names a table as
+ * its storage and key, so the records kept beside it (change-log.ts, fleet-storage.ts) find their keys
+ * from it on either backend; `routesFileLocation` is the one of a file.
  *
  * The last good copy (`lastGoodCopyPath`, `routes.json.last-good` beside the file) holds the newest valid
  * table anyone wrote or read, so an operator whose file was broken by hand can copy it back: every
@@ -28,18 +30,24 @@ import { readFileIfExists, writeFileAtomic } from './file-storage.js';
 import type { LockOptions } from './lock.js';
 import { emptyRoutingTable, parseRoutingTable, serializeRoutingTable, validateRoutingTable } from './routing-table.js';
 import type { RoutingTable } from './routing-table.js';
-import { FileStorage } from './storage/file-backend.js';
+import { FileStorage, describeKey } from './storage/file-backend.js';
 import type { Storage } from './storage/storage.js';
 import { withStorageLock } from './storage/storage.js';
 
-/** How messages name the table: the file's path, or the key in its backend. */
-function describeTable(storage: Storage, key: string): string {
-  return storage instanceof FileStorage ? storage.pathOf(key) : `${key} in ${storage.location}`;
+/** Where a routing table is: its storage and its key there. */
+export interface RoutesLocation {
+  readonly storage: Storage;
+  readonly key: string;
+}
+
+/** The table in the file `path`: a file backend on its directory, the file's name as key. */
+export function routesFileLocation(path: string): RoutesLocation {
+  return { storage: new FileStorage(dirname(path)), key: basename(path) };
 }
 
 export async function readRoutingTable(storage: Storage, key: string): Promise<RoutingTable> {
   const content = await storage.read(key);
-  return content === undefined ? emptyRoutingTable() : parseRoutingTable(content.toString('utf8'), describeTable(storage, key));
+  return content === undefined ? emptyRoutingTable() : parseRoutingTable(content.toString('utf8'), describeKey(storage, key));
 }
 
 export function lastGoodCopyPath(path: string): string {
@@ -84,12 +92,16 @@ export interface RoutingTableUpdateOptions extends LockOptions {
   origin?: string;
 }
 
-/** ERR_ROUTES_NOT_FOUND for `path`, which came from `origin` (such as `from --routes`); `creator` says what makes one. */
-export function routesNotFound(path: string, origin: string | undefined, creator: string): ProximationError {
-  return new ProximationError(
-    'ERR_ROUTES_NOT_FOUND',
-    `No routing table at ${path}${origin === undefined ? '' : ` (${origin})`}: check the path (it is normally <letsencrypt dir>/proximation/routes.json); ${creator}.`,
-  );
+/**
+ * ERR_ROUTES_NOT_FOUND for the table `key` in `storage`, whose place came from `origin` (such as
+ * `from --routes`); `creator` says what makes one.
+ */
+export function routesNotFound(storage: Storage, key: string, origin: string | undefined, creator: string): ProximationError {
+  const check =
+    storage instanceof FileStorage
+      ? 'check the path (it is normally <letsencrypt dir>/proximation/routes.json)'
+      : "check the key prefix (PROXIMATION_STORAGE_PREFIX) and the database in the URL against the proxies' settings";
+  return new ProximationError('ERR_ROUTES_NOT_FOUND', `No routing table at ${describeKey(storage, key)}${origin === undefined ? '' : ` (${origin})`}: ${check}; ${creator}.`);
 }
 
 export async function updateRoutingTable(
@@ -99,8 +111,8 @@ export async function updateRoutingTable(
   options: RoutingTableUpdateOptions = {},
 ): Promise<RoutingTableUpdate> {
   const { create = true, origin, ...lockOptions } = options;
-  const name = describeTable(storage, key);
-  const refuse = (): ProximationError => routesNotFound(name, origin, 'only "deploy site add" creates a new one');
+  const name = describeKey(storage, key);
+  const refuse = (): ProximationError => routesNotFound(storage, key, origin, 'only "deploy site add" creates a new one');
   if (!create && (await storage.read(key)) === undefined) throw refuse();
   return withStorageLock(
     storage,
@@ -121,12 +133,8 @@ export async function updateRoutingTable(
   );
 }
 
-function fileStorageOf(path: string): { storage: FileStorage; key: string } {
-  return { storage: new FileStorage(dirname(path)), key: basename(path) };
-}
-
 export async function readRoutingTableFile(path: string): Promise<RoutingTable> {
-  const { storage, key } = fileStorageOf(path);
+  const { storage, key } = routesFileLocation(path);
   return readRoutingTable(storage, key);
 }
 
@@ -135,6 +143,6 @@ export async function updateRoutingTableFile(
   change: (table: RoutingTable) => RoutingTable,
   options: RoutingTableUpdateOptions = {},
 ): Promise<RoutingTableUpdate> {
-  const { storage, key } = fileStorageOf(path);
+  const { storage, key } = routesFileLocation(path);
   return updateRoutingTable(storage, key, change, options);
 }

@@ -2,7 +2,9 @@
  * Test support: a real `redis-server` (Debian package redis-server) on a free 127.0.0.1 port with its
  * own temp directory, optionally with a password (requirepass) and/or TLS (a CA and a server
  * certificate for 127.0.0.1 made by openssl for the test). `stop` kills it (SIGKILL) and `start` runs it
- * again on the same port and directory, for restart tests. Callers stop it in afterAll; `stop` also
+ * again on the same port and directory, for restart tests; with `persistent` every write is in its
+ * append-only file, fsynced, before it answers, so what was written survives the SIGKILL (as on a
+ * managed Redis with persistence or a replica), else a restart starts empty. Callers stop it in afterAll; `stop` also
  * removes the directory when `final` is set.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -16,6 +18,7 @@ import { promisify } from 'node:util';
 export interface RedisServerOptions {
   password?: string;
   tls?: boolean;
+  persistent?: boolean;
 }
 
 export interface RedisServer {
@@ -54,7 +57,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), 'proximation-redis-'));
   const port = await freePort();
   let ca: string | undefined;
-  const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+  const persistence = options.persistent === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persistence, '--protected-mode', 'no'];
   if (options.tls === true) {
     await makeTestCa(dir);
     ca = await readFile(join(dir, 'ca.pem'), 'utf8');

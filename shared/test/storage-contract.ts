@@ -90,6 +90,16 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
       expect((await b!.read('archive/example.com/cert1.pem'))!.toString()).toBe('one');
     });
 
+    it('keeps a key written with a TTL readable and listed within it, fenced or not, and a rewrite replaces it', async () => {
+      const [a, b] = await handles(2);
+      await a!.write('proximation/instances/i1.json', 'beat 1', { ttlMs: 60_000 });
+      await withStorageLock(a!, 'proximation/instances.lock', (lock) => a!.write('proximation/instances/i2.json', 'beat 2', { ttlMs: 60_000, fence: lock }));
+      expect(await b!.list('proximation/instances')).toEqual(['proximation/instances/i1.json', 'proximation/instances/i2.json']);
+      await b!.write('proximation/instances/i1.json', 'permanent');
+      expect((await a!.read('proximation/instances/i1.json'))!.toString()).toBe('permanent');
+      expect((await a!.read('proximation/instances/i2.json'))!.toString()).toBe('beat 2');
+    });
+
     it('refuses keys that are not relative paths of plain segments', async () => {
       const [a] = await handles(1);
       for (const key of ['', '/etc/passwd', 'a/../b', 'a//b', './a', 'a\\b', 'a\0b', 'a/']) {

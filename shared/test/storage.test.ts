@@ -109,6 +109,25 @@ describe.each([
     }
   });
 
+  it('expires a key written with a TTL (gone from read and list, and from the index), unless rewritten without one', async () => {
+    const keyPrefix = `x${randomBytes(4).toString('hex')}:`;
+    const storage = await connectRedisStorage(server.url, { ...options(), keyPrefix });
+    const raw = new Redis(server.url, { tls: options().tls });
+    try {
+      await storage.write('leases/short.json', 'a', { ttlMs: 300 });
+      await storage.write('leases/kept.json', 'b', { ttlMs: 300 });
+      await storage.write('leases/kept.json', 'b');
+      expect(await storage.list('leases')).toEqual(['leases/kept.json', 'leases/short.json']);
+      await waitUntil(async () => (await storage.read('leases/short.json')) === undefined, 10_000, 'the key to expire');
+      expect(await storage.list('leases')).toEqual(['leases/kept.json']);
+      expect([await raw.zcard(`${keyPrefix}keys`), await raw.zcard(`${keyPrefix}expiring`)]).toEqual([1, 0]);
+      expect(await raw.pttl(`${keyPrefix}v:leases/kept.json`)).toBe(-1);
+    } finally {
+      raw.disconnect();
+      await storage.close();
+    }
+  });
+
   if (password !== undefined) {
     it('names the URL without the password when the password is wrong', async () => {
       const wrong = server.url.replace(encodeURIComponent(password), 'wrong-secret');

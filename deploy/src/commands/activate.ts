@@ -46,7 +46,7 @@ export const activateCommand: Command = {
     const version = required(values.version, '--version', 'name the version to activate, such as --version devbuild-42', NAME);
     const health = healthCheckFromFlags(values, NAME);
     const converge = convergenceFromFlags(values, NAME);
-    const target = observe(openRoutesTarget(values, env, NAME), progressFor(io, values.json, `${site}/${version}`));
+    const target = observe(await openRoutesTarget(values, env, NAME), progressFor(io, values.json, `${site}/${version}`));
 
     const before = await target.read();
     const { activeVersion: activeBefore } = findSite(before, site);

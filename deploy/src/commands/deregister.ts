@@ -51,7 +51,7 @@ export const deregisterCommand: Command = {
     const portFlag = values['container-port'];
     if (portFlag !== undefined && !fromEcs) throw usageError('--container-port only applies with --upstream-from-ecs.', NAME);
     const converge = convergenceFromFlags(values, NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
     const ecs = fromEcs ? await upstreamFromEcs(env, portFlag === undefined ? {} : { containerPort: integerFlag(portFlag, '--container-port', 1, 65535, NAME) }) : undefined;
     const site = 'tag' in which ? siteForTag(await target.read(), which.tag).name : which.site;
     const version = 'tag' in which ? which.tag : which.version;

@@ -38,7 +38,7 @@ export const pruneCommand: Command = {
     if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const keep = integerFlag(required(values.keep, '--keep', 'say how many of the newest versions to keep, such as --keep 5', NAME), '--keep', 0, 1_000_000, NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
 
     const current = await target.read();
     const before = findSite(current, name);

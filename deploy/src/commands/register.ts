@@ -202,7 +202,7 @@ export async function planRegistration(values: RegisterFlags, env: NodeJS.Proces
   if (values.identity !== undefined && identityProblem(values.identity) !== undefined) {
     throw usageError(`Invalid --identity ${JSON.stringify(values.identity)}: ${identityProblem(values.identity)}.`, command);
   }
-  const target = openRoutesTarget(values, env, command);
+  const target = await openRoutesTarget(values, env, command);
   const ecs = fromEcs ? await upstreamFromEcs(env, containerPort === undefined ? {} : { containerPort }) : undefined;
   const lease = leaseMs === undefined ? undefined : { identity: values.identity ?? ecs?.taskArn ?? `${hostname()}:${process.pid}`, leaseMs };
   const upstreams = [...givenOrigins, ...(ecs === undefined ? [] : [normalizeUpstreamUrl(ecs.upstream, 'the ECS task metadata (--upstream-from-ecs)')])];

@@ -32,7 +32,7 @@ export const removeCommand: Command = {
     if (values === undefined) return HELP;
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version to remove, such as --version devbuild-41', NAME);
-    const { table } = await openRoutesTarget(values, env, NAME).update({ change: { op: 'removeVersion', site, version } });
+    const { table } = await (await openRoutesTarget(values, env, NAME)).update({ change: { op: 'removeVersion', site, version } });
     return output(values.json, { site, version, generation: table.generation }, `removed ${site}/${version}; ${generationNote(table)}`);
   },
 };

@@ -36,7 +36,7 @@ export const rollbackCommand: Command = {
     if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const converge = convergenceFromFlags(values, NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
 
     const from = findSite(await target.read(), name).activeVersion;
     const { table } = await target.update({ change: { op: 'rollback', site: name } });

@@ -78,7 +78,7 @@ export const siteAddCommand: Command = {
       },
       NAME,
     );
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
 
     const tagPrefix = values['tag-prefix'];
     const challenge = values.challenge;

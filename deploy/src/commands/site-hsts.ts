@@ -51,7 +51,7 @@ export const siteHstsCommand: Command = {
       },
       NAME,
     );
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
 
     const { table, changed } = await target.update({ change: { op: 'setHsts', site: name, hsts: hsts ?? null } });
     const site = findSite(table, name);

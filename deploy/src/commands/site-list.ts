@@ -26,7 +26,7 @@ export const siteListCommand: Command = {
   async run(args, env) {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
-    const table = await openRoutesTarget(values, env, NAME).read();
+    const table = await (await openRoutesTarget(values, env, NAME)).read();
     const width = Math.max(0, ...table.sites.map((s) => s.name.length));
     const text =
       table.sites.length === 0

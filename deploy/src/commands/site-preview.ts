@@ -61,7 +61,7 @@ export const sitePreviewCommand: Command = {
             { domain: { name: '--domain', value: domain }, networks: { name: '--network', value: values.network }, token: { name: '--token', value: values.token } },
             NAME,
           )!;
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
     const { table, changed } = await target.update({ change: { op: 'setPreview', site: name, preview } });
     const site = findSite(table, name);
     const now = describePreview(site);

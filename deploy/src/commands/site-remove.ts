@@ -35,7 +35,7 @@ export const siteRemoveCommand: Command = {
     const parsed = parseSiteCommand(args, OPTIONS, NAME, 'deploy site remove <site>', 'give one site name');
     if (parsed === undefined) return HELP;
     const { values, site: name } = parsed;
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
 
     const current = await target.read();
     const site = findSite(current, name);

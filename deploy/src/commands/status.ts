@@ -32,7 +32,7 @@ export const statusCommand: Command = {
   async run(args, env) {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
     const status = await target.status();
     if (values.site !== undefined) {
       findSite(await target.read(), values.site);

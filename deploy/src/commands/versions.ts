@@ -35,7 +35,7 @@ export const versionsCommand: Command = {
     const values = parseFlags(args, OPTIONS, NAME);
     if (values === undefined) return HELP;
     const name = required(values.site, '--site', 'name the site, such as --site dev', NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
     const table = await target.read();
     const site = findSite(table, name);
     const clock = target.leases === undefined ? undefined : clockFrom(await target.leases(), Date.now());

@@ -39,7 +39,7 @@ export const waitDrainedCommand: Command = {
     const site = required(values.site, '--site', 'name the site, such as --site dev', NAME);
     const version = required(values.version, '--version', 'name the version, such as --version devbuild-41', NAME);
     const timeoutMs = values.timeout === undefined ? DEFAULT_TIMEOUT_MS : durationFlag(values.timeout, '--timeout', NAME);
-    const target = openRoutesTarget(values, env, NAME);
+    const target = await openRoutesTarget(values, env, NAME);
     findVersion(findSite(await target.read(), site), version);
     let instances = 0;
     const waitedMs = await waitUntilDrained({

@@ -37,6 +37,8 @@ export interface Health {
   /** With no-routing-table: the file and its error. */
   reason?: string;
   routesGeneration: number;
+  /** Present while the shared storage does not answer (serving goes on from memory). */
+  storage?: 'unreachable';
   /** With several workers: each one's slot, process, state and routing generation. */
   workers?: readonly { worker: number; pid: number | undefined; state: string; routesGeneration: number }[];
 }

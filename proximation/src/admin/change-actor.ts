@@ -7,7 +7,7 @@
  * length and never interpreted.
  */
 import type http from 'node:http';
-import { errorMessage, recordRoutingChange, type ChangeLogEntry, type RoutingTable, type RoutingTableChange } from '@proximation/shared';
+import { errorMessage, recordRoutingChange, type ChangeLogEntry, type RoutesLocation, type RoutingTable, type RoutingTableChange } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -26,9 +26,9 @@ export function changeActor(req: http.IncomingMessage): ChangeLogEntry['by'] {
 }
 
 /** Appends the change that made `table` to the log; a failure is logged, not thrown: the table change itself stands. */
-export async function recordChange(routesPath: string, table: RoutingTable, change: RoutingTableChange, by: ChangeLogEntry['by'], log: Logger): Promise<void> {
+export async function recordChange(routes: RoutesLocation, table: RoutingTable, change: RoutingTableChange, by: ChangeLogEntry['by'], log: Logger): Promise<void> {
   try {
-    await recordRoutingChange(routesPath, table, change, by);
+    await recordRoutingChange(routes, table, change, by);
   } catch (err) {
     log.warn({ err: errorMessage(err), generation: table.generation }, 'could not record the change in the change log');
   }

@@ -2,12 +2,12 @@
  * The admin routing API: the same operations as `deploy` in file mode, over HTTP (wire format in
  * admin-api.ts of @proximation/shared). Callers are authorised before they get here (admin-server.ts).
  *
- * - `getRoutes`: the routing table as stored now (read from the file, not this instance's copy), with
-  *   `ETag: "<generation>"`. When the file cannot be read or is invalid, the table this instance serves
-  *   (its last good one) instead, marked `Proximation-Routes-Source: memory` (the file's error is logged),
+ * - `getRoutes`: the routing table as stored now (read from the storage, a file or Redis, not this
+  *   instance's copy), with `ETag: "<generation>"`. When it cannot be read or is invalid, the table this instance serves
+  *   (its last good one) instead, marked `Proximation-Routes-Source: memory` (the storage's error is logged),
   *   so an operator can see, and restore, what is served; with no valid table in memory either, the error.
-  * - `postChange`: applies `{change, healthCheck?}` to the routes file with `updateRoutingTableWithLeases`
-  *   (the shared lease lock, atomic write, expired members removed), so every instance writing through the shared directory converges
+  * - `postChange`: applies `{change, healthCheck?}` to the stored table with `updateRoutingTableWithLeases`
+  *   (the shared lease lock, atomic write, expired members removed), so every instance writing through the shared storage converges
  *   on one table. With `healthCheck`, this proxy checks the upstreams first: it is where their traffic
  *   will come from (applyChangeRequest). `If-Match` (a list of ETags, or `*`) is checked on the table
  *   under the lock: another generation answers 412 with the current ETag and changes nothing. On
@@ -28,23 +28,25 @@ import {
   ProximationError,
   applyChangeRequest,
   applyRoutingTableChange,
+  describeKey,
   errorMessage,
-  fileFleetStorage,
-  fleetDirOf,
   isProximationError,
   parseChangeRequest,
-  readRoutingTableFile,
+  readRoutingTable,
   routingTableETag,
   serializeRoutingTable,
   updateRoutingTableWithLeases,
 } from '@proximation/shared';
-import type { ChangeResponseBody, IssuancePolicy, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
+import type { ChangeResponseBody, FleetStorage, IssuancePolicy, RoutesLocation, RoutingChangeRequest, RoutingTable, RoutingTableStore } from '@proximation/shared';
 import type { Logger } from '../logger.js';
 import { readJsonBody, sendError, sendJson } from './api-http.js';
 import { changeActor, recordChange } from './change-actor.js';
 
 export interface RoutingApiOptions {
-  routesPath: string;
+  /** Where the table is stored. */
+  routes: RoutesLocation;
+  /** The lease records beside it. */
+  fleet: FleetStorage;
   /** The valid table this instance serves (the routes watcher's last good one); undefined while it has none. */
   lastGood: () => RoutingTable | undefined;
   /** Makes this instance serve the table just written. */
@@ -64,15 +66,16 @@ export class RoutingApi {
   readonly getRoutes = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     let table: RoutingTable;
     let source = 'file';
+    const { routes } = this.options;
     try {
-      table = await readRoutingTableFile(this.options.routesPath);
+      table = await readRoutingTable(routes.storage, routes.key);
     } catch (err) {
       const served = this.options.lastGood();
       if (served === undefined) {
         this.fail(res, err, `GET ${ADMIN_ROUTES_PATH}`);
         return;
       }
-      this.options.log.warn({ path: this.options.routesPath, err: errorMessage(err), generation: served.generation }, `GET ${ADMIN_ROUTES_PATH}: the routing table file is unusable; answered with the table served`);
+      this.options.log.warn({ path: describeKey(routes.storage, routes.key), err: errorMessage(err), generation: served.generation }, `GET ${ADMIN_ROUTES_PATH}: the stored routing table is unusable; answered with the table served`);
       table = served;
       source = 'memory';
     }
@@ -110,13 +113,13 @@ export class RoutingApi {
       }
       return table;
     };
-    const { routesPath } = this.options;
+    const { routes } = this.options;
     const store: RoutingTableStore = {
-      read: async () => checked(await readRoutingTableFile(routesPath)),
+      read: async () => checked(await readRoutingTable(routes.storage, routes.key)),
       update: (change) =>
         updateRoutingTableWithLeases(
-          routesPath,
-          fileFleetStorage(fleetDirOf(routesPath)),
+          routes,
+          this.options.fleet,
           (table, clock) => {
             cancel.signal.throwIfAborted();
             generationBefore = checked(table).generation;
@@ -135,7 +138,7 @@ export class RoutingApi {
         { ...who, change: request.change, healthCheck: request.healthCheck, healthChecked, generationBefore, generation: table.generation, changed },
         changed ? 'routing table changed through the admin API' : 'change request through the admin API: nothing to change',
       );
-      if (changed) await recordChange(routesPath, table, request.change, changeActor(req), this.options.log);
+      if (changed) await recordChange(routes, table, request.change, changeActor(req), this.options.log);
       if (changed) await this.options.afterChange();
       const body: ChangeResponseBody = { table, changed, healthChecked };
       sendJson(res, 200, body, { etag: routingTableETag(table.generation) });

@@ -21,7 +21,7 @@
  */
 import type http from 'node:http';
 import os from 'node:os';
-import { certificateNames, emptyRoutingTable, errorMessage, fleetStatus, readChangeLog, type FleetStatus, type FleetStorage, type RoutingTable, type UpstreamTraffic } from '@proximation/shared';
+import { certificateNames, emptyRoutingTable, errorMessage, fleetStatus, readChangeLog, type FleetStatus, type FleetStorage, type RoutesLocation, type RoutingTable, type UpstreamTraffic } from '@proximation/shared';
 import type { CertStore } from '../certs/cert-store.js';
 import { certificatesReport } from '../certs-report.js';
 import type { Health } from './admin-server.js';
@@ -34,7 +34,7 @@ export const ADMIN_OVERVIEW_PATH = '/api/overview';
 const MAX_HISTORY_SITES = 100;
 
 export interface OverviewSources {
-  routesPath: string;
+  routes: RoutesLocation;
   certificates: CertStore;
   /** The table this instance serves. */
   table: () => RoutingTable | undefined;
@@ -75,7 +75,7 @@ export function overviewHandler(sources: OverviewSources): (req: http.IncomingMe
     const [certificates, changes, { fleet, problem }, serving] = await Promise.all([
       // Without a table, the lineages alone (none is called not-routed).
       certificatesReport(sources.certificates, served?.sites.flatMap(certificateNames), now),
-      readChangeLog(sources.routesPath),
+      readChangeLog(sources.routes),
       readFleet(sources, table, now.getTime()),
       sources.serving(),
     ]);

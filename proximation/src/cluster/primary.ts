@@ -158,7 +158,7 @@ export async function startPrimary(config: Config, log: Logger, settings: Settin
       routesGeneration: table?.generation ?? -1,
       workers: slots.map((s): WorkerHealth => ({ worker: s.slot, pid: s.worker?.process.pid, state: s.state, routesGeneration: s.routesGeneration })),
     }),
-    metrics: { contentType: metrics.contentType, exposition },
+    metrics: { contentType: metrics.contentType, exposition, storageSource: (reachable) => metrics.storageSource(reachable) },
     onOrder: (result) => metrics.renewal(result),
     serving: async () => {
       const serving = slots.filter((s) => s.state === 'serving');

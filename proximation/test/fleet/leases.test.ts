@@ -11,6 +11,7 @@ import {
   applyRoutingTableChange,
   fileFleetStorage,
   readRoutingTableFile,
+  routesFileLocation,
   updateRoutingTableWithLeases,
   type RoutingTable,
 } from '@proximation/shared';
@@ -85,7 +86,7 @@ describe('member leases across instances', () => {
     expect((await readRoutingTableFile(routes)).generation).toBe(1);
 
     // The next write removes it (and its lease record), whatever the write was for.
-    await updateRoutingTableWithLeases(routes, fleet, (table, clock) =>
+    await updateRoutingTableWithLeases(routesFileLocation(routes), fleet, (table, clock) =>
       applyRoutingTableChange(table, { op: 'addSite', site: 'other', hosts: ['other.test'] }, new Date(), undefined, clock));
     const after = await readRoutingTableFile(routes);
     expect(after.sites[0]!.versions[0]).toMatchObject({ upstreams: [fixed.origin], members: [] });

@@ -179,10 +179,10 @@ describe('the status page shows the fleet', () => {
   });
 
   it('says when the fleet records cannot be read, and lists this instance alone', async () => {
-    // A file where the heartbeats' directory should be: listing it fails (ENOTDIR) whoever runs the test.
+    // A symlink to itself where the heartbeats' directory should be: listing it fails (ELOOP) whoever runs the test.
     const records = path.join(dir.path, 'proximation', 'instances');
     await fs.rm(records, { recursive: true, force: true });
-    await fs.writeFile(records, 'not a directory');
+    await fs.symlink('instances', records);
     await expect.poll(() => page.locator('#fleet-problem').textContent(), { timeout: 15_000 }).toMatch(/^The fleet records could not be read \(Could not list .*instances.*\); only this instance is listed\.$/);
     expect(await page.locator('#instances tbody tr').allTextContents()).toEqual([expect.stringContaining('(this instance)')]);
     expect(await page.locator('#contact').textContent()).toMatch(/^live/);

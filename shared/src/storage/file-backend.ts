@@ -16,6 +16,11 @@ import type { Lock } from '../lock.js';
 import { checkStorageKey, checkStoragePrefix, linkTargetMissing, lockLostError } from './storage.js';
 import type { Storage, StorageLock, StorageLockOptions, StorageWriteOptions } from './storage.js';
 
+/** How messages name a key: the file's path on a directory, else the key and where the storage is. */
+export function describeKey(storage: Storage, key: string): string {
+  return storage instanceof FileStorage ? storage.pathOf(key) : `${key} in ${storage.location}`;
+}
+
 export class FileStorage implements Storage {
   readonly location: string;
   readonly #root: string;

@@ -5,6 +5,10 @@
  * - `<prefix>link:<key>`: for a link, the target's key (its value is then the target's, copied by the
  *   linking script);
  * - `<prefix>keys`: a sorted set of every key (score 0), so `list` is one ZRANGEBYLEX, never a SCAN;
+ * - `<prefix>expiring`: the keys written with `ttlMs`, scored by when they expire (this client's clock);
+ *   `list` first drops from both sets those whose value Redis has expired, so the index does not grow
+ *   with the heartbeats of instances long gone (a key's own expiry is Redis's: the score only says
+ *   when to look);
  * - `<prefix>lock:<key>`: a lock, `<token> <owner>` with expiry 2 `refreshMs` (SET NX PX); refresh,
  *   release and fenced writes are Lua scripts that first check the token, so each is atomic with that
  *   check;
@@ -41,13 +45,30 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'proximation:';
 const DEFAULT_REFRESH_MS = 5_000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
+// KEYS: lock, value, index, channel, link, expiring; ARGV: token, bytes, key, ttl ms ('' for none), expiry score.
 const FENCED_SET = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[6], ARGV[3])
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+  redis.call('ZADD', KEYS[6], ARGV[5], ARGV[3])
+end
 redis.call('DEL', KEYS[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('PUBLISH', KEYS[4], ARGV[3])
 return 1`;
+// KEYS: index, expiring; ARGV: now (ms), the value keys' prefix, the range's min and max.
+// The value keys are built here, not passed in KEYS: fine on one server (the client does not speak Cluster).
+const LIST = `
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do
+  if redis.call('EXISTS', ARGV[2] .. key) == 0 then
+    redis.call('ZREM', KEYS[1], key)
+    redis.call('ZREM', KEYS[2], key)
+  end
+end
+return redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4])`;
 // KEYS: lock, target value, value, link, index, channel; ARGV: token ('' without a fence), target, key.
 const LINK = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -161,16 +182,21 @@ export class RedisStorage implements Storage {
   async write(key: string, data: string | Uint8Array, options: StorageWriteOptions = {}): Promise<void> {
     const valueKey = this.#valueKey(key);
     const value = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-    const fence = options.fence;
+    const { fence, ttlMs } = options;
+    const expiresAt = ttlMs === undefined ? undefined : Date.now() + ttlMs;
     if (fence === undefined) {
-      await this.#run(key, () =>
-        this.#client.multi().set(valueKey, value).del(this.#linkKey(key)).zadd(this.#indexKey, 0, key).publish(this.changesChannel, key).exec(),
-      );
+      await this.#run(key, () => {
+        const transaction = this.#client.multi();
+        if (ttlMs === undefined) transaction.set(valueKey, value).zrem(this.#expiringKey, key);
+        else transaction.set(valueKey, value, 'PX', ttlMs).zadd(this.#expiringKey, expiresAt!, key);
+        return transaction.del(this.#linkKey(key)).zadd(this.#indexKey, 0, key).publish(this.changesChannel, key).exec();
+      });
       return;
     }
     if (!(fence instanceof RedisStorageLock) || fence.lost) throw lockLostError(fence.key, key, this.location);
+    const keys = [this.#lockKey(fence.key), valueKey, this.#indexKey, this.changesChannel, this.#linkKey(key), this.#expiringKey];
     const written = await this.#run(key, () =>
-      this.#client.eval(FENCED_SET, 5, this.#lockKey(fence.key), valueKey, this.#indexKey, this.changesChannel, this.#linkKey(key), fence.value, value, key),
+      this.#client.eval(FENCED_SET, keys.length, ...keys, fence.value, value, key, ttlMs ?? '', expiresAt ?? ''),
     );
     if (written !== 1) throw lockLostError(fence.key, key, this.location);
   }
@@ -192,16 +218,16 @@ export class RedisStorage implements Storage {
   async delete(key: string): Promise<void> {
     const valueKey = this.#valueKey(key);
     await this.#run(key, () =>
-      this.#client.multi().del(valueKey, this.#linkKey(key)).zrem(this.#indexKey, key).publish(this.changesChannel, key).exec(),
+      this.#client.multi().del(valueKey, this.#linkKey(key)).zrem(this.#indexKey, key).zrem(this.#expiringKey, key).publish(this.changesChannel, key).exec(),
     );
   }
 
   async list(prefix: string): Promise<string[]> {
     checkStoragePrefix(prefix);
-    const keys =
-      prefix === ''
-        ? await this.#run('(every key)', () => this.#client.zrangebylex(this.#indexKey, '-', '+'))
-        : await this.#run(prefix, () => this.#client.zrangebylex(this.#indexKey, `[${prefix}/`, `(${prefix}0`));
+    const [min, max] = prefix === '' ? ['-', '+'] : [`[${prefix}/`, `(${prefix}0`];
+    const keys = (await this.#run(prefix === '' ? '(every key)' : prefix, () =>
+      this.#client.eval(LIST, 2, this.#indexKey, this.#expiringKey, Date.now(), `${this.prefix}v:`, min, max),
+    )) as string[];
     return keys.sort();
   }
 
@@ -280,6 +306,10 @@ export class RedisStorage implements Storage {
 
   get #indexKey(): string {
     return `${this.prefix}keys`;
+  }
+
+  get #expiringKey(): string {
+    return `${this.prefix}expiring`;
   }
 
   #valueKey(key: string): string {

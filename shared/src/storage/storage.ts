@@ -17,7 +17,12 @@
  *   while that lock is still held, and otherwise throws ERR_LOCK_LOST with nothing written. On Redis the
  *   check and the write are one atomic script, so a holder that stalled past its lease and lost it to
  *   another can never overwrite the new holder's work; on files it is the best a directory allows (the
- *   holder's own lease clock is checked right before the rename, see lock.ts).
+ *   holder's own lease clock is checked right before the rename, see lock.ts). With `ttlMs` the key is
+ *   a lease by itself (heartbeats, member leases): on Redis it expires `ttlMs` after the write (by
+ *   Redis's clock; then `read` answers undefined and `list` leaves it out), and every write sets its
+ *   expiry anew (a write without `ttlMs` makes it permanent). Files have no expiry: the file stays
+ *   until it is rewritten or deleted, so a value written with `ttlMs` must carry its own expiry time,
+ *   by which readers judge it on both backends (the TTL then only removes what readers ignore already).
  * - `link(key, target)`: makes `key` an alias of the existing key `target` (certbot's live/ links to
  *   archive/): `read(key)` then answers the target's value and `readLink(key)` the target. Atomic as a
  *   write is (file: a relative symlink created under a temporary name and renamed over; Redis: one Lua
@@ -58,6 +63,8 @@ export interface StorageWriteOptions {
   mode?: number;
   /** Write only while this lock is held; ERR_LOCK_LOST otherwise. */
   fence?: StorageLock;
+  /** The key may vanish this long after the write (Redis: it does; files: it stays). Not for links. */
+  ttlMs?: number;
   /**
    * Permission bits of directories created for the key (file backend only; certbot makes live/,
    * archive/ and accounts/ 0700). Default: the process umask's.
@@ -82,7 +89,7 @@ export interface Storage {
   readonly location: string;
   read(key: string): Promise<Buffer | undefined>;
   write(key: string, data: string | Uint8Array, options?: StorageWriteOptions): Promise<void>;
-  link(key: string, target: string, options?: Omit<StorageWriteOptions, 'mode'>): Promise<void>;
+  link(key: string, target: string, options?: Omit<StorageWriteOptions, 'mode' | 'ttlMs'>): Promise<void>;
   readLink(key: string): Promise<string | undefined>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
