@@ -4,54 +4,19 @@
  * where a test needs traffic through a proxy, and beside the member a static upstream of the same
  * version, so that the version keeps serving while the member leaves.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import https from 'node:https';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fileFleetStorage, findSite, readRoutingTableFile, type RoutingTable } from '@proximation/shared';
 import { httpsRequest, managed } from '../../proximation/test/support/fixtures.js';
-import { freePorts, startServeProcess, type ServeProcess } from '../../proximation/test/support/process.js';
+import { startServeProcess, type ServeProcess } from '../../proximation/test/support/process.js';
 import { renewLease } from '../src/lease-renewal.js';
 import { deploy, deployOk, routesWithDev, spawnDeploy, startServer, waitUntil } from './helpers.js';
+import { keepAliveLoad, runApp } from './run-app.js';
 
 const resources = managed();
-const APP = fileURLToPath(new URL('fixtures/run-app.mjs', import.meta.url));
 const HOST = 'dev.example.com';
-
-interface AppEvent {
-  event: string;
-  at: number;
-  pid: number;
-  inFlight: number;
-}
-
-/** `deploy run` of the fixture app on a free port; killed (with the app) after the test if still there. */
-async function runApp(routes: string, flags: string[], appEnv: NodeJS.ProcessEnv = {}) {
-  const [port] = (await freePorts(1)) as [number];
-  const events = join(dirname(routes), `app-${port}.events`);
-  const origin = `http://127.0.0.1:${port}`;
-  const run = spawnDeploy(['run', '--routes', routes, '--upstream', origin, '--health-path', '/healthz', ...flags, '--', process.execPath, APP], {
-    APP_PORT: String(port),
-    APP_EVENTS: events,
-    ...appEnv,
-  });
-  const appEvents = async (): Promise<AppEvent[]> =>
-    (await readFile(events, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AppEvent);
-  resources.defer(async () => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-    await run.result.catch(() => undefined);
-    for (const pid of new Set((await appEvents()).map((e) => e.pid))) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  });
-  const joined = () => waitUntil(() => /deploy run: (registered|added to)/.test(run.stderr()), 30_000, `deploy run to join: ${run.stderr()}`);
-  return { run, origin, appEvents, joined };
-}
 
 /** A routing table with dev/devbuild-1 active on one static upstream that answers "static". */
 async function versionWithStaticUpstream(): Promise<string> {
@@ -69,47 +34,16 @@ async function proxyOn(routes: string): Promise<ServeProcess> {
 
 const members = (table: RoutingTable) => findSite(table, 'dev').versions.find((v) => v.name === 'devbuild-1')?.members ?? [];
 
-/** Clients in a loop over keep-alive HTTP/1.1 connections until stopped; counts the answers by body. */
-function load(proxy: ServeProcess, clients: number, path: string) {
-  let running = true;
-  const bodies = new Map<string, number>();
-  const failures: string[] = [];
-  const loops = Array.from({ length: clients }, async () => {
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-    try {
-      while (running) {
-        try {
-          const res = await httpsRequest(proxy.target, HOST, { path, agent });
-          if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
-          else bodies.set(res.body.startsWith('app ') ? 'app' : res.body, (bodies.get(res.body.startsWith('app ') ? 'app' : res.body) ?? 0) + 1);
-        } catch (err) {
-          failures.push(String(err));
-        }
-      }
-    } finally {
-      agent.destroy();
-    }
-  });
-  return {
-    bodies,
-    failures,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
-
 describe('deploy run', () => {
   it('joins once the app is healthy and serves through the proxy; on SIGTERM under keep-alive load it leaves, drains, then stops the app: no failed request', async () => {
     const routes = await versionWithStaticUpstream();
     const proxy = await proxyOn(routes);
-    const app = await runApp(routes, ['--tag', 'devbuild-1', '--join', '--lease', '6s', '--drain-timeout', '6s'], { APP_TERM_STATUS: '3' });
+    const app = await runApp(routes, ['--tag', 'devbuild-1', '--join', '--lease', '6s', '--drain-timeout', '6s'], resources.defer, { APP_TERM_STATUS: '3' });
     await app.joined();
     expect(members(await readRoutingTableFile(routes))).toMatchObject([{ upstream: app.origin, leaseMs: 6_000 }]);
     await waitUntil(async () => (await httpsRequest(proxy.target, HOST)).body.startsWith('app '), 10_000, 'the proxy to route to the app');
 
-    const traffic = load(proxy, 4, '/slow');
+    const traffic = keepAliveLoad([proxy], HOST, 4, '/slow');
     try {
       await waitUntil(() => (traffic.bodies.get('app') ?? 0) >= 8, 20_000, 'the app to get load through the proxy');
       app.run.child.kill('SIGTERM');
@@ -137,12 +71,17 @@ describe('deploy run', () => {
 
   it('passes signals on; when the app exits by itself it leaves at once and exits with its status', async () => {
     const routes = await routesWithDev();
-    const app = await runApp(routes, ['--tag', 'devbuild-1'], { APP_EXIT_STATUS: '7' });
+    const app = await runApp(routes, ['--tag', 'devbuild-1'], resources.defer, { APP_EXIT_STATUS: '7' });
     await app.joined();
     expect(members(await readRoutingTableFile(routes))).toMatchObject([{ upstream: app.origin, leaseMs: 30_000 }]);
+    // One at a time: the order in which a process handles two signals pending at once is not the order
+    // they were sent in (a process-directed signal goes to any thread that does not block it), and the
+    // test is about the passing on, not about that order.
+    const signalsSeen = async () => (await app.appEvents()).filter((e) => e.event.startsWith('SIG')).length;
     app.run.child.kill('SIGHUP');
+    await waitUntil(async () => (await signalsSeen()) === 1, 10_000, 'the app to get SIGHUP');
     app.run.child.kill('SIGUSR2');
-    await waitUntil(async () => (await app.appEvents()).filter((e) => e.event.startsWith('SIG')).length === 2, 10_000, 'the app to get both signals');
+    await waitUntil(async () => (await signalsSeen()) === 2, 10_000, 'the app to get SIGUSR2');
     expect((await app.appEvents()).map((e) => e.event)).toEqual(['listening', 'SIGHUP', 'SIGUSR2']);
     await fetch(`${app.origin}/exit`);
     const { code, stderr } = await app.run.result;
@@ -153,7 +92,7 @@ describe('deploy run', () => {
 
   it('exits with 128 + the signal when a signal ends the app, after leaving', async () => {
     const routes = await routesWithDev();
-    const app = await runApp(routes, ['--tag', 'devbuild-1']);
+    const app = await runApp(routes, ['--tag', 'devbuild-1'], resources.defer);
     await app.joined();
     const { pid } = (await app.appEvents())[0]!;
     process.kill(pid, 'SIGKILL');
@@ -166,7 +105,7 @@ describe('deploy run', () => {
   it('stops an app that never becomes healthy and registers nothing; an app that exits first passes its status on', async () => {
     const routes = await routesWithDev();
     const before = await readFile(routes, 'utf8');
-    const unhealthy = await runApp(routes, ['--tag', 'devbuild-1', '--health-timeout', '1s'], { APP_UNHEALTHY: '1' });
+    const unhealthy = await runApp(routes, ['--tag', 'devbuild-1', '--health-timeout', '1s'], resources.defer, { APP_UNHEALTHY: '1' });
     const { code, stderr } = await unhealthy.run.result;
     expect(code).toBe(1);
     expect(stderr).toMatch(/^deploy: The app did not become healthy: the upstream did not pass the health check \(GET \/healthz answering 2xx or 3xx within 1s\):\n  http:\/\/127\.0\.0\.1:\d+: GET \/healthz answered 503/);
@@ -200,6 +139,19 @@ describe('deploy run refuses bad input before starting anything', () => {
     const result = await deploy(['run', '--routes', routes, ...args]);
     expect(result.stderr).toContain(message);
     expect(result.code).toBe(2);
+    expect(await readFile(routes, 'utf8')).toBe(before);
+  });
+
+  it('refuses an unknown site, and a tag no site claims, with exit 1 before the app starts', async () => {
+    const routes = await routesWithDev();
+    const before = await readFile(routes, 'utf8');
+    const marker = join(dirname(routes), 'app-started');
+    const app = ['--', process.execPath, '-e', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`];
+    const unknown = await deploy(['run', '--routes', routes, '--site', 'stage', '--version', 'v1', '--upstream', 'http://10.0.0.5:8080', ...app]);
+    expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('Unknown site "stage": known sites: dev.') });
+    const unclaimed = await deploy(['run', '--routes', routes, '--tag', 'other-1', '--upstream', 'http://10.0.0.5:8080', ...app]);
+    expect(unclaimed).toMatchObject({ code: 1, stderr: expect.stringContaining('No site\'s tag prefix matches tag "other-1"') });
+    expect(existsSync(marker)).toBe(false);
     expect(await readFile(routes, 'utf8')).toBe(before);
   });
 

@@ -26,7 +26,7 @@ import { describe, expect, it } from 'vitest';
 import { SETTINGS, loadConfig, type Config } from '../src/config.js';
 import { evaluate, parseTemplate, templateProblems, type Json, type JsonObject, type Template, type Values } from './support/cloudformation.js';
 import { readImageConfig, type ImageConfig } from './support/dockerfile.js';
-import { managed, table, tempDir } from './support/fixtures.js';
+import { managed, table, tempDir, writeRoutes } from './support/fixtures.js';
 import { freePorts, runMain } from './support/process.js';
 
 const run = promisify(execFile);
@@ -38,6 +38,7 @@ const TEMPLATE_FILE = 'ecs/proximation.cfn.yaml';
 const template = parseTemplate(await read(TEMPLATE_FILE), TEMPLATE_FILE);
 const image = readImageConfig(await read('Dockerfile.proximation'));
 const standalone = JSON.parse(await read('ecs/task-definition.json')) as TaskDefinition;
+const standaloneApp = JSON.parse(await read('ecs/app-task-definition.json')) as TaskDefinition;
 const operationsGuide = await read('docs/operations.md');
 
 /** The resource types the template may use, with the attributes Fn::GetAtt may read from each. */
@@ -62,8 +63,16 @@ const RESOURCE_TYPES: Record<string, readonly string[]> = {
  * parameter (other parameters take their defaults); docs/operations.md explains each.
  */
 const PLACEHOLDERS: Values = {
-  parameters: { ImageUri: '<IMAGE_URI>', AcmeEmail: '<ACME_EMAIL>', AdminTokenSecretArn: '<ADMIN_TOKEN_SECRET_ARN>', FileSystemId: '<EFS_FILE_SYSTEM_ID>' },
+  parameters: {
+    ImageUri: '<IMAGE_URI>',
+    AcmeEmail: '<ACME_EMAIL>',
+    AdminTokenSecretArn: '<ADMIN_TOKEN_SECRET_ARN>',
+    FileSystemId: '<EFS_FILE_SYSTEM_ID>',
+    AppImageUri: '<APP_IMAGE_URI>',
+    AppTag: '<APP_TAG>',
+  },
   resources: {
+    'AppTaskRole.Arn': '<APP_TASK_ROLE_ARN>',
     FileSystem: '<EFS_FILE_SYSTEM_ID>',
     AccessPoint: '<EFS_ACCESS_POINT_ID>',
     LogGroup: '<LOG_GROUP>',
@@ -88,6 +97,7 @@ const NODE_IMAGE_USERS: Record<string, { uid: number; gid: number }> = { node: {
 interface ContainerDefinition {
   name: string;
   image: string;
+  entryPoint?: string[];
   command?: string[];
   portMappings?: { containerPort: number; protocol?: string }[];
   environment?: { name: string; value: string }[];
@@ -129,6 +139,13 @@ function resourceOfType(t: Template, type: string): [string, JsonObject] {
   return [name, resource.Properties as JsonObject];
 }
 
+/** The proxies' ECS service (the other one, AppService, runs the app). */
+function proxyService(t: Template): JsonObject {
+  const service = t.Resources.Service;
+  if (service?.Type !== 'AWS::ECS::Service') throw new Error(`${TEMPLATE_FILE}: no AWS::ECS::Service named Service`);
+  return service.Properties as JsonObject;
+}
+
 /** The resource a `{ Ref: name }` property names. */
 function referenced(t: Template, ref: Json | undefined): JsonObject {
   const name = (ref as { Ref?: string } | undefined)?.Ref;
@@ -143,7 +160,14 @@ function taskDefinitionOf(t: Template, properties: JsonObject): TaskDefinition {
 
 /** The task definition the ECS service runs. */
 function serviceTaskDefinition(t: Template): TaskDefinition {
-  return taskDefinitionOf(t, referenced(t, resourceOfType(t, 'AWS::ECS::Service')[1].TaskDefinition));
+  return taskDefinitionOf(t, referenced(t, proxyService(t).TaskDefinition));
+}
+
+/** The task definition of the app's service (deploy run as the entrypoint). */
+function appTaskDefinition(t: Template, values: Values = PLACEHOLDERS): TaskDefinition {
+  const service = t.Resources.AppService?.Properties as JsonObject | undefined;
+  const properties = referenced(t, service?.TaskDefinition);
+  return apiShape(evaluate(t, properties, values)) as unknown as TaskDefinition;
 }
 
 /** The task definition the renewal schedule runs. */
@@ -238,7 +262,7 @@ function wiringProblems(t: Template, config: Config, user: { uid: number; gid: n
     problems.push(`the load balancer forwards ${JSON.stringify([...toTarget])}; proximation needs ${JSON.stringify(expected)}`);
   }
   if (config.publicHttpsPort !== 443) problems.push(`redirects name port ${config.publicHttpsPort}, the load balancer listens on 443`);
-  for (const mapping of resourceOfType(t, 'AWS::ECS::Service')[1].LoadBalancers as { ContainerPort: number; TargetGroupArn: Json }[]) {
+  for (const mapping of proxyService(t).LoadBalancers as { ContainerPort: number; TargetGroupArn: Json }[]) {
     const port = Number(referenced(t, mapping.TargetGroupArn).Port);
     if (mapping.ContainerPort !== port) problems.push(`the service registers container port ${mapping.ContainerPort} in the target group of port ${port}`);
   }
@@ -324,7 +348,7 @@ describe(TEMPLATE_FILE, () => {
       parameters: { ...PLACEHOLDERS.parameters, Route53HostedZoneId: 'Z0EXAMPLE' },
       pseudo: { ...PLACEHOLDERS.pseudo, 'AWS::Partition': 'aws', 'AWS::AccountId': '123456789012' },
     };
-    const withZone = apiShape(evaluate(template, referenced(template, resourceOfType(template, 'AWS::ECS::Service')[1].TaskDefinition), values)) as unknown as TaskDefinition;
+    const withZone = apiShape(evaluate(template, referenced(template, proxyService(template).TaskDefinition), values)) as unknown as TaskDefinition;
     const dnsContainer = onlyContainer(withZone);
     expect(settingsProblems(dnsContainer)).toEqual([]);
     expect(configOf(dnsContainer).dnsProvider).toBe('route53');
@@ -375,6 +399,108 @@ describe(TEMPLATE_FILE, () => {
     });
     expect(renew.volumes).toEqual(service.volumes);
     expect(settingsProblems(renewContainer)).toEqual([]);
+  });
+});
+
+/** The value of `flag` in `argv` (deploy run's flags), else `fallback`; durations in seconds. */
+function flagSeconds(argv: readonly string[], flag: string, fallback: number): number {
+  const at = argv.indexOf(flag);
+  if (at === -1) return fallback;
+  const value = /^(\d+)(s|m)$/.exec(argv[at + 1] ?? '');
+  if (value === null) throw new Error(`${flag} ${argv[at + 1]}: not a duration this check reads (such as 20s or 2m)`);
+  return Number(value[1]) * (value[2] === 'm' ? 60 : 1);
+}
+
+/** The time an app is given between its SIGTERM and ECS's SIGKILL, at least. */
+const APP_SHUTDOWN_S = 5;
+
+/**
+ * The app's container: deploy run as the entrypoint (its flags, then "--"), the app's command after it;
+ * the drain inside the lease and, with the app's shutdown, inside the stopTimeout; the shared volume
+ * mounted where PROXIMATION_LETSENCRYPT_DIR says, as the proxies mount it; the app port mapped and open
+ * to the proxies.
+ */
+function appProblems(t: Template, app: TaskDefinition, proxies: TaskDefinition): string[] {
+  const problems: string[] = [];
+  const container = onlyContainer(app);
+  const entry = container.entryPoint ?? [];
+  if (entry[0] !== 'deploy' || entry[1] !== 'run' || entry.at(-1) !== '--') problems.push(`the entrypoint ${JSON.stringify(entry)} is not deploy run [flags] --`);
+  if ((container.command ?? []).length === 0) problems.push('no app command after deploy run\'s "--"');
+  const lease = flagSeconds(entry, '--lease', 30);
+  const drain = flagSeconds(entry, '--drain-timeout', 30);
+  const stopTimeout = container.stopTimeout ?? 30;
+  if (drain > lease) problems.push(`--drain-timeout ${drain} s is longer than the lease ${lease} s`);
+  if (stopTimeout < drain + APP_SHUTDOWN_S) problems.push(`stopTimeout ${stopTimeout} s does not hold the drain (${drain} s) and ${APP_SHUTDOWN_S} s for the app's shutdown: ECS would SIGKILL a draining task`);
+  const dir = (container.environment ?? []).find((e) => e.name === 'PROXIMATION_LETSENCRYPT_DIR')?.value;
+  const mount = (container.mountPoints ?? []).find((m) => m.containerPath === dir);
+  if (dir === undefined || mount === undefined || mount.readOnly === true) problems.push(`PROXIMATION_LETSENCRYPT_DIR ${dir} is not a read-write mount`);
+  const volume = app.volumes?.find((v) => v.name === mount?.sourceVolume);
+  const proxyVolume = proxies.volumes?.find((v) => v.name === onlyContainer(proxies).mountPoints?.[0]?.sourceVolume);
+  if (JSON.stringify(volume) !== JSON.stringify(proxyVolume)) problems.push(`the app mounts ${JSON.stringify(volume)}, the proxies ${JSON.stringify(proxyVolume)}`);
+  const ports = (container.portMappings ?? []).map((p) => p.containerPort);
+  if (ports.length !== 1) problems.push(`the app maps ports ${ports.join(', ')}; --upstream-from-ecs needs its one port`);
+  const group = t.Resources.AppSecurityGroup?.Properties as JsonObject | undefined;
+  const groups: Values = { ...PLACEHOLDERS, resources: { ...PLACEHOLDERS.resources, 'TaskSecurityGroup.GroupId': '<PROXIES>' } };
+  const rules = evaluate(t, (group?.SecurityGroupIngress ?? []) as Json, groups) as unknown as Ingress[];
+  const fromProxies = rules.some((r) => Number(r.FromPort) <= ports[0]! && ports[0]! <= Number(r.ToPort) && r.SourceSecurityGroupId === '<PROXIES>');
+  if (!fromProxies) problems.push(`the app's security group does not let the proxies reach port ${ports[0]}`);
+  return problems;
+}
+
+/**
+ * deploy run (the real bin) with the app container's entrypoint and command, in an ECS-like
+ * environment: a task metadata endpoint for this container, PROXIMATION_LETSENCRYPT_DIR on a routing
+ * table with no site for the tag. It gets past its flags, the ECS lookup and the lease and drain rules,
+ * then stops before starting the app (exit 1, no site for the tag); a usage error exits 2.
+ */
+async function appEntrypointProblems(container: ContainerDefinition): Promise<string[]> {
+  const [, ...argv] = [...(container.entryPoint ?? []), ...(container.command ?? [])];
+  const port = container.portMappings?.[0]?.containerPort ?? 0;
+  const metadata = await resources.upstream((req, res) => {
+    const body = req.url === '/v4/task-1/task'
+      ? { TaskARN: 'arn:aws:ecs:eu-west-1:123456789012:task/default/task-1' }
+      : { Name: container.name, Networks: [{ NetworkMode: 'awsvpc', IPv4Addresses: ['10.0.2.100'] }], Ports: [{ ContainerPort: port, Protocol: 'tcp', HostPort: port }] };
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(body));
+  });
+  const dir = await tempDir('proximation-ecs-app-');
+  try {
+    const routes = path.join(dir.path, 'proximation', 'routes.json');
+    await writeRoutes(routes, table([{ name: 'other', hosts: ['other.example.com'], upstreams: ['http://10.0.9.9:8080'] }]));
+    const bin = fileURLToPath(new URL('../../deploy/dist/bin/deploy.js', import.meta.url));
+    const env = { PATH: process.env.PATH, PROXIMATION_LETSENCRYPT_DIR: dir.path, ECS_CONTAINER_METADATA_URI_V4: `${metadata.origin}/v4/task-1` };
+    const result = await run(process.execPath, [bin, ...argv], { env }).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    return result.code === 1 && result.stderr.includes('No site\'s tag prefix matches tag') ? [] : [`deploy ${argv.join(' ')} exited ${result.code}: ${result.stderr.trim()}`];
+  } finally {
+    await dir.close();
+  }
+}
+
+describe('the app task (deploy run as the entrypoint)', () => {
+  const example: Values = { ...PLACEHOLDERS, parameters: { ...PLACEHOLDERS.parameters, AppImageUri: 'app:devbuild-42', AppTag: 'devbuild-42' } };
+
+  it('runs the app under deploy run with a drain inside the lease and the stopTimeout, on the proxies\' volume, reachable by them', () => {
+    expect(appProblems(template, appTaskDefinition(template), serviceTaskDefinition(template))).toEqual([]);
+    expect(onlyContainer(appTaskDefinition(template, example)).command).toEqual(['node', 'server.js']);
+  });
+
+  it('passes deploy run\'s own checks, up to where it would start the app', async () => {
+    expect(await appEntrypointProblems(onlyContainer(appTaskDefinition(template, example)))).toEqual([]);
+  });
+
+  it('is in ecs/app-task-definition.json with placeholders, each explained in docs/operations.md', () => {
+    expect(standaloneApp).toEqual(appTaskDefinition(template));
+    for (const word of new Set(JSON.stringify(standaloneApp).match(/<[A-Z_]+>/g))) expect(operationsGuide, `docs/operations.md should explain ${word}`).toContain(`\`${word}\``);
+  });
+
+  it('checks that catch a stopTimeout without room for the drain, a drain beyond the lease, and a flag deploy refuses', async () => {
+    const APP_CONTAINER = ['Resources', 'AppTaskDefinition', 'Properties', 'ContainerDefinitions', 0];
+    const entry = (template.Resources.AppTaskDefinition!.Properties as any).ContainerDefinitions[0].EntryPoint as Json[];
+    const problems = (t: Template) => appProblems(t, appTaskDefinition(t), serviceTaskDefinition(t)).join('\n');
+    expect(problems(mutated([...APP_CONTAINER, 'StopTimeout'], 22))).toMatch(/stopTimeout 22 s does not hold the drain \(20 s\)/);
+    expect(problems(mutated([...APP_CONTAINER, 'EntryPoint', entry.indexOf('--lease') + 1], '15s'))).toMatch(/--drain-timeout 20 s is longer than the lease 15 s/);
+    const misspelt = appTaskDefinition(mutated([...APP_CONTAINER, 'EntryPoint', entry.indexOf('--join')], '--joni'), example);
+    expect((await appEntrypointProblems(onlyContainer(misspelt))).join()).toMatch(/exited 2: deploy: Unknown option --joni/);
   });
 });
 

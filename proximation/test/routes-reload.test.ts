@@ -1,9 +1,8 @@
-import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { bindMount as mountWithBindfs } from '../bench/bind-mount.js';
 import { httpRequest, httpsRequest, startProxy, startUpstream, table, tempDir, writeRoutes, type Proxy, type Upstream, managed } from './support/fixtures.js';
 import { startServeProcess, waitUntil, within } from './support/process.js';
 
@@ -144,27 +143,15 @@ describe('a routing table that is broken from the start', () => {
 });
 
 describe('routing table reload on a file system without change events (NFS-like, bindfs)', () => {
-  const run = promisify(execFile);
-
-  /** Mounts `backing` at a new directory with bindfs; unmounted in cleanup. */
+  /** Mounts a new temp directory at another with bindfs; unmounted and removed in cleanup. */
   async function bindMount(): Promise<{ backing: string; mount: string }> {
-    const probe = spawnSync('bindfs', ['--version']);
-    if (probe.error !== undefined) {
-      throw new Error(`bindfs is needed for this test and could not be run (${probe.error.message}); install it: apt-get install bindfs (CI installs it)`);
-    }
     const backing = await tempDir('proximation-backing-');
     resources.defer(() => backing.close());
     const mount = await tempDir('proximation-mount-');
     resources.defer(() => mount.close());
-    try {
-      await run('bindfs', [backing.path, mount.path]);
-    } catch (err) {
-      throw new Error(`bindfs ${backing.path} ${mount.path} failed (is /dev/fuse available?): ${(err as Error).message}`);
-    }
-    resources.defer(async () => {
-      await run('fusermount', ['-u', mount.path]).catch(() => run('umount', [mount.path]));
-    });
-    return { backing: backing.path, mount: mount.path };
+    const mounted = await mountWithBindfs(backing.path, mount.path);
+    resources.defer(() => mounted.unmount());
+    return mounted;
   }
 
   it('picks up a table written behind the mount within 2 s, although the mount reports no change events', async () => {

@@ -229,30 +229,12 @@ export interface RegisterSummary {
  * wait for (none, or --json: nothing). Throws the target's errors, reworded for a failed check.
  */
 export async function executeRegistration(plan: RegistrationPlan, out: ProgressOutput | undefined): Promise<{ summary: RegisterSummary; text: string }> {
-  const { values, which, upstreams, ecs, lease, health, activate } = plan;
+  const { values, upstreams, ecs, lease, health, activate } = plan;
   const unobserved = plan.target;
   const before = await unobserved.read();
-  const site = 'tag' in which ? siteForTag(before, which.tag).name : which.site;
-  const version = 'tag' in which ? which.tag : which.version;
+  const { site, version } = checkRegistration(plan, before);
   const { activeVersion: activeBefore, versions } = findSite(before, site);
   const existed = versions.some((v) => v.name === version);
-  const { tagPrefix } = findSite(before, site);
-  checkVersionName(version);
-  // A name outside the site's tag scheme is usually the wrong site or a typo; versions registered already are left alone.
-  if (!existed && tagPrefix !== undefined && !version.startsWith(tagPrefix) && values['any-version-name'] !== true) {
-    throw usageError(
-      `Version "${version}" does not start with site ${site}'s tag prefix "${tagPrefix}": name it ${tagPrefix}..., ` +
-        'check that it is the right site, or pass --any-version-name to register it under this name anyway.',
-      NAME,
-    );
-  }
-  // The proxy refuses its own listeners with its real ports; its default ones are known here too.
-  for (const upstream of upstreams) {
-    const problem = ownListenerProblem(upstream, DEFAULT_PROXY_PORTS, new Set());
-    if (problem !== undefined) {
-      throw new ProximationError('ERR_RESTRICTED_UPSTREAM', `Not registering ${site}/${version}: ${problem} (a default proximation port). Point it at the app's own port.`);
-    }
-  }
   const register = (activateNow: boolean, guard?: TrafficGuard): RoutingTableChange => ({
     op: 'registerVersion',
     site,
@@ -317,6 +299,36 @@ export async function executeRegistration(plan: RegistrationPlan, out: ProgressO
     generation: table.generation,
   };
   return { summary, text };
+}
+
+/**
+ * The site and version `plan` names in `table`, once they pass the checks that need the table: the site
+ * exists (by name or tag prefix), the version name fits the site's tag scheme, no upstream is a default
+ * proximation port. Throws as register does for each; deploy run calls it before it starts the app.
+ */
+export function checkRegistration(plan: RegistrationPlan, table: RoutingTable): { site: string; version: string } {
+  const { values, which, upstreams } = plan;
+  const site = 'tag' in which ? siteForTag(table, which.tag).name : which.site;
+  const version = 'tag' in which ? which.tag : which.version;
+  const { versions, tagPrefix } = findSite(table, site);
+  const existed = versions.some((v) => v.name === version);
+  checkVersionName(version);
+  // A name outside the site's tag scheme is usually the wrong site or a typo; versions registered already are left alone.
+  if (!existed && tagPrefix !== undefined && !version.startsWith(tagPrefix) && values['any-version-name'] !== true) {
+    throw usageError(
+      `Version "${version}" does not start with site ${site}'s tag prefix "${tagPrefix}": name it ${tagPrefix}..., ` +
+        'check that it is the right site, or pass --any-version-name to register it under this name anyway.',
+      NAME,
+    );
+  }
+  // The proxy refuses its own listeners with its real ports; its default ones are known here too.
+  for (const upstream of upstreams) {
+    const problem = ownListenerProblem(upstream, DEFAULT_PROXY_PORTS, new Set());
+    if (problem !== undefined) {
+      throw new ProximationError('ERR_RESTRICTED_UPSTREAM', `Not registering ${site}/${version}: ${problem} (a default proximation port). Point it at the app's own port.`);
+    }
+  }
+  return { site, version };
 }
 
 /** The lease of members that register themselves (--upstream-from-ecs, deploy run) unless --lease says otherwise. */

@@ -28,7 +28,7 @@ import { membersStillOpen, waitUntilDrained } from '../drain.js';
 import { HEALTH_OPTIONS_HELP } from '../health-flags.js';
 import { keepLeases, type Member } from '../lease-renewal.js';
 import { leaveVersion } from './deregister.js';
-import { DEFAULT_LEASE_MS, REGISTER_OPTIONS, executeRegistration, planRegistration, type RegistrationPlan } from './register.js';
+import { DEFAULT_LEASE_MS, REGISTER_OPTIONS, checkRegistration, executeRegistration, planRegistration, type RegistrationPlan } from './register.js';
 
 const NAME = 'run';
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -102,6 +102,8 @@ export const runCommand: Command = {
         NAME,
       );
     }
+    // An unknown site, a version outside its tag scheme: said before the app starts, not after its health check.
+    checkRegistration(plan, await plan.target.read());
     const stderr: Writable = io?.stderr ?? process.stderr;
     const report = (line: string) => void stderr.write(`deploy run: ${line}\n`);
     return supervise({ plan, lease, fleet, drainTimeoutMs, program, programArgs, env, report, out: io });

@@ -11,7 +11,7 @@
  *   an attribute its resource type does not have; a condition or DependsOn naming nothing; a resource
  *   type outside the given list; a parameter or condition nothing uses. An empty list: well formed.
  * - `evaluate` resolves the intrinsic functions of a fragment with given parameter and resource values
- *   (parameters fall back to their Default), dropping `AWS::NoValue`. It throws, naming the reference,
+ *   (parameters fall back to their Default; a CommaDelimitedList is a list, a Number a number), dropping `AWS::NoValue`. It throws, naming the reference,
  *   when a value is missing or a function is not one it knows.
  */
 import { parseDocument, Pair, Scalar, YAMLMap, type CollectionTag, type ScalarTag } from 'yaml';
@@ -187,8 +187,13 @@ function evaluateNode(template: Template, node: Json, values: Values): Evaluated
   const [fn, arg] = call;
   const args = Array.isArray(arg) ? arg : [arg];
   switch (fn) {
-    case 'Ref':
-      return arg === 'AWS::NoValue' ? NO_VALUE : lookup(template, String(arg), values);
+    case 'Ref': {
+      if (arg === 'AWS::NoValue') return NO_VALUE;
+      const value = lookup(template, String(arg), values);
+      // As a property receives them: a list parameter as a list, a Number one as a number.
+      const type = template.Parameters[String(arg)]?.Type;
+      return type === 'CommaDelimitedList' ? value.split(',') : type === 'Number' ? Number(value) : value;
+    }
     case 'Fn::GetAtt':
       return lookup(template, (Array.isArray(arg) ? arg : String(arg).split('.')).join('.'), values);
     case 'Fn::Sub': {
