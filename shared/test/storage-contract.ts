@@ -138,11 +138,12 @@ export function storageContract(name: string, newStore: () => Promise<{ open: ()
 
     it('keeps a lease its holder refreshes, past two refresh periods', async () => {
       const [a, b] = await handles(2);
-      // Periods long enough for a refresh (an fsynced write on files) on a loaded machine.
-      const lock = await a!.lock('kept.lock', { refreshMs: 400 });
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // Periods long enough for a refresh (an fsynced write on files) on a loaded machine: 400 ms lost
+      // the lease once at load 10, where one refresh took longer than a period.
+      const lock = await a!.lock('kept.lock', { refreshMs: 1_000 });
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
       expect(lock.lost).toBe(false);
-      expect(await rejectionCode(b!.lock('kept.lock', { timeoutMs: 0, refreshMs: 400 }))).toBe('ERR_LOCK_TIMEOUT');
+      expect(await rejectionCode(b!.lock('kept.lock', { timeoutMs: 0, refreshMs: 1_000 }))).toBe('ERR_LOCK_TIMEOUT');
       await lock.release();
     });
 
