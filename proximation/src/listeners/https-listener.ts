@@ -63,7 +63,7 @@ import { listen } from './listen.js';
 const ACME_TLS_ALPN = 'acme-tls/1';
 
 /** Header fields an HTTP/1.1 request may have (Node's own default, 2000, drops past about 1000). */
-export const MAX_REQUEST_HEADERS = 1000;
+const MAX_REQUEST_HEADERS = 1000;
 const TOO_MANY_HEADERS = `the request has more than ${MAX_REQUEST_HEADERS} header fields.`;
 
 /** Whether Node's parser stopped keeping the request's fields (it keeps maxHeadersCount of them). */

@@ -18,8 +18,10 @@
  * handshake never vouched for. A host no site routes gets its 404 whatever the connection (it names the
  * fix to the operator, and a new connection would only fail its handshake). A connection without SNI
  * covers no host: proximation has no default certificate, so its handshake fails, and only a TLS session
- * resumed without SNI could bring one here. WebSockets are checked alike; the plain-HTTP listener never
- * comes here.
+ * resumed without SNI could bring one here. A trusted proxy (PROXIMATION_TRUSTED_PROXIES) is not asked:
+ * an operator's own load balancer or CDN may keep one connection per upstream and carry every host on
+ * it (nginx's keepalive pool does), which is connection reuse, not a client's mistake. WebSockets are
+ * checked alike; the plain-HTTP listener never comes here.
  */
 import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
@@ -152,7 +154,12 @@ export class ProxyHandler {
     const servername = (req.socket as TLSSocket).servername;
     const covers = this.options.certificateCovers;
     const host = hostOf(target.authority);
-    if (route !== undefined && covers !== undefined && !(typeof servername === 'string' && covers(servername, host))) {
+    const misdirected =
+      route !== undefined &&
+      covers !== undefined &&
+      !(typeof servername === 'string' && covers(servername, host)) &&
+      !this.options.trustedProxies.has(req.socket.remoteAddress ?? '');
+    if (misdirected) {
       const bytes = refuse(421, MESSAGES[421](host, typeof servername === 'string' ? servername : undefined));
       this.log({ req, authority: target.authority, path: target.path, client: client(), route: undefined, upstream: undefined, start }, { status: 421, bytes });
       return undefined;

@@ -44,8 +44,8 @@ export interface Refusal {
 /** RFC 3986 3.2.2 host (an IP literal or a reg-name, percent-encoding allowed), then an optional port. */
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 
-/** `scheme://authority` and the rest (path and query) of an absolute-form target. */
-const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/s;
+/** `scheme://authority` and the rest (path and query, none at all, never a fragment) of an absolute-form target. */
+const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([/?].*)?$/s;
 
 function refuse(status: Refusal['status'], message: string): Refusal {
   return { status, message };
@@ -84,12 +84,13 @@ export function requestTarget(req: ProxyRequest, upgrade = false): RequestTarget
     if (!url.startsWith('/') && url !== '*') {
       const absolute = ABSOLUTE_FORM.exec(url);
       if (absolute === null) return refuse(400, `the request target "${url}" is neither a path nor an absolute URI (RFC 9112 3.2).`);
-      const [, scheme, targetAuthority, rest] = absolute as unknown as [string, string, string, string];
+      const [, scheme = '', targetAuthority = '', rest] = absolute;
       const lowerScheme = scheme.toLowerCase();
       if (lowerScheme !== 'https' && lowerScheme !== 'http') return refuse(400, `the request target "${url}" is not an http or https URI.`);
       if (targetAuthority.includes('@')) return refuse(400, `the request target "${url}" carries userinfo, which HTTP does not allow (RFC 9110 4.2.4).`);
       authority = targetAuthority;
-      path = rest === '' || rest.startsWith('?') ? (req.method === 'OPTIONS' && rest === '' ? '*' : `/${rest}`) : rest;
+      if (rest === undefined) path = req.method === 'OPTIONS' ? '*' : '/';
+      else path = rest.startsWith('?') ? `/${rest}` : rest;
     }
   }
   if (authority === undefined) return refuse(400, 'the request has neither :authority nor host (RFC 9113 8.3.1); this proxy routes by them.');

@@ -79,6 +79,17 @@ describe('misdirected requests', () => {
     expect(u.requests.map((r) => r.split('\r\n')[0])).toEqual(['GET /resumed HTTP/1.1']);
   });
 
+  it('are served when they come from a trusted proxy, which may carry several hosts on one connection', async () => {
+    const u = await resources.rawUpstream((_request, socket) => socket.write(OK));
+    const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test', 'other.test'], upstreams: [u.origin] }]), { trustedProxies: '127.0.0.0/8' });
+    const got = await rawHttps(p, 'app.test', get('app.test', '/first') + get('other.test', '/second'), finalResponses(2));
+    expect(responses(got).map(statusLine)).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(u.requests.map((r) => r.split('\r\n').slice(0, 2))).toEqual([
+      ['GET /first HTTP/1.1', 'Host: app.test'],
+      ['GET /second HTTP/1.1', 'Host: other.test'],
+    ]);
+  });
+
   it('leave connections without SNI no certificate at all, and the plain-HTTP listener redirecting by Host', async () => {
     const { p } = await sites();
     // An IP literal sends no SNI: there is no default certificate, so no request can follow.

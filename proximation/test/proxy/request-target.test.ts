@@ -55,9 +55,9 @@ describe('absolute-form request targets', () => {
     ]);
   });
 
-  it('refuse other schemes, userinfo and an empty authority with 400, and send nothing upstream', async () => {
+  it('refuse other schemes, userinfo, an empty authority and a fragment with 400, and send nothing upstream', async () => {
     const { other, demo, p } = await twoSites();
-    for (const target of ['ftp://other.test/x', 'https://user:pw@other.test/x', 'https:///x', 'other.test/x']) {
+    for (const target of ['ftp://other.test/x', 'https://user:pw@other.test/x', 'https:///x', 'other.test/x', 'https://other.test#frag']) {
       const got = await rawHttps(p, 'other.test', `GET ${target} HTTP/1.1\r\nHost: other.test\r\n\r\n`, finalResponses(1));
       expect(got.split('\r\n')[0], target).toBe('HTTP/1.1 400 Bad Request');
     }
