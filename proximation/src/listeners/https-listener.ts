@@ -20,8 +20,9 @@
  * Ours closes it only when it is the client's turn (`onTimeout`): a connection with a request waiting
  * on the upstream is not idle, so the upstream timeout, not the idle one, answers it (504). Node's
  * headers and request timeouts (HTTP/1.1) and H2StreamLimits' request deadline (HTTP/2) stay as they
- * are. Every connection or stream the listener cuts is marked with why (client-cuts.ts), and an
- * HTTP/1.1 headers timeout is reported to `onHeadersTimeout`, so the access log names the timeout.
+ * are. Every connection or stream with an exchange that the listener cuts is marked with why
+ * (client-cuts.ts), so the access log names the timeout; an HTTP/1.1 headers timeout, which has no
+ * request to log, is reported to `onHeadersTimeout` (a metric).
  *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
  * one as soon as its response is done; at the deadline destroys what is left (marked `drain`).
@@ -74,8 +75,8 @@ export interface HttpsListenerOptions {
   idleTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
-  /** An HTTP/1.1 connection that sent no complete request head within headersTimeoutMs (Node answered 408). */
-  onHeadersTimeout?: (peer: string) => void;
+  /** An HTTP/1.1 connection sent no complete request head within headersTimeoutMs (Node answered 408 and closed it). */
+  onHeadersTimeout?: () => void;
   /** Node's own default is 120 s: a connection stalled in its handshake held a connection slot that long. */
   handshakeTimeoutMs: number;
   /** Own SO_REUSEPORT socket (a worker process on Node 22.12+); see listen.ts. */
@@ -165,15 +166,13 @@ export class HttpsListener {
       if (socket.alpnProtocol === 'h2') return;
       const exchanges = new Set<Exchange>();
       this.http1.set(socket, exchanges);
-      // Read now: a socket Node destroyed no longer knows its peer.
-      const peer = socket.remoteAddress ?? '';
       socket.once('close', () => this.http1.delete(socket));
       // Node's headers and request timeouts end in socket.destroy(ERR_HTTP_REQUEST_TIMEOUT) (after a 408
-      // when no response has begun): a request in progress was still sending its body.
+      // when no response has begun): with a request in progress, it was still sending its body.
       socket.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
-        markCut(socket, exchanges.size > 0 ? 'body' : 'header');
-        if (exchanges.size === 0) options.onHeadersTimeout?.(peer);
+        if (exchanges.size > 0) markCut(socket, 'body');
+        else options.onHeadersTimeout?.();
       });
     });
     server.on('request', (req: ProxyRequest, res: ProxyResponse) => {
