@@ -2,13 +2,15 @@
  * The plain-HTTP listener. It answers ACME HTTP-01 challenges (`/.well-known/acme-challenge/<token>`)
  * from whatever responder the certificate side provides, and sends every other request for a routed
  * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
- * only lead to a failed TLS handshake. CONNECT gets 405, as on HTTPS.
+ * only lead to a failed TLS handshake. CONNECT gets 405, and the idle timeout means what it means on
+ * HTTPS (client-connections.ts).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ALLOWED_METHODS, CONNECT_REFUSAL, sendError, sendErrorToSocket, MESSAGES } from '../proxy/error-responses.js';
 import { hostOf } from '../proxy/router.js';
+import { ClientConnections } from './client-connections.js';
 import { checkingInterval } from './https-listener.js';
 import { listen } from './listen.js';
 
@@ -38,6 +40,7 @@ export interface HttpListenerOptions {
 
 export class HttpListener {
   readonly server: http.Server;
+  private readonly connections = new ClientConnections<Socket>();
 
   constructor(private readonly options: HttpListenerOptions) {
     this.server = http.createServer(
@@ -52,11 +55,15 @@ export class HttpListener {
     );
     this.server.maxConnections = options.maxConnections;
     this.server.setTimeout(options.idleTimeoutMs);
+    // As on HTTPS: a connection waiting for its answer (a challenge read from storage) is not idle.
+    this.server.on('connection', (socket: Socket) => this.connections.add(socket));
+    this.server.on('timeout', this.connections.onTimeout);
     // A forward-proxy request gets its answer, not a bare close (Node's without a listener).
     this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
   }
 
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    this.connections.track(req.socket, { req, res, tunnel: false });
     const url = req.url ?? '/';
     if (url.startsWith(CHALLENGE_PREFIX)) {
       void this.options.challenges(url.slice(CHALLENGE_PREFIX.length)).then((keyAuthorization) => {
