@@ -18,11 +18,11 @@
  * Timeouts (the README's table): Node's idle timer (`idleTimeoutMs`) runs on each HTTP/1.1 socket and
  * HTTP/2 session; the 'timeout' listener closes a connection only when it is the client's turn
  * (client-connections.ts): a connection with a request waiting on the upstream is not idle, so the
- * upstream timeout, not the idle one, answers it (504). Node's
- * headers and request timeouts (HTTP/1.1) and H2StreamLimits' request deadline (HTTP/2) stay as they
- * are. Every connection or stream with an exchange that the listener cuts is marked with why
- * (client-cuts.ts), so the access log names the timeout; an HTTP/1.1 headers timeout, which has no
- * request to log, is reported to `onHeadersTimeout` (a metric).
+ * upstream timeout, not the idle one, answers it (504). Node's headers and request timeouts (HTTP/1.1)
+ * and H2StreamLimits' request deadline (HTTP/2) stay as they are. Every connection or stream with an
+ * exchange that the listener cuts is marked with why (client-cuts.ts), so the access log names the
+ * timeout; an HTTP/1.1 headers timeout, which has no request to log, goes to `onHeadersTimeout` (a
+ * metric).
  *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
  * one as soon as its response is done; at the deadline destroys what is left (marked `drain`).
