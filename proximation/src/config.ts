@@ -87,7 +87,7 @@ export interface Config {
   upstreamTimeoutMs: number;
   drainTimeoutMs: number;
   maxHeaderSize: number;
-  /** Largest response head (and trailer section) an HTTP/1.1 upstream may send, in bytes; larger is a 502. */
+  /** Largest response head (and trailer section) an upstream may send, in bytes; larger is a 502. */
   maxResponseHeaderSize: number;
   maxConnections: number;
   tlsHandshakeTimeoutMs: number;
@@ -359,7 +359,7 @@ export const SETTINGS = [
     help: 'largest request header block in bytes; larger gets 431' }),
   setting({ key: 'maxResponseHeaderSize', flag: 'max-response-header-size', env: 'PROXIMATION_MAX_RESPONSE_HEADER_SIZE', default: '16384',
     parse: byteSize(MIN_RESPONSE_HEAD, MAX_RESPONSE_HEAD, 'from 1KiB to 1MiB (1024 to 1048576 bytes), such as 32KiB'),
-    help: `largest response head (status line and headers; also the trailers) an HTTP/1.1 upstream may send, ${MIN_RESPONSE_HEAD} to ${MAX_RESPONSE_HEAD} bytes; larger gets the client a 502` }),
+    help: `largest response head (status line and headers, HTTP/2: the header list; also the trailers) an upstream may send, ${MIN_RESPONSE_HEAD} to ${MAX_RESPONSE_HEAD} bytes; larger gets the client a 502` }),
   setting({ key: 'maxConnections', flag: 'max-connections', env: 'PROXIMATION_MAX_CONNECTIONS', default: '10000', parse: positiveInt,
     help: 'client connections per listener; more are refused' }),
   setting({ key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout', env: 'PROXIMATION_TLS_HANDSHAKE_TIMEOUT', default: '10s', parse: duration,

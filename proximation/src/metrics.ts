@@ -53,6 +53,7 @@ export type RenewalResult = 'success' | 'failure';
 /** The limits against abusive clients that count in proximation_limit_hits_total (the README's Security section lists them). */
 export const LIMITS = [
   'tls_handshake_timeout',
+  'headers_timeout',
   'header_list_size',
   'h2_request_timeout',
   'connections_per_address',

@@ -155,7 +155,7 @@ export async function createServing(config: Config, log: Logger, options: Servin
       if (clientLimits.admitUpgrade(req, socket)) proxy.onUpgrade(req, socket, head);
     },
     onConnect: proxy.onConnect,
-    onHeadersTimeout: proxy.onHeadersTimeout,
+    onHeadersTimeout: () => metrics.limitHit('headers_timeout'),
     onExtendedConnect: (req, res) => {
       if (h2Limits.admitHeaders(req, res) && clientLimits.admitExtendedConnect(req, res)) proxy.onExtendedConnect(req, res);
     },

@@ -4,14 +4,15 @@
  * host to HTTPS with a 308 (method and body preserved). Unrouted hosts get a 404: redirecting them would
  * only lead to a failed TLS handshake. The host and path come from request-target.ts, as on HTTPS: an
  * absolute-form target's authority wins over Host, and a request it refuses gets its 400/501. CONNECT
- * gets 405, as on HTTPS.
+ * gets 405, and the idle timeout means what it means on HTTPS (client-connections.ts).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ALLOWED_METHODS, CONNECT_REFUSAL, sendError, sendErrorToSocket, MESSAGES } from '../proxy/error-responses.js';
 import { isRefusal, requestTarget } from '../proxy/request-target.js';
 import { hostOf } from '../proxy/router.js';
+import { ClientConnections } from './client-connections.js';
 import { checkingInterval } from './https-listener.js';
 import { listen } from './listen.js';
 
@@ -41,6 +42,7 @@ export interface HttpListenerOptions {
 
 export class HttpListener {
   readonly server: http.Server;
+  private readonly connections = new ClientConnections<Socket>();
 
   constructor(private readonly options: HttpListenerOptions) {
     this.server = http.createServer(
@@ -55,11 +57,15 @@ export class HttpListener {
     );
     this.server.maxConnections = options.maxConnections;
     this.server.setTimeout(options.idleTimeoutMs);
+    // As on HTTPS: a connection waiting for its answer (a challenge read from storage) is not idle.
+    this.server.on('connection', (socket: Socket) => this.connections.add(socket));
+    this.server.on('timeout', this.connections.onTimeout);
     // A forward-proxy request gets its answer, not a bare close (Node's without a listener).
     this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
   }
 
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    this.connections.track(req.socket, { req, res, tunnel: false });
     const url = req.url ?? '/';
     if (url.startsWith(CHALLENGE_PREFIX)) {
       void this.options.challenges(url.slice(CHALLENGE_PREFIX.length)).then((keyAuthorization) => {

@@ -21,12 +21,13 @@
  * CONNECT goes to `onConnect` with its socket.
  *
  * Timeouts (the README's table): Node's idle timer (`idleTimeoutMs`) runs on each HTTP/1.1 socket and
- * HTTP/2 session, and Node destroys a timed-out connection unless the server has a 'timeout' listener.
- * Ours closes it only when it is the client's turn (`onTimeout`): a connection with a request waiting
- * on the upstream is not idle, so the upstream timeout, not the idle one, answers it (504). Node's
- * headers and request timeouts (HTTP/1.1) and H2StreamLimits' request deadline (HTTP/2) stay as they
- * are. Every connection or stream the listener cuts is marked with why (client-cuts.ts), and an
- * HTTP/1.1 headers timeout is reported to `onHeadersTimeout`, so the access log names the timeout.
+ * HTTP/2 session; the 'timeout' listener closes a connection only when it is the client's turn
+ * (client-connections.ts): a connection with a request waiting on the upstream is not idle, so the
+ * upstream timeout, not the idle one, answers it (504). Node's headers and request timeouts (HTTP/1.1)
+ * and H2StreamLimits' request deadline (HTTP/2) stay as they are. Every connection or stream with an
+ * exchange that the listener cuts is marked with why (client-cuts.ts), so the access log names the
+ * timeout; an HTTP/1.1 headers timeout, which has no request to log, goes to `onHeadersTimeout` (a
+ * metric).
  *
  * drain(): stops accepting, tells HTTP/2 clients GOAWAY, closes idle HTTP/1.1 connections and each busy
  * one as soon as its response is done; at the deadline destroys what is left (marked `drain`).
@@ -52,12 +53,13 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import { markCut, type ClientCut } from '../proxy/client-cuts.js';
+import { markCut } from '../proxy/client-cuts.js';
 import type { ProxyRequest, ProxyResponse } from '../proxy/types.js';
 import { inspectClientHello } from '../tls/client-hello.js';
 import { UnrecognizedNameError, alertingSniCallback, type SniCallback } from '../tls/handshake-alert.js';
 import { SESSION_LIFETIME_S, TICKET_KEY_ROTATION_MS, rotateTicketKeys } from '../tls/ticket-keys.js';
 import { sendError, sendErrorToSocket } from '../proxy/error-responses.js';
+import { ClientConnections } from './client-connections.js';
 import { listen } from './listen.js';
 
 const ACME_TLS_ALPN = 'acme-tls/1';
@@ -89,30 +91,14 @@ export interface HttpsListenerOptions {
   idleTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
-  /** An HTTP/1.1 connection that sent no complete request head within headersTimeoutMs (Node answered 408). */
-  onHeadersTimeout?: (peer: string) => void;
+  /** An HTTP/1.1 connection sent no complete request head within headersTimeoutMs (Node answered 408 and closed it). */
+  onHeadersTimeout?: () => void;
   /** Node's own default is 120 s: a connection stalled in its handshake held a connection slot that long. */
   handshakeTimeoutMs: number;
   /** Own SO_REUSEPORT socket (a worker process on Node 22.12+); see listen.ts. */
   reusePort?: boolean;
   /** false: the caller installs the ticket keys (`server.setTicketKeys`, a worker given them by its primary). */
   rotateTicketKeys?: boolean;
-}
-
-/** A request in progress on a client connection; `tunnel`: an HTTP/2 CONNECT stream (a WebSocket). */
-interface Exchange {
-  req: ProxyRequest;
-  res: ProxyResponse;
-  tunnel: boolean;
-}
-
-/**
- * Whether an exchange waits on the client: bytes of its response wait for the client to read them, or
- * its request body is being read (not held back for the upstream, not queued behind a limit) and has
- * not ended. A WebSocket's stream is open both ways for its whole life, so only the first counts for it.
- */
-function waitsOnClient({ req, res, tunnel }: Exchange): boolean {
-  return res.writableLength > 0 || (!tunnel && !req.complete && req.readableFlowing === true);
 }
 
 /** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all fine and left to Node. */
@@ -135,9 +121,8 @@ export function checkingInterval(headersTimeoutMs: number): number {
 
 export class HttpsListener {
   readonly server: http2.Http2SecureServer;
-  /** Client connections, each with the exchanges it has in progress (see `onTimeout`). */
-  private readonly sessions = new Map<http2.ServerHttp2Session, Set<Exchange>>();
-  private readonly http1 = new Map<Socket, Set<Exchange>>();
+  private readonly sessions = new ClientConnections<http2.ServerHttp2Session>();
+  private readonly http1 = new ClientConnections<Socket>();
   private draining = false;
   private stopTicketKeyRotation: (() => void) | undefined;
 
@@ -167,11 +152,13 @@ export class HttpsListener {
     });
     server.setTimeout(options.idleTimeoutMs);
     // With a listener, Node leaves a timed-out connection to it instead of destroying it.
-    server.on('timeout', this.onTimeout);
+    server.on('timeout', (connection: Socket | http2.ServerHttp2Session) => {
+      if (this.sessions.has(connection)) this.sessions.onTimeout(connection);
+      else this.http1.onTimeout(connection as Socket);
+    });
     server.maxConnections = options.maxConnections;
     server.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.set(session, new Set());
-      session.once('close', () => this.sessions.delete(session));
+      this.sessions.add(session);
       if (this.draining) session.close();
     });
     // Node's HTTP/2 server leaves Nagle's algorithm on, which holds small responses back for the
@@ -179,22 +166,18 @@ export class HttpsListener {
     server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return;
-      const exchanges = new Set<Exchange>();
-      this.http1.set(socket, exchanges);
-      // Read now: a socket Node destroyed no longer knows its peer.
-      const peer = socket.remoteAddress ?? '';
-      socket.once('close', () => this.http1.delete(socket));
+      this.http1.add(socket);
       // Node's headers and request timeouts end in socket.destroy(ERR_HTTP_REQUEST_TIMEOUT) (after a 408
-      // when no response has begun): a request in progress was still sending its body.
+      // when no response has begun): with a request in progress, it was still sending its body.
       socket.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
-        markCut(socket, exchanges.size > 0 ? 'body' : 'header');
-        if (exchanges.size === 0) options.onHeadersTimeout?.(peer);
+        if (this.http1.idle(socket)) options.onHeadersTimeout?.();
+        else markCut(socket, 'body');
       });
     });
     server.on('request', (req: ProxyRequest, res: ProxyResponse) => {
       if (req instanceof Http2ServerRequest) this.trackStream(req, res as Http2ServerResponse, false);
-      else this.trackHttp1(req.socket as Socket, { req, res, tunnel: false });
+      else this.trackHttp1(req.socket as Socket, req, res);
       if (tooManyHeaders(req)) sendError(res, 431, TOO_MANY_HEADERS);
       else options.onRequest(req, res);
     });
@@ -219,48 +202,17 @@ export class HttpsListener {
     this.server = server;
   }
 
-  private trackHttp1(socket: Socket, exchange: Exchange): void {
-    const exchanges = this.http1.get(socket);
-    if (exchanges === undefined) return;
-    exchanges.add(exchange);
-    if (this.draining) exchange.res.setHeader('connection', 'close');
-    exchange.res.once('close', () => {
-      exchanges.delete(exchange);
-      if (exchanges.size === 0 && this.draining && this.http1.has(socket)) socket.end();
+  private trackHttp1(socket: Socket, req: ProxyRequest, res: ProxyResponse): void {
+    if (!this.http1.has(socket)) return;
+    if (this.draining) res.setHeader('connection', 'close');
+    this.http1.track(socket, { req, res, tunnel: false }, () => {
+      if (this.draining && this.http1.idle(socket)) socket.end();
     });
   }
 
   private trackStream(req: Http2ServerRequest, res: Http2ServerResponse, tunnel: boolean): void {
     const session = req.stream.session as http2.ServerHttp2Session | undefined;
-    const exchanges = session === undefined ? undefined : this.sessions.get(session);
-    if (exchanges === undefined) return;
-    const exchange: Exchange = { req, res, tunnel };
-    exchanges.add(exchange);
-    res.once('close', () => exchanges.delete(exchange));
-  }
-
-  /**
-   * Node's idle timer of a connection (an HTTP/1.1 socket, an HTTP/2 session) ran out: nothing moved
-   * for `idleTimeoutMs`. That is idleness only if it is the client's turn: no exchange in progress (a
-   * keep-alive connection between requests), or one waiting on the client (see `waitsOnClient`). A
-   * connection whose exchanges wait on the upstream stays: the upstream timeout bounds those, and
-   * activity re-arms Node's timer.
-   */
-  private readonly onTimeout = (connection: Socket | http2.ServerHttp2Session): void => {
-    const exchanges = this.exchangesOf(connection);
-    if (exchanges !== undefined && exchanges.size > 0 && ![...exchanges].some(waitsOnClient)) return;
-    this.cut(connection, 'idle');
-  };
-
-  private exchangesOf(connection: Socket | http2.ServerHttp2Session): Set<Exchange> | undefined {
-    return this.sessions.get(connection as http2.ServerHttp2Session) ?? this.http1.get(connection as Socket);
-  }
-
-  /** Destroys a connection, marked (with its HTTP/2 streams) with why, for the access log. */
-  private cut(connection: Socket | http2.ServerHttp2Session, why: ClientCut): void {
-    markCut(connection, why);
-    for (const { req } of this.exchangesOf(connection) ?? []) if (req instanceof Http2ServerRequest) markCut(req.stream, why);
-    connection.destroy();
+    if (session !== undefined) this.sessions.track(session, { req, res, tunnel });
   }
 
   async listen(): Promise<AddressInfo> {
@@ -278,11 +230,11 @@ export class HttpsListener {
     this.draining = true;
     this.stopTicketKeyRotation?.();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions.keys()) session.close();
-    for (const [socket, exchanges] of this.http1) if (exchanges.size === 0) socket.end();
+    for (const session of this.sessions.connections()) session.close();
+    for (const socket of this.http1.connections()) if (this.http1.idle(socket)) socket.end();
     const timer = setTimeout(() => {
-      for (const session of this.sessions.keys()) this.cut(session, 'drain');
-      for (const socket of this.http1.keys()) this.cut(socket, 'drain');
+      for (const session of this.sessions.connections()) this.sessions.cut(session, 'drain');
+      for (const socket of this.http1.connections()) this.http1.cut(socket, 'drain');
     }, Math.max(0, deadline - Date.now()));
     await closed;
     clearTimeout(timer);

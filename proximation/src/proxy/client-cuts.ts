@@ -14,16 +14,14 @@ import type { ProxyRequest } from './types.js';
 /**
  * - `idle`: PROXIMATION_IDLE_TIMEOUT passed with nothing moving while the proxy waited on the client
  *   (between requests, a response the client stopped reading, an upload it stopped sending);
- * - `header`: PROXIMATION_HEADERS_TIMEOUT passed before a request head was complete (HTTP/1.1);
  * - `body`: PROXIMATION_REQUEST_TIMEOUT passed before the request body was complete;
  * - `drain`: the shutdown's PROXIMATION_DRAIN_TIMEOUT passed.
  */
-export type ClientCut = 'idle' | 'header' | 'body' | 'drain';
+export type ClientCut = 'idle' | 'body' | 'drain';
 
 /** The setting behind each cut, for messages that tell an operator what to change. */
 export const CUT_SETTINGS: Readonly<Record<ClientCut, string>> = {
   idle: 'PROXIMATION_IDLE_TIMEOUT',
-  header: 'PROXIMATION_HEADERS_TIMEOUT',
   body: 'PROXIMATION_REQUEST_TIMEOUT',
   drain: 'PROXIMATION_DRAIN_TIMEOUT',
 };

@@ -16,7 +16,8 @@
  *   connection-specific fields HTTP/2 forbids removed (RFC 9113 8.2.2; `TE` only as `trailers`); its
  *   body streams with back-pressure and ends with the client's trailers, if any.
  * - Response: 1xx as `onInformational`, the head as `onHead` (saying whether END_STREAM came with it), body chunks as `onData` (false pauses the
- *   stream until `resume()`), trailers with `onEnd`.
+ *   stream until `resume()`), trailers with `onEnd`. A head or trailer list larger than
+ *   `maxHeaderListSize` is an invalid response (ERR_UPSTREAM_RESPONSE), as an oversized HTTP/1.1 head is.
  * - Timeouts: `connectTimeoutMs` until the session is up (ERR_UPSTREAM_CONNECT_TIMEOUT); `timeoutMs` of
  *   silence once the request is completely sent and the session up, not while the upload runs or the
  *   client holds the response back (ERR_UPSTREAM_TIMEOUT).
@@ -34,6 +35,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { ProximationError, errorMessage, upstreamEndpoint } from '@proximation/shared';
 import type { ResponseHeaders } from './http1-response-parser.js';
+import { headerListSize } from '../listeners/h2-stream-limits.js';
 import { ExchangeControl, unsendable, type ExchangeHandler, type UpstreamRequest } from './upstream-connection.js';
 
 export interface Http2PoolOptions {
@@ -41,10 +43,17 @@ export interface Http2PoolOptions {
   timeoutMs: number;
   /** An idle session is closed after this. */
   idleMs: number;
+  /**
+   * Largest response header list, and trailer list, as RFC 9113 6.5.2 counts it (Node advertises its
+   * own limit but does not enforce it on responses); larger fails the exchange as an invalid response.
+   * Default 16 KiB, the HTTP/1.1 pool's head limit.
+   */
+  maxHeaderListSize?: number;
   /** Trust anchors (PEM) for h2: upstreams instead of Node's; tests use it. */
   ca?: string;
 }
 
+const DEFAULT_MAX_HEADER_LIST = 16 * 1024;
 /** Streams assumed available on a session whose SETTINGS have not arrived (nghttp2's own assumption). */
 const INITIAL_STREAM_LIMIT = 100;
 /** Fields HTTP/2 forbids in a request (RFC 9113 8.2.2), and Host, which becomes :authority. */
@@ -73,7 +82,7 @@ export class Http2UpstreamPool {
       handler.onError(refused);
       return control;
     }
-    new StreamExchange(this, request, handler, control, this.options.timeoutMs).send(this.checkout());
+    new StreamExchange(this, request, handler, control, this.options.timeoutMs, this.options.maxHeaderListSize ?? DEFAULT_MAX_HEADER_LIST).send(this.checkout());
     return control;
   }
 
@@ -258,6 +267,7 @@ class StreamExchange {
     private readonly handler: ExchangeHandler,
     private readonly control: StreamControl,
     private readonly timeoutMs: number,
+    private readonly maxHeaderListSize: number,
   ) {
     control.exchange = this;
     this.bodySent = request.body === null;
@@ -281,9 +291,13 @@ class StreamExchange {
     stream.on('headers', (headers) => {
       if (current() && !this.settled) this.handler.onInformational?.(Number(headers[':status']), fields(headers));
     });
-    stream.on('response', (headers, flags) => current() && this.onResponse(headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0));
+    stream.on('response', (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number, raw: string[]) => {
+      if (current() && this.fits(raw, 'head')) this.onResponse(headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+    });
     stream.on('data', (chunk: Buffer) => current() && this.onData(chunk));
-    stream.on('trailers', (headers) => current() && (this.trailers = fields(headers)));
+    stream.on('trailers', (headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => {
+      if (current() && this.fits(raw, 'trailers')) this.trailers = fields(headers);
+    });
     stream.on('end', () => current() && this.onEnd());
     stream.on('error', (err: NodeJS.ErrnoException) => current() && this.onStreamClosed(err));
     stream.once('close', () => {
@@ -347,6 +361,14 @@ class StreamExchange {
     body.once('end', onEnd);
     body.once('close', onClose);
     stream.on('drain', onDrain);
+  }
+
+  /** Whether a received header list is within the limit; if not, the exchange fails and the stream is cancelled. */
+  private fits(raw: readonly string[], what: 'head' | 'trailers'): boolean {
+    if (this.settled || headerListSize(raw) <= this.maxHeaderListSize) return true;
+    this.stream?.close(NGHTTP2_CANCEL);
+    this.fail(new ProximationError('ERR_UPSTREAM_RESPONSE', `the upstream sent an invalid response: its ${what === 'head' ? 'head is' : 'trailers are'} larger than ${this.maxHeaderListSize} bytes`));
+    return false;
   }
 
   private onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, ended: boolean): void {

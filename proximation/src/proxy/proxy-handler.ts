@@ -30,7 +30,6 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
 import type { TrustedProxies } from '../config.js';
 import type { ExchangeObserver } from '../metrics.js';
-import { CUT_SETTINGS } from './client-cuts.js';
 import { ALLOWED_METHODS, CONNECT_REFUSAL, MESSAGES, sendError, sendErrorToSocket } from './error-responses.js';
 import type { ClientBuffers } from './client-buffers.js';
 import { plainAddress, upstreamRequestHeaders } from './forwarded-headers.js';
@@ -170,18 +169,6 @@ export class ProxyHandler {
   /** An HTTP/1.1 CONNECT: 405 on the socket, which then closes (what followed the request is not HTTP). */
   readonly onConnect = (req: IncomingMessage, socket: Duplex): void => {
     this.refuseConnect(req, () => sendErrorToSocket(socket, 405, CONNECT_REFUSAL, { allow: ALLOWED_METHODS }));
-  };
-
-  /** An HTTP/1.1 connection that sent no complete request head in time: Node answered 408 and closed it. */
-  readonly onHeadersTimeout = (peer: string): void => {
-    this.options.accessLog?.info({
-      status: 408,
-      bytes: 0,
-      client: plainAddress(peer),
-      protocol: '1.1',
-      error: `${CUT_SETTINGS.header} passed before a request head was complete`,
-      timeout: 'header',
-    });
   };
 
   /** A forward-proxy request: answered 405 by `answer` (which returns the body bytes), and logged. */

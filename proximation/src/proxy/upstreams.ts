@@ -19,7 +19,7 @@ export interface UpstreamOptions {
   connectTimeoutMs: number;
   /** Time to response headers and between body chunks. */
   timeoutMs: number;
-  /** Largest response head (and trailer section) from an HTTP/1.1 upstream, in bytes; default 16 KiB. */
+  /** Largest response head (and trailer section) from an upstream, in bytes (HTTP/2: the header list as RFC 9113 counts it); default 16 KiB. */
   maxHeadBytes?: number;
   ejectBaseMs?: number;
   ejectMaxMs?: number;
@@ -49,7 +49,9 @@ export class Upstream {
   constructor(origin: string, private readonly options: UpstreamOptions) {
     this.origin = origin;
     const timeouts = { connectTimeoutMs: options.connectTimeoutMs, timeoutMs: options.timeoutMs, idleMs: 30_000 };
-    this.pool = upstreamEndpoint(origin).http2 ? new Http2UpstreamPool(origin, timeouts) : new UpstreamPool(origin, { ...timeouts, maxIdleMs: 120_000, maxHeadBytes: options.maxHeadBytes });
+    this.pool = upstreamEndpoint(origin).http2
+      ? new Http2UpstreamPool(origin, { ...timeouts, maxHeaderListSize: options.maxHeadBytes })
+      : new UpstreamPool(origin, { ...timeouts, maxIdleMs: 120_000, maxHeadBytes: options.maxHeadBytes });
   }
 
   available(now: number): boolean {

@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { echoHandler, httpRequest, table, managed, type Proxy } from '../support/fixtures.js';
+import { echoHandler, httpRequest, limitHits, table, managed, type Proxy } from '../support/fixtures.js';
 import { waitUntil, within } from '../support/process.js';
 
 const resources = managed();
@@ -44,13 +44,6 @@ async function holdingUpstream(): Promise<{ origin: string; requests: http.Incom
       for (const res of held.splice(0)) res.end('done');
     },
   };
-}
-
-async function limitHits(p: Proxy, limit: string): Promise<number> {
-  const res = await httpRequest(p.server.admin.port, '127.0.0.1', '/metrics');
-  const line = res.body.split('\n').find((l) => l.startsWith(`proximation_limit_hits_total{limit="${limit}"}`));
-  if (line === undefined) throw new Error(`no proximation_limit_hits_total series for ${limit}`);
-  return Number(line.split(' ').pop());
 }
 
 function h2Session(p: Proxy): http2.ClientHttp2Session {

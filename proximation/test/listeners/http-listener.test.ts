@@ -68,6 +68,22 @@ describe('plain HTTP listener', () => {
     expect(closedAt - started).toBeGreaterThanOrEqual(450);
     if (received !== '') expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
+
+  it('closes a keep-alive connection idle past idleTimeoutMs after its answer', async () => {
+    const p = await proxy(routed, { idleTimeoutMs: '500ms' });
+    const socket = net.connect(p.server.http.port, '127.0.0.1');
+    resources.defer(async () => void socket.destroy());
+    socket.on('error', () => {});
+    let received = '';
+    const answered = new Promise<number>((resolve) => socket.on('data', (c: Buffer) => (received += c.toString('latin1')).endsWith('\r\n\r\n') && resolve(Date.now())));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    socket.write('GET /x HTTP/1.1\r\nhost: app.test\r\n\r\n');
+    const answeredAt = await within(answered, 3000, 'the 308');
+    expect(received).toMatch(/^HTTP\/1\.1 308 /);
+    expect(received.toLowerCase()).toContain('connection: keep-alive');
+    const closedAt = await within(closed, 5000, 'the server closing the idle keep-alive connection (idleTimeoutMs 500 ms)');
+    expect(closedAt - answeredAt).toBeGreaterThanOrEqual(400);
+  });
 });
 
 describe('admin listener', () => {

@@ -1,10 +1,11 @@
 /**
- * PROXIMATION_MAX_RESPONSE_HEADER_SIZE bounds the head an HTTP/1.1 upstream may send (502 above it, the
- * reason in the access log), apart from the request limit PROXIMATION_MAX_HEADER_SIZE (431 above it).
+ * PROXIMATION_MAX_RESPONSE_HEADER_SIZE bounds the head an upstream may send (502 above it, the reason in
+ * the access log; for HTTP/2 upstreams the header list as RFC 9113 counts it), apart from the request limit PROXIMATION_MAX_HEADER_SIZE (431 above it).
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { managed, table } from '../support/fixtures.js';
+import { startH2Upstream } from '../support/h2-upstream.js';
+import { h2Request, managed, table } from '../support/fixtures.js';
 import { finalResponses, rawHttps } from '../support/raw-http.js';
 
 const resources = managed();
@@ -40,6 +41,27 @@ describe('response head size', () => {
     expect(big).toMatch(/^HTTP\/1\.1 431 /);
     expect(u.requests.length).toBe(seen);
     expect(u.requests.map((r) => r.split(' ')[1])).toEqual(['/40000', '/40001']);
+  });
+
+  it('bounds an HTTP/2 upstream\'s header list the same way', async () => {
+    const u = await startH2Upstream((stream, headers) => {
+      const size = Number(/^\/(\d+)$/.exec(String(headers[':path']))![1]);
+      // The list as RFC 9113 counts it, 32 octets per field: ":status" "200", the "date" Node adds (its
+      // value always 29 characters), and "x-fill" with its value.
+      stream.respond({ ':status': 200, 'x-fill': 'a'.repeat(size - (7 + 3 + 32) - (4 + 29 + 32) - (6 + 32)) });
+      stream.end('ok');
+    });
+    resources.defer(() => u.close());
+    const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]), { maxResponseHeaderSize: '20000' });
+    // An HTTP/2 client: Node's HTTP/1.1 client stops at 16 KiB itself.
+    const fits = await h2Request(p, 'app.test', '/20000');
+    expect(fits.status).toBe(200);
+    expect(fits.headers['x-fill']).toHaveLength(20000 - 145);
+    expect(fits.body).toBe('ok');
+    expect((await h2Request(p, 'app.test', '/20001')).status).toBe(502);
+    const line = await p.waitForLog((l) => l.part === 'access' && l.path === '/20001');
+    expect(String(line.error)).toMatch(/head is larger than 20000 bytes/);
+    expect(u.streams.map((s) => s.headers[':path'])).toEqual(['/20000', '/20001']);
   });
 
   it('keeps 16 KiB by default', async () => {

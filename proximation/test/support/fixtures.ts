@@ -231,6 +231,14 @@ export function httpRequest(port: number, host: string, path = '/'): Promise<Res
   });
 }
 
+/** The value of `proximation_limit_hits_total{limit}` on the proxy's admin listener. */
+export async function limitHits(proxy: Proxy, limit: string): Promise<number> {
+  const res = await httpRequest(proxy.server.admin.port, '127.0.0.1', '/metrics');
+  const line = res.body.split('\n').find((l) => l.startsWith(`proximation_limit_hits_total{limit="${limit}"}`));
+  if (line === undefined) throw new Error(`no proximation_limit_hits_total series for ${limit}`);
+  return Number(line.split(' ').pop());
+}
+
 /** One HTTP/2 request through the proxy. */
 export async function h2Request(proxy: Proxy, host: string, path = '/'): Promise<Response & { alpn: string | false | undefined }> {
   const session = http2.connect(`https://127.0.0.1:${proxy.server.https.port}`, { ca: proxy.ca, servername: host });
