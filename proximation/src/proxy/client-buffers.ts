@@ -4,11 +4,11 @@
  * upstreams send it: each budget counts bytes written towards the client and not yet flushed (taken by
  * the socket, or sent within HTTP/2 flow control).
  *
- * Credit: an exchange reads its upstream only while it holds `READ_CREDIT` from both its connection's and
- * its address's budget, and a budget's `used` is the credit its exchanges hold plus the bytes they wrote
- * that are not flushed. READ_CREDIT is the most one upstream read hands over (the HTTP/1.1 read buffer of
- * upstream-connection.ts; an HTTP/2 DATA event is at most 16 KiB), so no read takes a budget past its
- * limit. After each chunk the exchange tops its credit up (`topUp`); when a budget cannot give it, the
+ * Credit: an exchange reads its upstream only while it holds `readSize` bytes of credit from both its
+ * connection's and its address's budget, and a budget's `used` is the credit its exchanges hold plus the
+ * bytes they wrote that are not flushed. `readSize` is the most one upstream read hands over (the pool's
+ * `maxReadBytes`: 64 KiB, the HTTP/1.1 read buffer; 16 KiB, one HTTP/2 DATA frame), so no read takes a
+ * budget past its limit. After each chunk the exchange tops its credit up (`topUp`); when a budget cannot give it, the
  * exchange pauses its upstream (back-pressure: the upstream's TCP or HTTP/2 window fills) and `wait`s;
  * waiters are woken in order of arrival once flushes free enough. A request takes its first credit before
  * it goes upstream, waiting the same way.
@@ -26,7 +26,6 @@ import type { TrustedProxies } from '../config.js';
 import type { Limit, LimitObserver } from '../metrics.js';
 import { clientConnection, clientLimitKey } from './client-limits.js';
 import type { ProxyRequest, ResponseSink } from './types.js';
-import { UPSTREAM_READ_BYTES } from './upstream-connection.js';
 
 export interface ClientBuffersOptions {
   trustedProxies: TrustedProxies;
@@ -35,8 +34,6 @@ export interface ClientBuffersOptions {
   observer: LimitObserver;
 }
 
-/** Credit an exchange holds while it reads its upstream: the largest read an upstream connection delivers. */
-const READ_CREDIT = UPSTREAM_READ_BYTES;
 
 interface Budget {
   readonly limit: number;
@@ -112,6 +109,8 @@ export class ClientBuffers {
 
 /** One exchange's share of its connection's and address's budgets. */
 export class BufferAccount {
+  /** Credit the exchange must hold to read on: the most one read of its upstream brings. Set before `topUp`. */
+  readSize = 0;
   /** Credit held and not used yet. */
   private credit = 0;
   /** Bytes written and not flushed. */
@@ -127,10 +126,10 @@ export class BufferAccount {
     private readonly perAddress: Budget,
   ) {}
 
-  /** Whether the exchange may read on: it holds READ_CREDIT, topped up now if both budgets have it. */
+  /** Whether the exchange may read on: it holds `readSize`, topped up now if both budgets have it. */
   topUp(): boolean {
     if (this.closed) return false;
-    const need = READ_CREDIT - this.credit;
+    const need = this.readSize - this.credit;
     if (need <= 0) return true;
     if (this.shortOf() !== undefined) return false;
     this.perConnection.used += need;
@@ -185,7 +184,7 @@ export class BufferAccount {
 
   /** @internal whether this account's top-up fits `budget` now */
   fits(budget: Budget): boolean {
-    return budget.used + READ_CREDIT - this.credit <= budget.limit;
+    return budget.used + this.readSize - this.credit <= budget.limit;
   }
 
   /** @internal taken off `queuedOn`'s queue by its release: tops up, or waits on the budget still short */

@@ -187,7 +187,7 @@ class ForwardHandler implements ExchangeHandler {
       const other = exchange.next(exchange.tried);
       if (other !== undefined) {
         this.settle(undefined);
-        dispatch(exchange, other);
+        begin(exchange, other);
         return;
       }
     }
@@ -262,16 +262,21 @@ export function forward(
   onDone: (result: ForwardResult) => void,
   buffers?: ClientBuffers,
 ): void {
-  const account = buffers?.open(req, res);
-  const exchange: Exchange = { req, res, path, headers, hasBody, tried: new Set(), next, onDone, account };
+  begin({ req, res, path, headers, hasBody, tried: new Set(), next, onDone, account: buffers?.open(req, res) }, upstream);
+}
+
+/** Dispatches the exchange to `upstream` once it holds the credit a read of that upstream needs. */
+function begin(exchange: Exchange, upstream: Upstream): void {
+  const { account, res } = exchange;
+  if (account !== undefined) account.readSize = upstream.pool.maxReadBytes;
   if (account === undefined || account.topUp()) {
     dispatch(exchange, upstream);
     return;
   }
   // The client's buffers are full: the request goes upstream once it has credit for a response.
   const gone = (): void => {
-    const cut = cutOf(req);
-    onDone({ status: 0, bytes: 0, upstream: upstream.origin, error: new ClientGone(cut), timeout: cut });
+    const cut = cutOf(exchange.req);
+    exchange.onDone({ status: 0, bytes: 0, upstream: upstream.origin, error: new ClientGone(cut), timeout: cut });
   };
   res.once('close', gone);
   account.wait(() => {

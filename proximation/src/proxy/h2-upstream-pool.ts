@@ -54,6 +54,8 @@ export interface Http2PoolOptions {
 }
 
 const DEFAULT_MAX_HEADER_LIST = 16 * 1024;
+/** The largest DATA frame the upstream may send (SETTINGS_MAX_FRAME_SIZE; HTTP/2's smallest): one 'data' event's most. */
+const MAX_FRAME_BYTES = 16_384;
 /** Streams assumed available on a session whose SETTINGS have not arrived (nghttp2's own assumption). */
 const INITIAL_STREAM_LIMIT = 100;
 /** Fields HTTP/2 forbids in a request (RFC 9113 8.2.2), and Host, which becomes :authority. */
@@ -61,6 +63,8 @@ const CONNECTION_SPECIFIC = new Set(['host', 'connection', 'keep-alive', 'proxy-
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 export class Http2UpstreamPool {
+  /** The most response body one `onData` brings: one DATA frame. */
+  readonly maxReadBytes = MAX_FRAME_BYTES;
   private readonly sessions = new Set<UpstreamSession>();
   private readonly authority: string;
   private closing = false;
@@ -150,7 +154,7 @@ class UpstreamSession {
   ) {
     const endpoint = upstreamEndpoint(origin);
     const session = http2.connect(`${endpoint.tls ? 'https' : 'http'}://${authority}`, {
-      settings: { enablePush: false },
+      settings: { enablePush: false, maxFrameSize: MAX_FRAME_BYTES },
       ...(endpoint.tls ? { servername: net.isIP(endpoint.hostname) === 0 ? endpoint.hostname : '', ca: options.ca, ALPNProtocols: ['h2'] } : {}),
     });
     this.session = session;

@@ -127,7 +127,7 @@ const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d+)/i;
  * holds between reads, and `onBody` copies the body.
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-/** The most body one read hands to a handler (client-buffers.ts sizes its credit by it). */
+/** The most body one read hands to a handler (client-buffers.ts sizes an exchange's credit by it). */
 export const UPSTREAM_READ_BYTES = READ_BUFFER.length;
 
 interface Active {

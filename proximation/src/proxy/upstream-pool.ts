@@ -19,6 +19,7 @@ import {
   ExchangeControl,
   unsendable,
   UpstreamConnection,
+  UPSTREAM_READ_BYTES,
   type ConnectionOwner,
   type ConnectionOptions,
   type ExchangeHandler,
@@ -26,6 +27,8 @@ import {
 } from './upstream-connection.js';
 
 export class UpstreamPool implements ConnectionOwner {
+  /** The most response body one `onData` brings: one socket read. */
+  readonly maxReadBytes = UPSTREAM_READ_BYTES;
   private readonly url: URL;
   private readonly connections = new Set<UpstreamConnection>();
   /** Most recently released last. */

@@ -44,16 +44,24 @@ async function gauge(p: Proxy): Promise<number> {
   return value((await scrape(p)).samples, 'proximation_client_buffered_bytes') ?? NaN;
 }
 
+/** The gauge once it has stopped moving (two scrapes 200 ms apart agree): what the slow clients hold. */
+async function steadyGauge(p: Proxy): Promise<number> {
+  let last = await gauge(p);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = await gauge(p);
+    if (now === last) return now;
+    last = now;
+  }
+}
+
 async function limitHits(p: Proxy, limit: string): Promise<number> {
   return value((await scrape(p)).samples, 'proximation_limit_hits_total', { limit }) ?? NaN;
 }
 
-it('holds at most the per-connection and per-address caps for clients that do not read, and serves other addresses meanwhile', async () => {
-  let served = 0;
-  const u = await resources.upstream((_req, res) => {
-    served++;
-    res.end(Buffer.alloc(RESPONSE_BYTES, 'x'));
-  });
+// Over either kind of upstream pool: each pauses its upstream when the exchange runs out of credit.
+it.each(['http', 'h2c'] as const)('holds at most the per-connection and per-address caps for HTTP/2 clients that do not read, and serves other addresses meanwhile (%s upstream)', async (protocol) => {
+  const u = await resources.answeringUpstream(protocol, () => [200, 'x'.repeat(RESPONSE_BYTES)]);
   const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]), {
     maxBufferedBytesPerConnection: '1MiB',
     maxBufferedBytesPerAddress: '2MiB',
@@ -67,7 +75,7 @@ it('holds at most the per-connection and per-address caps for clients that do no
   open(slow[0]!, 30);
   await waitUntil(async () => (await limitHits(p, 'buffered_bytes_per_connection')) > 0, 'the connection cap to act');
   await waitUntil(async () => (await gauge(p)) > 0.5 * MiB, 'the slow session to fill its buffers');
-  expect(await gauge(p)).toBeLessThanOrEqual(1 * MiB);
+  expect(await steadyGauge(p)).toBeLessThanOrEqual(1 * MiB);
 
   // Three such sessions from the same address: the address cap holds.
   slow.push(session(p), session(p));
@@ -75,10 +83,7 @@ it('holds at most the per-connection and per-address caps for clients that do no
   open(slow[2]!, 30);
   await waitUntil(async () => (await limitHits(p, 'buffered_bytes_per_address')) > 0, 'the address cap to act');
   await waitUntil(async () => (await gauge(p)) > 1.25 * MiB, 'the slow sessions to fill the address budget');
-  const held = await gauge(p);
-  expect(held).toBeLessThanOrEqual(2 * MiB);
-  // The upstream was read no further: most of the 90 responses are still there.
-  expect(served).toBeLessThan(90);
+  expect(await steadyGauge(p)).toBeLessThanOrEqual(2 * MiB);
 
   // Another address is not held back.
   const other = await within(fetchAll(session(p, '127.0.0.2'), '/other'), 10_000, 'a response for another address');
@@ -110,7 +115,7 @@ it('holds at most the address cap for HTTP/1.1 connections that do not read thei
   });
   await waitUntil(async () => (await limitHits(p, 'buffered_bytes_per_address')) > 0, 'the address cap to act');
   await waitUntil(async () => (await gauge(p)) > 0.5 * MiB, 'the connections to fill the address budget');
-  expect(await gauge(p)).toBeLessThanOrEqual(1 * MiB);
+  expect(await steadyGauge(p)).toBeLessThanOrEqual(1 * MiB);
   for (const socket of sockets) socket.destroy();
   await waitUntil(async () => (await gauge(p)) === 0, 'every buffered byte to be released');
 }, 60_000);

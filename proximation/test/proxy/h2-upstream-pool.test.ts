@@ -18,6 +18,8 @@ interface Outcome {
   informational: number[];
   status: number;
   headers: Record<string, string | string[]>;
+  /** onHead said the head ended the response. */
+  ended?: boolean;
   body: string;
   trailers?: Record<string, string | string[]>;
   error?: ProximationError;
@@ -45,7 +47,7 @@ function exchange(pool: Http2UpstreamPool, request: UpstreamRequest): Promise<Ou
     const out: Outcome = { informational: [], status: 0, headers: {}, body: '' };
     pool.request(request, {
       onInformational: (status) => out.informational.push(status),
-      onHead: (status, headers) => Object.assign(out, { status, headers }),
+      onHead: (status, headers, ended) => Object.assign(out, { status, headers, ended }),
       onData: (chunk) => {
         out.body += chunk.toString();
         return true;
@@ -87,6 +89,19 @@ describe('Http2UpstreamPool', () => {
     const sent = u.streams[0]!.rawHeaders;
     expect(sent.slice(0, 8)).toEqual([':method', 'POST', ':scheme', 'http', ':authority', 'app.test', ':path', '/p?q=1']);
     expect(sent.slice(8)).toEqual(['te', 'trailers', 'x-custom', 'one', 'x-custom', 'two', 'content-type', 'text/plain']);
+  });
+
+  it('says when the head ended the response (END_STREAM on HEADERS, a gRPC trailers-only response) and when a body follows', async () => {
+    const u = await upstream((stream, headers) => {
+      if (headers[':path'] === '/head-only') stream.respond({ ':status': 200, 'grpc-status': '5' }, { endStream: true });
+      else {
+        stream.respond({ ':status': 200 });
+        stream.end('body');
+      }
+    });
+    const pool = newPool(u.origin);
+    expect(await exchange(pool, get('/head-only'))).toMatchObject({ status: 200, ended: true, body: '', headers: { 'grpc-status': '5' } });
+    expect(await exchange(pool, get('/with-body'))).toMatchObject({ status: 200, ended: false, body: 'body' });
   });
 
   it('passes the client trailers on after the body', async () => {

@@ -59,11 +59,15 @@ export async function startAnsweringUpstream(protocol: UpstreamProtocol, answer:
       res.writeHead(status).end(body);
     });
   }
-  return startH2Upstream((stream, headers) => {
-    const [status, body] = answer(String(headers[':path']));
-    stream.respond({ ':status': status });
-    stream.end(body);
-  });
+  // Each answer waits whole in the session's memory while the proxy holds it back: Node would refuse new streams past 10 MB.
+  return startH2Upstream(
+    (stream, headers) => {
+      const [status, body] = answer(String(headers[':path']));
+      stream.respond({ ':status': status });
+      stream.end(body);
+    },
+    { maxSessionMemory: 1024 },
+  );
 }
 
 /** An upstream that answers with what it received, as JSON. */

@@ -29,13 +29,16 @@ export interface H2UpstreamOptions {
   settings?: http2.Settings;
   /** Serve over TLS with this key and certificate (origin h2://). */
   tls?: { key: string; cert: string };
+  /** Node's cap on a session's memory in MB (10 by default; past it new streams are refused). */
+  maxSessionMemory?: number;
 }
 
 export async function startH2Upstream(
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, received: ReceivedStream) => void,
   options: H2UpstreamOptions = {},
 ): Promise<H2Upstream> {
-  const server = options.tls === undefined ? http2.createServer({ settings: options.settings }) : http2.createSecureServer({ ...options.tls, settings: options.settings });
+  const serverOptions = { settings: options.settings, maxSessionMemory: options.maxSessionMemory };
+  const server = options.tls === undefined ? http2.createServer(serverOptions) : http2.createSecureServer({ ...options.tls, ...serverOptions });
   const sessions = new Set<http2.ServerHttp2Session>();
   const streams: ReceivedStream[] = [];
   const index = new WeakMap<http2.ServerHttp2Session, number>();
