@@ -186,8 +186,8 @@ describe('a fleet of real proxy processes on one shared directory (bindfs)', () 
     const requests = (await app.appEvents()).filter((e) => e.event === 'request').map((e) => e.at);
     // It stayed in rotation after the kill (the lease still ran), so only the lease took it out.
     expect(requests.some((at) => at > killedAt)).toBe(true);
-    // The bound (plus half a second for a loaded machine's timers).
-    expect(Math.max(...requests) - lastRenewal).toBeLessThan(LEASE_MS + POLL_MS + 500);
+    // The bound (plus a second for a loaded machine, as in proximation/test/fleet/leases.test.ts).
+    expect(Math.max(...requests) - lastRenewal).toBeLessThan(LEASE_MS + POLL_MS + 1000);
   }, 120_000);
 
   it('wait-drained waits while a real WebSocket through a proxy is open, then returns once it closes', async () => {
