@@ -138,7 +138,10 @@ describe('a fleet of real proxy processes on one shared directory (bindfs)', () 
     const listed = await runDeploy(['status', '--routes', routes]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/task-valid, lease renewed/);
-    await deployOk(['register', '--site', 'ws', '--version', 'v1', '--upstream', wsUpstream.origin, '--no-health-check', '--no-wait', '--routes', routes]);
+    // A write, which reads the lease records to prune expired members, past the malformed ones.
+    const generation = (await readRoutingTableFile(routes)).generation;
+    await deployOk(['register', '--site', 'ws', '--version', 'v0', '--upstream', wsUpstream.origin, '--no-health-check', '--no-activate', '--no-wait', '--routes', routes]);
+    expect((await readRoutingTableFile(routes)).generation).toBe(generation + 1);
     const version = findVersion(findSite(await readRoutingTableFile(routes), 'dev'), 'devbuild-1');
     expect(version.members).toMatchObject([{ upstream: app.origin, identity: 'task-valid' }]);
     expect(await fleet().getLease('dev', 'devbuild-1', app.origin)).toMatchObject({ identity: 'task-valid' });
