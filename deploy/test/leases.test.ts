@@ -55,6 +55,8 @@ describe('deploy deregister', () => {
     const unknown = await deploy(['deregister', '--site', 'dev', '--version', 'devbuild-9', '--upstream', 'http://10.0.0.6:8080', '--routes', routes]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('has no version "devbuild-9"');
+    const unknownSite = await deploy(['deregister', '--site', 'stage', '--version', 'devbuild-1', '--upstream', 'http://10.0.0.6:8080', '--routes', routes]);
+    expect(unknownSite).toMatchObject({ code: 1, stderr: expect.stringContaining('Unknown site "stage": known sites: dev.') });
   });
 });
 
@@ -95,5 +97,7 @@ describe('deploy wait-drained', () => {
     const unknown = await deploy(['wait-drained', '--site', 'dev', '--version', 'devbuild-9', '--routes', routes]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('has no version "devbuild-9"');
+    const unknownSite = await deploy(['wait-drained', '--site', 'stage', '--version', 'devbuild-1', '--routes', routes]);
+    expect(unknownSite).toMatchObject({ code: 1, stderr: expect.stringContaining('Unknown site "stage": known sites: dev.') });
   });
 });

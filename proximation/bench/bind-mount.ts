@@ -3,9 +3,11 @@
  * NFS client. Writes made through the backing directory show through the mount, but the mount delivers
  * no inotify events for them, as NFS delivers none for another client's writes, so only polling sees them.
  * `bindMount` throws naming the fix when bindfs is missing or the mount fails (no /dev/fuse);
- * `unmount` unmounts (fusermount, else umount) and never throws: it is for cleanup.
+ * `unmount` unmounts (fusermount, else umount), retrying for up to 5 s while the mount is busy (processes
+ * just SIGKILLed may still hold files there), and never throws: it is for cleanup.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -33,7 +35,11 @@ export async function bindMount(backing: string, mount: string): Promise<BindMou
     backing,
     mount,
     async unmount() {
-      await run('fusermount', ['-u', mount]).catch(() => run('umount', [mount])).catch(() => undefined);
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const done = await run('fusermount', ['-u', mount]).catch(() => run('umount', [mount])).then(() => true, () => false);
+        if (done) return;
+        await sleep(250);
+      }
     },
   };
 }

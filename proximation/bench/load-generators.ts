@@ -20,6 +20,8 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** Socket errors, timeouts and non-2xx/3xx answers. */
   readonly errors: number;
+  /** h2load only: answers by status class, such as { "2xx": 1200, "5xx": 3 }. */
+  readonly statusClasses?: Readonly<Record<string, number>>;
 }
 
 export interface LoadRun {
@@ -107,11 +109,13 @@ function parseH2load(output: string, log: string): LoadResult {
   const counts = /^requests: .* (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(output);
   if (finished === null) throw unreadable('h2load', 'req/s', output);
   if (counts === null) throw unreadable('h2load', 'request counts', output);
+  const classes = /^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx$/m.exec(output);
   return {
     requests: Number(counts[1]),
     reqPerSec: Number(finished[1]),
     p99Ms: p99FromH2loadLog(log),
     errors: Number(counts[2]) + Number(counts[3]) + Number(counts[4]),
+    ...(classes === null ? {} : { statusClasses: { '2xx': Number(classes[1]), '3xx': Number(classes[2]), '4xx': Number(classes[3]), '5xx': Number(classes[4]) } }),
   };
 }
 
