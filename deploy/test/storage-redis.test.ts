@@ -6,9 +6,9 @@
  * before anything is written (a malformed URL or prefix as usage errors, a wrong password naming the
  * URL without it).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ROUTES_KEY, findSite, readChangeLog, readRoutingTable } from '@proximation/shared';
-import { startRedisServer, type RedisServer } from '../../shared/test/redis-server.js';
+import { useRedisServer } from '../../shared/test/redis-server.js';
 import { httpsRequest, managed } from '../../proximation/test/support/fixtures.js';
 import { redisFleet } from '../../proximation/test/support/redis-fleet.js';
 import { deploy, deployOk, startServer } from './helpers.js';
@@ -17,20 +17,14 @@ const resources = managed();
 const HOST = 'dev.example.com';
 
 describe('deploy on a Redis storage', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer({ password: 'deploy secret' });
-  });
-  afterAll(async () => {
-    await redis?.stop({ final: true });
-  });
+  const redis = useRedisServer({ password: 'deploy secret' });
 
   const answering = (name: string) => startServer((_req, res) => res.end(name));
 
   it('registers, activates and rolls back; the proxy on the same Redis serves each switch and confirms it', async () => {
-    const { env, storage, serve } = await redisFleet(resources, redis);
+    const { env, storage, serve } = await redisFleet(resources, redis());
     const created = await deployOk(['site', 'add', 'dev', '--host', HOST], env);
-    expect(created).toContain(`created a new routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis.port}`);
+    expect(created).toContain(`created a new routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis().port}`);
     expect(created).not.toContain('deploy secret');
     // The proxy polls once an hour: what it serves within the test arrived by pub/sub.
     const proxy = await serve({ PROXIMATION_ROUTES_POLL: '1h' });
@@ -71,7 +65,7 @@ describe('deploy on a Redis storage', () => {
   }, 120_000);
 
   it('loses none of concurrent registers, and --storage names the same table as PROXIMATION_STORAGE', async () => {
-    const { env, storage } = await redisFleet(resources, redis);
+    const { env, storage } = await redisFleet(resources, redis());
     const flags = ['--storage', env.PROXIMATION_STORAGE!, '--storage-prefix', env.PROXIMATION_STORAGE_PREFIX!];
     await deployOk(['site', 'add', 'dev', '--host', HOST, ...flags]);
     const tags = Array.from({ length: 6 }, (_, i) => `devbuild-${i + 1}`);
@@ -83,27 +77,27 @@ describe('deploy on a Redis storage', () => {
   }, 60_000);
 
   it('fails a missing table, a malformed URL or prefix and a wrong password before writing anything', async () => {
-    const { env, storage } = await redisFleet(resources, redis);
+    const { env, storage } = await redisFleet(resources, redis());
     const missing = await deploy(['versions', '--site', 'dev'], env);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain(`No routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis.port} (from PROXIMATION_STORAGE): check the key prefix (PROXIMATION_STORAGE_PREFIX)`);
+    expect(missing.stderr).toContain(`No routing table at ${ROUTES_KEY} in redis://:***@127.0.0.1:${redis().port} (from PROXIMATION_STORAGE): check the key prefix (PROXIMATION_STORAGE_PREFIX)`);
 
     const malformed = await deploy(['site', 'list', '--storage', 'redis//127.0.0.1:6379']);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/--storage: "redis\/\/127\.0\.0\.1:6379" is not a URL/);
-    const prefix = await deploy(['site', 'list', '--storage', redis.url, '--storage-prefix', 'has spaces']);
+    const prefix = await deploy(['site', 'list', '--storage', redis().url, '--storage-prefix', 'has spaces']);
     expect(prefix.code).toBe(2);
     expect(prefix.stderr).toContain('--storage-prefix: "has spaces" is not a key prefix');
     const onFile = await deploy(['site', 'list', '--routes', 'routes.json', '--storage-prefix', 'p:']);
     expect(onFile.code).toBe(2);
     expect(onFile.stderr).toContain('--storage-prefix only applies with a Redis storage');
-    const both = await deploy(['site', 'list', '--routes', 'routes.json', '--storage', redis.url]);
+    const both = await deploy(['site', 'list', '--routes', 'routes.json', '--storage', redis().url]);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("Give either --routes FILE (the routing table file) or --storage DIR|URL (the proxies' storage), not both.");
 
-    const wrong = await deploy(['site', 'add', 'dev', '--host', HOST], { ...env, PROXIMATION_STORAGE: `redis://:wrong-password@127.0.0.1:${redis.port}` });
+    const wrong = await deploy(['site', 'add', 'dev', '--host', HOST], { ...env, PROXIMATION_STORAGE: `redis://:wrong-password@127.0.0.1:${redis().port}` });
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toContain(`Redis at redis://:***@127.0.0.1:${redis.port} refused the credentials`);
+    expect(wrong.stderr).toContain(`Redis at redis://:***@127.0.0.1:${redis().port} refused the credentials`);
     expect(wrong.stderr).not.toContain('wrong-password');
     expect(await storage.list('')).toEqual([]);
   }, 60_000);
