@@ -2,16 +2,20 @@
  * deploy on a Redis storage (PROXIMATION_STORAGE / --storage redis://...): the same commands, output and
  * guarantees as on the file, against a real redis-server, with a real `proximation serve` on the same
  * Redis that serves each switch (register, activate, rollback) and confirms it by its heartbeat there.
- * Also: concurrent registers lose nothing, the change log is kept in Redis, and bad settings fail
+ * `deploy run` keeps its member's lease in Redis, which the proxy follows. Also: concurrent registers lose nothing, the change log is kept in Redis, and bad settings fail
  * before anything is written (a malformed URL or prefix as usage errors, a wrong password naming the
  * URL without it).
  */
 import { describe, expect, it } from 'vitest';
-import { ROUTES_KEY, findSite, readChangeLog, readRoutingTable } from '@proximation/shared';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROUTES_KEY, findSite, fleetStorageOf, readChangeLog, readRoutingTable } from '@proximation/shared';
 import { useRedisServer } from '../../shared/test/redis-server.js';
 import { httpsRequest, managed } from '../../proximation/test/support/fixtures.js';
 import { redisFleet } from '../../proximation/test/support/redis-fleet.js';
-import { deploy, deployOk, startServer } from './helpers.js';
+import { freePorts } from '../../proximation/test/support/process.js';
+import { deploy, deployOk, spawnDeploy, startServer, tempDir, waitUntil } from './helpers.js';
 
 const resources = managed();
 const HOST = 'dev.example.com';
@@ -62,6 +66,53 @@ describe('deploy on a Redis storage', () => {
       ['registerVersion', 'devbuild-1', 'redis'],
       ['addSite', undefined, 'redis'],
     ]);
+  }, 120_000);
+
+  it('deploy run keeps its lease in Redis: the proxy routes to the member past several leases, and not once it left', async () => {
+    const { env, storage, serve } = await redisFleet(resources, redis());
+    await deployOk(['site', 'add', 'dev', '--host', HOST], env);
+    const fixed = await answering('static');
+    await deployOk(['register', '--tag', 'devbuild-1', '--upstream', fixed.origin, '--no-health-check'], env);
+    const proxy = await serve({ PROXIMATION_ROUTES_POLL: '250ms' });
+    const [port] = (await freePorts(1)) as [number];
+    const events = join(await tempDir(), 'app.events');
+    const origin = `http://127.0.0.1:${port}`;
+    const app = fileURLToPath(new URL('fixtures/run-app.mjs', import.meta.url));
+    const run = spawnDeploy(['run', '--upstream', origin, '--health-path', '/healthz', '--tag', 'devbuild-1', '--join', '--lease', '3s', '--drain-timeout', '3s', '--', process.execPath, app], {
+      ...env,
+      APP_PORT: String(port),
+      APP_EVENTS: events,
+    });
+    resources.defer(async () => {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+      await run.result.catch(() => undefined);
+      const pids = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { pid: number }).pid);
+      for (const pid of new Set(pids)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    });
+    await waitUntil(() => {
+      if (run.child.exitCode !== null) throw new Error(`deploy run exited ${run.child.exitCode}: ${run.stderr()}`);
+      return /deploy run: (registered|added to)/.test(run.stderr());
+    }, 30_000, 'deploy run to join');
+    const fleet = fleetStorageOf({ storage, key: ROUTES_KEY });
+    const joinedAt = Date.parse((await fleet.getLease('dev', 'devbuild-1', origin))!.renewedAt);
+    const body = async () => (await httpsRequest(proxy.target, HOST, { path: '/app' })).body;
+    await waitUntil(async () => (await body()).startsWith('app '), 10_000, 'the proxy to route to the app');
+    // Renewed in Redis for more than two leases: the proxy still routes to it, so it saw the renewals.
+    await waitUntil(async () => Date.parse((await fleet.getLease('dev', 'devbuild-1', origin))!.renewedAt) > joinedAt + 6_500, 20_000, 'renewals past two leases');
+    const seen = new Set(await Promise.all([body(), body(), body(), body()]));
+    expect([...seen].some((b) => b.startsWith('app '))).toBe(true);
+
+    run.child.kill('SIGTERM');
+    expect((await run.result).code).toBe(0);
+    expect(await fleet.getLease('dev', 'devbuild-1', origin)).toBeUndefined();
+    await waitUntil(async () => (await body()) === 'static', 10_000, 'the proxy to route to the static upstream alone');
+    expect(findSite(await readRoutingTable(storage, ROUTES_KEY), 'dev').versions[0]!.upstreams).toEqual([fixed.origin]);
   }, 120_000);
 
   it('loses none of concurrent registers, and --storage names the same table as PROXIMATION_STORAGE', async () => {
