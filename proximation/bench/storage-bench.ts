@@ -31,6 +31,7 @@ import {
 } from '@proximation/shared';
 import { ChildSupervisor, type Service } from './children.js';
 import { freePorts } from './ports.js';
+import { serveEnv } from './proxy-proximation.js';
 import { pollUntilReady } from './readiness.js';
 import { cpuSecondsBetween, cpuSnapshot } from './proc-usage.js';
 
@@ -72,21 +73,16 @@ async function startFleet(children: ChildSupervisor, dir: string, backend: 'file
   const instances: Fleet['instances'] = [];
   for (let i = 0; i < INSTANCES; i += 1) {
     const [httpPort, httpsPort, adminPort] = (await freePorts(3)) as [number, number, number];
-    const instanceDir = join(dir, `${backend}-${i}`);
-    await mkdir(instanceDir, { recursive: true });
+    // On Redis without a letsencrypt directory: no certbot copy to keep.
+    const { PROXIMATION_LETSENCRYPT_DIR: _dir, ...env } = serveEnv({ httpPort, httpsPort, adminPort }, le, false);
     const service = await children.start({
       name: `proximation-${backend}-${i}`,
       command: process.execPath,
       args: [proximationCli, 'serve'],
       cwd: dir,
       env: {
-        PATH: process.env.PATH,
-        PROXIMATION_HTTP_PORT: String(httpPort),
-        PROXIMATION_HTTPS_PORT: String(httpsPort),
-        PROXIMATION_ADMIN_PORT: String(adminPort),
-        PROXIMATION_LISTEN_ADDRESS: '127.0.0.1',
+        ...env,
         PROXIMATION_WORKERS: '1',
-        PROXIMATION_ACCESS_LOG: 'off',
         PROXIMATION_LOG_LEVEL: 'warn',
         ...(backend === 'file' ? { PROXIMATION_LETSENCRYPT_DIR: le } : { PROXIMATION_STORAGE: redisUrl, PROXIMATION_STORAGE_PREFIX: 'bench:' }),
       },

@@ -5,7 +5,7 @@
  * live in the routing table's storage (storage.ts: a directory or Redis), found from its location
  * (`fleetStorageOf`).
  *
- * The contract, whatever the backend (shared/test/fleet-storage-contract.ts runs it on both):
+ * The contract, whatever the backend (shared/test/fleet-storage.test.ts runs it on both):
  * - `putLease` / `putInstance` replace the record atomically: a reader sees the previous record or the
  *   new one, never a mix. There is one writer per record (the member's own `deploy run`, the instance's
  *   primary), so no lock is taken; rules about who may write a record (identity) are the caller's.

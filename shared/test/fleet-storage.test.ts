@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { fleetStorageOf, type FleetStorage, type InstanceRecord, type LeaseRecord } from '../src/fleet-storage.js';
 import { FileStorage } from '../src/storage/file-backend.js';
 import { connectRedisStorage } from '../src/storage/redis-backend.js';
 import type { Storage } from '../src/storage/storage.js';
 import { tempDir, waitUntil } from './helpers.js';
-import { startRedisServer, type RedisServer } from './redis-server.js';
+import { useRedisServer } from './redis-server.js';
 
 const ROUTES = 'proximation/routes.json';
 
@@ -106,21 +106,15 @@ fleetStorageContract('file', async () => {
 });
 
 describe('redis', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedisServer();
-  });
-  afterAll(async () => {
-    await server?.stop({ final: true });
-  });
+  const redis = useRedisServer();
 
   fleetStorageContract('redis', async () => {
     const keyPrefix = `fleet${randomBytes(4).toString('hex')}:`;
-    return { open: () => connectRedisStorage(server.url, { keyPrefix }) };
+    return { open: () => connectRedisStorage(redis().url, { keyPrefix }) };
   });
 
   it('lets a lease and a heartbeat expire as keys, twice as late as readers stop counting them', async () => {
-    const storage = await connectRedisStorage(server.url, { keyPrefix: `exp${randomBytes(4).toString('hex')}:` });
+    const storage = await connectRedisStorage(redis().url, { keyPrefix: `exp${randomBytes(4).toString('hex')}:` });
     try {
       const fleet = fleetStorageOf({ storage, key: ROUTES });
       const written = Date.now();

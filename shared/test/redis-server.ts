@@ -4,7 +4,8 @@
  * certificate for 127.0.0.1 made by openssl for the test). `stop` kills it (SIGKILL) and `start` runs it
  * again on the same port and directory, for restart tests; with `persistent` every write is in its
  * append-only file, fsynced, before it answers, so what was written survives the SIGKILL (as on a
- * managed Redis with persistence or a replica), else a restart starts empty. Callers stop it in afterAll; `stop` also
+ * managed Redis with persistence or a replica), else a restart starts empty. `useRedisServer` starts one
+ * for the calling file's (or describe block's) tests and stops it after them. Callers stop it in afterAll; `stop` also
  * removes the directory when `final` is set.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -14,6 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface RedisServerOptions {
   password?: string;
@@ -102,4 +104,19 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     throw err;
   }
   return { url, port, ca, start, stop };
+}
+
+/** A redis-server for the tests of the calling file or describe block: started before them, stopped after. */
+export function useRedisServer(options: RedisServerOptions = {}): () => RedisServer {
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedisServer(options);
+  });
+  afterAll(async () => {
+    await server?.stop({ final: true });
+  });
+  return () => {
+    if (server === undefined) throw new Error('the redis-server is started in beforeAll: use it inside a test');
+    return server;
+  };
 }

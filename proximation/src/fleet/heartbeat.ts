@@ -5,11 +5,12 @@
  * generation change without waiting a period. Readers drop a record that was not rewritten for three
  * periods; `stop()` deletes it (a clean shutdown leaves the fleet at once). The id is the ECS task ARN
  * (from ECS_CONTAINER_METADATA_URI_V4, looked up once) when it runs on ECS, else host:pid. A failed
- * write is logged and retried at the next beat; writes never overlap.
+ * write is logged (once per outage, outage-log.ts) and retried at the next beat; writes never overlap.
  */
 import { hostname, networkInterfaces } from 'node:os';
 import { errorMessage, type CertificateState, type FleetStorage, type InstanceRecord, type UpstreamTraffic } from '@proximation/shared';
 import type { Logger } from '../logger.js';
+import { outageLog } from '../outage-log.js';
 import { pollEvery } from '../poll-loop.js';
 
 export interface InstanceState {
@@ -62,6 +63,7 @@ export function startHeartbeat(options: {
   const startedAt = new Date().toISOString();
   let writing: Promise<void> = Promise.resolve();
   let stopped = false;
+  const failures = outageLog(options.log, 'writing the heartbeat failed; retrying at the next one', 'heartbeat written again');
   const write = (): Promise<void> => {
     writing = writing.then(async () => {
       if (stopped) return;
@@ -78,8 +80,9 @@ export function startHeartbeat(options: {
           ...state,
         };
         if (!stopped) await options.storage.putInstance(record);
+        failures.succeeded();
       } catch (err) {
-        options.log.error({ err: errorMessage(err) }, 'writing the heartbeat failed; retrying at the next one');
+        failures.failed(err);
       }
     });
     return writing;

@@ -4,22 +4,27 @@
  * they extend run out. It reads the lease records every `pollMs` (the routing table's poll), which
  * lists the directory and re-reads only the records that changed (see FleetStorage), and hands the
  * renewals on when any of them changed. Malformed or foreign records are logged once each and left
- * out; a failed read is logged and the last renewals stay in force (so leases run out on time).
+ * out; a failed read is logged (once per outage, outage-log.ts) and the last renewals stay in force (so
+ * leases run out on time).
  */
-import { clockFrom, errorMessage, type FleetStorage, type MemberRenewal } from '@proximation/shared';
+import { clockFrom, type FleetStorage, type MemberRenewal } from '@proximation/shared';
 import type { Logger } from '../logger.js';
+import { outageLog } from '../outage-log.js';
 import { pollEvery } from '../poll-loop.js';
 
 export class LeaseWatcher {
   private loop: { stop(): void } | undefined;
   private last = '';
+  private readonly failures;
 
   constructor(
     private readonly storage: FleetStorage,
     private readonly pollMs: number,
     private readonly log: Logger,
     private readonly onRenewals: (renewals: Map<string, MemberRenewal>) => void,
-  ) {}
+  ) {
+    this.failures = outageLog(log, 'reading the lease records failed; the last renewals seen stay in force', 'lease records readable again');
+  }
 
   async start(): Promise<void> {
     await this.poll();
@@ -29,6 +34,7 @@ export class LeaseWatcher {
   private async poll(): Promise<void> {
     try {
       const { records, problems } = await this.storage.readLeases();
+      this.failures.succeeded();
       for (const problem of problems) this.log.warn({ problem }, 'lease record ignored');
       const { renewals } = clockFrom(records, Date.now());
       const text = JSON.stringify([...renewals].sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -36,7 +42,7 @@ export class LeaseWatcher {
       this.last = text;
       this.onRenewals(renewals as Map<string, MemberRenewal>);
     } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'reading the lease records failed; the last renewals seen stay in force');
+      this.failures.failed(err);
     }
   }
 

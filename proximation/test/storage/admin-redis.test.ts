@@ -3,8 +3,8 @@
 // GET /api/status answers the fleet from the heartbeats and leases in Redis; a second instance on the
 // same Redis sees the change and shows up in the status.
 import { ROUTES_KEY, addSite, readChangeLog, readRoutingTable, updateRoutingTable } from '@proximation/shared';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type RedisServer } from '../../../shared/test/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisServer } from '../../../shared/test/redis-server.js';
 import { TOKEN, apiRequest } from '../admin/api-request.js';
 import { httpsRequest, managed, type Proxy } from '../support/fixtures.js';
 import { waitUntil } from '../support/process.js';
@@ -13,16 +13,10 @@ import { redisFleet } from '../support/redis-fleet.js';
 const resources = managed();
 
 describe('the admin API on Redis', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  });
-  afterAll(async () => {
-    await redis?.stop({ final: true });
-  });
+  const redis = useRedisServer();
 
   it('changes the table in Redis, logs the change there, and answers the status of both instances', async () => {
-    const { storage, serve } = await redisFleet(resources, redis);
+    const { storage, serve } = await redisFleet(resources, redis());
     await updateRoutingTable(storage, ROUTES_KEY, (t) => addSite(t, { name: 'dev', hosts: ['dev.example.com'] }));
     const upstream = await resources.upstream((_req, res) => res.end('v1'));
     const [a, b] = await Promise.all([serve({ PROXIMATION_ADMIN_TOKEN: TOKEN }), serve()]);

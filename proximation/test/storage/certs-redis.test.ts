@@ -30,9 +30,14 @@ describe('certificates on Redis', () => {
     const dirs = await Promise.all([tempDir(), tempDir()]);
     for (const dir of dirs) resources.defer(() => dir.close());
     // b with two workers: each serving process reads the challenge tokens from Redis itself.
-    const [a, b] = await Promise.all(dirs.map((dir, i) => startServeProcess(dir.path, { ...env, PROXIMATION_WORKERS: i === 0 ? '1' : '2' }, 30_000)));
-    resources.defer(() => a!.kill());
-    resources.defer(() => b!.kill());
+    // Each killed after the test even when the other failed to start.
+    const [a, b] = await Promise.all(
+      dirs.map(async (dir, i) => {
+        const proxy = await startServeProcess(dir.path, { ...env, PROXIMATION_WORKERS: i === 0 ? '1' : '2' }, 30_000);
+        resources.defer(() => proxy.kill());
+        return proxy;
+      }),
+    );
 
     const rootPem = (await storage.read('proximation/local-ca/root.pem'))!.toString('utf8');
     const first = await servedCertificate({ rootPem }, 'lc.test', a!.ports.https);

@@ -3,8 +3,8 @@
 // the root the demo's certificate chains to, as the demo's hint says.
 import https from 'node:https';
 import { ROUTES_KEY, findSite, readRoutingTable } from '@proximation/shared';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type RedisServer } from '../../../shared/test/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisServer } from '../../../shared/test/redis-server.js';
 import { httpRequest, managed } from '../support/fixtures.js';
 import { freePorts, runMain, spawnCli, waitUntil } from '../support/process.js';
 import { redisFleet } from '../support/redis-fleet.js';
@@ -12,16 +12,10 @@ import { redisFleet } from '../support/redis-fleet.js';
 const resources = managed();
 
 describe('the demo on Redis', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  });
-  afterAll(async () => {
-    await redis?.stop({ final: true });
-  });
+  const redis = useRedisServer();
 
   it('writes its site to the table in Redis and serves it', async () => {
-    const { env, storage } = await redisFleet(resources, redis);
+    const { env, storage } = await redisFleet(resources, redis());
     const [http, httpsPort, admin] = (await freePorts(3)) as [number, number, number];
     const demo = spawnCli(['demo'], {
       ...env,

@@ -58,8 +58,14 @@ describe('a fleet of three proxies on Redis, against Pebble', () => {
     const copies = await Promise.all(['a', 'b', 'c'].map(async () => kit.letsencryptDir()));
     const onPebblePorts = { PROXIMATION_HTTP_PORT: String(PEBBLE_PORTS.http01), PROXIMATION_HTTPS_PORT: String(PEBBLE_PORTS.tlsAlpn01) };
     // All three route every name from the start: they race for each name's lock in Redis.
-    const instances = await Promise.all(copies.map((dir, i) => startServeProcess(dir, { ...env, ...(i === 0 ? onPebblePorts : {}) }, 30_000)));
-    for (const instance of instances) resources.defer(() => instance.kill());
+    const instances = await Promise.all(
+      copies.map(async (dir, i) => {
+        // Killed after the test even when another instance failed to start.
+        const instance = await startServeProcess(dir, { ...env, ...(i === 0 ? onPebblePorts : {}) }, 30_000);
+        resources.defer(() => instance.kill());
+        return instance;
+      }),
+    );
     const httpsPorts = [PEBBLE_PORTS.tlsAlpn01, instances[1]!.ports.https, instances[2]!.ports.https];
 
     for (const host of hosts) {
