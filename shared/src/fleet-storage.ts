@@ -17,6 +17,14 @@
  *   listing and one stat per record, and reads only what changed: re-reads stay bounded by the renewal
  *   rate, not the poll rate. On Redis every call lists and reads every record (one round trip each,
  *   sent together), so a change is seen at the next call.
+ * - `readLeases({ followRenewals: { pollMs } })` is for a reader that only needs to see each renewal
+ *   before the lease it extends runs out (the proxy's lease watcher, which expires members by time): a
+ *   record last read with more than `renewalMargin` of its lease left is returned as last read without
+ *   looking at it (no stat, no read, no round trip); the others as above. With renewals every third of
+ *   the lease (`deploy run`), each live record is then read about once every two thirds of a lease, not
+ *   stat'ed at every poll and re-read every REREAD_MS: at 200 members and 30 s leases, 10 reads a second
+ *   in place of 200 stats and 40-60 reads. A renewal made later than `renewalMargin` before expiry may
+ *   be seen only after the old lease ran out (at the next poll). New records are read at once.
  * - Records that are not JSON of this format (corrupt, foreign, from a newer version without the
  *   fields read here) are left out and reported in `problems`, each once per content seen, naming the
  *   file (or key) and what is wrong; they never make a call fail. Temp files of writes in progress are
@@ -51,6 +59,15 @@ export const HEARTBEAT_PERIODS_TO_LIVE = 3;
 const EXPIRY_MARGIN = 2;
 /** A record is read again after this long even when stat says it did not change. */
 export const REREAD_MS = 5_000;
+
+/**
+ * How long before a lease runs out a follower of renewals looks at its record again: a sixth of the
+ * lease (half a renewal period of `deploy run`, so the renewal made a third before expiry has long
+ * landed), and at least three polls (NFS visibility, a late poll).
+ */
+export function renewalMargin(leaseMs: number, pollMs: number): number {
+  return Math.max(leaseMs / 6, 3 * pollMs);
+}
 
 const isoDate = z.iso.datetime();
 
@@ -114,11 +131,16 @@ export interface FleetRecords<R> {
   readonly problems: readonly string[];
 }
 
+export interface LeaseReadOptions {
+  /** Look only at records whose lease is near its end (see the module header); `pollMs`: how often the caller reads. */
+  readonly followRenewals?: { readonly pollMs: number };
+}
+
 export interface FleetStorage {
   putLease(record: LeaseRecord): Promise<void>;
   getLease(site: string, version: string, upstream: string): Promise<LeaseRecord | undefined>;
   removeLease(site: string, version: string, upstream: string): Promise<void>;
-  readLeases(): Promise<FleetRecords<LeaseRecord>>;
+  readLeases(options?: LeaseReadOptions): Promise<FleetRecords<LeaseRecord>>;
   putInstance(record: InstanceRecord): Promise<void>;
   removeInstance(id: string): Promise<void>;
   readInstances(): Promise<FleetRecords<InstanceRecord>>;
@@ -152,16 +174,18 @@ class RecordFolder<R> {
     return `${this.prefix}/${name}`;
   }
 
-  async read(): Promise<FleetRecords<R>> {
+  /** @param settled a record last read as this one, now: returned as read, not looked at again */
+  async read(settled?: (record: R, now: number) => boolean): Promise<FleetRecords<R>> {
     const keys = (await this.storage.list(this.prefix)).filter((key) => key.endsWith('.json'));
     const now = Date.now();
     const problems: string[] = [];
     // All at once: on Redis each is a round trip, sent together on the one connection.
     const entries = await Promise.all(
       keys.map(async (key) => {
+        const cached = this.cache.get(key);
+        if (cached?.record !== undefined && settled?.(cached.record, now) === true) return cached;
         const signature = await this.signature(key);
         if (signature === null) return undefined;
-        const cached = this.cache.get(key);
         if (cached !== undefined && signature !== undefined && cached.signature === signature && now - cached.readAt < REREAD_MS) return cached;
         const entry = await this.load(key, signature, now);
         this.cache.set(key, entry);
@@ -231,7 +255,11 @@ export function fleetStorageOf(routes: RoutesLocation): FleetStorage {
       storage.write(leases.key(leaseName(record.site, record.version, record.upstream)), json(LEASE_KIND, record), { ttlMs: EXPIRY_MARGIN * record.leaseMs }),
     getLease: (site, version, upstream) => leases.readNow(leaseName(site, version, upstream)),
     removeLease: (site, version, upstream) => storage.delete(leases.key(leaseName(site, version, upstream))),
-    readLeases: () => leases.read(),
+    readLeases: (options) => {
+      const follow = options?.followRenewals;
+      if (follow === undefined) return leases.read();
+      return leases.read((record, now) => Date.parse(record.renewedAt) + record.leaseMs - renewalMargin(record.leaseMs, follow.pollMs) > now);
+    },
     putInstance: (record) =>
       storage.write(instances.key(recordName(record.id)), json(INSTANCE_KIND, record), { ttlMs: EXPIRY_MARGIN * HEARTBEAT_PERIODS_TO_LIVE * record.periodMs }),
     removeInstance: (id) => storage.delete(instances.key(recordName(id))),

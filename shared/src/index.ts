@@ -66,7 +66,7 @@ export {
 } from './members.js';
 export type { MemberClock, MemberRenewal } from './members.js';
 export { fileFleetStorage, fleetStorageOf, LEASE_KIND, INSTANCE_KIND, REREAD_MS } from './fleet-storage.js';
-export type { FleetStorage, FleetRecords, LeaseRecord, InstanceRecord, UpstreamTraffic, CertificateState } from './fleet-storage.js';
+export type { FleetStorage, FleetRecords, LeaseReadOptions, LeaseRecord, InstanceRecord, UpstreamTraffic, CertificateState } from './fleet-storage.js';
 export { updateRoutingTableWithLeases } from './member-update.js';
 export { isWildcardHost, wildcardOf, wildcardProblem } from './wildcard-host.js';
 export { networkMatcher, parseNetwork } from './networks.js';

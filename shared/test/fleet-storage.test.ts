@@ -69,6 +69,31 @@ function fleetStorageContract(name: string, newStore: () => Promise<{ open: () =
       expect((await reader.readLeases()).records).toEqual([renewed]);
     });
 
+    it('as a follower of renewals, looks again only at records whose lease nears its end, and at new ones', async () => {
+      const { writer, reader } = await handles();
+      const follow = { followRenewals: { pollMs: 1_000 } };
+      const fresh = lease('http://10.0.1.1:8080');
+      // 60 s lease with 2 s left: inside its 10 s margin (a sixth of the lease).
+      const ending = lease('http://10.0.1.2:8080', new Date(Date.now() - 58_000), 60_000);
+      await writer.putLease(fresh);
+      await writer.putLease(ending);
+      expect((await reader.readLeases(follow)).records).toHaveLength(2);
+      const freshRenewed = { ...fresh, renewedAt: new Date(Date.now() + 1_000).toISOString() };
+      const endingRenewed = { ...ending, renewedAt: new Date().toISOString() };
+      await writer.putLease(freshRenewed);
+      await writer.putLease(endingRenewed);
+      const added = lease('http://10.0.1.3:8080');
+      await writer.putLease(added);
+      const byUpstream = (records: readonly LeaseRecord[]) => Object.fromEntries(records.map((r) => [r.upstream, r.renewedAt]));
+      expect(byUpstream((await reader.readLeases(follow)).records)).toEqual({
+        [fresh.upstream]: fresh.renewedAt,
+        [ending.upstream]: endingRenewed.renewedAt,
+        [added.upstream]: added.renewedAt,
+      });
+      // A plain read looks at every record.
+      expect(byUpstream((await reader.readLeases()).records)[fresh.upstream]).toBe(freshRenewed.renewedAt);
+    });
+
     it("reads each instance's latest heartbeat, and none once removed", async () => {
       const { writer, reader } = await handles();
       await writer.putInstance(instance('arn:aws:ecs:task/a', 1));

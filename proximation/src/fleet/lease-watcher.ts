@@ -1,9 +1,9 @@
 /**
  * Follows the members' lease renewals (members.ts, fleet-storage.ts in shared) for the router, which
  * drops an expired member by time on each request: this only has to see renewals before the leases
- * they extend run out. It reads the lease records every `pollMs` (the routing table's poll), which
- * lists the directory and re-reads only the records that changed (see FleetStorage), and hands the
- * renewals on when any of them changed. Malformed or foreign records are logged once each and left
+ * they extend run out. It reads the lease records every `pollMs` (the routing table's poll) as a
+ * follower of renewals (FleetStorage's `followRenewals`: the listing, plus only the records whose lease
+ * is near its end or that are new), and hands the renewals on when any of them changed. Malformed or foreign records are logged once each and left
  * out; a failed read is logged (once per outage, outage-log.ts) and the last renewals stay in force (so
  * leases run out on time).
  */
@@ -33,7 +33,7 @@ export class LeaseWatcher {
 
   private async poll(): Promise<void> {
     try {
-      const { records, problems } = await this.storage.readLeases();
+      const { records, problems } = await this.storage.readLeases({ followRenewals: { pollMs: this.pollMs } });
       this.failures.succeeded();
       for (const problem of problems) this.log.warn({ problem }, 'lease record ignored');
       const { renewals } = clockFrom(records, Date.now());
