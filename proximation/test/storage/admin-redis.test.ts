@@ -1,13 +1,13 @@
 // The admin API of a `proximation serve` whose state is on a real redis-server: the routing API reads
 // and changes the table in Redis (under its lock, with the change log beside it in Redis), and
 // GET /api/status answers the fleet from the heartbeats and leases in Redis; a second instance on the
-// same Redis sees the change and shows up in the status.
+// same Redis sees the change and shows up in the status, which `proximation status` reads from Redis too.
 import { ROUTES_KEY, addSite, readChangeLog, readRoutingTable, updateRoutingTable } from '@proximation/shared';
 import { describe, expect, it } from 'vitest';
 import { useRedisServer } from '../../../shared/test/redis-server.js';
 import { TOKEN, apiRequest } from '../admin/api-request.js';
 import { httpsRequest, managed, type Proxy } from '../support/fixtures.js';
-import { waitUntil } from '../support/process.js';
+import { runMain, waitUntil } from '../support/process.js';
 import { redisFleet } from '../support/redis-fleet.js';
 
 const resources = managed();
@@ -16,7 +16,7 @@ describe('the admin API on Redis', () => {
   const redis = useRedisServer();
 
   it('changes the table in Redis, logs the change there, and answers the status of both instances', async () => {
-    const { storage, serve } = await redisFleet(resources, redis());
+    const { env, storage, serve } = await redisFleet(resources, redis());
     await updateRoutingTable(storage, ROUTES_KEY, (t) => addSite(t, { name: 'dev', hosts: ['dev.example.com'] }));
     const upstream = await resources.upstream((_req, res) => res.end('v1'));
     const [a, b] = await Promise.all([serve({ PROXIMATION_ADMIN_TOKEN: TOKEN }), serve()]);
@@ -40,5 +40,9 @@ describe('the admin API on Redis', () => {
     const status = await apiRequest(admin, 'GET', '/api/status');
     expect(status.json.sites).toMatchObject([{ name: 'dev', activeVersion: 'v1', versions: [{ name: 'v1', members: [{ upstream: upstream.origin }] }] }]);
     expect(await storage.list('proximation/instances')).toHaveLength(2);
+    // proximation status reads the same records from Redis.
+    const cli = await runMain(['status', '--json'], env);
+    expect(cli.code, cli.err).toBe(0);
+    expect((JSON.parse(cli.out) as { instances: unknown[] }).instances).toHaveLength(2);
   }, 90_000);
 });
