@@ -4,9 +4,13 @@
 //   away (the proxies serve from memory), /healthz stays 200 and says `"storage": "unreachable"`,
 //   `proximation_storage_up` goes 0 and back to 1, the outage is logged (once, not at every poll), and a change written right
 //   after Redis is back reaches both instances.
+// - A proxy cut off from Redis (a TCP relay between them drops every connection) while a switch is
+//   written: it serves the old version meanwhile, and the new one once the relay lets it through again,
+//   with an hourly poll, so the reconnection's re-read delivers what pub/sub could not.
 // - A switch written once reaches all of three instances whose poll is an hour, so by pub/sub; the
 //   bound asserted is generous (a loaded machine), the figure itself is the benchmark's (storage-bench.ts).
 import { ROUTES_KEY, activateVersion, addSite, registerVersion, updateRoutingTable, type RoutingTable } from '@proximation/shared';
+import { createServer, connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useRedisServer } from '../../../shared/test/redis-server.js';
 import { httpRequest, httpsRequest, managed } from '../support/fixtures.js';
@@ -36,6 +40,47 @@ async function health(proxy: ServeProcess): Promise<{ status: number; body: { st
 
 async function storageUp(proxy: ServeProcess): Promise<string | undefined> {
   return /^proximation_storage_up (\d)$/m.exec((await httpRequest(proxy.ports.admin, 'localhost', '/metrics')).body)?.[1];
+}
+
+/** A TCP relay to `port` on 127.0.0.1 that can be cut (every connection dropped, new ones too) and restored. */
+async function relayTo(port: number): Promise<{ port: number; refused: () => number; cut(): void; restore(): void; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  let cut = false;
+  let refused = 0;
+  const server = createServer((client) => {
+    if (cut) {
+      refused += 1;
+      client.destroy();
+      return;
+    }
+    const upstream = connect(port, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      open.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('close', () => {
+        open.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    refused: () => refused,
+    cut() {
+      cut = true;
+      for (const socket of open) socket.destroy();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () => {
+      for (const socket of open) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 describe('proxies on Redis while Redis goes away', () => {
@@ -98,6 +143,27 @@ describe('proxies on Redis while Redis goes away', () => {
       await waitUntil(() => proxy.cli.stdout().includes('"msg":"lease records readable again"'), 'the lease records to be read again', 10_000);
       expect((lines.match(/"msg":"writing the heartbeat failed/g) ?? []).length).toBeLessThanOrEqual(1);
     }
+  }, 120_000);
+
+  it('a proxy cut off from Redis while a switch is written serves it once it is reconnected, without waiting for its poll', async () => {
+    const fleet = await redisFleet(resources, redis());
+    await twoVersions(fleet);
+    const relay = await relayTo(redis().port);
+    resources.defer(() => relay.close());
+    const url = new URL(redis().url);
+    url.port = String(relay.port);
+    const proxy = await fleet.serve({ PROXIMATION_STORAGE: url.toString(), PROXIMATION_ROUTES_POLL: '1h' });
+    await waitUntil(() => httpsRequest(proxy.target, HOST).then((r) => r.body === 'v1', () => false), 'v1 served', 20_000, 100);
+
+    relay.cut();
+    // Its client tries again and is turned away: it knows Redis is away, and misses the switch's message.
+    await waitUntil(() => relay.refused() >= 1, 'the proxy to try Redis again', 20_000, 50);
+    await updateRoutingTable(fleet.storage, ROUTES_KEY, (t) => activateVersion(t, 'app', 'v2'));
+    expect((await httpsRequest(proxy.target, HOST)).body).toBe('v1');
+
+    relay.restore();
+    await waitUntil(() => httpsRequest(proxy.target, HOST).then((r) => r.body === 'v2'), 'v2 served after the reconnection', 30_000, 100);
+    expect((await health(proxy)).body.routesGeneration).toBe(2);
   }, 120_000);
 
   it('a switch reaches all of three instances by pub/sub, well before their hourly poll', async () => {

@@ -167,6 +167,10 @@ export class RedisStorage implements Storage {
     this.#client = client;
     this.prefix = prefix;
     this.location = location;
+    // Connected already: every 'ready' from now on is a reconnection. The subscriber's own reconnection
+    // says "anything may have changed" too, but a watcher re-reading then goes through this client,
+    // which may still be away (its backoff is its own): it is told again once this one is back.
+    client.on('ready', () => this.#notify(undefined));
   }
 
   /** The channel writes and deletes publish their key on. */
