@@ -25,7 +25,11 @@
  *   ERR_UPSTREAM_CONNECT, so the request was not sent (and the upstream is ejected, as for HTTP/1.1); the
  *   stream or session reset or closed before the response was complete: ERR_UPSTREAM_CLOSED; `abort()`:
  *   ERR_UPSTREAM_ABORTED (the stream is cancelled). A bodyless request the upstream refused unprocessed
- *   (REFUSED_STREAM, or beyond a GOAWAY's last stream) is sent once more on another session.
+ *   (REFUSED_STREAM, or beyond a GOAWAY's last stream) is sent once more on another session. A stream
+ *   reset with ENHANCE_YOUR_CALM before any response retires its session (no new streams; it closes once
+ *   its streams are done): Node's servers refuse new streams that way once a session queues more than
+ *   its `maxSessionMemory`, which responses held back for a slow client fill; the request is sent once
+ *   more on another session when it may be (`resendable`).
  *
  * TLS: the upstream's certificate is verified for its host name (SNI sent for names, not IP literals)
  * against Node's roots (with NODE_EXTRA_CA_CERTS), or `ca` when given (tests).
@@ -36,7 +40,7 @@ import type { Readable } from 'node:stream';
 import { ProximationError, errorMessage, upstreamEndpoint } from '@proximation/shared';
 import type { ResponseHeaders } from './http1-response-parser.js';
 import { headerListSize } from '../listeners/h2-stream-limits.js';
-import { ExchangeControl, unsendable, type ExchangeHandler, type UpstreamRequest } from './upstream-connection.js';
+import { ExchangeControl, resendable, unsendable, type ExchangeHandler, type UpstreamRequest } from './upstream-connection.js';
 
 export interface Http2PoolOptions {
   connectTimeoutMs: number;
@@ -60,7 +64,7 @@ const MAX_FRAME_BYTES = 16_384;
 const INITIAL_STREAM_LIMIT = 100;
 /** Fields HTTP/2 forbids in a request (RFC 9113 8.2.2), and Host, which becomes :authority. */
 const CONNECTION_SPECIFIC = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 export class Http2UpstreamPool {
   /** The most response body one `onData` brings: one DATA frame. */
@@ -221,7 +225,11 @@ class UpstreamSession {
   }
 
   closed(): void {
-    if (--this.streams > 0 || !this.usable) return;
+    if (--this.streams > 0) return;
+    if (!this.usable) {
+      if (!this.session.closed) this.session.close();
+      return;
+    }
     this.idleTimer = setTimeout(() => this.close(), this.options.idleMs);
     this.idleTimer.unref();
   }
@@ -229,6 +237,12 @@ class UpstreamSession {
   close(): void {
     this.usable = false;
     this.session.close();
+  }
+
+  /** Takes no new stream; closes once the streams it has are done. */
+  retire(): void {
+    this.usable = false;
+    if (this.streams === 0) this.session.close();
   }
 
   destroy(): void {
@@ -411,7 +425,9 @@ class StreamExchange {
       return;
     }
     const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || err?.code === 'ERR_HTTP2_GOAWAY_SESSION';
-    if (refused && !this.responded && this.request.body === null && !this.retried && this.pool.open) {
+    const full = stream.rstCode === NGHTTP2_ENHANCE_YOUR_CALM && !this.responded;
+    if (full) session.retire();
+    if ((refused ? this.request.body === null : full && resendable(this.request)) && !this.responded && !this.retried && this.pool.open) {
       // The upstream did not process it (RFC 9113 8.7): it can go on another session as it is.
       this.retried = true;
       this.send(this.pool.checkout());

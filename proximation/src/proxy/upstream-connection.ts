@@ -383,10 +383,9 @@ export class UpstreamConnection {
     const stale =
       this.served > 0 &&
       !this.parser.responseStarted &&
-      active.request.body === null &&
+      resendable(active.request) &&
       !active.control.aborted &&
-      error.code === 'ERR_UPSTREAM_CLOSED' &&
-      RETRIABLE_METHODS.has(active.request.method);
+      error.code === 'ERR_UPSTREAM_CLOSED';
     if (stale && this.owner.retry(active.request, active.handler, active.control)) return;
     active.handler.onError(error);
   }
@@ -422,6 +421,15 @@ function asProximationError(err: unknown): ProximationError {
  * What would let a value end the line it is on, or undefined. Node's HTTP/1.1 and HTTP/2 servers already
  * refuse CR, LF and NUL in what clients send; this is the last line of defence against request splitting.
  */
+/**
+ * Whether a request the upstream may or may not have begun to process can be sent again: no body, and a
+ * method RFC 9110 9.2.2 makes idempotent (a reused connection the upstream had just closed, an HTTP/2
+ * stream refused for lack of room).
+ */
+export function resendable(request: UpstreamRequest): boolean {
+  return request.body === null && RETRIABLE_METHODS.has(request.method);
+}
+
 export function unsendable(request: UpstreamRequest): ProximationError | undefined {
   // One scan of one string: a regular expression per header would cost more on every request.
   if (!UNSENDABLE.test(request.method + request.path + request.headers.join(''))) return undefined;

@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import { expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { managed, table, type Proxy } from '../support/fixtures.js';
+import { startH2Upstream } from '../support/h2-upstream.js';
 import { scrape, value } from '../support/metrics.js';
 import { waitUntil, within } from '../support/process.js';
 
@@ -99,6 +100,23 @@ it.each(['http', 'h2c'] as const)('holds at most the per-connection and per-addr
   for (const s of slow) s.destroy();
   expect(await within(fromSlowAddress, 10_000, 'the waiting request once the slow clients left')).toEqual({ status: 200, bytes: RESPONSE_BYTES });
   await waitUntil(async () => (await gauge(p)) === 0, 'every buffered byte to be released');
+}, 60_000);
+
+it('leaves an HTTP/2 upstream session that refuses new streams, its memory full of responses held for a slow client, and answers others on a new one', async () => {
+  // Node's default session memory is 10 MB; at 1 MB a few held 256 KiB answers fill it.
+  const u = await startH2Upstream((stream, headers) => {
+    stream.respond({ ':status': 200 });
+    stream.end(String(headers[':path']).startsWith('/big') ? Buffer.alloc(256 * 1024, 'x') : 'small');
+  }, { maxSessionMemory: 1 });
+  resources.defer(() => u.close());
+  const p = await resources.proxy(table([{ name: 'app', hosts: ['app.test'], upstreams: [u.origin] }]));
+  const slow = session(p);
+  for (let i = 0; i < 6; i++) slow.request({ ':path': `/big-${i}`, ':authority': 'app.test' }).on('error', () => {});
+  // The first session refused a stream (ENHANCE_YOUR_CALM): the pool opened another for it.
+  await waitUntil(() => u.sessions() > 1, 'a second upstream session');
+  // Another client, as a GET: answered, on a session opened after the full one refused.
+  expect(await within(fetchAll(session(p, '127.0.0.2'), '/other'), 10_000, 'an answer for another client')).toEqual({ status: 200, bytes: 5 });
+  expect(u.streams.at(-1)).toMatchObject({ session: u.sessions() - 1, headers: expect.objectContaining({ ':path': '/other' }) });
 }, 60_000);
 
 it('holds at most the address cap for HTTP/1.1 connections that do not read their responses', async () => {
