@@ -70,7 +70,8 @@ function webSocketLoad(port: number, ca: string): WebSocketLoad {
       load.messages++;
       if (running) send();
     });
-    ws.on('error', (err) => load.errors.push(`websocket ${n}: ${err.message}`));
+    // After stop, a client still connecting (back from a 1001 just before) errors because stop closed it.
+    ws.on('error', (err) => running && load.errors.push(`websocket ${n}: ${err.message}`));
     ws.on('close', (code) => {
       open.delete(ws);
       if (!running) return;
