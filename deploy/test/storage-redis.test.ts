@@ -100,7 +100,13 @@ describe('deploy on a Redis storage', () => {
       return /deploy run: (registered|added to)/.test(run.stderr());
     }, 30_000, 'deploy run to join');
     const fleet = fleetStorageOf({ storage, key: ROUTES_KEY });
-    const joinedAt = Date.parse((await fleet.getLease('dev', 'devbuild-1', origin))!.renewedAt);
+    // The join is reported before the first renewal is written (the table's member carries its own join time).
+    let joinedAt = NaN;
+    await waitUntil(async () => {
+      const lease = await fleet.getLease('dev', 'devbuild-1', origin);
+      if (lease !== undefined) joinedAt = Date.parse(lease.renewedAt);
+      return lease !== undefined;
+    }, 10_000, 'the first lease renewal');
     const body = async () => (await httpsRequest(proxy.target, HOST, { path: '/app' })).body;
     await waitUntil(async () => (await body()).startsWith('app '), 10_000, 'the proxy to route to the app');
     // Renewed in Redis for more than two leases: the proxy still routes to it, so it saw the renewals.
